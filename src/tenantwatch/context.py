@@ -1,0 +1,182 @@
+"""Tenant context: who the current work acts for.
+
+The context lives in a :mod:`contextvars` variable, so it follows asyncio tasks and threads started with a copied
+context (``contextvars.copy_context().run``, ``asyncio.to_thread``, ``loop.run_in_executor`` with a copied
+context). It is mirrored into W3C baggage (``tenant.id``, ``enduser.id``, ``enduser.role``) so the tenant crosses
+service boundaries with any OpenTelemetry propagator; a service that receives baggage and sets no context of its
+own reads the tenant from it.
+
+Usage::
+
+    from tenantwatch import tenant_context, unscoped
+
+    with tenant_context("acme", user_id="u-1", role="member"):
+        session.execute(select(Objective))      # db spans carry tenant.id=acme
+
+    @tenant_context("acme")
+    async def job() -> None: ...
+
+    with unscoped("nightly billing roll-up"):
+        session.execute(text("SELECT organization_id, count(*) FROM objectives GROUP BY 1"))  # tagged, not flagged
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+
+from tenantwatch import attributes as A
+
+__all__ = [
+    "TenantContext",
+    "current_context",
+    "tenant_context",
+    "unscoped",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_MAX_VALUE_LENGTH = 256
+"""Baggage and context values are truncated to this length: they come from requests and end up on spans."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    """The tenant, user and role the current work acts for.
+
+    ``unscoped_reason`` is set inside :func:`unscoped`: deliberate cross-tenant work whose queries are tagged, not
+    flagged.
+    """
+
+    tenant_id: str | None = None
+    user_id: str | None = None
+    role: str | None = None
+    unscoped_reason: str | None = None
+
+    @property
+    def is_unscoped(self) -> bool:
+        return self.unscoped_reason is not None
+
+
+_EMPTY = TenantContext()
+_current: contextvars.ContextVar[TenantContext | None] = contextvars.ContextVar("tenantwatch_context", default=None)
+
+
+def _clean(value: object | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    return text[:_MAX_VALUE_LENGTH]
+
+
+def current_context() -> TenantContext:
+    """The tenant context in force: the one set in this process, else the one carried in W3C baggage."""
+    ctx = _current.get()
+    if ctx is not None:
+        return ctx
+    tenant = baggage.get_baggage(A.TENANT_ID)
+    if tenant is None:
+        return _EMPTY
+    return TenantContext(
+        tenant_id=_clean(tenant),
+        user_id=_clean(baggage.get_baggage(A.ENDUSER_ID)),
+        role=_clean(baggage.get_baggage(A.ENDUSER_ROLE)),
+    )
+
+
+class _ContextScope:
+    """Context manager and decorator (sync and async) that sets a :class:`TenantContext` for its body."""
+
+    def __init__(self, make: Callable[[TenantContext], TenantContext]) -> None:
+        self._make = make
+        self._tokens: list[tuple[contextvars.Token[TenantContext | None], object]] = []
+
+    def __enter__(self) -> TenantContext:
+        ctx = self._make(current_context())
+        token = _current.set(ctx)
+        otel_ctx = otel_context.get_current()
+        for key, value in ((A.TENANT_ID, ctx.tenant_id), (A.ENDUSER_ID, ctx.user_id), (A.ENDUSER_ROLE, ctx.role)):
+            otel_ctx = (
+                baggage.set_baggage(key, value, otel_ctx)
+                if value is not None
+                else baggage.remove_baggage(key, otel_ctx)
+            )
+        otel_token = otel_context.attach(otel_ctx)
+        self._tokens.append((token, otel_token))
+        return ctx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, otel_token = self._tokens.pop()
+        otel_context.detach(cast("contextvars.Token[otel_context.Context]", otel_token))
+        _current.reset(token)
+
+    async def __aenter__(self) -> TenantContext:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: _F) -> _F:
+        make = self._make
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with _ContextScope(make):
+                    return await func(*args, **kwargs)
+
+            return cast("_F", async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _ContextScope(make):
+                return func(*args, **kwargs)
+
+        return cast("_F", wrapper)
+
+
+def tenant_context(
+    tenant_id: str | int | None,
+    *,
+    user_id: str | int | None = None,
+    role: str | None = None,
+) -> _ContextScope:
+    """Run the body (``with``) or every call of the decorated function as ``tenant_id``.
+
+    Nested contexts replace the outer one for their body and restore it afterwards. Values are stripped and
+    truncated to 256 characters; an empty tenant means "no tenant".
+    """
+    ctx = TenantContext(tenant_id=_clean(tenant_id), user_id=_clean(user_id), role=_clean(role))
+    return _ContextScope(lambda _outer: ctx)
+
+
+def unscoped(reason: str) -> _ContextScope:
+    """Mark deliberate cross-tenant work (admin jobs, migrations): its queries are tagged, not flagged.
+
+    The reason is required and lands on every db span as ``tenantwatch.unscoped.reason``. The user and role of the
+    outer context are kept, so a superuser write inside ``unscoped`` is still seen.
+    """
+    text = _clean(reason)
+    if text is None:
+        raise ValueError("unscoped(reason): reason must be a non-empty string")
+    return _ContextScope(lambda outer: replace(outer, unscoped_reason=text))

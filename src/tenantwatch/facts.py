@@ -1,0 +1,193 @@
+"""Span facts: the only thing rules look at.
+
+The instrumentation turns a statement analysis + bound parameters + tenant context into span attributes
+(:func:`facts_for_statement` then :meth:`SpanFacts.to_attributes`); the processor turns a finished span's attributes
+back into :class:`SpanFacts` (:meth:`SpanFacts.from_attributes`). Rules are pure functions of (facts, settings), so
+they run the same on a live span, in enforce mode before the statement runs, in ``tenantwatch explain`` and offline
+over stored traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tenantwatch import attributes as A
+from tenantwatch.context import TenantContext
+from tenantwatch.sql.model import StatementAnalysis, resolve_values
+
+__all__ = ["SpanFacts", "facts_for_statement"]
+
+_AttrValue = str | bool | int | float | tuple[str, ...]
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFacts:
+    """What is known about one database statement, as recorded on its span."""
+
+    operation: str | None = None
+    statement: str | None = None
+    system: str | None = None
+    main_table: str | None = None
+    tables: tuple[str, ...] = ()
+    tenant_tables: tuple[str, ...] = ()
+    tenant_filter: str = "not_applicable"
+    unfiltered: tuple[str, ...] = ()
+    unscoped_writes: tuple[str, ...] = ()
+    tenant_values: tuple[str, ...] = ()
+    written_tenant_values: tuple[str, ...] = ()
+    statement_fingerprint: str | None = None
+    analysis_error: str | None = None
+    returned_rows: int | None = None
+    duration_ms: float | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    role: str | None = None
+    unscoped_reason: str | None = None
+    code_function: str | None = None
+    code_filepath: str | None = None
+    code_lineno: int | None = None
+    route: str | None = None
+
+    @property
+    def is_write(self) -> bool:
+        return self.operation in ("INSERT", "UPDATE", "DELETE")
+
+    @property
+    def touches_tenant_data(self) -> bool:
+        return bool(self.tenant_tables)
+
+    @property
+    def code_location(self) -> str:
+        if self.code_filepath is None:
+            return ""
+        return f"{self.code_filepath}:{self.code_lineno or 0}:{self.code_function or ''}"
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any] | None, *, duration_ms: float | None = None) -> SpanFacts:
+        """Read facts back from a span's attributes (missing attributes become defaults)."""
+        a: Mapping[str, Any] = attrs or {}
+        statement = a.get(A.DB_QUERY_TEXT, a.get(A.DB_STATEMENT))
+        return cls(
+            operation=_str(a.get(A.DB_OPERATION_NAME)),
+            statement=_str(statement),
+            system=_str(a.get(A.DB_SYSTEM_NAME, a.get(A.DB_SYSTEM))),
+            main_table=_str(a.get(A.DB_COLLECTION_NAME)),
+            tables=_strs(a.get(A.DB_TABLES)),
+            tenant_tables=_strs(a.get(A.DB_TENANT_TABLES)),
+            tenant_filter=_str(a.get(A.DB_TENANT_FILTER)) or "not_applicable",
+            unfiltered=_strs(a.get(A.DB_UNFILTERED)),
+            unscoped_writes=_strs(a.get(A.DB_UNSCOPED_WRITES)),
+            tenant_values=_strs(a.get(A.DB_TENANT_VALUES)),
+            written_tenant_values=_strs(a.get(A.DB_WRITTEN_TENANT_VALUES)),
+            statement_fingerprint=_str(a.get(A.DB_FINGERPRINT)),
+            analysis_error=_str(a.get(A.DB_ANALYSIS_ERROR)),
+            returned_rows=_int(a.get(A.DB_RESPONSE_RETURNED_ROWS)),
+            duration_ms=duration_ms,
+            tenant_id=_str(a.get(A.TENANT_ID)),
+            user_id=_str(a.get(A.ENDUSER_ID)),
+            role=_str(a.get(A.ENDUSER_ROLE)),
+            unscoped_reason=_str(a.get(A.UNSCOPED_REASON)),
+            code_function=_str(a.get(A.CODE_FUNCTION)),
+            code_filepath=_str(a.get(A.CODE_FILEPATH)),
+            code_lineno=_int(a.get(A.CODE_LINENO)),
+            route=_str(a.get(A.HTTP_ROUTE)),
+        )
+
+    def to_attributes(self) -> dict[str, _AttrValue]:
+        """The span attributes that carry these facts (``None`` and empty values are left out)."""
+        pairs: tuple[tuple[str, object], ...] = (
+            (A.DB_OPERATION_NAME, self.operation),
+            (A.DB_COLLECTION_NAME, self.main_table),
+            (A.DB_TABLES, self.tables),
+            (A.DB_TENANT_TABLES, self.tenant_tables),
+            (A.DB_TENANT_FILTER, self.tenant_filter),
+            (A.DB_UNFILTERED, self.unfiltered),
+            (A.DB_UNSCOPED_WRITES, self.unscoped_writes),
+            (A.DB_TENANT_VALUES, self.tenant_values),
+            (A.DB_WRITTEN_TENANT_VALUES, self.written_tenant_values),
+            (A.DB_FINGERPRINT, self.statement_fingerprint),
+            (A.DB_ANALYSIS_ERROR, self.analysis_error),
+            (A.DB_RESPONSE_RETURNED_ROWS, self.returned_rows),
+            (A.TENANT_ID, self.tenant_id),
+            (A.ENDUSER_ID, self.user_id),
+            (A.ENDUSER_ROLE, self.role),
+            (A.UNSCOPED_REASON, self.unscoped_reason),
+            (A.CODE_FUNCTION, self.code_function),
+            (A.CODE_FILEPATH, self.code_filepath),
+            (A.CODE_LINENO, self.code_lineno),
+        )
+        out: dict[str, _AttrValue] = {}
+        for key, value in pairs:
+            if value is None or value == ():
+                continue
+            out[key] = value  # type: ignore[assignment]
+        return out
+
+
+def facts_for_statement(
+    analysis: StatementAnalysis,
+    params: object,
+    context: TenantContext,
+    *,
+    executemany: bool = False,
+    statement: str | None = None,
+    system: str | None = None,
+    returned_rows: int | None = None,
+    duration_ms: float | None = None,
+    code_function: str | None = None,
+    code_filepath: str | None = None,
+    code_lineno: int | None = None,
+    route: str | None = None,
+) -> SpanFacts:
+    """Combine a statement's analysis, its bound parameters and the tenant context into span facts."""
+    return SpanFacts(
+        operation=analysis.operation,
+        statement=statement,
+        system=system,
+        main_table=analysis.main_table,
+        tables=analysis.tables,
+        tenant_tables=analysis.tenant_tables,
+        tenant_filter=analysis.tenant_filter,
+        unfiltered=analysis.unfiltered_reads,
+        unscoped_writes=analysis.unscoped_writes,
+        tenant_values=resolve_values(analysis.filter_values, params, executemany=executemany),
+        written_tenant_values=resolve_values(analysis.written_values, params, executemany=executemany),
+        statement_fingerprint=analysis.fingerprint or None,
+        analysis_error=analysis.error,
+        returned_rows=returned_rows,
+        duration_ms=duration_ms,
+        tenant_id=context.tenant_id,
+        user_id=context.user_id,
+        role=context.role,
+        unscoped_reason=context.unscoped_reason,
+        code_function=code_function,
+        code_filepath=code_filepath,
+        code_lineno=code_lineno,
+        route=route,
+    )
