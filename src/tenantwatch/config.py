@@ -38,6 +38,7 @@ __all__ = [
     "RULE_IDS",
     "ConfigError",
     "RuleSettings",
+    "RulesSettings",
     "Settings",
     "Suppression",
     "load_settings",
@@ -123,6 +124,18 @@ class Suppression(_Model):
         return self.route is None or (route is not None and fnmatch.fnmatchcase(route, self.route))
 
 
+class RulesSettings(_Model):
+    """One entry per rule id; unknown rule ids are rejected with their path."""
+
+    missing_tenant_filter: RuleSettings = Field(default_factory=RuleSettings)
+    cross_tenant: RuleSettings = Field(default_factory=RuleSettings)
+    unscoped_write: RuleSettings = Field(default_factory=RuleSettings)
+    no_tenant_context: RuleSettings = Field(default_factory=RuleSettings)
+    superuser_write: RuleSettings = Field(default_factory=RuleSettings)
+    large_result: RuleSettings = Field(default_factory=RuleSettings)
+    slow_query: RuleSettings = Field(default_factory=RuleSettings)
+
+
 class AnalysisSettings(_Model):
     """Bounds on statement analysis: hostile SQL is input like any other."""
 
@@ -143,7 +156,7 @@ class Settings(_Model):
     superuser_roles: tuple[str, ...] = ("superuser", "admin")
     tenant_label_cap: int = Field(default=100, ge=0)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
-    rules: dict[str, RuleSettings] = Field(default_factory=dict)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
     suppressions: tuple[Suppression, ...] = ()
 
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
@@ -160,16 +173,9 @@ class Settings(_Model):
     def _lower_tables(cls, value: dict[str, str]) -> dict[str, str]:
         return {table.lower(): column.lower() for table, column in value.items()}
 
-    @field_validator("rules")
-    @classmethod
-    def _known_rules(cls, value: dict[str, RuleSettings]) -> dict[str, RuleSettings]:
-        unknown = sorted(set(value) - set(RULE_IDS))
-        if unknown:
-            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(RULE_IDS)}")
-        return value
-
     def rule(self, rule_id: str) -> RuleSettings:
-        return self.rules.get(rule_id) or _DEFAULT_RULE
+        found = getattr(self.rules, rule_id, None)
+        return found if isinstance(found, RuleSettings) else _DEFAULT_RULE
 
     def severity(self, rule_id: str) -> Severity:
         return self.rule(rule_id).severity or DEFAULT_SEVERITIES.get(rule_id, "warning")
