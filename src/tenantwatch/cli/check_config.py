@@ -1,0 +1,61 @@
+"""``tenantwatch check-config``: validate a rules file before deploying it.
+
+Loads the file alone (``TENANTWATCH_*`` variables are ignored, so the file itself is what is checked) with the same
+validation the library runs at start-up. Exit 0 and a summary of the effective settings when valid; exit 2 and one
+line per bad field, named by its path (``rules.large_result.threshold: Input should be greater than 0``), when not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import IO, Any
+
+from tenantwatch import environment_variables as env
+from tenantwatch.cli._common import EXIT_OK, UsageError, or_dash
+from tenantwatch.config import RULE_IDS, ConfigError, load_settings
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``check-config`` on the subcommand parsers."""
+    check = sub.add_parser(
+        "check-config",
+        help="validate a rules file (exit 2 naming every bad field)",
+        description="Validate a rules file: exit 0 when valid, 2 with the path of every bad field otherwise.",
+    )
+    check.add_argument("file", nargs="?", help=f"rules file (default: ${env.TENANTWATCH_RULES_FILE})")
+    check.add_argument("--json", action="store_true", help="print the effective settings as JSON")
+
+
+def run(args: argparse.Namespace, stdout: IO[str]) -> int:
+    """Validate the file; returns the exit code (a bad file raises :class:`UsageError`)."""
+    path = args.file or os.environ.get(env.TENANTWATCH_RULES_FILE)
+    if not path:
+        raise UsageError(f"give a rules file (or set {env.TENANTWATCH_RULES_FILE})")
+    try:
+        settings = load_settings(path, environ={})
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        doc = {"file": str(path), "valid": True, "settings": settings.model_dump(mode="json")}
+        stdout.write(json.dumps(doc) + "\n")
+        return EXIT_OK
+    disabled = [rule for rule in RULE_IDS if not settings.enabled(rule)]
+    tables = [f"{table} ({column})" for table, column in settings.tenant_tables.items()]
+    lines = [
+        f"{path}: OK",
+        f"  mode               {settings.mode}",
+        f"  tenant columns     {or_dash(list(settings.tenant_columns))}",
+        f"  tenant tables      {or_dash(tables)}",
+        f"  excluded tables    {or_dash(list(settings.exclude_tables))}",
+        f"  superuser roles    {or_dash(list(settings.superuser_roles))}",
+        f"  disabled rules     {or_dash(disabled)}",
+        f"  large_result       > {settings.large_result_threshold} rows",
+        f"  slow_query         > {settings.slow_query_ms:g} ms",
+        f"  suppressions       {len(settings.suppressions)}",
+    ]
+    stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK

@@ -1,0 +1,511 @@
+"""``tenantwatch explain``: why is this query flagged?
+
+Analyzes SQL exactly as the instrumentation does (:class:`tenantwatch.sql.analyzer.Analyzer`), resolves the tenant
+values from the bound parameters (:func:`tenantwatch.facts.facts_for_statement`), runs the rules
+(:func:`tenantwatch.processors.rules.evaluate`) and applies the suppressions of the rules file, then prints per
+statement: operation, tables, tenant tables and their column, the verdict per scope and table with its reason, the
+resolved tenant values, the context, and the findings (``--json``: one JSON object per input).
+
+Inputs are SQL arguments, or JSON lines on stdin (``{"sql": ..., "params": [...] | {...}, "tenant": ..., "user": ...,
+"role": ..., "unscoped": ..., "route": ..., "returned_rows": ..., "duration_ms": ..., "executemany": ...}``; the
+command-line flags are defaults for keys a line leaves out; unknown keys are ignored so exported log lines can be
+piped in as they are). Tenant tables come from the rules file, ``--tenant-table`` and ``--database-url`` (the
+database's catalog).
+
+Exit code: 0 no finding at or above ``--fail-on``, 1 some statement has one, 2 usage or configuration error or an
+input line that could not be read (every other line is still reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final
+
+from tenantwatch import environment_variables as env
+from tenantwatch.attributes import SEVERITIES
+from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, or_dash
+from tenantwatch.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from tenantwatch.context import TenantContext
+    from tenantwatch.processors.findings import Finding
+    from tenantwatch.sql.analyzer import Analyzer
+    from tenantwatch.sql.model import StatementAnalysis
+
+__all__ = ["add_parser", "run"]
+
+FAIL_ON_CHOICES: Final = (*SEVERITIES, "never")
+"""``--fail-on`` values: a severity, or ``never``."""
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``explain`` on the subcommand parsers."""
+    explain = sub.add_parser(
+        "explain",
+        help="why is this query flagged? verdict per scope and table, and the findings the rules raise",
+        description=(
+            "Analyze SQL like the instrumentation does and print the tenant-filter verdict per scope and table, the "
+            "resolved tenant values and the findings the rules would raise. SQL comes from the arguments, or from "
+            'JSON lines on stdin: {"sql": ..., "params": [...] or {...}, "tenant": ..., "role": ..., "user": ...}.'
+        ),
+    )
+    explain.add_argument("sql", nargs="*", help="SQL statement(s); omit or '-' to read JSON lines from stdin")
+    explain.add_argument("--rules", metavar="FILE", help=f"rules file (default: ${env.TENANTWATCH_RULES_FILE})")
+    explain.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL of a database whose catalog says which tables are tenant-scoped",
+    )
+    explain.add_argument(
+        "--tenant-table",
+        action="append",
+        default=[],
+        metavar="TABLE[=COLUMN]",
+        help="declare a tenant-scoped table (repeatable); COLUMN defaults to the first tenant column",
+    )
+    explain.add_argument("--tenant", help="tenant the statement runs for")
+    explain.add_argument("--user", help="end user the statement runs for")
+    explain.add_argument("--role", help="end user's role, e.g. member, admin, superuser")
+    explain.add_argument("--unscoped", metavar="REASON", help="run as deliberate cross-tenant work (unscoped)")
+    explain.add_argument("--route", help="HTTP route template, for route suppressions")
+    explain.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE|VALUE",
+        help="bound parameter (repeatable): name=value for :name/%%(name)s, bare values in order for ?/%%s/$1; "
+        "values are read as JSON when they parse (numbers, lists)",
+    )
+    explain.add_argument("--returned-rows", type=int, metavar="N", help="rows the statement returned (large_result)")
+    explain.add_argument("--duration-ms", type=float, metavar="MS", help="how long it took (slow_query)")
+    explain.add_argument("--json", action="store_true", help="one JSON object per input")
+    explain.add_argument(
+        "--fail-on",
+        choices=FAIL_ON_CHOICES,
+        default="info",
+        help="lowest severity that makes the exit code 1 (default: info, i.e. any finding; 'never': always 0)",
+    )
+
+
+# --- inputs -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """One statement to explain, with the context it runs in."""
+
+    number: int
+    sql: str
+    params: object = None
+    tenant: str | None = None
+    user: str | None = None
+    role: str | None = None
+    unscoped: str | None = None
+    route: str | None = None
+    returned_rows: int | None = None
+    duration_ms: float | None = None
+    executemany: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _BadInput:
+    """An input line that could not be read."""
+
+    number: int
+    error: str
+
+
+def _text(value: object, key: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    raise ValueError(f'"{key}" must be a string or a number, got {type(value).__name__}')
+
+
+def _number(value: object, key: str, kind: type[int] | type[float]) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f'"{key}" must be a number, got {type(value).__name__}')
+    if value < 0:
+        raise ValueError(f'"{key}" must not be negative')
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(f'"{key}" must be a whole number')
+    return kind(value)
+
+
+def _flag(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f'"{key}" must be true or false, got {type(value).__name__}')
+    return value
+
+
+def _input_from_json(number: int, line: str, defaults: _Input) -> _Input | _BadInput:
+    """Parse one JSON line; missing keys fall back to the command-line flags (``defaults``)."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return _BadInput(number, f"not valid JSON: {exc.msg} (column {exc.colno})")
+    if not isinstance(data, dict):
+        return _BadInput(number, f"expected a JSON object, got {type(data).__name__}")
+    sql = data.get("sql")
+    if not isinstance(sql, str) or not sql.strip():
+        return _BadInput(number, 'missing "sql": each line needs {"sql": "...", ...}')
+    params = data.get("params", defaults.params)
+    if params is not None and not isinstance(params, list | dict):
+        return _BadInput(number, f'"params" must be a list or an object, got {type(params).__name__}')
+    try:
+        return _Input(
+            number=number,
+            sql=sql,
+            params=params,
+            tenant=_text(data["tenant"], "tenant") if "tenant" in data else defaults.tenant,
+            user=_text(data["user"], "user") if "user" in data else defaults.user,
+            role=_text(data["role"], "role") if "role" in data else defaults.role,
+            unscoped=_text(data["unscoped"], "unscoped") if "unscoped" in data else defaults.unscoped,
+            route=_text(data["route"], "route") if "route" in data else defaults.route,
+            returned_rows=_number(data.get("returned_rows", defaults.returned_rows), "returned_rows", int),
+            duration_ms=_number(data.get("duration_ms", defaults.duration_ms), "duration_ms", float),
+            executemany=_flag(data.get("executemany", defaults.executemany), "executemany"),
+        )
+    except ValueError as exc:
+        return _BadInput(number, str(exc))
+
+
+def _parse_param_value(raw: str) -> object:
+    """``--param`` values are JSON when they parse as JSON (numbers, lists), plain strings otherwise."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _params_from_flags(values: Sequence[str]) -> object:
+    """``--param name=value`` (named styles) or ``--param value`` (positional styles, in order); not both."""
+    if not values:
+        return None
+    named: dict[str, object] = {}
+    positional: list[object] = []
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if sep and name.strip().isidentifier():
+            named[name.strip()] = _parse_param_value(raw)
+        else:
+            positional.append(_parse_param_value(item))
+    if named and positional:
+        raise UsageError("--param: use either name=value (named parameters) or bare values (positional), not both")
+    return named if named else positional
+
+
+def _iter_inputs(args: argparse.Namespace, stdin: IO[str]) -> Iterator[_Input | _BadInput]:
+    defaults = _Input(
+        number=0,
+        sql="",
+        params=_params_from_flags(args.param),
+        tenant=args.tenant,
+        user=args.user,
+        role=args.role,
+        unscoped=args.unscoped,
+        route=args.route,
+        returned_rows=args.returned_rows,
+        duration_ms=args.duration_ms,
+        executemany=False,
+    )
+    statements = [s for s in args.sql if s != "-"]
+    if statements:
+        for number, sql in enumerate(statements, start=1):
+            yield replace(defaults, number=number, sql=sql)
+        return
+    for number, line in enumerate(stdin, start=1):
+        if line.strip():
+            yield _input_from_json(number, line, defaults)
+
+
+# --- tenant tables ----------------------------------------------------------------------------------------------------
+
+
+def _parse_tenant_tables(values: Sequence[str]) -> dict[str, str]:
+    """``--tenant-table objectives`` (first configured tenant column) or ``--tenant-table legacy=org``."""
+    tables: dict[str, str] = {}
+    for item in values:
+        table, _, column = item.partition("=")
+        if not table.strip():
+            raise UsageError(f"--tenant-table {item!r}: expected TABLE or TABLE=COLUMN")
+        tables[table.strip().lower()] = column.strip().lower()
+    return tables
+
+
+def _sync_url(url: URL) -> URL:
+    """The catalog is read synchronously: an async driver URL (``postgresql+asyncpg``, ``sqlite+aiosqlite``) is read
+    through the backend's sync driver instead (psycopg 3 for PostgreSQL when installed)."""
+    try:
+        is_async = bool(getattr(url.get_dialect(), "is_async", False))
+    except Exception:  # unknown dialect or driver: create_engine reports it
+        return url
+    if not is_async:
+        return url
+    backend = url.get_backend_name()
+    if backend == "postgresql" and importlib.util.find_spec("psycopg") is not None:
+        return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername=backend)
+
+
+def _learn_from_database(analyzer: Analyzer, url: str) -> tuple[str, int]:
+    """Read tenant tables from the database's catalog; returns (dialect name, tables learned)."""
+    try:
+        from sqlalchemy import MetaData, create_engine
+        from sqlalchemy.engine import make_url
+    except ImportError as exc:  # pragma: no cover - the sqlalchemy extra is not installed
+        raise UsageError("--database-url needs SQLAlchemy: pip install 'tenantwatch[sqlalchemy]'") from exc
+    try:
+        parsed = _sync_url(make_url(url))
+    except Exception as exc:
+        raise UsageError(f"--database-url: not a database URL: {exc}") from exc
+    database = parsed.database or ""
+    on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and on_disk and not Path(database).is_file():
+        raise UsageError(f"--database-url: no SQLite database at {database}")
+    try:
+        engine = create_engine(parsed)
+    except Exception as exc:
+        raise UsageError(f"--database-url: {exc}") from exc
+    try:
+        dialect = engine.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            raw = engine.raw_connection()
+            try:
+                learned = analyzer.tables.learn_from_connection(raw.dbapi_connection, dialect)
+            finally:
+                raw.close()
+        else:
+            metadata = MetaData()
+            metadata.reflect(engine)
+            learned = analyzer.tables.learn_from_metadata(metadata)
+    except Exception as exc:
+        raise UsageError(f"--database-url: cannot read the catalog of {parsed.render_as_string()}: {exc}") from exc
+    finally:
+        engine.dispose()
+    return dialect, learned
+
+
+# --- evaluation and output --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Explained:
+    """Everything ``explain`` says about one input."""
+
+    item: _Input
+    analysis: StatementAnalysis
+    context: TenantContext
+    tenant_values: tuple[str, ...]
+    written_values: tuple[str, ...]
+    tenant_columns: dict[str, str | None]
+    enforce: bool = False
+    """Whether the settings run in ``enforce`` mode."""
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: list[tuple[Finding, str]] = field(default_factory=list)
+
+    @property
+    def would_block(self) -> bool:
+        """In enforce mode, a critical finding that no suppression covers stops the statement before it runs."""
+        return self.enforce and any(f.severity == "critical" for f in self.findings)
+
+
+def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: str | None) -> _Explained:
+    from tenantwatch.context import TenantContext
+    from tenantwatch.facts import facts_for_statement
+    from tenantwatch.processors.rules import evaluate
+    from tenantwatch.processors.suppressions import matching_suppression
+
+    analysis = analyzer.analyze(item.sql)
+    context = TenantContext(tenant_id=item.tenant, user_id=item.user, role=item.role, unscoped_reason=item.unscoped)
+    facts = facts_for_statement(
+        analysis,
+        item.params,
+        context,
+        executemany=item.executemany,
+        statement=item.sql,
+        system=system,
+        returned_rows=item.returned_rows,
+        duration_ms=item.duration_ms,
+        route=item.route,
+    )
+    explained = _Explained(
+        item=item,
+        analysis=analysis,
+        context=context,
+        tenant_values=facts.tenant_values,
+        written_values=facts.written_tenant_values,
+        tenant_columns={table: analyzer.tables.column_for(table) for table in analysis.tenant_tables},
+        enforce=settings.mode == "enforce",
+    )
+    for finding in evaluate(facts, settings):
+        suppression = matching_suppression(finding, facts, settings)
+        if suppression is not None:
+            explained.suppressed.append((finding, suppression.reason or "suppressed by the rules file"))
+        else:
+            explained.findings.append(finding)
+    return explained
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "rule": finding.rule,
+        "severity": finding.severity,
+        "message": finding.message,
+        "table": finding.table,
+        "fingerprint": finding.fingerprint,
+    }
+
+
+def _explained_json(explained: _Explained) -> dict[str, Any]:
+    analysis = explained.analysis
+    ctx = explained.context
+    return {
+        "input": explained.item.number,
+        "sql": explained.item.sql,
+        "operation": analysis.operation,
+        "tables": list(analysis.tables),
+        "tenant_tables": [{"table": table, "column": column} for table, column in explained.tenant_columns.items()],
+        "tenant_filter": analysis.tenant_filter,
+        "scopes": [
+            {"scope": s.scope, "table": s.table, "role": s.role, "verdict": s.verdict, "reason": s.reason}
+            for s in analysis.scopes
+        ],
+        "tenant_values": list(explained.tenant_values),
+        "written_tenant_values": list(explained.written_values),
+        "fingerprint": analysis.fingerprint or None,
+        "analysis_error": analysis.error,
+        "context": {
+            "tenant": ctx.tenant_id,
+            "user": ctx.user_id,
+            "role": ctx.role,
+            "unscoped": ctx.unscoped_reason,
+        },
+        "findings": [_finding_json(f) for f in explained.findings],
+        "suppressed": [{**_finding_json(f), "reason": reason} for f, reason in explained.suppressed],
+        "enforce_would_block": explained.would_block,
+    }
+
+
+def _explained_text(explained: _Explained) -> str:
+    analysis = explained.analysis
+    ctx = explained.context
+    item = explained.item
+    out = [f"-- statement {item.number} " + "-" * 60, item.sql.strip(), ""]
+
+    def row(label: str, value: str) -> None:
+        out.append(f"  {label:<16}{value}")
+
+    row("operation", analysis.operation)
+    row("tables", or_dash(analysis.tables))
+    row(
+        "tenant tables",
+        or_dash([f"{t} ({c})" if c else t for t, c in explained.tenant_columns.items()]),
+    )
+    verdict: str = analysis.tenant_filter
+    if analysis.error is not None:
+        verdict += f" ({analysis.error})"
+    row("tenant filter", verdict)
+    if analysis.scopes:
+        out.append("  scopes")
+        width_scope = max(len(s.scope) for s in analysis.scopes)
+        width_table = max(len(s.table) for s in analysis.scopes)
+        for s in analysis.scopes:
+            reason = f"  {s.reason}" if s.reason else ""
+            out.append(f"    {s.scope:<{width_scope}}  {s.table:<{width_table}}  {s.role:<5}  {s.verdict:<7}{reason}")
+    row("tenant values", or_dash(explained.tenant_values))
+    if analysis.is_write:
+        row("written values", or_dash(explained.written_values))
+    context = f"tenant={ctx.tenant_id or '-'} user={ctx.user_id or '-'} role={ctx.role or '-'}"
+    if ctx.unscoped_reason is not None:
+        context += f" unscoped={ctx.unscoped_reason!r}"
+    row("context", context)
+    if item.returned_rows is not None or item.duration_ms is not None:
+        rows = "-" if item.returned_rows is None else str(item.returned_rows)
+        duration = "-" if item.duration_ms is None else f"{item.duration_ms:g} ms"
+        row("measured", f"rows={rows} duration={duration}")
+    row("fingerprint", analysis.fingerprint or "-")
+    if not explained.findings:
+        row("findings", "none")
+    else:
+        out.append("  findings")
+        for finding in explained.findings:
+            table = f" [{finding.table}]" if finding.table else ""
+            out.append(f"    {finding.severity.upper():<9}{finding.rule}{table}: {finding.message}")
+            out.append(f"    {'':<9}fingerprint {finding.fingerprint}")
+    if explained.enforce:
+        row("enforce mode", "would BLOCK this statement" if explained.would_block else "would let it run")
+    if explained.suppressed:
+        out.append("  suppressed")
+        for finding, reason in explained.suppressed:
+            out.append(f"    {finding.severity.upper():<9}{finding.rule}: {finding.message} (suppressed: {reason})")
+    return "\n".join(out) + "\n"
+
+
+def _fails(explained: _Explained, fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    threshold = SEVERITIES.index(fail_on)
+    return any(SEVERITIES.index(f.severity) >= threshold for f in explained.findings if f.severity in SEVERITIES)
+
+
+def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> int:
+    """Explain every input; returns the exit code."""
+    if not [s for s in args.sql if s != "-"] and stdin.isatty():
+        raise UsageError('give SQL as an argument, or pipe JSON lines ({"sql": ...}) on stdin')
+    try:
+        settings = load_settings(args.rules)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    extra_tables = _parse_tenant_tables(args.tenant_table)
+    if extra_tables:
+        default_column = settings.tenant_columns[0] if settings.tenant_columns else "organization_id"
+        merged = dict(settings.tenant_tables)
+        merged.update({t: c or default_column for t, c in extra_tables.items()})
+        settings = settings.model_copy(update={"tenant_tables": merged})
+
+    from tenantwatch.sql.analyzer import Analyzer
+
+    analyzer = Analyzer(settings)
+    system: str | None = None
+    if args.database_url:
+        system, learned = _learn_from_database(analyzer, args.database_url)
+        if not args.json:
+            stderr.write(f"learned {learned} tenant table(s) from the {system} catalog\n")
+    if len(analyzer.tables) == 0:
+        stderr.write(
+            "note: no tenant-scoped tables are known, so every table reads as global; "
+            "give --rules, --database-url or --tenant-table\n"
+        )
+
+    status = EXIT_OK
+    for item in _iter_inputs(args, stdin):
+        if isinstance(item, _BadInput):
+            message = f"line {item.number}: {item.error}"
+            if args.json:
+                stdout.write(json.dumps({"input": item.number, "error": message}) + "\n")
+            else:
+                stdout.write(f"-- {message} (skipped)\n\n")
+            stderr.write(f"tenantwatch explain: {message}\n")
+            status = EXIT_USAGE
+            continue
+        explained = _explain_one(item, analyzer, settings, system)
+        if args.json:
+            stdout.write(json.dumps(_explained_json(explained), default=str) + "\n")
+        else:
+            stdout.write(_explained_text(explained) + "\n")
+        stdout.flush()
+        if status == EXIT_OK and _fails(explained, args.fail_on):
+            status = EXIT_FINDINGS
+    return status
