@@ -128,6 +128,9 @@ NO_TENANT: Final = "__none__"
 METRIC_FINDINGS: Final = "tenantwatch.findings"
 """Counter of findings, labelled by rule, severity, table and tenant bucket."""
 
+METRIC_SUPPRESSED_FINDINGS: Final = "tenantwatch.findings.suppressed"
+"""Counter of findings a suppression in the rules file kept quiet, labelled by rule, severity and table."""
+
 METRIC_RETURNED_ROWS: Final = "tenantwatch.db.returned_rows"
 """Histogram of rows returned per statement, labelled by operation, table and tenant bucket."""
 

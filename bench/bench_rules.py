@@ -1,0 +1,199 @@
+"""Rule engine and span processor throughput, on one core, against a plain SimpleSpanProcessor in the same run.
+
+    .venv/bin/python bench/bench_rules.py [--seconds 1.0]
+
+Finished db spans are made once through a real SDK TracerProvider (attributes set the way the SQLAlchemy
+instrumentation sets them) and then replayed through ``on_end`` of:
+
+* ``SimpleSpanProcessor`` -> discarding exporter: the peer every ratio is against;
+* ``TenantwatchSpanProcessor`` wrapping that same processor, with no-op meter/logger providers (the rules alone),
+  and with SDK meter and logger providers (what an application runs: two histogram records per db span, plus a
+  counter and a log record per finding);
+* the rule engine alone: ``evaluate(SpanFacts.from_attributes(attributes))``.
+
+Workloads: db spans with facts and no finding (the common case), db spans with two findings each, spans that are
+not db spans, and db spans from another instrumentation (statement text only, analysis cache hit) when the analyzer
+is available. Target: >= 100k spans/s for db spans with facts and no finding (rules alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+
+from opentelemetry._logs import NoOpLoggerProvider
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tenantwatch import attributes as A
+from tenantwatch.config import Settings
+from tenantwatch.facts import SpanFacts
+from tenantwatch.processors import TenantwatchSpanProcessor
+from tenantwatch.processors.rules import evaluate
+
+_PEER = "SimpleSpanProcessor (peer)"
+_RULES_ONLY = "processor, no-op metrics/logs"
+
+
+class _Discard(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class _DiscardLogs(LogRecordExporter):
+    def export(self, batch: Sequence[object]) -> LogRecordExportResult:  # type: ignore[override]
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _facts(i: int, *, finding: bool) -> SpanFacts:
+    tenant = f"org-{i % 50}"
+    return SpanFacts(
+        operation="SELECT",
+        main_table="objectives",
+        tables=("objectives", "key_results"),
+        tenant_tables=("objectives", "key_results"),
+        tenant_filter="partial" if finding else "present",
+        unfiltered=("join:key_results:key_results",) if finding else (),
+        tenant_values=(f"org-{(i + 1) % 50}",) if finding else (tenant,),
+        statement_fingerprint=f"{i % 40:016x}",
+        returned_rows=20,
+        tenant_id=tenant,
+        user_id=f"user-{i % 200}",
+        role="member",
+        code_function="list_objectives",
+        code_filepath="/srv/app/objectives.py",
+        code_lineno=40 + i % 40,
+    )
+
+
+def _make_spans(count: int, kind: str) -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    for i in range(count):
+        if kind == "plain":
+            attributes: dict[str, object] = {"http.request.method": "GET", "url.path": f"/items/{i}"}
+        elif kind == "text":
+            attributes = {
+                A.DB_SYSTEM: "postgresql",
+                A.DB_STATEMENT: "SELECT objectives.id, objectives.title FROM objectives "
+                f"WHERE objectives.organization_id = %(organization_id_{i % 20})s",
+                A.TENANT_ID: f"org-{i % 50}",
+            }
+        else:
+            attributes = {
+                A.DB_SYSTEM: "postgresql",
+                A.DB_STATEMENT: "SELECT objectives.id, objectives.title FROM objectives JOIN key_results ON ... "
+                "WHERE objectives.organization_id = %(organization_id_1)s",
+                **_facts(i, finding=kind == "findings").to_attributes(),
+            }
+        with tracer.start_as_current_span("SELECT objectives", attributes=attributes):  # type: ignore[arg-type]
+            pass
+    spans = list(exporter.get_finished_spans())
+    provider.shutdown()
+    return spans
+
+
+def _measure(paths: dict[str, Callable[[], None]], spans: int, seconds: float) -> dict[str, float]:
+    """Spans per second of each path: the best of passes taken in turn (peer and subjects interleaved, so a change
+    in CPU speed during the run affects them alike) for about ``seconds`` per path."""
+    for run in paths.values():
+        run()  # warm-up: caches, tenant buckets, analysis cache, metric streams
+    best = dict.fromkeys(paths, float("inf"))
+    deadline = time.perf_counter() + seconds * len(paths)
+    while time.perf_counter() < deadline:
+        for label, run in paths.items():
+            start = time.perf_counter()
+            run()
+            best[label] = min(best[label], time.perf_counter() - start)
+    return {label: spans / elapsed for label, elapsed in best.items()}
+
+
+def _replay(processor: object, spans: list[ReadableSpan]) -> Callable[[], None]:
+    on_end = processor.on_end  # type: ignore[attr-defined]
+
+    def run() -> None:
+        for span in spans:
+            on_end(span)
+
+    return run
+
+
+def _rule_engine(spans: list[ReadableSpan], settings: Settings) -> Callable[[], None]:
+    attribute_sets = [dict(span.attributes or {}) for span in spans]
+
+    def run() -> None:
+        for attrs in attribute_sets:
+            evaluate(SpanFacts.from_attributes(attrs, duration_ms=1.0), settings)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure (default 1.0)")
+    parser.add_argument("--spans", type=int, default=2000, help="distinct spans per workload (default 2000)")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    settings = Settings()
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(_DiscardLogs()))
+    peer = SimpleSpanProcessor(_Discard())
+    rules_only = TenantwatchSpanProcessor(
+        SimpleSpanProcessor(_Discard()),
+        settings=settings,
+        meter_provider=NoOpMeterProvider(),
+        logger_provider=NoOpLoggerProvider(),
+    )
+    full = TenantwatchSpanProcessor(
+        SimpleSpanProcessor(_Discard()),
+        settings=settings,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+    )
+    workloads = ["facts", "findings", "plain"]
+    if rules_only.analyzer() is not None:
+        workloads.append("text")
+
+    print(f"tenantwatch rule engine benchmark: Python {platform.python_version()}, one core, {args.spans} spans/pass")
+    print(f"{'workload':<10} {'path':<34} {'spans/s':>12} {'us/span':>9} {'vs Simple':>10}")
+    headline = 0.0
+    for kind in workloads:
+        spans = _make_spans(args.spans, kind)
+        paths = {_PEER: _replay(peer, spans)}
+        if kind in ("facts", "findings"):
+            paths["rule engine: facts + evaluate"] = _rule_engine(spans, settings)
+        paths[_RULES_ONLY] = _replay(rules_only, spans)
+        paths["processor, SDK metrics + logs"] = _replay(full, spans)
+        rates = _measure(paths, len(spans), args.seconds)
+        base = rates[_PEER]
+        for label, rate in rates.items():
+            print(f"{kind:<10} {label:<34} {rate:>12,.0f} {1e6 / rate:>9.2f} {base / rate:>9.1f}x")
+        if kind == "facts":
+            headline = rates[_RULES_ONLY]
+    verdict = "meets" if headline >= 100_000 else "misses"
+    print(f"\ndb spans with facts and no finding, processor with rules only: {headline:,.0f} spans/s")
+    print(f"({verdict} the 100k spans/s target on this machine)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The enriched copy of a db span: the original plus its findings.
+
+A span processor cannot change a span at ``on_end`` (its attributes are frozen by then, SDK 1.45), so the processor
+forwards a new :class:`ReadableSpan` instead: same name, kind, context, parent, resource, scope, links, status and
+times; the original attributes plus ``tenantwatch.findings`` and ``tenantwatch.severity`` (and, for spans the
+processor analyzed itself, the facts it found); the original events plus one ``tenantwatch.finding`` event per finding.
+Dropped-attribute/event/link counts of the original are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+from tenantwatch import attributes as A
+from tenantwatch.processors.findings import Finding, highest_severity
+
+__all__ = ["EnrichedSpan", "enriched_copy", "finding_event"]
+
+
+class EnrichedSpan(ReadableSpan):
+    """A finished span rebuilt with extra attributes and events; reports the original's dropped counts."""
+
+    def __init__(
+        self,
+        original: ReadableSpan,
+        *,
+        attributes: Mapping[str, AttributeValue],
+        events: Sequence[Event],
+    ) -> None:
+        super().__init__(
+            name=original.name,
+            context=original.context,
+            parent=original.parent,
+            resource=original.resource,
+            attributes=attributes,
+            events=events,
+            links=original.links,
+            kind=original.kind,
+            status=original.status,
+            start_time=original.start_time,
+            end_time=original.end_time,
+            instrumentation_scope=original.instrumentation_scope,
+        )
+        self._original_dropped = (original.dropped_attributes, original.dropped_events, original.dropped_links)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._original_dropped[0]
+
+    @property
+    def dropped_events(self) -> int:
+        return self._original_dropped[1]
+
+    @property
+    def dropped_links(self) -> int:
+        return self._original_dropped[2]
+
+
+def finding_event(finding: Finding, timestamp: int | None) -> Event:
+    """The ``tenantwatch.finding`` span event for one finding."""
+    attributes: dict[str, AttributeValue] = {
+        A.RULE: finding.rule,
+        A.SEVERITY: finding.severity,
+        A.MESSAGE: finding.message,
+        A.FINGERPRINT: finding.fingerprint,
+    }
+    if finding.table is not None:
+        attributes[A.FINDING_TABLE] = finding.table
+    return Event(A.FINDING_EVENT, attributes=attributes, timestamp=timestamp)
+
+
+def enriched_copy(
+    span: ReadableSpan,
+    findings: Sequence[Finding],
+    *,
+    attributes: Mapping[str, AttributeValue],
+    extra_attributes: Mapping[str, AttributeValue] | None = None,
+) -> EnrichedSpan:
+    """``span`` with ``findings`` on it. ``attributes`` are the span's own; ``extra_attributes`` are added where the
+    span has no value of its own (facts the processor worked out for a span from another instrumentation)."""
+    merged: dict[str, AttributeValue] = dict(attributes)
+    if extra_attributes:
+        for key, value in extra_attributes.items():
+            merged.setdefault(key, value)
+    merged[A.FINDINGS] = tuple(dict.fromkeys(finding.rule for finding in findings))
+    merged[A.SEVERITY] = highest_severity([finding.severity for finding in findings]) or findings[0].severity
+    timestamp = span.end_time
+    events = (*span.events, *(finding_event(finding, timestamp) for finding in findings))
+    return EnrichedSpan(span, attributes=merged, events=events)

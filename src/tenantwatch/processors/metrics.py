@@ -1,0 +1,132 @@
+"""The processor's metrics, and the bounded tenant label they carry.
+
+Instruments (meter ``tenantwatch``):
+
+* ``db.client.operation.duration`` (histogram, seconds; semconv): every db span, labelled ``db.system.name``,
+  ``db.operation.name``, ``db.collection.name`` and ``tenant.bucket``.
+* ``tenantwatch.db.returned_rows`` (histogram, rows): every db span with a known row count, same labels.
+* ``tenantwatch.findings`` (counter): every finding that was not suppressed, labelled ``tenantwatch.rule``,
+  ``tenantwatch.severity``, ``db.collection.name`` (the finding's table) and ``tenant.bucket``.
+* ``tenantwatch.findings.suppressed`` (counter): findings a suppression kept quiet, labelled ``tenantwatch.rule``,
+  ``tenantwatch.severity`` and ``db.collection.name``.
+
+A tenant id is unbounded cardinality, so it is never a label as such: :class:`TenantBuckets` gives the first
+``tenant_label_cap`` distinct tenants this process sees their own label value and folds every later one into
+``__other__``; work with no tenant is ``__none__``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
+
+from tenantwatch import attributes as A
+from tenantwatch.facts import SpanFacts
+from tenantwatch.processors.findings import Finding
+from tenantwatch.version import __version__
+
+__all__ = ["DURATION_BUCKETS", "ROWS_BUCKETS", "ProcessorMetrics", "TenantBuckets"]
+
+DURATION_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+"""Bucket boundaries (seconds) advised for ``db.client.operation.duration``, as semantic conventions recommend."""
+
+ROWS_BUCKETS: tuple[float, ...] = (0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000, 100_000)
+"""Bucket boundaries (rows) advised for ``tenantwatch.db.returned_rows``; 1000 is the default large_result limit."""
+
+
+class TenantBuckets:
+    """Maps a tenant id to a bounded metric label value. Thread-safe.
+
+    The first ``cap`` distinct tenants get their own value (first come, first served, for the life of the
+    process), every later tenant gets ``__other__``, no tenant gets ``__none__``. ``cap=0`` folds every tenant
+    into ``__other__``.
+    """
+
+    __slots__ = ("_cap", "_lock", "_seen")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = max(0, cap)
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant: str | None) -> str:
+        if tenant is None:
+            return A.NO_TENANT
+        if tenant in self._seen:  # set membership is atomic: no lock on the hot path
+            return tenant
+        with self._lock:
+            if tenant in self._seen:
+                return tenant
+            if len(self._seen) < self._cap:
+                self._seen.add(tenant)
+                return tenant
+        return A.OTHER_TENANTS
+
+    @property
+    def tracked(self) -> frozenset[str]:
+        """The tenants that have a label value of their own."""
+        with self._lock:
+            return frozenset(self._seen)
+
+
+class ProcessorMetrics:
+    """Instruments the span processor records into, created once per processor."""
+
+    def __init__(self, meter_provider: MeterProvider | None, *, tenant_label_cap: int) -> None:
+        provider = meter_provider or get_meter_provider()
+        self.enabled = not isinstance(provider, NoOpMeterProvider)
+        """False for an explicit no-op meter provider: the processor then skips building labels at all."""
+        meter = provider.get_meter(A.SCOPE_NAME, __version__)
+        self._duration = meter.create_histogram(
+            A.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of database client operations.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self._rows = meter.create_histogram(
+            A.METRIC_RETURNED_ROWS,
+            unit="{row}",
+            description="Rows a statement returned to the application (or changed, for writes).",
+            explicit_bucket_boundaries_advisory=list(ROWS_BUCKETS),
+        )
+        self._findings = meter.create_counter(
+            A.METRIC_FINDINGS,
+            unit="{finding}",
+            description="Tenant-isolation findings raised by tenantwatch rules (suppressed ones excluded).",
+        )
+        self._suppressed = meter.create_counter(
+            A.METRIC_SUPPRESSED_FINDINGS,
+            unit="{finding}",
+            description="Findings a suppression in the rules file kept off spans, logs and tenantwatch.findings.",
+        )
+        self.tenant_bucket = TenantBuckets(tenant_label_cap)
+
+    def record_statement(self, facts: SpanFacts, bucket: str) -> None:
+        """Duration and row count of one db span."""
+        labels: dict[str, str] = {A.TENANT_BUCKET: bucket}
+        if facts.system is not None:
+            labels[A.DB_SYSTEM_NAME] = facts.system
+        if facts.operation is not None:
+            labels[A.DB_OPERATION_NAME] = facts.operation
+        if facts.main_table is not None:
+            labels[A.DB_COLLECTION_NAME] = facts.main_table
+        if facts.duration_ms is not None and facts.duration_ms >= 0:
+            self._duration.record(facts.duration_ms / 1000.0, labels)
+        if facts.returned_rows is not None and facts.returned_rows >= 0:
+            self._rows.record(facts.returned_rows, labels)
+
+    def record_finding(self, finding: Finding, bucket: str) -> None:
+        self._findings.add(1, _finding_labels(finding, bucket))
+
+    def record_suppressed(self, finding: Finding) -> None:
+        self._suppressed.add(1, _finding_labels(finding, None))
+
+
+def _finding_labels(finding: Finding, bucket: str | None) -> dict[str, str]:
+    labels = {A.RULE: finding.rule, A.SEVERITY: finding.severity}
+    if finding.table is not None:
+        labels[A.DB_COLLECTION_NAME] = finding.table
+    if bucket is not None:
+        labels[A.TENANT_BUCKET] = bucket
+    return labels

@@ -1,0 +1,281 @@
+"""The span processor: judges db spans at ``on_end`` and forwards what it found.
+
+:class:`TenantwatchSpanProcessor` wraps the span processor (or exporter) spans go to. For every db span it
+
+1. reads the facts the instrumentation put on the span, or, for a db span from another instrumentation that carries
+   only ``db.statement`` / ``db.query.text``, analyzes the statement text itself (a span with ``db.system`` but no
+   statement and no operation, such as a ``connect`` span, is not a statement and passes untouched);
+2. records ``db.client.operation.duration`` and ``tenantwatch.db.returned_rows``;
+3. runs the enabled rules, drops the findings a suppression matches (counting them on
+   ``tenantwatch.findings.suppressed``), and for each remaining finding counts ``tenantwatch.findings`` and emits a
+   log record;
+4. forwards an enriched copy of the span (finding attributes and events) when there are findings, the span itself
+   otherwise. Spans that are not db spans are forwarded untouched.
+
+It never raises into the code that ends the span and never blocks: rules are pure and cheap, analysis of foreign
+statements is cached by text. Any internal error is logged (rate limited) and the original span is forwarded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry._logs import LoggerProvider
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import SpanKind
+
+from tenantwatch import attributes as A
+from tenantwatch.config import Settings, load_settings
+from tenantwatch.context import TenantContext, current_context
+from tenantwatch.facts import SpanFacts, facts_for_statement
+from tenantwatch.processors._enriched import enriched_copy
+from tenantwatch.processors._logs import FindingLogs
+from tenantwatch.processors._ratelimit import RateLimitedLog
+from tenantwatch.processors._routes import RouteIndex
+from tenantwatch.processors.findings import Finding
+from tenantwatch.processors.metrics import ProcessorMetrics
+from tenantwatch.processors.rules import evaluate
+from tenantwatch.processors.suppressions import matching_suppression
+
+if TYPE_CHECKING:
+    from tenantwatch.sql.analyzer import Analyzer
+
+__all__ = ["NOSQL_SYSTEMS", "TenantwatchSpanProcessor"]
+
+logger = logging.getLogger(__name__)
+
+NOSQL_SYSTEMS: frozenset[str] = frozenset(
+    {
+        "redis",
+        "memcached",
+        "mongodb",
+        "elasticsearch",
+        "opensearch",
+        "cassandra",
+        "couchdb",
+        "couchbase",
+        "dynamodb",
+        "aws.dynamodb",
+        "cosmosdb",
+        "azure.cosmosdb",
+        "neo4j",
+        "hbase",
+        "geode",
+        "other_nosql",
+    }
+)
+"""``db.system`` values of non-SQL stores: their spans are forwarded untouched (no metrics, no rules)."""
+
+
+def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes as a plain mapping, without copying.
+
+    ``span.attributes`` is a ``MappingProxyType`` over the SDK's ``BoundedAttributes``, whose ``get`` runs Python
+    code (and raises/catches ``KeyError`` for every missing key); reading its inner dict directly is several times
+    faster on the hot path. Falls back to the public property for any other span implementation.
+    """
+    raw = getattr(span, "_attributes", None)
+    inner = getattr(raw, "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    if isinstance(raw, dict):
+        return raw
+    return span.attributes or {}
+
+
+class TenantwatchSpanProcessor(SpanProcessor):
+    """Evaluates tenantwatch's rules on db spans and forwards enriched copies to ``delegate``.
+
+    ``delegate`` is the span processor spans go to next, or a span exporter (wrapped in a ``BatchSpanProcessor``).
+    ``settings`` defaults to :func:`tenantwatch.config.load_settings` (environment and rules file); ``analyzer``
+    (for db spans of other instrumentations) is created from the settings on first use; metrics and log records go
+    to ``meter_provider`` / ``logger_provider``, else to the global providers.
+    """
+
+    def __init__(
+        self,
+        delegate: SpanProcessor | SpanExporter,
+        *,
+        settings: Settings | None = None,
+        analyzer: Analyzer | None = None,
+        meter_provider: MeterProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
+    ) -> None:
+        self._delegate: SpanProcessor = BatchSpanProcessor(delegate) if isinstance(delegate, SpanExporter) else delegate
+        self._settings = settings if settings is not None else load_settings()
+        self._analyzer: Analyzer | None = analyzer
+        self._analyzer_failed = False
+        self._metrics = ProcessorMetrics(meter_provider, tenant_label_cap=self._settings.tenant_label_cap)
+        self._logs = FindingLogs(logger_provider)
+        self._routes = RouteIndex()
+        self._errors = RateLimitedLog(logger)
+        self._off = self._settings.mode == "off"
+        self._installed = False
+        """True when :func:`tenantwatch.processors.install` created this processor around a provider's processors."""
+
+    # --- public surface ---------------------------------------------------------------------------------------
+
+    @property
+    def delegate(self) -> SpanProcessor:
+        """The span processor spans are forwarded to."""
+        return self._delegate
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def tenant_buckets(self) -> frozenset[str]:
+        """Tenants that have a ``tenant.bucket`` label value of their own (at most ``tenant_label_cap``)."""
+        return self._metrics.tenant_bucket.tracked
+
+    def analyzer(self) -> Analyzer | None:
+        """The analyzer used for db spans that carry only statement text (created on first use)."""
+        if self._analyzer is None and not self._analyzer_failed:
+            try:
+                from tenantwatch.sql.analyzer import Analyzer
+
+                self._analyzer = Analyzer(self._settings)
+            except Exception:
+                self._analyzer_failed = True
+                self._errors.exception("analyzer", "tenantwatch could not create its statement analyzer")
+        return self._analyzer
+
+    # --- SpanProcessor ----------------------------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        try:
+            if span.kind is SpanKind.SERVER:
+                self._routes.started(span)
+        except Exception:
+            self._errors.exception("on_start", "tenantwatch span processor failed in on_start")
+        try:
+            self._delegate.on_start(span, parent_context=parent_context)
+        except Exception:
+            self._errors.exception("delegate.on_start", "span processor wrapped by tenantwatch failed in on_start")
+
+    def _on_ending(self, span: Span) -> None:
+        try:
+            self._delegate._on_ending(span)
+        except Exception:
+            self._errors.exception("delegate._on_ending", "span processor wrapped by tenantwatch failed")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        forwarded = span
+        try:
+            forwarded = self.process(span)
+        except Exception:
+            self._errors.exception("on_end", "tenantwatch span processor failed; span forwarded unchanged")
+        try:
+            self._delegate.on_end(forwarded)
+        except Exception:
+            self._errors.exception("delegate.on_end", "span processor wrapped by tenantwatch failed in on_end")
+
+    def shutdown(self) -> None:
+        self._delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._delegate.force_flush(timeout_millis)
+
+    # --- judging ----------------------------------------------------------------------------------------------
+
+    def process(self, span: ReadableSpan) -> ReadableSpan:
+        """Judge one finished span: record metrics, findings and logs; return the span to forward."""
+        if span.kind is SpanKind.SERVER:
+            self._routes.ended(span)
+        if self._off:
+            return span
+        attributes = _raw_attributes(span)
+        if not attributes:
+            return span
+        start, end = span.start_time, span.end_time
+        duration_ms = (end - start) / 1e6 if start is not None and end is not None else None
+        foreign = False
+        if A.DB_TENANT_FILTER in attributes:
+            facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
+        elif A.DB_STATEMENT in attributes or A.DB_QUERY_TEXT in attributes or A.DB_OPERATION_NAME in attributes:
+            system = attributes.get(A.DB_SYSTEM_NAME, attributes.get(A.DB_SYSTEM))
+            if system is not None and str(system).lower() in NOSQL_SYSTEMS:
+                return span
+            facts, foreign = self._analyze_foreign(attributes, duration_ms)
+        else:
+            return span
+
+        metrics = self._metrics
+        bucket = metrics.tenant_bucket(facts.tenant_id)
+        if metrics.enabled:
+            metrics.record_statement(facts, bucket)
+        findings = evaluate(facts, self._settings)
+        if not findings:
+            return span
+        if facts.route is None:
+            route = self._routes.route_for(span, attributes)
+            if route is not None:
+                facts = replace(facts, route=route)
+        kept = self._unsuppressed(findings, facts)
+        if not kept:
+            return span
+        for finding in kept:
+            self._metrics.record_finding(finding, bucket)
+            try:
+                self._logs.emit(span, finding, facts)
+            except Exception:  # a broken log pipeline must not cost the finding on the span
+                self._errors.exception("logs", "tenantwatch could not emit a finding log record")
+        extra = facts.to_attributes() if foreign else None  # facts we worked out travel with the copy
+        return enriched_copy(span, kept, attributes=attributes, extra_attributes=extra)
+
+    def _unsuppressed(self, findings: list[Finding], facts: SpanFacts) -> list[Finding]:
+        if not self._settings.suppressions:
+            return findings
+        kept: list[Finding] = []
+        for finding in findings:
+            suppression = matching_suppression(finding, facts, self._settings)
+            if suppression is None:
+                kept.append(finding)
+                continue
+            self._metrics.record_suppressed(finding)
+            logger.debug(
+                "tenantwatch finding %s (%s) suppressed: %s", finding.rule, finding.fingerprint, suppression.reason
+            )
+        return kept
+
+    def _analyze_foreign(self, attributes: Mapping[str, Any], duration_ms: float | None) -> tuple[SpanFacts, bool]:
+        """Facts for a db span from another instrumentation: analyze its statement text ourselves.
+
+        Bound parameters are unknown here, so only inline literal tenant values are seen. The tenant comes from the
+        span's ``tenant.id`` / ``enduser.*`` / ``tenantwatch.unscoped.reason`` attributes when it has them, else from
+        the tenant context of the thread or task ending the span (where the statement ran). Returns the facts and
+        whether they came from our own analysis.
+        """
+        base = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
+        statement = base.statement
+        analyzer = self.analyzer() if statement else None
+        if statement is None or analyzer is None:
+            return base, False
+        analysis = analyzer.analyze(statement)
+        if base.tenant_id is not None or base.unscoped_reason is not None:
+            context = TenantContext(
+                tenant_id=base.tenant_id, user_id=base.user_id, role=base.role, unscoped_reason=base.unscoped_reason
+            )
+        else:
+            context = current_context()
+        facts = facts_for_statement(
+            analysis,
+            None,
+            context,
+            statement=statement,
+            system=base.system,
+            returned_rows=base.returned_rows,
+            duration_ms=duration_ms,
+            code_function=base.code_function,
+            code_filepath=base.code_filepath,
+            code_lineno=base.code_lineno,
+            route=base.route,
+        )
+        return facts, True
