@@ -25,6 +25,8 @@ _AttrValue = str | bool | int | float | tuple[str, ...]
 def _strs(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
+    if type(value) is tuple and all(type(v) is str for v in value):
+        return value  # what span attributes hold: already a tuple of strings
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list | tuple):
@@ -33,7 +35,9 @@ def _strs(value: object) -> tuple[str, ...]:
 
 
 def _str(value: object) -> str | None:
-    return None if value is None else str(value)
+    if value is None or type(value) is str:
+        return value
+    return str(value)
 
 
 def _int(value: object) -> int | None:
@@ -46,9 +50,13 @@ def _int(value: object) -> int | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpanFacts:
-    """What is known about one database statement, as recorded on its span."""
+    """What is known about one database statement, as recorded on its span.
+
+    Treat it as immutable (derive changed copies with :func:`dataclasses.replace`). It is not declared frozen
+    because a frozen dataclass's ``__init__`` costs ten times more, and the processor builds one per db span.
+    """
 
     operation: str | None = None
     statement: str | None = None
@@ -92,11 +100,16 @@ class SpanFacts:
     def from_attributes(cls, attrs: Mapping[str, Any] | None, *, duration_ms: float | None = None) -> SpanFacts:
         """Read facts back from a span's attributes (missing attributes become defaults)."""
         a: Mapping[str, Any] = attrs or {}
-        statement = a.get(A.DB_QUERY_TEXT, a.get(A.DB_STATEMENT))
+        statement = a.get(A.DB_QUERY_TEXT)
+        if statement is None:
+            statement = a.get(A.DB_STATEMENT)
+        system = a.get(A.DB_SYSTEM_NAME)
+        if system is None:
+            system = a.get(A.DB_SYSTEM)
         return cls(
             operation=_str(a.get(A.DB_OPERATION_NAME)),
             statement=_str(statement),
-            system=_str(a.get(A.DB_SYSTEM_NAME, a.get(A.DB_SYSTEM))),
+            system=_str(system),
             main_table=_str(a.get(A.DB_COLLECTION_NAME)),
             tables=_strs(a.get(A.DB_TABLES)),
             tenant_tables=_strs(a.get(A.DB_TENANT_TABLES)),
