@@ -1,0 +1,482 @@
+"""Rewrite a statement's placeholders and inline literals to ``$1..$n`` before parsing.
+
+Every DB-API paramstyle SQLAlchemy emits becomes a PostgreSQL ``$n`` parameter, and (for DML) every inline literal
+too, so that the normalized text is the cache key shared by all statements that differ only in values. What each
+``$n`` stood for is kept in :attr:`Normalized.sources`: the parameter's key (name, or 0-based position) or the
+literal's text.
+
+The scanner is a single regular expression that only stops at the tokens that matter (comments, quoted strings and
+identifiers, dollar quotes, placeholders, numbers, ``::`` casts and ``%%`` escapes); everything else is copied. Each
+token pattern consumes unterminated input to the end, so the scan is linear even on hostile text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from tenantwatch.sql.model import ValueSource
+
+__all__ = ["NormalizeError", "Normalized", "normalize", "paren_depth", "slim_for_parse", "slim_select_lists"]
+
+
+class NormalizeError(ValueError):
+    """The text cannot be a SQL statement (unterminated quote or comment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A statement with ``$1..$n`` in place of its placeholders (and, if ``literals``, its inline literals)."""
+
+    text: str
+    """The rewritten statement, comments dropped: what is parsed, and the second-level cache key."""
+    sources: tuple[ValueSource, ...]
+    """``sources[k - 1]`` is what ``$k`` stood for."""
+    literals: bool
+    """Whether inline literals were replaced too (only for DML statements, outside type contexts)."""
+
+
+_SPECIAL = re.compile(r"""[-/'"$?%:]""")
+"""The first characters of every token but numbers: the scan jumps from one to the next (a plain character
+class, which the regular expression engine searches fast)."""
+_SECOND = {"-": "-", "/": "*", "%": "(%sbt", ":": ""}
+"""For these first characters, the characters that may follow (``::`` is a cast, skipped)."""
+
+_TOKEN = re.compile(
+    r"""
+      (?P<lc>--[^\n]*)
+    | (?P<bc>/\*)
+    | (?P<str>'(?:[^']++|'')*+(?:'|\Z))
+    | (?P<dq>"(?:[^"]++|"")*+(?:"|\Z))
+    | (?P<dparam>\$(?P<dnum>\d+))
+    | (?P<dollar>\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)
+    | (?P<pct>%%)
+    | (?P<pyfmt>%\((?P<pyname>[^()]*)\)[sbt])
+    | (?P<fmt>%[sbt])
+    | (?P<named>:(?P<name>[A-Za-z_]\w*))
+    | (?P<qmark>\?(?P<qnum>\d*))
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+"""Tokens that start with a character of :data:`_SPECIAL`, matched at that position only."""
+
+_E_STRING = re.compile(r"[eE]'(?:[^'\\]++|\\.|'')*+(?:'|\Z)", re.DOTALL)
+
+_NUMBER = re.compile(r"\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$])")
+"""Numeric constants (``.5`` without a leading digit is left inline)."""
+
+_IDENT_CHAR = re.compile(r"[\w$\x80-\uffff]")
+
+_DML = re.compile(r"\s*\(*\s*(?:select|insert|update|delete|with|values|table|merge|explain|declare|copy)\b", re.I)
+"""Statements whose literals are normalized; others (SET, DDL, ...) keep theirs, and are cached by exact text."""
+
+_TYPE_BEFORE_STRING = re.compile(
+    r"(?:\b(?:interval|date|time|timestamp|timestamptz|timetz|zone|json|jsonb|uuid|inet|cidr|macaddr|macaddr8|"
+    r"bytea|money|point|line|lseg|box|path|polygon|circle|bit|varbit|numeric|decimal|int|int2|int4|int8|integer|"
+    r"smallint|bigint|real|float|float4|float8|boolean|bool|text|varchar|char|character|varying|name|oid|regclass|"
+    r"regtype|regproc|xml|tsvector|tsquery|precision)|\))\s*$",
+    re.I,
+)
+"""``interval '1 day'``: PostgreSQL only accepts a string constant after a type name, so such literals stay."""
+
+_TYPMOD_BEFORE_NUMBER = re.compile(
+    r"\b(?:varchar|char|character|varying|nchar|nvarchar|numeric|decimal|dec|bit|varbit|time|timestamp|timetz|"
+    r"timestamptz|interval|float|double|string|binary|varbinary)\s*\(\s*(?:\d+\s*,\s*)?$",
+    re.I,
+)
+"""``varchar(255)``, ``numeric(10, 2)``: type modifiers must stay integer constants."""
+
+_E_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_E_MAP = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+def _e_unescape(body: str) -> str:
+    return _E_ESCAPE.sub(lambda m: _E_MAP.get(m.group(1), m.group(1)), body).replace("''", "'")
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    """End of the (nestable) block comment opening at ``start``."""
+    depth = 0
+    pos = start
+    n = len(sql)
+    while pos < n:
+        opening = sql.find("/*", pos)
+        closing = sql.find("*/", pos)
+        if closing < 0:
+            raise NormalizeError("unterminated /* comment")
+        if 0 <= opening < closing:
+            depth += 1
+            pos = opening + 2
+            continue
+        depth -= 1
+        pos = closing + 2
+        if depth == 0:
+            return pos
+    raise NormalizeError("unterminated /* comment")
+
+
+@functools.lru_cache(maxsize=4096)
+def _param(key: str | int) -> ValueSource:
+    return ValueSource(kind="param", key=key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal(value: str) -> ValueSource:
+    return ValueSource(kind="literal", value=value)
+
+
+def _is_ident_char(sql: str, index: int) -> bool:
+    return index >= 0 and _IDENT_CHAR.match(sql, index) is not None
+
+
+def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] | None]]:
+    """The interesting tokens of ``sql`` as ``(kind, start, end, match)``, in order; comment and dollar-quote
+    bodies are skipped whole. ``numbers``: include numeric constants (kind ``num``, match ``None``)."""
+    tokens: list[tuple[str, int, int, re.Match[str] | None]] = []
+    pos = 0
+    special = _SPECIAL.search
+    token_at = _TOKEN.match
+    while True:
+        found = special(sql, pos)
+        if found is None:
+            break
+        at = found.start()
+        char = sql[at]
+        follow = _SECOND.get(char)
+        if follow is not None:
+            nxt = sql[at + 1 : at + 2]
+            if char == ":":
+                if nxt == ":":  # a ``::`` cast
+                    pos = at + 2
+                    continue
+            elif not nxt or nxt not in follow:
+                pos = at + 1
+                continue
+        match = token_at(sql, at)
+        if match is None:
+            pos = at + 1
+            continue
+        kind = match.lastgroup or ""
+        start, end = at, match.end()
+        if kind in ("dparam", "dollar") and _is_ident_char(sql, at - 1):
+            pos = at + 1  # ``a$1`` is an identifier
+            continue
+        if kind == "named" and at > 0 and (sql[at - 1] == ":" or _is_ident_char(sql, at - 1)):
+            pos = at + 1
+            continue
+        if kind == "bc":
+            end = _block_comment_end(sql, at)
+        elif kind == "dollar":
+            close = sql.find(match.group(), end)
+            if close < 0:
+                raise NormalizeError("unterminated dollar-quoted string")
+            end = close + len(match.group())
+        elif (
+            kind == "str"
+            and at > 0
+            and sql[at - 1] in "eEnNbBxX&"
+            and not _is_ident_char(sql, at - 2 - (sql[at - 1] == "&"))
+        ):
+            prefix = sql[at - 1]
+            if prefix in "eE":
+                match = _E_STRING.match(sql, at - 1)
+                assert match is not None
+                kind, start, end = "estr", at - 1, match.end()
+            elif prefix == "&":
+                if at > 1 and sql[at - 2] in "uU":
+                    kind, start = "pstr", at - 2
+            else:
+                kind, start = "pstr", at - 1
+        tokens.append((kind, start, end, match))
+        pos = end
+    if not numbers:
+        return tokens
+    merged: list[tuple[str, int, int, re.Match[str] | None]] = []
+    index = 0
+    for number in _NUMBER.finditer(sql):
+        start = number.start()
+        while index < len(tokens) and tokens[index][2] <= start:
+            merged.append(tokens[index])
+            index += 1
+        if index < len(tokens) and tokens[index][1] <= start:
+            continue  # inside a string, comment or placeholder
+        merged.append(("num", start, number.end(), None))
+    merged.extend(tokens[index:])
+    return merged
+
+
+_STRONG = frozenset({"pyfmt", "fmt", "dparam"})
+
+
+_PARAM_CAST = re.compile(
+    r"(\$\d+)\s*::\s*[A-Za-z_][\w.]*(?:\s*\(\s*\d+(?:\s*,\s*\d+)*\s*\))?(?:\s*\[\s*\])*"
+    r"(?![\w.\[(]|\s+(?:precision|varying|with|without|zone|year|month|day|hour|minute|second)\b)",
+    re.IGNORECASE,
+)
+"""``$1::INTEGER``, ``$2::VARCHAR(20)``, ``$3::int[]`` (what SQLAlchemy's psycopg and asyncpg dialects emit) are
+dropped from the normalized text: a cast value is the same value, and the parse tree gets much smaller.
+Multi-word types (``double precision``, ``timestamp with time zone``) are left alone."""
+
+
+_CAST_AT_START = re.compile(_PARAM_CAST.pattern[len(r"(\$\d+)") :], re.IGNORECASE)
+
+_NEEDS_SCAN = re.compile(r"""['"`\-/]""")
+"""Quotes and comment starts: the statement needs the full scan."""
+_PLACEHOLDER_SPLIT = re.compile(r"([%?$](?:\([^()]*\)[sbt]|[sbt%]|\d*))")
+"""Placeholder candidates; led by a character class so the engine scans fast. A lone ``%``/``$`` goes back."""
+_IDENT_DOLLAR = re.compile(r"\w\$")
+_PLACEHOLDER_NUMBER_SPLIT = re.compile(
+    r"([%?$](?:\([^()]*\)[sbt]|[sbt%]|\d*)|\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$]))"
+)
+_PLACEHOLDER_CHARS = re.compile(r"[%?$]")
+_DOLLAR_QUOTE = re.compile(r"\$(?!\d)")
+
+
+def _normalize_plain(sql: str, literals: bool) -> Normalized | None:
+    """Fast path for the common case (an ORM statement, or raw SQL with numbers): no quote, no comment, no
+    ``:name``. One split on the placeholders (and numbers); ``None`` when the full scan is needed."""
+    if _NEEDS_SCAN.search(sql) is not None or sql.count(":") != 2 * sql.count("::"):
+        return None
+    if "$" in sql and (_DOLLAR_QUOTE.search(sql) is not None or _IDENT_DOLLAR.search(sql) is not None):
+        return None
+    numbers = literals and _NUMBER.search(sql) is not None
+    if not numbers and _PLACEHOLDER_CHARS.search(sql) is None:
+        return Normalized(text=sql, sources=(), literals=literals)
+    parts = (_PLACEHOLDER_NUMBER_SPLIT if numbers else _PLACEHOLDER_SPLIT).split(sql)
+    strong = any(len(t) > 1 and (t[0] == "$" or (t[0] == "%" and t != "%%")) for t in parts[1::2])
+    sources: list[ValueSource] = []
+    position = 0
+    offset = len(parts[0])
+    for index in range(1, len(parts), 2):
+        token = parts[index]
+        start = offset
+        offset += len(token) + len(parts[index + 1])
+        first = token[0]
+        if first.isdigit():
+            if _TYPMOD_BEFORE_NUMBER.search(sql, max(0, start - 40), start):
+                continue  # ``varchar(20)``: a type modifier stays
+            sources.append(_literal(token))
+            parts[index] = f"${len(sources)}"
+            continue
+        if len(token) == 1 and first != "?":
+            continue  # a modulus operator or a lone dollar sign
+        if first == "%":
+            if token == "%%":
+                parts[index] = "%"
+                continue
+            if token[1] == "(":
+                sources.append(_param(token[2:-2]))
+            else:
+                sources.append(_param(position))
+                position += 1
+        elif first == "$":
+            sources.append(_param(int(token[1:]) - 1))
+        elif strong:  # ``?`` is an operator when another style is in use
+            continue
+        elif len(token) > 1:
+            sources.append(_param(int(token[1:]) - 1))
+        else:
+            sources.append(_param(position))
+            position += 1
+        parts[index] = f"${len(sources)}"
+        following = parts[index + 1]
+        if not numbers and following.startswith("::"):
+            cast = _CAST_AT_START.match(following)
+            if cast is not None:
+                parts[index + 1] = following[cast.end() :]
+    text = "".join(parts)
+    if numbers and "::" in text:  # a cast's type modifier may have been split off: strip on the whole text
+        text = _PARAM_CAST.sub(r"\1", text)
+    return Normalized(text=text, sources=tuple(sources), literals=literals)
+
+
+def normalize(sql: str, *, literals: bool = True) -> Normalized:
+    """Rewrite ``sql`` (see the module docstring). Raises :class:`NormalizeError` on an unterminated quote/comment."""
+    literals = literals and _DML.match(sql) is not None
+    plain = _normalize_plain(sql, literals)
+    return plain if plain is not None else _normalize_scan(sql, literals)
+
+
+def _normalize_scan(sql: str, literals: bool) -> Normalized:
+    """The general path: every token kind, literals included."""
+    tokens = _tokens(sql, literals)
+    strong = any(token[0] in _STRONG for token in tokens)
+    out: list[str] = []
+    sources: list[ValueSource] = []
+    pos = 0
+    fmt_pos = 0
+    q_pos = 0
+    for kind, start, end, match in tokens:
+        token = sql[start:end]
+        replacement: str | None = None
+        if kind in ("lc", "bc"):
+            replacement = " "
+        elif kind in ("str", "estr", "pstr", "dq"):
+            closer = '"' if kind == "dq" else "'"
+            if len(token) < 2 or token[-1] != closer or (kind == "estr" and _odd_backslashes(token)):
+                raise NormalizeError("unterminated quoted " + ("identifier" if kind == "dq" else "string"))
+            if kind != "dq" and literals and not _TYPE_BEFORE_STRING.search(sql, max(0, start - 24), start):
+                value = _string_value(kind, token)
+                if strong:
+                    value = value.replace("%%", "%")
+                sources.append(_literal(value))
+                replacement = f"${len(sources)}"
+        elif kind == "dollar":
+            assert match is not None
+            tag = match.group()
+            body = sql[start + len(tag) : end - len(tag)]
+            if literals and not _TYPE_BEFORE_STRING.search(sql, max(0, start - 24), start):
+                sources.append(_literal(body))
+                replacement = f"${len(sources)}"
+        elif kind == "dparam":
+            assert match is not None
+            sources.append(_param(int(match.group("dnum")) - 1))
+            replacement = f"${len(sources)}"
+        elif kind == "pct":
+            replacement = "%"
+        elif kind == "pyfmt":
+            assert match is not None
+            sources.append(_param(match.group("pyname")))
+            replacement = f"${len(sources)}"
+        elif kind == "fmt":
+            sources.append(_param(fmt_pos))
+            fmt_pos += 1
+            replacement = f"${len(sources)}"
+        elif kind == "named":
+            assert match is not None
+            if not strong:
+                sources.append(_param(match.group("name")))
+                replacement = f"${len(sources)}"
+        elif kind == "qmark":
+            assert match is not None
+            if not strong:
+                number = match.group("qnum")
+                if number:
+                    key = int(number) - 1
+                else:
+                    key = q_pos
+                    q_pos += 1
+                sources.append(_param(key))
+                replacement = f"${len(sources)}"
+        elif kind == "num" and literals and not _TYPMOD_BEFORE_NUMBER.search(sql, max(0, start - 40), start):
+            sources.append(_literal(token))
+            replacement = f"${len(sources)}"
+        if replacement is None:
+            out.append(sql[pos:end])
+        else:
+            out.append(sql[pos:start])
+            out.append(replacement)
+        pos = end
+    out.append(sql[pos:])
+    text = "".join(out)
+    if sources and "::" in text:
+        text = _PARAM_CAST.sub(r"\1", text)
+    return Normalized(text=text, sources=tuple(sources), literals=literals)
+
+
+def _odd_backslashes(token: str) -> bool:
+    """An E-string like ``E'abc\\'`` whose final quote is escaped is unterminated."""
+    count = 0
+    index = len(token) - 2
+    while index >= 0 and token[index] == "\\":
+        count += 1
+        index -= 1
+    return count % 2 == 1
+
+
+def _string_value(kind: str | None, token: str) -> str:
+    if kind == "estr":
+        return _e_unescape(token[2:-1])
+    if kind == "pstr":
+        body = token[token.index("'") + 1 : -1]
+        return body.replace("''", "'")
+    return token[1:-1].replace("''", "'")
+
+
+_BRACKETS = re.compile(r"[()\[\]]")
+
+
+def paren_depth(text: str) -> int:
+    """Deepest nesting of ``()``/``[]`` in ``text`` (quoted text counted too: an upper bound)."""
+    depth = 0
+    deepest = 0
+    for match in _BRACKETS.finditer(text):
+        if match.group() in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+_NOT_PLAIN = re.compile(r"""[()$;'"]""")
+_SLIM_MIN_BYTES = 300
+"""Shorter texts are parsed as they are: their select lists are short, and the scan would cost more than it saves."""
+_SLIM_MAX_BYTES = 16_384
+_SLIM_MAX_LIST = 4_096
+
+
+def _word_at(low: str, start: int, word: str) -> bool:
+    """Whether ``word`` at ``start`` of ``low`` stands alone (not part of a longer identifier)."""
+    end = start + len(word)
+    before = low[start - 1] if start > 0 else " "
+    after = low[end] if end < len(low) else " "
+    return not (before.isalnum() or before in "_$") and not (after.isalnum() or after in "_$")
+
+
+def _find_word(low: str, word: str, start: int, end: int) -> int:
+    index = low.find(word, start, end)
+    while index >= 0 and not _word_at(low, index, word):
+        index = low.find(word, index + 1, end)
+    return index
+
+
+def slim_select_lists(text: str) -> str:
+    """Replace plain select lists (no parenthesis, parameter, quote) by ``1`` before parsing a normalized text.
+
+    Such a list cannot hold a subquery or a value, so it does not matter to the analysis; leaving it out makes the
+    parse tree much smaller (an ORM select lists every mapped column). ``INSERT ... SELECT`` is left alone: its
+    select list holds the written values. Bounded: texts over 16 KiB and lists over 4 KiB are left as they are.
+    """
+    if not _SLIM_MIN_BYTES <= len(text) <= _SLIM_MAX_BYTES:
+        return text
+    low = text.lower()
+    if "insert" in low:
+        return text
+    out: list[str] = []
+    pos = 0
+    size = len(low)
+    index = _find_word(low, "select", 0, size)
+    while index >= 0:
+        start = index + 6
+        end = _find_word(low, "from", start, min(size, start + _SLIM_MAX_LIST))
+        if end < 0:
+            index = _find_word(low, "select", start, size)
+            continue
+        if end > start + 3 and _NOT_PLAIN.search(low, start, end) is None and "into" not in low[start:end]:
+            out.append(text[pos:start])
+            out.append(" 1 ")
+            pos = end
+        index = _find_word(low, "select", end, size)
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_IN_PARAM = re.compile(r"\b(not\s+)?in\s+(\$\d+)(?!\d)", re.IGNORECASE)
+"""``IN %s`` with a tuple parameter (psycopg2 adapts a tuple to a list): not PostgreSQL syntax as such."""
+
+
+def _in_param(match: re.Match[str]) -> str:
+    return f"<> ALL({match.group(2)})" if match.group(1) else f"= ANY({match.group(2)})"
+
+
+def slim_for_parse(text: str) -> str:
+    """The normalized text made cheaper to parse without changing what the analysis sees (plain select lists
+    become ``1``, see :func:`slim_select_lists`), and ``IN $n`` (psycopg2's tuple adaptation) written as
+    ``= ANY($n)`` so that PostgreSQL's grammar accepts it."""
+    if " $" in text and _IN_PARAM.search(text) is not None:
+        text = _IN_PARAM.sub(_in_param, text)
+    return slim_select_lists(text)

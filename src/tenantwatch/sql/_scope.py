@@ -1,0 +1,1047 @@
+"""The scope walk: judge every scope of a parsed statement for tenant filters.
+
+Input is libpg_query's JSON parse tree, loaded as plain dicts (``pglast.parser.parse_sql_json``), or the same shapes
+built by :mod:`tenantwatch.sql._fallback`. A *level* is one query block (a ``SELECT``, or the target of an
+``UPDATE``/``DELETE``/``INSERT``) with the relations of its ``FROM``; each tenant-scoped table in a level gets one
+verdict. The semantics are documented in ``docs/analysis.md``; in short:
+
+* A table is protected in its level when its tenant column is equal to a value (parameter or literal),
+  ``IN (values)`` or ``= ANY(value)``, through a conjunct at the top of the level's ``WHERE``, or at the top of the
+  ``ON`` of a join that filters that table's side (both sides of an INNER join, the nullable side of a LEFT/RIGHT
+  join, neither side of a FULL join).
+* Equalities between columns in the same set of conjuncts propagate values (``b.org = a.org AND a.org = $1``).
+* Nothing under ``OR``/``NOT``, no ``IS NOT NULL``, no column compared with itself, no filter from another level.
+
+Values are recorded as ``int`` (``$k`` of the normalized text; negative for ``-$k``) or ``str`` (a constant that
+stayed inline), and bound to the caller's parameters later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tenantwatch.sql.model import ScopeVerdict
+
+__all__ = ["TooDeepError", "Value", "WalkResult", "walk"]
+
+Value = int | str
+"""``k`` (> 0): parameter ``$k`` of the parsed text; ``-k``: its negation; ``str``: an inline constant."""
+
+Node = dict[str, Any]
+_Key = tuple[str, str]
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+_LEAVES = frozenset({"ColumnRef", "A_Const", "ParamRef", "String", "TypeName", "A_Star", "Integer", "Float"})
+"""Node kinds that never contain a subquery or a comparison: the expression walk stops there."""
+_SKIP_FIELDS = frozenset({"name", "names", "typeName", "fields", "funcname", "alias", "location", "opclass"})
+"""Fields of a node body that hold names, never expressions."""
+
+
+class TooDeepError(Exception):
+    """The parse tree is nested deeper than the configured bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    """Everything the walk found, with values still as :data:`Value` (see :func:`walk`)."""
+
+    operation: str
+    tables: tuple[str, ...]
+    tenant_tables: tuple[str, ...]
+    main_table: str | None
+    scopes: tuple[ScopeVerdict, ...]
+    filter_values: tuple[Value, ...]
+    written_values: tuple[Value, ...]
+
+
+@dataclass(slots=True)
+class _Rel:
+    """One relation of a level: a table, a CTE reference, a subquery or a function."""
+
+    key: str
+    kind: Literal["table", "cte", "subquery", "function"]
+    table: str | None = None
+    column: str | None = None
+    scope: str = ""
+    role: Literal["read", "write"] = "read"
+    path: list[tuple[int, str]] = field(default_factory=list)
+    """The joins above this relation, innermost first, with the side (``L``/``R``) it is on."""
+
+
+@dataclass(slots=True)
+class _Level:
+    """The relations of one query block and the conditions that hold for their rows."""
+
+    rels: list[_Rel] = field(default_factory=list)
+    qualifiers: dict[str, _Rel] = field(default_factory=dict)
+    merged: dict[str, _Rel] = field(default_factory=dict)
+    on_nodes: list[tuple[Any, list[tuple[_Key, _Key]]]] = field(default_factory=list)
+    joins: list[tuple[str, frozenset[int], frozenset[int], frozenset[int], frozenset[int]]] = field(
+        default_factory=list
+    )
+    """Per join (same index as ``on_nodes``): type, relations left and right, and their non-null cores."""
+    cores: set[int] = field(default_factory=set)
+    """Relations non-null in every row of the level (the cores of the FROM items, which are cross-joined)."""
+    mentioned: set[str] = field(default_factory=set)
+    memo: dict[int, _Atom | None] = field(default_factory=dict)
+    scope: str = "main"
+    label: str = "join"
+    first_free: bool = True
+    """Naming while collecting: the first relation takes the level's scope name, the others ``<label>:<key>``."""
+
+    def add(self, rel: _Rel, schema: str | None = None) -> None:
+        self.rels.append(rel)
+        self.qualifiers.setdefault(rel.key, rel)
+        if schema and rel.table is not None and rel.key == rel.table:
+            self.qualifiers.setdefault(f"{schema}.{rel.table}", rel)
+
+
+def _child(scope: str, label: str) -> str:
+    return label if scope == "main" else f"{scope}/{label}"
+
+
+def _name(node: Node) -> str:
+    """The text of a ``String`` node."""
+    try:
+        return str(node["String"]["sval"]).lower()
+    except (KeyError, TypeError):
+        return ""
+
+
+def _op_name(body: Node) -> str:
+    names = body.get("name") or ()
+    return _name(names[-1]) if names else ""
+
+
+def _const_text(body: Node) -> str | None:
+    """The text of an ``A_Const`` (``None`` for NULL)."""
+    if body.get("isnull"):
+        return None
+    for kind, inner in (("ival", "ival"), ("fval", "fval"), ("sval", "sval"), ("bsval", "bsval")):
+        holder = body.get(kind)
+        if holder is not None:
+            return str(holder.get(inner, 0 if kind == "ival" else ""))
+    holder = body.get("boolval")
+    if holder is not None:
+        return "true" if holder.get("boolval") else "false"
+    return None
+
+
+def value_of(node: Any) -> Value | None:
+    """A parameter or a constant (possibly cast or negated), else ``None``."""
+    if not isinstance(node, dict):
+        return None
+    body = node.get("ParamRef")
+    if body is not None:
+        number = body.get("number")
+        return int(number) if isinstance(number, int) and number > 0 else None
+    body = node.get("A_Const")
+    if body is not None:
+        return _const_text(body)
+    body = node.get("TypeCast")
+    if body is not None:
+        return value_of(body.get("arg"))
+    body = node.get("A_Expr")
+    if body is not None and body.get("kind") == "AEXPR_OP" and "lexpr" not in body and _op_name(body) == "-":
+        inner = value_of(body.get("rexpr"))
+        if isinstance(inner, int):
+            return -inner
+        if isinstance(inner, str):
+            return inner[1:] if inner.startswith("-") else "-" + inner
+    return None
+
+
+def _column_fields(node: Any) -> list[Any] | None:
+    """The name parts of a column reference (possibly cast), else ``None``."""
+    if not isinstance(node, dict):
+        return None
+    body = node.get("ColumnRef")
+    if body is None:
+        cast = node.get("TypeCast")
+        if cast is None:
+            return None
+        body = (cast.get("arg") or {}).get("ColumnRef")
+        if body is None:
+            return None
+    fields = body.get("fields")
+    if not fields or "String" not in fields[-1]:
+        return None
+    return fields  # type: ignore[no-any-return]
+
+
+def conjuncts(node: Any) -> list[Any]:
+    """The top-level AND conjuncts of a boolean expression."""
+    if node is None:
+        return []
+    out: list[Any] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        body = item.get("BoolExpr") if isinstance(item, dict) else None
+        if body is not None and body.get("boolop") == "AND_EXPR":
+            stack.extend(reversed(body.get("args") or []))
+        else:
+            out.append(item)
+    return out
+
+
+class _UnionFind:
+    __slots__ = ("parent",)
+
+    def __init__(self) -> None:
+        self.parent: dict[_Key, _Key] = {}
+
+    def find(self, key: _Key) -> _Key:
+        parent = self.parent
+        root = key
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while key != root:
+            parent[key], key = root, parent.get(key, root)
+        return root
+
+    def union(self, a: _Key, b: _Key) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[ra] = rb
+
+
+class _Atom:
+    """A conjunct that matters: ``left = right`` between columns, or ``left`` against values."""
+
+    __slots__ = ("form", "left", "right", "values")
+
+    def __init__(self, left: _Key, right: _Key | None = None, values: tuple[Value, ...] = (), form: str = "=") -> None:
+        self.left = left
+        self.right = right
+        self.values = values
+        self.form = form
+
+
+class _Walker:
+    def __init__(self, column_for: Callable[[str], str | None], tenant_columns: Iterable[str], max_depth: int) -> None:
+        self.column_for = column_for
+        self.tenant_names = set(tenant_columns)
+        self.columns: dict[str, str | None] = {}
+        self.max_depth = max_depth
+        self.tables: dict[str, None] = {}
+        self.tenant: dict[str, None] = {}
+        self.groups: list[list[ScopeVerdict]] = []
+        self.filter_values: list[Value] = []
+        self.written_values: list[Value] = []
+        self.subqueries = 0
+        self.arms = 0
+        self.main_table: str | None = None
+        self.main_decided = False
+        self.sublinks = True
+
+    # -- statements ----------------------------------------------------------------------------------------------
+
+    def statement(self, wrapper: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> str:
+        """Walk one statement node (wrapped), return its operation."""
+        self._check(depth)
+        if not wrapper:
+            return "OTHER"
+        kind, body = next(iter(wrapper.items()))
+        if kind == "SelectStmt":
+            self.select(body, scope, ctes, depth + 1, top)
+            return "SELECT"
+        if kind == "InsertStmt":
+            self.insert(body, scope, ctes, depth + 1, top)
+            return "INSERT"
+        if kind == "UpdateStmt":
+            self.update_or_delete(body, scope, ctes, depth + 1, top=top, label="from", extra=body.get("fromClause"))
+            return "UPDATE"
+        if kind == "DeleteStmt":
+            self.update_or_delete(body, scope, ctes, depth + 1, top=top, label="using", extra=body.get("usingClause"))
+            return "DELETE"
+        if kind == "MergeStmt":
+            self.merge(body, scope, ctes, depth + 1, top)
+            return "OTHER"
+        if kind == "ExplainStmt":
+            analyze = any((opt.get("DefElem") or {}).get("defname") == "analyze" for opt in body.get("options") or ())
+            if not analyze:
+                saved = len(self.groups)
+                self.statement(body.get("query") or {}, scope, ctes, depth + 1, top)
+                del self.groups[saved:]  # plain EXPLAIN does not run the query: tables only
+                return "OTHER"
+            return self.statement(body.get("query") or {}, scope, ctes, depth + 1, top)
+        if kind == "DeclareCursorStmt":
+            return self.statement(body.get("query") or {}, scope, ctes, depth + 1, top)
+        if kind == "CreateTableAsStmt":
+            self.statement(body.get("query") or {}, scope, ctes, depth + 1, top)
+            return "OTHER"
+        if kind == "CopyStmt":
+            return self.copy(body, scope, ctes, depth + 1, top)
+        return "OTHER"
+
+    def select(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
+        self._check(depth)
+        ctes = self._with(s.get("withClause"), ctes, depth)
+        if s.get("op", "SETOP_NONE") != "SETOP_NONE":
+            for side in (s.get("larg"), s.get("rarg")):
+                if not side:
+                    continue
+                if side.get("op", "SETOP_NONE") != "SETOP_NONE":
+                    self.select(side, scope, ctes, depth + 1, top)
+                else:
+                    self.arms += 1
+                    self.select(side, f"union:{self.arms}", ctes, depth + 1, top)
+            self._exprs((s.get("sortClause"), s.get("limitOffset"), s.get("limitCount")), None, ctes, depth)
+            return
+        if "valuesLists" in s:
+            self._exprs(s.get("valuesLists"), None, ctes, depth)
+            return
+        group = self._open_group()
+        level = _Level()
+        self._collect_from(s.get("fromClause") or (), level, scope, "join", ctes, first_takes_scope=True)
+        if top and not self.main_decided and level.rels:
+            self.main_decided = True  # a derived table first: the first table read (see walk()) stands in
+            if level.rels[0].kind == "table":
+                self.main_table = level.rels[0].table
+        if self.sublinks:
+            self._exprs((s.get("distinctClause"), s.get("targetList")), None, ctes, depth)
+        self._walk_from(s.get("fromClause") or (), level, ctes, depth)
+        where = s.get("whereClause")
+        self._expr(where, level, ctes, depth, filters=True)
+        self._expr(s.get("havingClause"), level, ctes, depth, filters=True)
+        if self.sublinks:
+            self._exprs(
+                (
+                    s.get("groupClause"),
+                    s.get("windowClause"),
+                    s.get("sortClause"),
+                    s.get("limitOffset"),
+                    s.get("limitCount"),
+                    s.get("lockingClause"),
+                ),
+                None,
+                ctes,
+                depth,
+            )
+        self._judge(level, where, group)
+
+    def insert(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
+        self._check(depth)
+        ctes = self._with(s.get("withClause"), ctes, depth)
+        group = self._open_group()
+        relation = s.get("relation") or {}
+        table = self._register(relation)
+        column = self._column(relation) if table else None
+        if top and self.main_table is None:
+            self.main_table = table
+        cols = [str((c.get("ResTarget") or {}).get("name", "")).lower() for c in s.get("cols") or ()]
+        index = cols.index(column) if column is not None and column in cols else None
+        select = (s.get("selectStmt") or {}).get("SelectStmt")
+        writes_column = False
+        if select is not None:
+            if "valuesLists" in select and select.get("op", "SETOP_NONE") == "SETOP_NONE":
+                for row in select.get("valuesLists") or ():
+                    items = (row.get("List") or {}).get("items") or []
+                    self._exprs(items, None, ctes, depth)
+                    if index is not None and index < len(items):
+                        self._written(items[index])
+            else:
+                self.select(select, _child(scope, "select"), ctes, depth + 1, top=False)
+                if index is not None:
+                    self._written_from_select(select, index)
+            writes_column = index is not None or not cols
+        if column is not None and table is not None:
+            if writes_column:
+                reason = f"INSERT writes {column}" if cols else "INSERT without a column list writes every column"
+                group.append(ScopeVerdict(scope, table, "write", "present", reason))
+            else:
+                group.append(ScopeVerdict(scope, table, "write", "missing", f"INSERT does not write {column}"))
+        conflict = s.get("onConflictClause")
+        if conflict is not None:
+            self._on_conflict(
+                conflict,
+                relation,
+                table=table,
+                column=column,
+                writes_column=index is not None,
+                scope=scope,
+                ctes=ctes,
+                depth=depth,
+                group=group,
+            )
+        self._returning(s, ctes, depth)
+
+    def _on_conflict(
+        self,
+        conflict: Node,
+        relation: Node,
+        *,
+        table: str | None,
+        column: str | None,
+        writes_column: bool,
+        scope: str,
+        ctes: frozenset[str],
+        depth: int,
+        group: list[ScopeVerdict],
+    ) -> None:
+        if conflict.get("action") != "ONCONFLICT_UPDATE":
+            return
+        key = self._rel_key(relation)
+        for target in conflict.get("targetList") or ():
+            res = target.get("ResTarget") or {}
+            if column is not None and str(res.get("name", "")).lower() == column:
+                self._written(res.get("val"))
+            self._expr(res.get("val"), None, ctes, depth)
+        level = _Level()
+        rel = _Rel(key=key, kind="table", table=table, column=column, scope=_child(scope, "on_conflict"))
+        level.add(rel)
+        level.add(_Rel(key="excluded", kind="table", column=column if writes_column else None))
+        where = conflict.get("whereClause")
+        self._expr(where, level, ctes, depth, filters=True)
+        if column is None or table is None:
+            return
+        infer = conflict.get("infer") or {}
+        elems = [str((e.get("IndexElem") or {}).get("name", "")).lower() for e in infer.get("indexElems") or ()]
+        if column in elems:
+            verdict = ScopeVerdict(rel.scope, table, "write", "present", f"conflict target includes {column}")
+            group.append(verdict)
+            return
+        atoms = self._atoms(conjuncts(where), level)
+        if writes_column:  # excluded.<column> is the written value, checked against the tenant separately
+            atoms.append(_Atom(("excluded", column), None, ("excluded",)))
+        ok, why = self._protected(rel, atoms)
+        reason = why if ok else f"the conflicting row may belong to another tenant: no {column} in the conflict target"
+        group.append(ScopeVerdict(rel.scope, table, "write", "present" if ok else "missing", reason))
+
+    def update_or_delete(
+        self, s: Node, scope: str, ctes: frozenset[str], depth: int, *, top: bool, label: str, extra: Any
+    ) -> None:
+        self._check(depth)
+        ctes = self._with(s.get("withClause"), ctes, depth)
+        group = self._open_group()
+        relation = s.get("relation") or {}
+        table = self._register(relation)
+        column = self._column(relation) if table else None
+        if top and self.main_table is None:
+            self.main_table = table
+        level = _Level()
+        if column is not None:
+            self.tenant_names.add(column)
+        target = _Rel(key=self._rel_key(relation), kind="table", table=table, column=column, scope=scope, role="write")
+        level.add(target, relation.get("schemaname"))
+        level.cores.add(0)
+        self._collect_from(extra or (), level, scope, label, ctes, first_takes_scope=False)
+        for item in s.get("targetList") or ():
+            res = item.get("ResTarget") or {}
+            val = res.get("val")
+            if column is not None and str(res.get("name", "")).lower() == column:
+                multi = (val or {}).get("MultiAssignRef")
+                if multi is not None:
+                    args = ((multi.get("source") or {}).get("RowExpr") or {}).get("args") or []
+                    colno = int(multi.get("colno", 0))
+                    if 0 < colno <= len(args):
+                        self._written(args[colno - 1])
+                else:
+                    self._written(val)
+            self._expr(val, None, ctes, depth)
+        self._walk_from(extra or (), level, ctes, depth)
+        where = s.get("whereClause")
+        self._expr(where, level, ctes, depth, filters=True)
+        self._returning(s, ctes, depth)
+        self._judge(level, where, group)
+
+    def merge(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
+        self._check(depth)
+        ctes = self._with(s.get("withClause"), ctes, depth)
+        group = self._open_group()
+        relation = s.get("relation") or {}
+        table = self._register(relation)
+        column = self._column(relation) if table else None
+        if top and self.main_table is None:
+            self.main_table = table
+        level = _Level()
+        level.add(
+            _Rel(key=self._rel_key(relation), kind="table", table=table, column=column, scope=scope, role="write")
+        )
+        source = s.get("sourceRelation")
+        self._collect_from([source] if source else (), level, scope, "using", ctes, first_takes_scope=False)
+        self._walk_from([source] if source else (), level, ctes, depth)
+        condition = s.get("joinCondition")
+        self._expr(condition, level, ctes, depth, filters=True)
+        self._exprs(s.get("mergeWhenClauses"), None, ctes, depth)
+        self._judge(level, condition, group)
+
+    def copy(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> str:
+        query = s.get("query")
+        if query:
+            self.statement(query, scope, ctes, depth + 1, top)
+            return "OTHER"
+        relation = s.get("relation") or {}
+        table = self._register(relation)
+        column = self._column(relation) if table else None
+        if top and self.main_table is None:
+            self.main_table = table
+        if table is None or column is None:
+            return "OTHER"
+        group = self._open_group()
+        if s.get("is_from"):
+            cols = [_name(a) for a in s.get("attlist") or ()]
+            ok = not cols or column in cols
+            reason = f"COPY FROM {'writes' if ok else 'does not write'} {column}"
+            group.append(ScopeVerdict(scope, table, "write", "present" if ok else "missing", reason))
+        else:
+            group.append(ScopeVerdict(scope, table, "read", "missing", "COPY TO reads the whole table"))
+        return "OTHER"
+
+    # -- FROM ----------------------------------------------------------------------------------------------------
+
+    def _collect_from(
+        self,
+        items: Iterable[Node],
+        level: _Level,
+        scope: str,
+        label: str,
+        ctes: frozenset[str],
+        *,
+        first_takes_scope: bool,
+    ) -> None:
+        """Phase 1: the relations of a FROM list and which ON conditions hold for each (no recursion)."""
+        level.scope = scope
+        level.label = label
+        level.first_free = first_takes_scope
+        for item in items:
+            level.cores |= self._visit(item, level, ctes, 0)[1]
+
+    @staticmethod
+    def _name_for(level: _Level, key: str) -> str:
+        if level.first_free:
+            level.first_free = False
+            return level.scope
+        return _child(level.scope, f"{level.label}:{key}")
+
+    @staticmethod
+    def _leaf(level: _Level, rel: _Rel, schema: str | None = None) -> tuple[list[int], set[int]]:
+        level.add(rel, schema)
+        index = len(level.rels) - 1
+        return [index], {index}
+
+    def _visit(self, item: Node, level: _Level, ctes: frozenset[str], depth: int) -> tuple[list[int], set[int]]:
+        """Relations of a FROM item (indexes into ``level.rels``) and its core: those non-null in every row."""
+        if depth > self.max_depth:
+            raise TooDeepError(f"statement nested deeper than {self.max_depth} levels")
+        if not item:
+            return [], set()
+        kind, body = next(iter(item.items()))
+        if kind == "RangeTableSample":  # ``orders TABLESAMPLE SYSTEM (10)`` reads ``orders``
+            return self._visit(body.get("relation") or {}, level, ctes, depth + 1)
+        if kind == "RangeVar":
+            relname = str(body.get("relname", "")).lower()
+            schema = body.get("schemaname")
+            key = self._rel_key(body)
+            if not schema and relname in ctes:
+                return self._leaf(level, _Rel(key=key, kind="cte", scope=self._name_for(level, key)))
+            column = self._column(body)
+            rel = _Rel(key=key, kind="table", table=relname, column=column, scope=self._name_for(level, key))
+            return self._leaf(level, rel, str(schema).lower() if schema else None)
+        if kind in ("RangeSubselect", "RangeFunction", "RangeTableFunc", "JsonTable"):
+            alias = str((body.get("alias") or {}).get("aliasname", "")).lower()
+            key = alias or f"?{len(level.rels)}"
+            rel = _Rel(key=key, kind="subquery" if kind == "RangeSubselect" else "function")
+            rel.scope = self._name_for(level, key)
+            return self._leaf(level, rel)
+        if kind == "JoinExpr":
+            return self._visit_join(body, level, ctes, depth)
+        return [], set()
+
+    def _visit_join(self, body: Node, level: _Level, ctes: frozenset[str], depth: int) -> tuple[list[int], set[int]]:
+        jointype = str(body.get("jointype", "JOIN_INNER"))
+        index = len(level.on_nodes)
+        level.on_nodes.append((body.get("quals"), []))
+        level.joins.append((jointype, frozenset(), frozenset(), frozenset(), frozenset()))
+        left, lcore = self._visit(body.get("larg") or {}, level, ctes, depth + 1)
+        right, rcore = self._visit(body.get("rarg") or {}, level, ctes, depth + 1)
+        for i in left:
+            level.rels[i].path.append((index, "L"))
+        for i in right:
+            level.rels[i].path.append((index, "R"))
+        level.joins[index] = (jointype, frozenset(left), frozenset(right), frozenset(lcore), frozenset(rcore))
+        using_clause = body.get("usingClause")
+        if using_clause or body.get("isNatural"):
+            lrels = [level.rels[i] for i in left]
+            rrels = [level.rels[i] for i in right]
+            using = [_name(u) for u in using_clause or ()]
+            if body.get("isNatural"):
+                using = self._natural_columns(lrels, rrels)
+            for col in using:
+                lrel = self._using_side(lrels, col)
+                rrel = self._using_side(rrels, col)
+                if lrel is not None and rrel is not None:
+                    level.on_nodes[index][1].append(((lrel.key, col), (rrel.key, col)))
+                merged = lrel if jointype in ("JOIN_INNER", "JOIN_LEFT") else rrel
+                if jointype == "JOIN_FULL" or merged is None:
+                    level.merged[col] = _Rel(key=f"?merged:{col}", kind="subquery")
+                else:
+                    level.merged[col] = merged
+        join_alias = (body.get("alias") or {}).get("aliasname")
+        if join_alias:
+            level.qualifiers.setdefault(str(join_alias).lower(), _Rel(key=f"?join:{join_alias}", kind="subquery"))
+        if jointype == "JOIN_INNER":
+            return left + right, lcore | rcore
+        if jointype == "JOIN_LEFT":
+            return left + right, lcore
+        if jointype == "JOIN_RIGHT":
+            return left + right, rcore
+        return left + right, set()
+
+    @staticmethod
+    def _using_side(rels: list[_Rel], col: str) -> _Rel | None:
+        if len(rels) == 1:
+            return rels[0]
+        having = [r for r in rels if r.column == col]
+        return having[0] if len(having) == 1 else None
+
+    @staticmethod
+    def _natural_columns(left: list[_Rel], right: list[_Rel]) -> list[str]:
+        """NATURAL JOIN: the tenant columns both sides are known to have."""
+        lcols = {r.column for r in left if r.column}
+        return sorted(c for c in {r.column for r in right if r.column} if c in lcols)
+
+    def _walk_from(self, items: Iterable[Node], level: _Level, ctes: frozenset[str], depth: int) -> None:
+        """Phase 2: register tables, recurse into subqueries and walk ON conditions, in text order."""
+        for item in items:
+            self._walk_from_item(item, level, ctes, depth + 1)
+
+    def _walk_from_item(self, item: Node, level: _Level, ctes: frozenset[str], depth: int) -> None:
+        self._check(depth)
+        if not item:
+            return
+        kind, body = next(iter(item.items()))
+        if kind == "RangeTableSample":
+            self._walk_from_item(body.get("relation") or {}, level, ctes, depth + 1)
+            self._expr(body.get("args"), None, ctes, depth)
+        elif kind == "RangeVar":
+            relname = str(body.get("relname", "")).lower()
+            if body.get("schemaname") or relname not in ctes:
+                self._register(body)
+        elif kind == "RangeSubselect":
+            self.subqueries += 1
+            self.statement(body.get("subquery") or {}, f"subquery:{self.subqueries}", ctes, depth + 1, False)
+        elif kind == "JoinExpr":
+            self._walk_from_item(body.get("larg") or {}, level, ctes, depth + 1)
+            self._walk_from_item(body.get("rarg") or {}, level, ctes, depth + 1)
+            self._expr(body.get("quals"), level, ctes, depth, filters=True)
+        else:
+            self._expr(body, None, ctes, depth)
+
+    # -- expressions ---------------------------------------------------------------------------------------------
+
+    def _exprs(self, nodes: Any, level: _Level | None, ctes: frozenset[str], depth: int) -> None:
+        """Find the subqueries (new scopes) in expressions outside filter positions."""
+        if not self.sublinks or not nodes:
+            return
+        for node in nodes:
+            if node:
+                self._sublinks(node, ctes, depth)
+
+    def _expr(
+        self,
+        node: Any,
+        level: _Level | None,
+        ctes: frozenset[str],
+        depth: int,
+        *,
+        filters: bool = False,
+    ) -> None:
+        """Walk one expression: tenant comparisons if it is a filter (``level`` given), then its subqueries."""
+        if node is None:
+            return
+        if filters and level is not None:
+            self._filters(node, level, depth, negated=False)
+        if self.sublinks:
+            self._sublinks(node, ctes, depth)
+
+    def _filters(self, node: Any, level: _Level, depth: int, negated: bool) -> None:
+        """Note the tenant values compared along a filter's AND/OR/NOT structure (not under NOT)."""
+        if not isinstance(node, dict):
+            return
+        if depth > self.max_depth:
+            raise TooDeepError(f"statement nested deeper than {self.max_depth} levels")
+        body = node.get("BoolExpr")
+        if body is not None:
+            negated = negated or body.get("boolop") == "NOT_EXPR"
+            for arg in body.get("args") or ():
+                self._filters(arg, level, depth + 1, negated)
+            return
+        body = node.get("A_Expr")
+        if body is not None and not negated:
+            self._note_comparison(body, level)
+
+    def _sublinks(self, node: Any, ctes: frozenset[str], depth: int) -> None:
+        """Find subqueries anywhere under ``node``; each becomes scope ``subquery:<n>`` (numbered in text order)."""
+        if isinstance(node, list):
+            for item in node:
+                self._sublinks(item, ctes, depth)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, body in node.items():
+            if key[:1].isupper():
+                if key in _LEAVES:
+                    continue
+                self._check(depth)
+                if key == "SubLink":
+                    self._sublinks(body.get("testexpr"), ctes, depth + 1)
+                    self.subqueries += 1
+                    scope = f"subquery:{self.subqueries}"
+                    self.statement(body.get("subselect") or {}, scope, ctes, depth + 1, False)
+                    continue
+                if isinstance(body, dict):
+                    for field_name, value in body.items():
+                        if field_name not in _SKIP_FIELDS and isinstance(value, (dict, list)):
+                            self._sublinks(value, ctes, depth + 1)
+            elif key not in _SKIP_FIELDS and isinstance(body, (dict, list)):
+                self._sublinks(body, ctes, depth)
+
+    def _note_comparison(self, body: Node, level: _Level) -> None:
+        """Record the values a tenant column is compared with (anywhere in a filter, even under OR)."""
+        atom = self._atom(body, level)
+        if atom is None or atom.right is not None:
+            return
+        rel = level.qualifiers.get(atom.left[0])
+        if rel is not None and rel.kind == "table":
+            if rel.column != atom.left[1]:
+                return
+            level.mentioned.add(rel.key)
+        elif atom.left[1] not in self.tenant_names:
+            return
+        self.filter_values.extend(atom.values)
+
+    # -- judging -------------------------------------------------------------------------------------------------
+
+    def _judge(self, level: _Level, where: Any, group: list[ScopeVerdict]) -> None:
+        tenant_rels = [r for r in level.rels if r.column is not None and r.table is not None]
+        if not tenant_rels:
+            return
+        where_atoms = self._atoms(conjuncts(where), level)
+        on_atoms: dict[int, list[_Atom]] = {}
+        for rel in tenant_rels:
+            atoms = list(where_atoms)
+            for index in self._holding_joins(level, rel):
+                if index not in on_atoms:
+                    quals, using = level.on_nodes[index]
+                    found = self._atoms(conjuncts(quals), level)
+                    found.extend(_Atom(a, b) for a, b in using)
+                    on_atoms[index] = found
+                atoms.extend(on_atoms[index])
+            ok, reason = self._protected(rel, atoms)
+            if not ok:
+                column = rel.column
+                if rel.key in level.mentioned:
+                    reason = (
+                        f"{rel.key}.{column} is compared, but not in a conjunct that holds for every row "
+                        "(under OR/NOT, or on the other side of an outer join)"
+                    )
+                else:
+                    reason = f"no filter on {rel.key}.{column}"
+            assert rel.table is not None
+            group.append(ScopeVerdict(rel.scope, rel.table, rel.role, "present" if ok else "missing", reason))
+
+    @staticmethod
+    def _holding_joins(level: _Level, rel: _Rel) -> list[int]:
+        """The joins whose ON condition holds in every row where ``rel`` is not null.
+
+        First the relations that are then non-null too: the level's cores, and up ``rel``'s path the core of the
+        other side of each INNER join and of each outer join ``rel`` is on the nullable side of. Then a join's ON
+        holds if it is INNER and one of its relations is among them, LEFT and one of its right side, RIGHT and one
+        of its left side, FULL and one of each side.
+        """
+        if not level.joins:
+            return []
+        index = level.rels.index(rel)
+        present = {index} | level.cores
+        for join, side in rel.path:
+            jointype, _left, _right, lcore, rcore = level.joins[join]
+            if jointype == "JOIN_INNER":
+                present |= rcore if side == "L" else lcore
+            elif jointype == "JOIN_LEFT" and side == "R":
+                present |= lcore
+            elif jointype == "JOIN_RIGHT" and side == "L":
+                present |= rcore
+        holding: list[int] = []
+        for join, (jointype, left, right, _lcore, _rcore) in enumerate(level.joins):
+            if jointype == "JOIN_INNER":
+                ok = not present.isdisjoint(left) or not present.isdisjoint(right)
+            elif jointype == "JOIN_LEFT":
+                ok = not present.isdisjoint(right)
+            elif jointype == "JOIN_RIGHT":
+                ok = not present.isdisjoint(left)
+            else:
+                ok = not present.isdisjoint(left) and not present.isdisjoint(right)
+            if ok:
+                holding.append(join)
+        return holding
+
+    def _protected(self, rel: _Rel, atoms: list[_Atom]) -> tuple[bool, str]:
+        assert rel.column is not None
+        target: _Key = (rel.key, rel.column)
+        for atom in atoms:
+            if atom.right is None and atom.left == target:
+                if atom.form == "IN":
+                    return True, f"{rel.column} IN (values)"
+                if atom.form == "ANY":
+                    return True, f"{rel.column} = ANY(values)"
+                return True, f"{rel.column} = value"
+        links = [a for a in atoms if a.right is not None]
+        if not links:
+            return False, ""
+        uf = _UnionFind()
+        for atom in links:
+            assert atom.right is not None
+            uf.union(atom.left, atom.right)
+        root = uf.find(target)
+        for atom in atoms:
+            if atom.right is None and uf.find(atom.left) == root and atom.left != target:
+                return True, f"{rel.column} equals {atom.left[0]}.{atom.left[1]}, which is filtered"
+        return False, ""
+
+    def _atoms(self, nodes: list[Any], level: _Level) -> list[_Atom]:
+        atoms: list[_Atom] = []
+        for node in nodes:
+            body = node.get("A_Expr") if isinstance(node, dict) else None
+            if body is not None:
+                atom = self._atom(body, level)
+                if atom is not None:
+                    atoms.append(atom)
+        return atoms
+
+    def _atom(self, body: Node, level: _Level) -> _Atom | None:
+        """The atom an ``A_Expr`` stands for (memoized per level: filters and verdicts both ask)."""
+        memo = level.memo
+        key = id(body)
+        if key in memo:
+            return memo[key]
+        atom = self._make_atom(body, level)
+        memo[key] = atom
+        return atom
+
+    def _make_atom(self, body: Node, level: _Level) -> _Atom | None:
+        names = body.get("name")
+        if not names or (names[-1].get("String") or {}).get("sval") != "=":
+            return None
+        kind = body.get("kind")
+        lexpr, rexpr = body.get("lexpr"), body.get("rexpr")
+        if kind == "AEXPR_OP":
+            lf, rf = _column_fields(lexpr), _column_fields(rexpr)
+            if lf is not None and rf is not None:
+                lk, rk = self._key(lf, level), self._key(rf, level)
+                if lk is not None and rk is not None and lk != rk:
+                    return _Atom(lk, rk)
+                return None
+            fields, other = (lf, rexpr) if lf is not None else (rf, lexpr)
+            if fields is None:
+                return None
+            value = value_of(other)
+            key = self._key(fields, level)
+            return _Atom(key, None, (value,)) if value is not None and key is not None else None
+        if kind == "AEXPR_IN":
+            fields = _column_fields(lexpr)
+            items = (rexpr.get("List") or {}).get("items") if isinstance(rexpr, dict) else rexpr
+            if fields is None or not isinstance(items, list) or not items:
+                return None
+            values = [value_of(item) for item in items]
+            if any(v is None for v in values):
+                return None
+            key = self._key(fields, level)
+            return _Atom(key, None, tuple(v for v in values if v is not None), "IN") if key is not None else None
+        if kind == "AEXPR_OP_ANY":
+            fields = _column_fields(lexpr)
+            if fields is None or not isinstance(rexpr, dict):
+                return None
+            array = rexpr.get("A_ArrayExpr")
+            if array is not None:
+                found = [value_of(e) for e in array.get("elements") or ()]
+                if not found or any(v is None for v in found):
+                    return None
+                values_any = tuple(v for v in found if v is not None)
+            else:
+                single = value_of(rexpr)
+                if single is None:
+                    return None
+                values_any = (single,)
+            key = self._key(fields, level)
+            return _Atom(key, None, values_any, "ANY") if key is not None else None
+        return None
+
+    @staticmethod
+    def _key(fields: list[Any], level: _Level) -> _Key | None:
+        """Resolve a column reference to ``(relation key, column)`` within ``level`` (see the module docstring)."""
+        if len(fields) == 2:  # the usual ``alias.column``
+            column = _name(fields[1])
+            qualifier = _name(fields[0])
+            if not column:
+                return None
+            rel = level.qualifiers.get(qualifier)
+            return (rel.key, column) if rel is not None else ("^" + qualifier, column)
+        names = [_name(f) for f in fields]
+        column = names[-1]
+        if not column:
+            return None
+        if len(names) > 1:
+            qualifier = ".".join(names[-3:-1]) if len(names) > 2 else names[0]
+            rel = level.qualifiers.get(qualifier) or level.qualifiers.get(names[-2])
+            return (rel.key, column) if rel is not None else ("^" + qualifier, column)
+        merged = level.merged.get(column)
+        if merged is not None:
+            return (merged.key, column)
+        candidates = [r for r in level.rels if r.column == column]
+        if len(candidates) == 1:
+            return (candidates[0].key, column)
+        if len(candidates) > 1:
+            return ("?", column)  # ambiguous: PostgreSQL would reject it; belongs to no relation
+        if len(level.rels) == 1 and level.rels[0].column is None:
+            return (level.rels[0].key, column)
+        return ("", column)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _check(self, depth: int) -> None:
+        if depth > self.max_depth:
+            raise TooDeepError(f"statement nested deeper than {self.max_depth} levels")
+
+    def _open_group(self) -> list[ScopeVerdict]:
+        group: list[ScopeVerdict] = []
+        self.groups.append(group)
+        return group
+
+    def _with(self, with_clause: Node | None, ctes: frozenset[str], depth: int) -> frozenset[str]:
+        if not with_clause:
+            return ctes
+        items = [c.get("CommonTableExpr") or {} for c in with_clause.get("ctes") or ()]
+        visible = ctes | {str(c.get("ctename", "")).lower() for c in items}
+        for cte in items:
+            name = str(cte.get("ctename", "")).lower()
+            self.statement(cte.get("ctequery") or {}, f"cte:{name}", visible, depth + 1, False)
+        return visible
+
+    def _returning(self, s: Node, ctes: frozenset[str], depth: int) -> None:
+        returning = s.get("returningClause")
+        exprs = returning.get("exprs") if isinstance(returning, dict) else s.get("returningList")
+        self._exprs(exprs, None, ctes, depth)
+
+    @staticmethod
+    def _rel_key(relation: Node) -> str:
+        alias = (relation.get("alias") or {}).get("aliasname")
+        return str(alias or relation.get("relname", "")).lower()
+
+    @staticmethod
+    def _qualified(relation: Node) -> str:
+        relname = str(relation.get("relname", "")).lower()
+        schema = relation.get("schemaname")
+        return f"{str(schema).lower()}.{relname}" if schema else relname
+
+    def _register(self, relation: Node) -> str | None:
+        relname = str(relation.get("relname", "")).lower()
+        if not relname:
+            return None
+        self.tables.setdefault(relname, None)
+        if self._column(relation) is not None:
+            self.tenant.setdefault(relname, None)
+        return relname
+
+    def _column(self, relation: Node) -> str | None:
+        """The tenant column of a ``RangeVar`` (looked up once per walk)."""
+        qualified = self._qualified(relation)
+        try:
+            return self.columns[qualified]
+        except KeyError:
+            pass
+        column = self.column_for(qualified)
+        self.columns[qualified] = column
+        if column is not None:
+            self.tenant_names.add(column)
+        return column
+
+    def _written(self, node: Any) -> None:
+        value = value_of(node)
+        if value is not None:
+            self.written_values.append(value)
+
+    def _written_from_select(self, select: Node, index: int) -> None:
+        """INSERT ... SELECT: the value written to column ``index``, including SQLAlchemy's insertmanyvalues form
+        ``SELECT p0::INT, p1 FROM (VALUES (...), (...)) AS imp_sen(p0, p1, sen_counter)``."""
+        if select.get("op", "SETOP_NONE") != "SETOP_NONE":
+            return
+        targets = select.get("targetList") or []
+        if index >= len(targets):
+            return
+        val = (targets[index].get("ResTarget") or {}).get("val")
+        value = value_of(val)
+        if value is not None:
+            self.written_values.append(value)
+            return
+        fields = _column_fields(val)
+        if fields is None:
+            return
+        name = _name(fields[-1])
+        for item in select.get("fromClause") or ():
+            sub = item.get("RangeSubselect") if isinstance(item, dict) else None
+            if sub is None:
+                continue
+            colnames = [_name(c) for c in (sub.get("alias") or {}).get("colnames") or ()]
+            values_body = (sub.get("subquery") or {}).get("SelectStmt") or {}
+            if name not in colnames or "valuesLists" not in values_body:
+                continue
+            position = colnames.index(name)
+            for row in values_body.get("valuesLists") or ():
+                items = (row.get("List") or {}).get("items") or []
+                if position < len(items):
+                    self._written(items[position])
+            return
+
+
+def _combine(operations: list[str]) -> int:
+    """Index of the statement whose operation represents a multi-statement string (first write, else first read)."""
+    for index, op in enumerate(operations):
+        if op in _WRITES:
+            return index
+    for index, op in enumerate(operations):
+        if op == "SELECT":
+            return index
+    return 0
+
+
+def walk(
+    stmts: list[Node],
+    *,
+    column_for: Callable[[str], str | None],
+    tenant_columns: Iterable[str],
+    max_depth: int,
+    has_sublinks: bool = True,
+) -> WalkResult:
+    """Walk parsed statements (``[{"stmt": {...}}, ...]``). Raises :class:`TooDeepError` past ``max_depth``.
+
+    ``has_sublinks=False`` (no ``SubLink`` anywhere in the tree) lets the walk skip expressions outside filters.
+    """
+    walker = _Walker(column_for, tenant_columns, max_depth)
+    walker.sublinks = has_sublinks
+    operations: list[str] = []
+    mains: list[str | None] = []
+    several = len(stmts) > 1
+    for number, raw in enumerate(stmts, start=1):
+        scope = f"stmt:{number}" if several else "main"
+        walker.main_table = None
+        walker.main_decided = False
+        operations.append(walker.statement(raw.get("stmt") or {}, scope, frozenset(), 0, True))
+        mains.append(walker.main_table)
+    chosen = _combine(operations) if operations else 0
+    operation = operations[chosen] if operations else "OTHER"
+    main_table = mains[chosen] if mains else None
+    if main_table is None and walker.tables:
+        main_table = next(iter(walker.tables))
+    return WalkResult(
+        operation=operation,
+        tables=tuple(walker.tables),
+        tenant_tables=tuple([t for t in walker.tables if t in walker.tenant]),
+        main_table=main_table,
+        scopes=tuple([v for group in walker.groups for v in group]),
+        filter_values=tuple(walker.filter_values),
+        written_values=tuple(walker.written_values),
+    )

@@ -1,0 +1,263 @@
+"""Statement analysis: parse once, cache by text, never raise.
+
+:meth:`Analyzer.analyze` takes the SQL text a driver receives (any DB-API paramstyle) and returns a
+:class:`~tenantwatch.sql.model.StatementAnalysis`. The path of a statement:
+
+1. size check (``settings.analysis.max_statement_bytes``) and the exact-text cache (the hit for parameterized SQL);
+2. normalization (:mod:`._normalize`): placeholders and, for DML, inline literals become ``$1..$n``; comments go;
+3. the shape cache, keyed by the normalized text: statements that differ only in values share one analysis, and
+   get their own literal values bound into ``filter_values``/``written_values``;
+4. bracket depth check (``settings.analysis.max_depth``), then libpg_query's JSON parse tree (``pglast``), walked
+   by :mod:`._scope`; when PostgreSQL's grammar rejects the text, the same text with its literals left inline, then
+   sqlglot (:mod:`._fallback`, tighter size cap);
+5. anything that fails gives operation ``UNKNOWN`` with ``error`` set: hostile SQL is input like any other.
+
+Both caches are bounded LRUs of ``settings.analysis.cache_size`` entries and are dropped when
+:attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pglast.parser
+
+from tenantwatch.config import Settings
+from tenantwatch.sql import _fallback
+from tenantwatch.sql._cache import LRUCache
+from tenantwatch.sql._fingerprint import fingerprint
+from tenantwatch.sql._normalize import Normalized, NormalizeError, normalize, paren_depth, slim_for_parse
+from tenantwatch.sql._scope import TooDeepError, Value, WalkResult, walk
+from tenantwatch.sql.model import StatementAnalysis, ValueSource
+from tenantwatch.sql.tables import TenantTables
+
+__all__ = ["FALLBACK_MAX_BYTES", "Analyzer"]
+
+logger = logging.getLogger(__name__)
+
+
+def _json_loader() -> Callable[[str], Any]:
+    """``orjson.loads`` when orjson is installed (about 3x faster on parse trees), else the standard library's."""
+    try:
+        return importlib.import_module("orjson").loads  # type: ignore[no-any-return]
+    except ImportError:
+        return json.loads
+
+
+_loads = _json_loader()
+
+FALLBACK_MAX_BYTES = 16_384
+"""sqlglot is ~50x slower than libpg_query: statements longer than this are not retried with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """The analysis of one normalized text, values still as ``$k`` references."""
+
+    result: WalkResult | None
+    fingerprint: str
+    error: str | None = None
+    literals_inline: bool = False
+    """PostgreSQL rejected the text with ``$n`` for literals: parse the literal-bearing text instead."""
+
+
+class Analyzer:
+    """Analyze statements for tenant isolation (see the module docstring). Thread-safe."""
+
+    def __init__(self, settings: Settings | None = None, tables: TenantTables | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.tables = tables if tables is not None else TenantTables(self.settings)
+        bounds = self.settings.analysis
+        self._max_bytes = bounds.max_statement_bytes
+        self._max_depth = bounds.max_depth
+        self._fallback_max_bytes = min(FALLBACK_MAX_BYTES, self._max_bytes)
+        self._exact: LRUCache[str, tuple[int, StatementAnalysis]] = LRUCache(bounds.cache_size)
+        self._shapes: LRUCache[str, tuple[int, _Template]] = LRUCache(bounds.cache_size)
+        self._version = self.tables.version
+
+    # -- public --------------------------------------------------------------------------------------------------
+
+    def analyze(self, sql: str) -> StatementAnalysis:
+        """The analysis of ``sql``; never raises (operation ``UNKNOWN`` and ``error`` set instead)."""
+        try:
+            version = self.tables.version
+            hit = self._exact.get(sql)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+            if version != self._version:
+                self._exact.clear()
+                self._shapes.clear()
+                self._version = version
+            text = sql if isinstance(sql, str) else _as_text(sql)
+            analysis = self._analyze(text, version)
+            if isinstance(sql, str):
+                self._exact.put(sql, (version, analysis))
+            return analysis
+        except Exception as exc:  # the analysis must never break the caller
+            logger.debug("tenantwatch: statement analysis failed", exc_info=True)
+            return StatementAnalysis(operation="UNKNOWN", error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def clear_cache(self) -> None:
+        """Forget every cached analysis."""
+        self._exact.clear()
+        self._shapes.clear()
+
+    @property
+    def cache_info(self) -> dict[str, int]:
+        """Sizes and hit counts of both caches (for tests and benchmarks)."""
+        return {
+            "exact_size": len(self._exact),
+            "exact_hits": self._exact.hits,
+            "shape_size": len(self._shapes),
+            "shape_hits": self._shapes.hits,
+        }
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _analyze(self, sql: str, version: int) -> StatementAnalysis:
+        size = len(sql)
+        if size * 4 > self._max_bytes:
+            size = len(sql.encode("utf-8", "surrogatepass"))
+        if size > self._max_bytes:
+            return _unknown(f"statement too large ({size} bytes > {self._max_bytes})")
+        if "\x00" in sql:
+            return _unknown("statement contains a NUL byte")
+        try:
+            normalized = normalize(sql)
+        except NormalizeError as exc:
+            return _unknown(str(exc))
+        cached = self._shapes.get(normalized.text)
+        template = cached[1] if cached is not None and cached[0] == version else None
+        if template is None:
+            template = self._template(sql, normalized)
+            self._shapes.put(normalized.text, (version, template))
+        if template.literals_inline:
+            return self._analyze_inline(sql, template.fingerprint)
+        return _bind(template, normalized.sources)
+
+    def _template(self, sql: str, normalized: Normalized) -> _Template:
+        text = normalized.text
+        fp = fingerprint(text)
+        if (text.count("(") + text.count("[")) > self._max_depth and paren_depth(text) > self._max_depth:
+            return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
+        try:
+            return _Template(self._parse_and_walk(slim_for_parse(text)), fp)
+        except TooDeepError as exc:
+            return _Template(None, fp, str(exc))
+        except RecursionError:
+            return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
+        except pglast.parser.ParseError as exc:
+            pg_error = str(exc)
+        if normalized.literals and any(s.kind == "literal" for s in normalized.sources):
+            try:
+                pglast.parser.parse_sql_json(normalize(sql, literals=False).text)
+            except pglast.parser.ParseError:
+                pass  # not a literal-placement problem: another dialect, or not SQL
+            else:
+                return _Template(None, fp, pg_error, literals_inline=True)
+        return self._fallback(text, fp, pg_error)
+
+    def _analyze_inline(self, sql: str, fp: str) -> StatementAnalysis:
+        """PostgreSQL rejected ``$n`` in a literal's place (``SET x = 'y'``, custom ``type 'literal'``): parse the
+        statement with its literals inline. The result is cached by exact text only."""
+        normalized = normalize(sql, literals=False)
+        try:
+            result = self._parse_and_walk(normalized.text)
+        except TooDeepError as exc:
+            return _unknown(str(exc), fp)
+        except RecursionError:
+            return _unknown(f"statement nested deeper than {self._max_depth} levels", fp)
+        except pglast.parser.ParseError as exc:
+            return _bind(self._fallback(normalized.text, fp, str(exc)), normalized.sources)
+        return _bind(_Template(result, fp), normalized.sources)
+
+    def _parse_and_walk(self, text: str) -> WalkResult:
+        raw = pglast.parser.parse_sql_json(text)
+        try:
+            tree = _loads(raw)
+        except RecursionError as exc:
+            raise TooDeepError(f"statement nested deeper than {self._max_depth} levels") from exc
+        except ValueError as exc:  # orjson refuses trees nested deeper than 1024
+            raise TooDeepError(f"statement nested deeper than {self._max_depth} levels ({exc})") from exc
+        return walk(
+            tree.get("stmts") or [],
+            column_for=self.tables.column_for,
+            tenant_columns=self.tables.tenant_columns,
+            max_depth=self._max_depth,
+            has_sublinks='"SubLink"' in raw,
+        )
+
+    def _fallback(self, text: str, fp: str, pg_error: str) -> _Template:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self._fallback_max_bytes:
+            return _Template(None, fp, f"cannot parse: {pg_error} (too large for the fallback parser)")
+        try:
+            stmts = _fallback.parse(text)
+            result = walk(
+                stmts,
+                column_for=self.tables.column_for,
+                tenant_columns=self.tables.tenant_columns,
+                max_depth=self._max_depth,
+            )
+        except TooDeepError as exc:
+            return _Template(None, fp, str(exc))
+        except RecursionError:
+            return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
+        except Exception as exc:
+            return _Template(None, fp, f"cannot parse: {pg_error}; fallback: {exc}")
+        return _Template(result, fp)
+
+
+def _as_text(sql: object) -> str:
+    if isinstance(sql, bytes | bytearray | memoryview):
+        return bytes(sql).decode("utf-8", "replace")
+    return str(sql)
+
+
+def _unknown(error: str, fp: str = "") -> StatementAnalysis:
+    return StatementAnalysis(operation="UNKNOWN", fingerprint=fp, error=error)
+
+
+def _source(value: Value, sources: tuple[ValueSource, ...]) -> ValueSource | None:
+    if isinstance(value, str):
+        return ValueSource(kind="literal", value=value)
+    index = abs(value) - 1
+    if not 0 <= index < len(sources):
+        return None
+    source = sources[index]
+    if value > 0:
+        return source
+    if source.kind == "literal" and source.value is not None:  # -$k of an inline literal
+        text = source.value
+        return ValueSource(kind="literal", value=text[1:] if text.startswith("-") else "-" + text)
+    return None
+
+
+def _bind_values(values: tuple[Value, ...], sources: tuple[ValueSource, ...]) -> tuple[ValueSource, ...]:
+    found: dict[ValueSource, None] = {}
+    for value in values:
+        source = _source(value, sources)
+        if source is not None:
+            found.setdefault(source, None)
+    return tuple(found)
+
+
+def _bind(template: _Template, sources: tuple[ValueSource, ...]) -> StatementAnalysis:
+    result = template.result
+    if result is None:
+        return _unknown(template.error or "not analyzed", template.fingerprint)
+    return StatementAnalysis(
+        operation=result.operation,
+        tables=result.tables,
+        tenant_tables=result.tenant_tables,
+        scopes=result.scopes,
+        filter_values=_bind_values(result.filter_values, sources),
+        written_values=_bind_values(result.written_values, sources),
+        fingerprint=template.fingerprint,
+        main_table=result.main_table,
+    )

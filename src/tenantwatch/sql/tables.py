@@ -1,0 +1,301 @@
+"""Which tables are tenant-scoped, and by which column.
+
+Precedence, highest first:
+
+1. ``settings.exclude_tables``: never tenant-scoped (wins over everything, including explicit entries);
+2. ``settings.tenant_tables`` and :meth:`TenantTables.add`: explicit ``table -> tenant column``;
+3. discovery: a table having one of ``settings.tenant_columns`` (first match in that order), learned from SQLAlchemy
+   :class:`~sqlalchemy.MetaData` (:meth:`TenantTables.learn_from_metadata`) or from the database catalog
+   (:meth:`TenantTables.learn_from_connection`). When ``settings.include_tables`` is not empty, only the discovered
+   tables it names count.
+
+Names are case-insensitive; a table may be named bare (``orders``) or with its schema (``billing.orders``). A
+table discovered in a schema answers to both names. :attr:`TenantTables.version` goes up whenever the answer of
+:meth:`TenantTables.column_for` may have changed, so cached statement analyses can tell they are stale.
+
+Thread-safe: writers take a lock and publish a new immutable mapping; readers never lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tenantwatch.config import Settings
+
+__all__ = ["TenantTables"]
+
+logger = logging.getLogger(__name__)
+
+_PG_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+_DEFAULT_SCHEMAS = frozenset({"public", "main", "dbo"})
+"""Schemas whose tables are recorded under their bare name only."""
+
+
+def _norm(name: str) -> str:
+    return name.strip().strip('"').lower()
+
+
+def _split(table: str) -> tuple[str | None, str]:
+    """``'Billing.Orders'`` -> ``('billing', 'orders')``; ``'orders'`` -> ``(None, 'orders')``."""
+    name = table.strip().lower()
+    if "." in name:
+        schema, _, bare = name.rpartition(".")
+        return _norm(schema.rpartition(".")[2]) or None, _norm(bare)
+    return None, _norm(name)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quote_ident(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+class TenantTables:
+    """The set of tenant-scoped tables and their tenant column (see the module docstring for precedence)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings if settings is not None else Settings()
+        self._tenant_columns: tuple[str, ...] = tuple(c.lower() for c in self._settings.tenant_columns)
+        self._include = frozenset(_norm(t) for t in self._settings.include_tables)
+        self._exclude = frozenset(_norm(t) for t in self._settings.exclude_tables)
+        self._explicit: dict[str, str] = {}
+        self._discovered: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._version = 0
+        self._view: Mapping[str, str] = {}
+        with self._lock:
+            for table, column in self._settings.tenant_tables.items():
+                self._put(self._explicit, table, column)
+            self._publish()
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Goes up by one each time the set of tenant-scoped tables (or a tenant column) changes."""
+        return self._version
+
+    @property
+    def tenant_columns(self) -> tuple[str, ...]:
+        """The column names that make a discovered table tenant-scoped, lower case."""
+        return self._tenant_columns
+
+    def column_for(self, table: str) -> str | None:
+        """The tenant column of ``table`` (``name`` or ``schema.name``, any case), or ``None`` if not tenant-scoped."""
+        view = self._view
+        if not view:
+            return None
+        key = table.lower()
+        found = view.get(key)
+        if found is not None or "." not in key:
+            return found or None
+        schema, bare = _split(key)
+        qualified = f"{schema}.{bare}" if schema else bare
+        found = view.get(qualified)
+        if found is None:
+            found = view.get(bare)
+        return found or None
+
+    def snapshot(self) -> dict[str, str]:
+        """A copy of every known ``table -> tenant column`` (bare and schema-qualified keys)."""
+        return {k: v for k, v in self._view.items() if v}
+
+    def __contains__(self, table: object) -> bool:
+        return isinstance(table, str) and self.column_for(table) is not None
+
+    def __len__(self) -> int:
+        return sum(1 for key, column in self._view.items() if column and "." not in key)
+
+    def __repr__(self) -> str:
+        return f"TenantTables(version={self._version}, tables={sorted(k for k in self.snapshot() if '.' not in k)})"
+
+    # -- writing -------------------------------------------------------------------------------------------------
+
+    def add(self, table: str, column: str) -> bool:
+        """Declare ``table`` tenant-scoped by ``column`` (like ``settings.tenant_tables``). Returns whether it changed.
+
+        ``exclude_tables`` still wins: an excluded table is recorded but never reported as tenant-scoped.
+        """
+        with self._lock:
+            changed = self._put(self._explicit, table, column)
+            if changed:
+                self._publish()
+            return changed
+
+    def learn(self, columns_by_table: Iterable[tuple[str | None, str, Iterable[str]]]) -> int:
+        """Discover tenant tables from ``(schema, table, column names)`` triples; returns how many are tenant-scoped.
+
+        The first of ``settings.tenant_columns`` that a table has becomes its tenant column. Tables that have none
+        of them, excluded tables and (when ``include_tables`` is set) tables it does not name are not counted.
+        """
+        found: list[tuple[str, str]] = []
+        for schema, table, columns in columns_by_table:
+            names = {_norm(c) for c in columns}
+            column = next((c for c in self._tenant_columns if c in names), None)
+            if column is None:
+                continue
+            qualified = f"{_norm(schema)}.{_norm(table)}" if schema else _norm(table)
+            if not self._counts(qualified):
+                continue
+            found.append((qualified, column))
+        with self._lock:
+            changed = False
+            for qualified, column in found:
+                changed = self._put(self._discovered, qualified, column) or changed
+            if changed:
+                self._publish()
+        return len(found)
+
+    def learn_from_metadata(self, metadata: Any) -> int:
+        """Discover tenant tables from a SQLAlchemy ``MetaData`` (or anything with ``.tables``); returns the count."""
+        triples: list[tuple[str | None, str, list[str]]] = []
+        for table in getattr(metadata, "tables", {}).values():
+            triples.append((table.schema, table.name, [column.name for column in table.columns]))
+        return self.learn(triples)
+
+    def learn_from_connection(self, dbapi_connection: Any, dialect_name: str) -> int:
+        """Discover tenant tables from the database catalog; returns the count. Never raises (logs a warning).
+
+        ``dialect_name`` is SQLAlchemy's: ``postgresql`` reads ``information_schema.columns`` of every non-system
+        schema (tables and views the connection may see); ``sqlite`` reads ``sqlite_master`` and
+        ``pragma table_info`` of every attached database. Other dialects are tried with ``information_schema``.
+        A transaction this call opens on an idle connection is rolled back.
+        """
+        dialect = dialect_name.lower().partition("+")[0]
+        idle = _transaction_idle(dbapi_connection)
+        try:
+            if dialect == "sqlite":
+                triples = self._sqlite_catalog(dbapi_connection)
+            else:
+                triples = self._information_schema(dbapi_connection, postgres=dialect == "postgresql")
+        except Exception as exc:
+            logger.warning("tenantwatch: cannot read the %s catalog to find tenant tables: %s", dialect_name, exc)
+            triples = []
+        finally:
+            if idle:
+                _rollback_quietly(dbapi_connection)
+        return self.learn(triples)
+
+    # -- internals -----------------------------------------------------------------------------------------------
+
+    def _counts(self, qualified: str) -> bool:
+        _schema, bare = _split(qualified)
+        if bare in self._exclude or qualified in self._exclude:
+            return False
+        return not self._include or bare in self._include or qualified in self._include
+
+    @staticmethod
+    def _put(target: dict[str, str], table: str, column: str) -> bool:
+        schema, bare = _split(table)
+        key = f"{schema}.{bare}" if schema else bare
+        column = _norm(column)
+        if target.get(key) == column:
+            return False
+        target[key] = column
+        return True
+
+    def _publish(self) -> None:
+        """Rebuild the read view (caller holds the lock) and bump the version if it changed."""
+        view: dict[str, str] = {}
+        for key, column in self._discovered.items():
+            view[key] = column
+        for key, column in self._discovered.items():
+            if "." in key:
+                view.setdefault(_split(key)[1], column)
+        for qualified_first in (True, False):  # explicit entries win; an explicit bare name wins over a qualified one
+            for key, column in self._explicit.items():
+                if ("." in key) == qualified_first:
+                    view[key] = column
+                    view[_split(key)[1]] = column
+        for key in list(view):
+            bare = _split(key)[1]
+            if bare in self._exclude or key in self._exclude:
+                view[key] = ""  # present but excluded: "" reads as not tenant-scoped
+        if view != self._view:
+            self._view = view
+            self._version += 1
+
+    @staticmethod
+    def _sqlite_catalog(conn: Any) -> list[tuple[str | None, str, list[str]]]:
+        triples: list[tuple[str | None, str, list[str]]] = []
+        cursor = conn.cursor()
+        try:
+            cursor.execute("PRAGMA database_list")
+            schemas = [str(row[1]) for row in cursor.fetchall()]
+            for schema in schemas:
+                cursor.execute(
+                    f"SELECT name FROM {_quote_ident(schema)}.sqlite_master "
+                    "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                )
+                names = [str(row[0]) for row in cursor.fetchall()]
+                for name in names:
+                    cursor.execute(f"PRAGMA {_quote_ident(schema)}.table_info({_quote_ident(name)})")
+                    columns = [str(row[1]) for row in cursor.fetchall()]
+                    triples.append((None if schema in ("main", "temp") else schema, name, columns))
+        finally:
+            cursor.close()
+        return triples
+
+    def _information_schema(self, conn: Any, *, postgres: bool) -> list[tuple[str | None, str, list[str]]]:
+        if not self._tenant_columns:
+            return []
+        wanted = ", ".join(_sql_literal(c) for c in self._tenant_columns)
+        system = ", ".join(_sql_literal(s) for s in _PG_SYSTEM_SCHEMAS)
+        sql = (
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            f"WHERE lower(column_name) IN ({wanted}) AND table_schema NOT IN ({system})"
+        )
+        if postgres:
+            sql += " AND table_schema NOT LIKE 'pg\\_%' ESCAPE '\\'"
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        by_table: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in rows:
+            by_table.setdefault((str(schema), str(table)), []).append(str(column))
+        return [
+            (None if schema.lower() in _DEFAULT_SCHEMAS else schema, table, columns)
+            for (schema, table), columns in by_table.items()
+        ]
+
+
+def _transaction_idle(conn: Any) -> bool:
+    """Whether ``conn`` has no open transaction (so one this module opens may be rolled back)."""
+    try:
+        if getattr(conn, "autocommit", False) is True:
+            return False
+        info = getattr(conn, "info", None)
+        status = getattr(info, "transaction_status", None)
+        if status is not None:  # psycopg 3: TransactionStatus.IDLE == 0
+            return int(status) == 0
+        get_status = getattr(conn, "get_transaction_status", None)
+        if callable(get_status):  # psycopg2: TRANSACTION_STATUS_IDLE == 0
+            return int(get_status()) == 0
+        in_transaction = getattr(conn, "in_transaction", None)
+        if isinstance(in_transaction, bool):  # sqlite3
+            return not in_transaction
+        started = getattr(conn, "_started", None)
+        if isinstance(started, bool):  # SQLAlchemy's asyncpg adapter: a transaction starts with the first query
+            return not started and getattr(conn, "isolation_level", None) != "autocommit"
+        inner = getattr(conn, "_connection", None)
+        inner_state = getattr(inner, "in_transaction", None)
+        if isinstance(inner_state, bool):  # SQLAlchemy's aiosqlite adapter around a sqlite3-like connection
+            return not inner_state
+    except Exception:  # a driver we do not know: leave its transaction alone
+        logger.debug("tenantwatch: cannot tell the transaction status of %r", conn, exc_info=True)
+    return False
+
+
+def _rollback_quietly(conn: Any) -> None:
+    try:
+        conn.rollback()
+    except Exception:
+        logger.debug("tenantwatch: rollback after reading the catalog failed", exc_info=True)
