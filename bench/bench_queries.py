@@ -1,0 +1,289 @@
+"""Per-query overhead of the SQLAlchemy instrumentation, against OTel alone and sentry-sdk, measured in one run.
+
+    .venv/bin/python bench/bench_queries.py --sqlite --start-postgres
+    .venv/bin/python bench/bench_queries.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/tenantwatch
+
+Configurations, each in its own subprocess so no instrumentation leaks from one to the next:
+
+1. ``none``: plain SQLAlchemy;
+2. ``otel``: opentelemetry-instrumentation-sqlalchemy alone, SDK tracer provider, ``BatchSpanProcessor`` to an
+   exporter that discards, SDK meter provider;
+3. ``tenantwatch``: the same plus tenantwatch (instrumentation with exact row counts, and its span processor in
+   front of the batch processor, recording its metrics on the same meter provider);
+4. ``sentry``: sentry-sdk's SQLAlchemy integration, ``traces_sample_rate=1.0``, a transport that discards; each query
+   runs in its own transaction so sentry records its span.
+
+Workloads (a small ORM-sized ``SELECT`` by primary key and tenant filter, one row, fully fetched; tenant context set):
+
+* ``orm``: a ``Session`` per query (check-out, ``session.execute(select(Item)...).scalars().all()``, check-in):
+  what a request handler does;
+* ``core``: one connection, ``conn.execute(select(items)...).all()``: the smallest possible statement, the
+  harshest ratio.
+
+Rounds are interleaved (every round runs every configuration once, in a rotated order) and each subprocess reports
+its fastest timed batch after a warm-up (interference on a shared machine only ever adds time); the figure per
+configuration is the median over rounds.
+Targets: tenantwatch / otel <= 1.10 on PostgreSQL and <= 1.25 on SQLite, and below sentry-sdk's overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+CONFIGS = ("none", "otel", "tenantwatch", "sentry")
+WORKLOADS = ("orm", "core")
+ROWS = 1000
+TABLE = "bench_items"
+TARGETS = {"postgresql": 1.10, "sqlite": 1.25}
+
+# --- worker (one configuration, one subprocess) --------------------------------------------------------------------
+
+
+def _instrument(config: str) -> Callable[[], Any]:
+    """Set up one configuration; returns a context-manager factory each query runs in (a no-op except for sentry)."""
+    import contextlib
+
+    if config in ("otel", "tenantwatch"):
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+        class _Discard(SpanExporter):
+            def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(BatchSpanProcessor(_Discard()))
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        if config == "otel":
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            SQLAlchemyInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        else:
+            from tenantwatch.instrumentation import TenantwatchSQLAlchemyInstrumentor
+
+            TenantwatchSQLAlchemyInstrumentor().instrument(
+                tracer_provider=tracer_provider, meter_provider=meter_provider, install_processor=True
+            )
+        return contextlib.nullcontext
+    if config == "sentry":
+        import sentry_sdk
+        from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
+        from sentry_sdk.transport import Transport
+
+        class _DiscardTransport(Transport):
+            def capture_envelope(self, envelope: Any) -> None:
+                pass
+
+        sentry_sdk.init(
+            dsn="http://public@127.0.0.1:9/1",
+            traces_sample_rate=1.0,
+            transport=_DiscardTransport,
+            default_integrations=False,
+            auto_enabling_integrations=False,
+            integrations=[SqlalchemyIntegration()],
+        )
+        return lambda: sentry_sdk.start_transaction(name="query", op="bench")
+    return contextlib.nullcontext
+
+
+def _worker(config: str, url: str, workload: str, queries: int, batches: int, warmup: int) -> dict[str, Any]:
+    around = _instrument(config)  # before create_engine: OTel patches it
+
+    import sqlalchemy as sa
+    from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+
+    from tenantwatch.context import tenant_context
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = TABLE
+        id = mapped_column(sa.Integer, primary_key=True)
+        organization_id = mapped_column(sa.Integer, nullable=False)
+        name = mapped_column(sa.String, nullable=False)
+        price = mapped_column(sa.Integer, nullable=False)
+
+    engine = sa.create_engine(url)
+    if url.startswith("sqlite"):
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(Item), _rows())
+    items = Item.__table__
+    tenant = 1
+    ids = [i for i in range(1, ROWS + 1) if i % 2 == tenant]
+
+    def orm_query(pk: int) -> int:
+        with Session(engine) as session:
+            found = session.execute(select_orm.where(Item.id == pk)).scalars().all()
+        return len(found)
+
+    select_orm = sa.select(Item).where(Item.organization_id == tenant)
+    select_core = sa.select(items).where(items.c.organization_id == tenant)
+    conn = engine.connect() if workload == "core" else None
+
+    def core_query(pk: int) -> int:
+        assert conn is not None
+        return len(conn.execute(select_core.where(items.c.id == pk)).all())
+
+    run = orm_query if workload == "orm" else core_query
+    per_query_us: list[float] = []
+    with tenant_context(str(tenant), user_id="u-1", role="member"):
+        for i in range(warmup):
+            with around():
+                run(ids[i % len(ids)])
+        for _ in range(batches):
+            start = time.perf_counter()
+            for i in range(queries):
+                with around():
+                    got = run(ids[i % len(ids)])
+            per_query_us.append((time.perf_counter() - start) / queries * 1e6)
+            if got != 1:
+                raise SystemExit(f"expected one row, got {got}")
+    if conn is not None:
+        conn.close()
+    # The least disturbed batch: on a shared machine, interference only ever adds time.
+    return {"config": config, "workload": workload, "us": min(per_query_us), "batches": per_query_us}
+
+
+def _rows() -> list[dict[str, Any]]:
+    return [{"id": i, "organization_id": i % 2, "name": f"item {i}", "price": i * 10} for i in range(1, ROWS + 1)]
+
+
+# --- driver ----------------------------------------------------------------------------------------------------------
+
+
+def _prepare_postgres(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TABLE}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, organization_id integer NOT NULL, name text NOT NULL,"
+            " price integer NOT NULL)"
+        )
+        conn.execute(
+            sa.text(f"INSERT INTO {TABLE} VALUES (:id, :organization_id, :name, :price)"),
+            _rows(),
+        )
+    engine.dispose()
+
+
+def _run_worker(config: str, url: str, workload: str, args: argparse.Namespace) -> float:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        config,
+        "--url",
+        url,
+        "--workload",
+        workload,
+        "--queries",
+        str(args.queries),
+        "--batches",
+        str(args.batches),
+        "--warmup",
+        str(args.warmup),
+    ]
+    env = dict(os.environ, OTEL_SDK_DISABLED="false", PYTHONHASHSEED="0")
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"worker {config}/{workload} failed:\n{done.stderr}")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["us"])
+
+
+def _measure(backend: str, url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    for workload in args.workloads:
+        samples: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        for round_no in range(args.rounds):
+            order = CONFIGS[round_no % len(CONFIGS) :] + CONFIGS[: round_no % len(CONFIGS)]
+            for config in order:
+                samples[config].append(_run_worker(config, url, workload, args))
+        results[workload] = {c: statistics.median(v) for c, v in samples.items()}
+        _report(backend, workload, results[workload], samples)
+    return results
+
+
+def _report(backend: str, workload: str, us: dict[str, float], samples: dict[str, list[float]]) -> None:
+    base, otel, ours, sentry = us["none"], us["otel"], us["tenantwatch"], us["sentry"]
+    print(f"\n{backend} / {workload}: per query, median of rounds (spread over rounds)")
+    for config in CONFIGS:
+        spread = f"{min(samples[config]):.1f}-{max(samples[config]):.1f}"
+        print(f"  {config:<12} {us[config]:8.1f} us   ({spread})")
+    ratio = ours / otel
+    target = TARGETS[backend]
+    print(f"  (otel + tenantwatch) / (otel alone) = {ratio:.3f}   target <= {target:.2f}: {_ok(ratio <= target)}")
+    print(
+        f"  overhead over no instrumentation: otel {otel - base:+.1f} us, otel + tenantwatch {ours - base:+.1f} us,"
+        f" sentry {sentry - base:+.1f} us"
+    )
+    print(
+        f"  tenantwatch's own share: {ours - otel:+.1f} us vs sentry's whole overhead {sentry - base:+.1f} us:"
+        f" {_ok(ours - otel < sentry - base)};  otel + tenantwatch vs sentry: {ours:.1f} vs {sentry:.1f} us"
+    )
+
+
+def _ok(flag: bool) -> str:
+    return "ok" if flag else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sqlite", action="store_true", help="measure on in-memory SQLite")
+    parser.add_argument("--postgres-url", help="SQLAlchemy URL (postgresql+psycopg://...) of a server to use")
+    parser.add_argument("--start-postgres", action="store_true", help="start a throw-away server (tests/ helper)")
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--queries", type=int, default=300, help="queries per timed batch")
+    parser.add_argument("--batches", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(_worker(args.worker, args.url, args.workload, args.queries, args.batches, args.warmup)))
+        return 0
+
+    if not (args.sqlite or args.postgres_url or args.start_postgres):
+        args.sqlite = True
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus")
+    print(f"{args.rounds} rounds x {args.batches} batches x {args.queries} queries per configuration and workload")
+    if args.sqlite:
+        _measure("sqlite", "sqlite://", args)
+    server = None
+    url = args.postgres_url
+    if args.start_postgres and not url:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from postgres_server import PostgresServer
+
+        server = PostgresServer().start()
+        url = server.url
+    try:
+        if url:
+            _prepare_postgres(url)
+            _measure("postgresql", url, args)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""tenantwatch's SQLAlchemy event listeners: facts on the db span, enforce mode, row counts, table discovery.
+
+Registered at class level on :class:`sqlalchemy.engine.Engine` (so they apply to every engine, sync or async via its
+``sync_engine``) and on :class:`sqlalchemy.pool.Pool`. Class-level listeners run before the instance-level ones
+opentelemetry-instrumentation-sqlalchemy registers per engine, which is what this module relies on:
+
+* ``before_cursor_execute`` (enforce mode only) runs before OTel starts the db span: tenantwatch analyzes the
+  statement and, if a critical rule fires, records a blocked span and raises :class:`TenantIsolationError`, so the
+  statement never reaches the database.
+* ``after_cursor_execute`` runs before OTel ends the span: tenantwatch sets the facts on it and, for statements that
+  return rows, takes the span over so it ends when the result closes (see :mod:`._rows`).
+* ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it.
+
+Every listener body runs in a guard: an internal error is logged (rate-limited) and the application's statement
+carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from tenantwatch import attributes as A
+from tenantwatch.config import Settings
+from tenantwatch.context import current_context
+from tenantwatch.facts import SpanFacts, facts_for_statement
+from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
+from tenantwatch.instrumentation._code_location import find_caller
+from tenantwatch.instrumentation._errors import TenantIsolationError, log_internal_error
+from tenantwatch.instrumentation._rows import (
+    OPEN_RESULTS_KEY,
+    STATE_ATTR,
+    PendingResult,
+    _orphans,
+    drain_orphans,
+    finish_open_results,
+)
+
+if TYPE_CHECKING:
+    from tenantwatch.sql.analyzer import Analyzer
+
+__all__ = ["Listeners", "tenantwatch_tracer"]
+
+logger = logging.getLogger(__name__)
+
+_FACTS_ATTR = "_tenantwatch_facts"
+"""Attribute on the execution context: facts computed by enforce mode's before hook, reused by the after hook."""
+
+_OTEL_SPAN_ATTR = "_otel_span"
+"""Where opentelemetry-instrumentation-sqlalchemy keeps the db span on the execution context."""
+
+
+class Listeners:
+    """The listener functions, bound to one configuration. :meth:`register` / :meth:`remove` (un)install them."""
+
+    def __init__(self, settings: Settings, analyzer: Analyzer, tracer: Tracer) -> None:
+        self.settings = settings
+        self.analyzer = analyzer
+        self.tracer = tracer
+        self.attributes = AttributeBuilder()
+        self._registered: list[tuple[type, str, Any]] = []
+        self._discovered: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    # --- registration ---------------------------------------------------------------------------------------
+
+    def register(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        from sqlalchemy.pool import Pool
+
+        wanted: list[tuple[type, str, Any]] = []
+        if self.settings.mode == "enforce":
+            wanted.append((Engine, "before_cursor_execute", self.before_cursor_execute))
+        wanted += [
+            (Engine, "after_cursor_execute", self.after_cursor_execute),
+            (Engine, "handle_error", self.handle_error),
+            (Pool, "checkin", self.checkin),
+        ]
+        if self.settings.discover:
+            wanted.append((Engine, "engine_connect", self.engine_connect))
+        for target, name, fn in wanted:
+            event.listen(target, name, fn)
+            self._registered.append((target, name, fn))
+
+    def remove(self) -> None:
+        from sqlalchemy import event
+
+        while self._registered:
+            target, name, fn = self._registered.pop()
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
+        drain_orphans()
+
+    # --- facts ----------------------------------------------------------------------------------------------
+
+    def facts(self, conn: Any, statement: str, parameters: Any, executemany: bool) -> SpanFacts:
+        """Analyze the statement (cached) and combine it with its parameters, the tenant context and the caller."""
+        analysis = self.analyzer.analyze(statement)
+        where = find_caller(2)
+        return facts_for_statement(
+            analysis,
+            parameters,
+            current_context(),
+            executemany=executemany,
+            statement=statement,
+            system=conn.dialect.name,
+            code_function=where.function if where else None,
+            code_filepath=where.filepath if where else None,
+            code_lineno=where.lineno if where else None,
+        )
+
+    # --- enforce mode ---------------------------------------------------------------------------------------
+
+    def before_cursor_execute(  # noqa: PLR0917 - the signature of SQLAlchemy's event
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if context is None:
+            return
+        try:
+            if not is_instrumentation_enabled():
+                return
+            facts = self.facts(conn, statement, parameters, executemany)
+            setattr(context, _FACTS_ATTR, facts)
+            blocking = self._blocking_findings(facts)
+        except Exception:
+            log_internal_error("enforce mode")
+            return
+        if blocking:
+            self._record_blocked(conn, statement, facts, blocking)
+            _close_quietly(cursor)
+            raise TenantIsolationError(blocking, facts)
+
+    def _blocking_findings(self, facts: SpanFacts) -> tuple[Any, ...]:
+        from tenantwatch.processors.rules import evaluate
+        from tenantwatch.processors.suppressions import is_suppressed
+
+        settings = self.settings
+        return tuple(
+            finding
+            for finding in evaluate(facts, settings)
+            if finding.severity == "critical" and not is_suppressed(finding, facts, settings)
+        )
+
+    def _record_blocked(self, conn: Any, statement: str, facts: SpanFacts, findings: tuple[Any, ...]) -> None:
+        """A CLIENT span for the statement that never ran, so the processor reports the finding as usual."""
+        try:
+            database = conn.engine.url.database
+            name = " ".join(part for part in (facts.operation or "", database or "") if part) or conn.dialect.name
+            attributes: dict[str, Any] = dict(facts.to_attributes())
+            attributes[A.DB_SYSTEM] = conn.dialect.name
+            attributes[A.DB_SYSTEM_NAME] = conn.dialect.name
+            attributes[A.DB_STATEMENT] = statement
+            attributes[A.DB_QUERY_TEXT] = statement
+            attributes[A.DB_ENFORCED] = True
+            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            rules = ", ".join(f.rule for f in findings)
+            span.set_status(Status(StatusCode.ERROR, f"blocked by tenantwatch: {rules}"))
+            span.end()
+        except Exception:
+            log_internal_error("recording a blocked statement")
+
+    # --- facts on the db span, row counts -------------------------------------------------------------------
+
+    def after_cursor_execute(  # noqa: PLR0917 - the signature of SQLAlchemy's event
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if context is None:
+            return
+        try:
+            if _orphans:
+                drain_orphans()
+            # OTel sets the span only when instrumentation is enabled: no need to ask again.
+            span: Span | None = context.__dict__.get(_OTEL_SPAN_ATTR)
+            if span is None or not span.is_recording():
+                return
+            facts: SpanFacts | None = context.__dict__.pop(_FACTS_ATTR, None)
+            if facts is not None:
+                attributes = facts.to_attributes()
+                operation = facts.operation
+            else:
+                analysis = self.analyzer.analyze(statement)
+                attributes = self.attributes.build(analysis, parameters, executemany)
+                operation = analysis.operation
+            if executemany or (cursor.description is None and not getattr(context, "_is_server_side", False)):
+                # DML / DDL (or executemany batches): the DB-API rowcount is the number of rows affected.
+                rowcount = cursor.rowcount
+                if isinstance(rowcount, int) and rowcount >= 0:
+                    attributes[A.DB_RESPONSE_RETURNED_ROWS] = rowcount
+                set_span_attributes(span, attributes)
+                if operation == "OTHER" and self.settings.discover and _changes_schema(statement):
+                    self._discovered.discard(conn.engine)  # learn the tables again on the next connection
+                return
+            self._defer_end(span, attributes, context)
+        except Exception:
+            log_internal_error("after_cursor_execute")
+
+    def _defer_end(self, span: Span, attributes: dict[str, Any], context: Any) -> None:
+        """Take the span over from OTel: it ends when the result closes, with the rows the application received."""
+        end_ns = time.time_ns()
+        state = context.__dict__
+        previous: PendingResult | None = state.get(STATE_ATTR)
+        if previous is not None:
+            # A statement run on the same context before the main one (e.g. a sequence pre-execute): its rows were
+            # read by SQLAlchemy itself, not through a result.
+            previous.finish()
+        open_results: dict[int, Any] | None = None
+        record = getattr(state.get("_dbapi_connection"), "_connection_record", None)
+        if record is not None:
+            info = record.info
+            open_results = info.get(OPEN_RESULTS_KEY)
+            if open_results is None:
+                open_results = info[OPEN_RESULTS_KEY] = {}
+        state[STATE_ATTR] = PendingResult(span, attributes, end_ns, open_results)
+        state[_OTEL_SPAN_ATTR] = None  # OTel's after_cursor_execute now leaves the span alone
+
+    def handle_error(self, exception_context: Any) -> None:
+        try:
+            context = exception_context.execution_context
+            if context is None:
+                return
+            message = str(exception_context.original_exception)
+            pending: PendingResult | None = context.__dict__.get(STATE_ATTR)
+            if pending is not None and pending.span is not None:
+                pending.fail(message)  # the error happened while fetching: OTel no longer holds the span
+                return
+            span: Span | None = getattr(context, _OTEL_SPAN_ATTR, None)
+            if span is None or not span.is_recording() or not is_instrumentation_enabled():
+                return
+            facts: SpanFacts | None = context.__dict__.pop(_FACTS_ATTR, None)
+            if facts is None:
+                statement = exception_context.statement
+                if statement is None:
+                    return
+                facts = self.facts(
+                    exception_context.connection or context.root_connection,
+                    statement,
+                    exception_context.parameters,
+                    bool(getattr(context, "executemany", False)),
+                )
+            set_span_attributes(span, facts.to_attributes())
+        except Exception:
+            log_internal_error("handle_error")
+
+    # --- pool events ----------------------------------------------------------------------------------------
+
+    def checkin(self, dbapi_connection: Any, connection_record: Any) -> None:
+        """The connection went back to the pool: results still open on it are done."""
+        try:
+            if connection_record is not None:
+                finish_open_results(connection_record.info)
+        except Exception:
+            log_internal_error("checkin")
+
+    def engine_connect(self, conn: Any) -> None:
+        """First connection of each engine: learn the tenant-scoped tables from the database catalog."""
+        try:
+            engine = conn.engine
+            if engine in self._discovered:
+                return
+            self._discovered.add(engine)
+            dbapi_connection = conn.connection.dbapi_connection
+            dialect_name = conn.dialect.name
+        except Exception:
+            log_internal_error("tenant table discovery")
+            return
+        try:
+            # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
+            learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
+            logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
+        except Exception:
+            log_internal_error("tenant table discovery")
+
+
+_SCHEMA_CHANGES = ("CREATE", "ALTER", "DROP")
+
+
+def _changes_schema(statement: str) -> bool:
+    """Whether a statement is DDL that may add tenant-scoped tables (or tenant columns)."""
+    return statement.lstrip()[:6].upper().startswith(_SCHEMA_CHANGES)
+
+
+def _close_quietly(cursor: Any) -> None:
+    try:
+        cursor.close()
+    except Exception:
+        log_internal_error("closing the cursor of a blocked statement")
+
+
+def tenantwatch_tracer(tracer_provider: Any) -> Tracer:
+    """The tracer for spans tenantwatch starts itself (blocked statements)."""
+    from tenantwatch.version import __version__
+
+    return trace.get_tracer(A.SCOPE_NAME, __version__, tracer_provider)

@@ -1,0 +1,227 @@
+"""Exact row counts: count the rows the application receives and end the db span when its result closes.
+
+opentelemetry-instrumentation-sqlalchemy ends the db span in ``after_cursor_execute``, before a single row is
+fetched, and DB-API ``rowcount`` is -1 for sqlite3 SELECTs and meaningless for server-side cursors. So for a
+statement that returns rows, tenantwatch takes the span over (OTel's listener then finds no span to end), counts
+the rows SQLAlchemy hands out of the :class:`~sqlalchemy.engine.CursorResult`, and ends the span when the result
+closes, with ``end_time`` set to the moment execution finished: the span's duration is the execute time, as with
+OTel alone, while ``db.response.returned_rows`` is exact. See docs/row-counts.md for the trade-off.
+
+The result "closes" when, whichever comes first:
+
+* it is exhausted (SQLAlchemy soft-closes it), or closed explicitly (``close()``, ``first()``, ``one()``, ...);
+* its connection goes back to the pool (``checkin``), e.g. ``with engine.connect()`` ends with rows unread;
+* it is garbage-collected (the count so far is recorded; the span ends on the next statement or checkin, never
+  inside the garbage collector, where an exporter lock could be held by the interrupted code).
+
+Rows are counted at the four ``CursorResult`` fetch entry points, which every consumer goes through (verified on
+SQLAlchemy 2.0.58): ``_fetchone_impl`` (``fetchone()``, ``first()``, ``one()``, ``scalar()``, ``next()``),
+``_fetchmany_impl`` (``fetchmany()``, ``partitions()``, ORM ``yield_per``), ``_fetchall_impl`` (``all()``,
+``fetchall()``, ORM loading) and ``_fetchiter_impl`` (iteration, ``scalars()`` iteration), for buffered and
+server-side (``stream_results``) strategies alike.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from tenantwatch import attributes as A
+from tenantwatch.instrumentation._attributes import set_span_attributes
+from tenantwatch.instrumentation._errors import log_internal_error
+
+__all__ = [
+    "OPEN_RESULTS_KEY",
+    "STATE_ATTR",
+    "PendingResult",
+    "drain_orphans",
+    "finish_open_results",
+    "unwrap_cursor_result",
+    "wrap_cursor_result",
+]
+
+STATE_ATTR = "_tenantwatch_rows"
+"""Attribute on the SQLAlchemy execution context holding the :class:`PendingResult` of its statement."""
+
+OPEN_RESULTS_KEY = "tenantwatch.open_results"
+"""Key in the pool connection record's ``info`` dict: results still open on that connection."""
+
+_Orphan = tuple[Span, dict[str, Any], int, int]
+_orphans: collections.deque[_Orphan] = collections.deque()
+"""Spans of results that were garbage-collected while open; ended by :func:`drain_orphans`."""
+
+
+class PendingResult:
+    """A db span whose end waits for its result to close: its attributes, and the rows counted so far.
+
+    The attributes are written once, when the span ends, together with the row count.
+    """
+
+    __slots__ = ("__weakref__", "attributes", "busy", "closed", "end_ns", "open_results", "rows", "span")
+
+    def __init__(
+        self, span: Span, attributes: dict[str, Any], end_ns: int, open_results: dict[int, Any] | None
+    ) -> None:
+        self.span: Span | None = span
+        self.attributes = attributes
+        self.end_ns = end_ns
+        self.rows = 0
+        self.busy = False
+        self.closed = False
+        self.open_results = open_results
+        if open_results is not None:
+            open_results[id(self)] = weakref.ref(self)
+
+    def finish(self) -> None:
+        """Record the attributes, row count and fetch time; end the span at the execute end time. Idempotent."""
+        span = self.span
+        if span is None:
+            return
+        self.span = None
+        if self.open_results is not None:
+            self.open_results.pop(id(self), None)
+            self.open_results = None
+        _end(span, self.attributes, self.rows, self.end_ns)
+
+    def fail(self, message: str) -> None:
+        """The result failed while fetching: mark the span as an error and end it."""
+        span = self.span
+        if span is not None:
+            span.set_status(Status(StatusCode.ERROR, message))
+        self.finish()
+
+    def __del__(self) -> None:
+        span = self.span
+        if span is None:
+            return
+        try:
+            self.span = None
+            if self.open_results is not None:
+                self.open_results.pop(id(self), None)
+            _orphans.append((span, self.attributes, self.rows, self.end_ns))
+        except Exception:  # nothing may escape a finalizer
+            pass
+
+
+def _end(span: Span, attributes: dict[str, Any], rows: int, end_ns: int) -> None:
+    try:
+        attributes[A.DB_RESPONSE_RETURNED_ROWS] = rows
+        attributes[A.DB_FETCH_DURATION] = (time.time_ns() - end_ns) / 1e6
+        set_span_attributes(span, attributes)
+        span.end(end_time=end_ns)
+    except Exception:
+        log_internal_error("ending a db span")
+
+
+def drain_orphans() -> None:
+    """End the spans of results that were garbage-collected while open."""
+    while _orphans:
+        try:
+            orphan = _orphans.popleft()
+        except IndexError:
+            return
+        _end(*orphan)
+
+
+def finish_open_results(info: dict[Any, Any]) -> None:
+    """End the spans of every result still open on a pool connection (its ``connection_record.info``)."""
+    open_results = info.pop(OPEN_RESULTS_KEY, None)
+    if open_results:
+        for ref in list(open_results.values()):
+            pending = ref()
+            if pending is not None:
+                pending.finish()
+    if _orphans:
+        drain_orphans()
+
+
+# --- CursorResult wrappers (wrapt signature: wrapped, instance, args, kwargs) ---------------------------------------
+
+
+# The execution context always has a __dict__ (OTel keeps its span there too); a dict lookup is cheaper than
+# getattr() with a default on the common miss.
+
+
+def _fetchone(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    row = wrapped(*args, **kwargs)
+    if row is not None:
+        pending = instance.context.__dict__.get(STATE_ATTR)
+        if pending is not None:
+            pending.rows += 1
+    return row
+
+
+def _fetch_list(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    pending = instance.context.__dict__.get(STATE_ATTR)
+    if pending is None or pending.span is None:
+        return wrapped(*args, **kwargs)
+    # fetchall() (and fetchmany() on a fully buffered result) soft-closes the result *inside* the call that returns
+    # the last rows: hold the span end until they are counted.
+    pending.busy = True
+    try:
+        rows = wrapped(*args, **kwargs)
+        pending.rows += len(rows)
+    finally:
+        pending.busy = False
+        if pending.closed:
+            pending.finish()
+    return rows
+
+
+def _counting(rows: Iterator[Any], pending: PendingResult) -> Iterator[Any]:
+    for row in rows:
+        pending.rows += 1
+        yield row
+
+
+def _fetchiter(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    rows = wrapped(*args, **kwargs)
+    pending = instance.context.__dict__.get(STATE_ATTR)
+    if pending is None or pending.span is None:
+        return rows
+    return _counting(rows, pending)
+
+
+def _soft_close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    result = wrapped(*args, **kwargs)
+    pending = instance.context.__dict__.get(STATE_ATTR)
+    if pending is not None and pending.span is not None:
+        pending.closed = True
+        if not pending.busy:
+            pending.finish()
+    return result
+
+
+_WRAPPERS: dict[str, Callable[..., Any]] = {
+    "_fetchone_impl": _fetchone,
+    "_fetchmany_impl": _fetch_list,
+    "_fetchall_impl": _fetch_list,
+    "_fetchiter_impl": _fetchiter,
+    "_soft_close": _soft_close,
+}
+
+
+def wrap_cursor_result() -> list[str]:
+    """Wrap the fetch and close entry points of ``CursorResult`` at class level; returns the wrapped names."""
+    from sqlalchemy.engine.cursor import CursorResult
+    from wrapt import wrap_function_wrapper
+
+    wrapped: list[str] = []
+    for name, wrapper in _WRAPPERS.items():
+        wrap_function_wrapper(CursorResult, name, wrapper)
+        wrapped.append(name)
+    return wrapped
+
+
+def unwrap_cursor_result(names: list[str]) -> None:
+    """Undo :func:`wrap_cursor_result`."""
+    from opentelemetry.instrumentation.utils import unwrap
+    from sqlalchemy.engine.cursor import CursorResult
+
+    for name in names:
+        unwrap(CursorResult, name)

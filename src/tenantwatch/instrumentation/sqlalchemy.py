@@ -1,0 +1,219 @@
+"""Tenant-isolation facts on SQLAlchemy's db spans, exact row counts, and an ``enforce`` mode.
+
+Builds on opentelemetry-instrumentation-sqlalchemy (which it instruments for you if nobody has yet): OTel still
+creates one CLIENT span per statement; before that span ends, tenantwatch adds what the statement means for tenant
+isolation. Works for sync and async engines, Core, ORM and ``text()``, with any driver (tested: psycopg 3, psycopg2,
+asyncpg, sqlite3, aiosqlite).
+
+Usage
+-----
+
+With :func:`tenantwatch.configure` nothing else is needed. By hand::
+
+    from tenantwatch.instrumentation import TenantwatchSQLAlchemyInstrumentor
+
+    TenantwatchSQLAlchemyInstrumentor().instrument()          # before engines are created
+    engine = sqlalchemy.create_engine(url)
+
+    TenantwatchSQLAlchemyInstrumentor().instrument(engine=engine)  # an engine that already exists
+
+With no code change::
+
+    opentelemetry-instrument python app.py      # the entry point ``tenantwatch_sqlalchemy`` loads this instrumentor
+
+Every db span then carries, before it ends:
+
+* ``tenant.id``, ``enduser.id``, ``enduser.role`` (and ``tenantwatch.unscoped.reason``) from the tenant context;
+* ``tenantwatch.db.tables``, ``tenantwatch.db.tenant_tables``, ``tenantwatch.db.tenant_filter`` (``present``,
+  ``missing``, ``partial``, ``not_applicable``, ``unknown``), ``tenantwatch.db.unfiltered``,
+  ``tenantwatch.db.unscoped_writes``, ``tenantwatch.db.tenant_values`` and ``tenantwatch.db.written_tenant_values``
+  (resolved from the bound parameters, expanding ``IN`` included), ``tenantwatch.db.fingerprint``;
+* ``code.function``, ``code.filepath``, ``code.lineno``: the first frame outside SQLAlchemy, OpenTelemetry and
+  tenantwatch (for async engines, the coroutine that awaited the statement);
+* ``db.response.returned_rows``: rows affected (DML) or the rows the application actually received (statements
+  returning rows, including ``stream_results``/``yield_per`` server-side cursors and results closed half-read),
+  plus ``tenantwatch.db.fetch_duration_ms``. For row-returning statements the span ends when the result closes,
+  with its end time set to the end of execution; see docs/row-counts.md.
+
+The span processor (:mod:`tenantwatch.processors`) judges these facts and reports findings.
+
+Configuration
+-------------
+
+``instrument()`` accepts:
+
+``settings``
+    :class:`tenantwatch.config.Settings`; default :func:`tenantwatch.config.load_settings` (``TENANTWATCH_*``
+    environment variables and the rules file named by ``TENANTWATCH_RULES_FILE``). A bad rules file raises
+    :class:`~tenantwatch.config.ConfigError` naming the field.
+``mode``
+    Overrides ``settings.mode``: ``monitor`` (default: record facts, never interfere), ``enforce`` (a statement
+    that a *critical* rule flags, and no suppression covers, is not sent to the database: a db span marked
+    ``tenantwatch.enforced=true`` with ERROR status is recorded and :class:`TenantIsolationError` is raised), ``off``
+    (tenantwatch adds nothing; OTel's own db spans are still produced).
+``analyzer``
+    A shared :class:`tenantwatch.sql.analyzer.Analyzer`; default one built from ``settings``. With
+    ``settings.discover`` (default on), each engine's first connection teaches it the tenant-scoped tables from the
+    database catalog.
+``tracer_provider``, ``meter_provider``
+    Passed to opentelemetry-instrumentation-sqlalchemy; default the global providers.
+``engine``, ``engines``
+    Engines (sync or async) created *before* ``instrument()``, for OTel to trace. OTel patches
+    ``sqlalchemy.create_engine`` when instrumented, so engines created later are traced automatically, but an engine
+    created through a ``create_engine`` name imported before ``instrument()`` ran (``from sqlalchemy import
+    create_engine`` at the top of a module) is traced only if passed here. tenantwatch's own listeners are
+    class-level and apply to every engine OTel traces.
+``install_processor``
+    Put a :class:`tenantwatch.processors.TenantwatchSpanProcessor` in front of the processors already registered on
+    the SDK tracer provider in use (``tracer_provider`` or the global one). Default ``True`` (idempotent: nothing
+    happens if one is there already); :func:`tenantwatch.configure` passes ``False`` as it sets up its own.
+
+``uninstrument()`` removes every listener and wrapper, and uninstruments opentelemetry-instrumentation-sqlalchemy
+if this instrumentor instrumented it. A processor installed on a tracer provider stays.
+
+In zero-code mode both this entry point and opentelemetry-instrumentation-sqlalchemy's own may load; whichever comes
+second finds SQLAlchemy already traced (OTel then logs "Attempting to instrument while already instrumented",
+which is harmless).
+
+API
+---
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, get_args
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from tenantwatch.config import Mode, Settings, load_settings
+from tenantwatch.instrumentation._errors import TenantIsolationError
+from tenantwatch.instrumentation._listeners import Listeners, tenantwatch_tracer
+from tenantwatch.instrumentation._rows import unwrap_cursor_result, wrap_cursor_result
+from tenantwatch.instrumentation.package import _instruments
+
+if TYPE_CHECKING:
+    from tenantwatch.sql.analyzer import Analyzer
+
+__all__ = ["TenantIsolationError", "TenantwatchSQLAlchemyInstrumentor"]
+
+logger = logging.getLogger(__name__)
+
+
+class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Adds tenant-isolation facts and exact row counts to SQLAlchemy db spans; optionally enforces the rules.
+
+    A singleton, like every ``BaseInstrumentor``. See the module documentation for the keyword arguments of
+    :meth:`instrument`.
+    """
+
+    _listeners: Listeners | None = None
+    _wrapped: list[str] | None = None
+    _owns_otel = False
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        settings = _resolve_settings(kwargs.get("settings"), kwargs.get("mode"))
+        analyzer: Analyzer | None = kwargs.get("analyzer")
+        if analyzer is None:
+            from tenantwatch.sql.analyzer import Analyzer
+
+            analyzer = Analyzer(settings)
+        tracer_provider = kwargs.get("tracer_provider")
+        engines = _sync_engines(kwargs.get("engine"), kwargs.get("engines"))
+        self._owns_otel = _ensure_otel_instrumented(tracer_provider, kwargs.get("meter_provider"), engines)
+        if settings.mode == "off":
+            return
+        install_processor = kwargs.get("install_processor")
+        if install_processor is None or install_processor:
+            _install_processor(tracer_provider, settings, analyzer, kwargs.get("meter_provider"))
+        listeners = Listeners(settings, analyzer, tenantwatch_tracer(tracer_provider))
+        self._wrapped = wrap_cursor_result()
+        listeners.register()
+        self._listeners = listeners
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        listeners, self._listeners = self._listeners, None
+        if listeners is not None:
+            listeners.remove()
+        wrapped, self._wrapped = self._wrapped, None
+        if wrapped:
+            unwrap_cursor_result(wrapped)
+        if self._owns_otel:
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            self._owns_otel = False
+            SQLAlchemyInstrumentor().uninstrument()
+
+
+def _resolve_settings(settings: Settings | None, mode: str | None) -> Settings:
+    if mode is not None and mode not in get_args(Mode):
+        raise ValueError(f"mode: expected one of {', '.join(get_args(Mode))}, got {mode!r}")
+    if settings is None:
+        return load_settings(mode=mode)
+    if mode is None or mode == settings.mode:
+        return settings
+    return settings.model_copy(update={"mode": mode})
+
+
+def _sync_engines(engine: Any, engines: Iterable[Any] | None) -> list[Any]:
+    """The sync engines to trace (an ``AsyncEngine`` is traced through its ``sync_engine``)."""
+    found = [engine] if engine is not None else []
+    found += list(engines or ())
+    return [getattr(e, "sync_engine", e) for e in found]
+
+
+def _ensure_otel_instrumented(tracer_provider: Any, meter_provider: Any, engines: list[Any]) -> bool:
+    """Make sure opentelemetry-instrumentation-sqlalchemy traces new engines and ``engines``.
+
+    Returns whether this call instrumented it (then :meth:`_uninstrument` undoes it).
+    """
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    otel = SQLAlchemyInstrumentor()
+    if not otel.is_instrumented_by_opentelemetry:
+        options: dict[str, Any] = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
+        if engines:
+            options["engines"] = engines
+        otel.instrument(**options)
+        return bool(otel.is_instrumented_by_opentelemetry)
+    untraced = [e for e in engines if not _is_traced(e)]
+    if untraced:
+        _trace_engines(untraced, tracer_provider, meter_provider)
+    return False
+
+
+def _is_traced(engine: Any) -> bool:
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    return any(ref() is engine for ref, _name, _fn in EngineTracer._remove_event_listener_params)
+
+
+def _trace_engines(engines: list[Any], tracer_provider: Any, meter_provider: Any) -> None:
+    """OTel is already instrumented (by someone else): add its engine tracer to engines created before that."""
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.instrumentation.sqlalchemy.version import __version__ as otel_version
+    from opentelemetry.metrics import get_meter
+    from opentelemetry.semconv.metrics import MetricInstruments
+
+    name = "opentelemetry.instrumentation.sqlalchemy"
+    tracer = trace.get_tracer(name, otel_version, tracer_provider)
+    usage = get_meter(name, otel_version, meter_provider).create_up_down_counter(
+        name=MetricInstruments.DB_CLIENT_CONNECTIONS_USAGE,
+        unit="connections",
+        description="The number of connections that are currently in state described by the state attribute.",
+    )
+    for engine in engines:
+        EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
+
+
+def _install_processor(tracer_provider: Any, settings: Settings, analyzer: Analyzer, meter_provider: Any) -> None:
+    """Wrap the processors of the SDK tracer provider in use with tenantwatch's (zero-code mode's path)."""
+    from tenantwatch.processors import install
+
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    install(provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)

@@ -1,0 +1,92 @@
+"""Zero-code mode: ``opentelemetry-instrument python app.py`` tags db spans and reports findings with no change to
+the application (the script below never imports tenantwatch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from tenantwatch import attributes as A
+
+APP = textwrap.dedent(
+    """
+    import sqlalchemy
+    from opentelemetry import baggage, context
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orders (id integer PRIMARY KEY, organization_id integer, total integer)")
+        conn.exec_driver_sql("INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20), (3, 1, 30)")
+
+    def list_orders():
+        token = context.attach(baggage.set_baggage("tenant.id", "1"))
+        try:
+            with engine.connect() as conn:
+                mine = conn.exec_driver_sql("SELECT id, total FROM orders WHERE organization_id = ?", (1,)).all()
+                everyone = conn.exec_driver_sql("SELECT id, total FROM orders").all()
+        finally:
+            context.detach(token)
+        print("APP", len(mine), len(everyone))
+
+    list_orders()
+    """
+)
+
+RULES = "tenant_tables: {orders: organization_id}\ndiscover: false\n"
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects the console exporter printed, skipping any other output."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    index = 0
+    while (start := text.find("{", index)) != -1:
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            index = start + 1
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        index = end
+    return found
+
+
+def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP, encoding="utf-8")
+    rules = tmp_path / "tenantwatch.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    env = {
+        **os.environ,
+        "OTEL_SERVICE_NAME": "zero-code-test",
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "TENANTWATCH_RULES_FILE": str(rules),
+    }
+    command = [str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(script)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "APP 2 3" in done.stdout
+
+    spans = [o for o in _json_objects(done.stdout) if "attributes" in o and "context" in o]
+    by_statement = {s["attributes"].get(A.DB_STATEMENT): s for s in spans if A.DB_STATEMENT in s["attributes"]}
+    mine = by_statement["SELECT id, total FROM orders WHERE organization_id = ?"]["attributes"]
+    everyone = by_statement["SELECT id, total FROM orders"]
+    assert mine[A.TENANT_ID] == "1"
+    assert mine[A.DB_TENANT_FILTER] == "present"
+    assert mine[A.DB_TENANT_VALUES] == ["1"]
+    assert mine[A.DB_RESPONSE_RETURNED_ROWS] == 2
+    assert mine[A.CODE_FUNCTION] == "list_orders"
+    assert mine[A.CODE_FILEPATH] == str(script)
+    assert everyone["attributes"][A.DB_TENANT_FILTER] == "missing"
+    assert everyone["attributes"][A.DB_RESPONSE_RETURNED_ROWS] == 3
+    assert "missing_tenant_filter" in everyone["attributes"][A.FINDINGS]  # the processor was installed for us
+    assert any(event["name"] == A.FINDING_EVENT for event in everyone["events"])
+    assert "Attempting to instrument while already instrumented" not in done.stderr
