@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_queries.py --sqlite --start-postgres
     .venv/bin/python bench/bench_queries.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/tenantwatch
+    .venv/bin/python bench/bench_queries.py --sqlite --start-postgres --instructions --rounds 1 --queries 500
 
 Configurations, each in its own subprocess so no instrumentation leaks from one to the next:
 
@@ -10,6 +11,7 @@ Configurations, each in its own subprocess so no instrumentation leaks from one 
    exporter that discards, SDK meter provider;
 3. ``tenantwatch``: the same plus tenantwatch (instrumentation with exact row counts, and its span processor in
    front of the batch processor, recording its metrics on the same meter provider);
+   ``tw-listeners``: the instrumentation without the span processor, to show which part costs what;
 4. ``sentry``: sentry-sdk's SQLAlchemy integration, ``traces_sample_rate=1.0``, a transport that discards; each query
    runs in its own transaction so sentry records its span.
 
@@ -22,16 +24,22 @@ Workloads (a small ORM-sized ``SELECT`` by primary key and tenant filter, one ro
 
 Rounds are interleaved (every round runs every configuration once, in a rotated order) and each subprocess reports
 its fastest timed batch after a warm-up (interference on a shared machine only ever adds time); the figure per
-configuration is the median over rounds.
+configuration is the median over rounds. On a noisy machine, ``--instructions`` counts CPU instructions per query
+under valgrind instead (``--rounds 1 --queries 500`` is plenty: the count varies by about 1%). Instructions weigh
+work done in Python against the same work done in Python, so their ratios track CPU time; they leave out the time
+spent waiting for PostgreSQL, so the wall-time ratios on PostgreSQL are smaller.
 Targets: tenantwatch / otel <= 1.10 on PostgreSQL and <= 1.25 on SQLite, and below sentry-sdk's overhead.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,7 +48,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-CONFIGS = ("none", "otel", "tenantwatch", "sentry")
+CONFIGS = ("none", "otel", "tenantwatch", "tw-listeners", "sentry")
 WORKLOADS = ("orm", "core")
 ROWS = 1000
 TABLE = "bench_items"
@@ -53,7 +61,7 @@ def _instrument(config: str) -> Callable[[], Any]:
     """Set up one configuration; returns a context-manager factory each query runs in (a no-op except for sentry)."""
     import contextlib
 
-    if config in ("otel", "tenantwatch"):
+    if config in ("otel", "tenantwatch", "tw-listeners"):
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -74,7 +82,9 @@ def _instrument(config: str) -> Callable[[], Any]:
             from tenantwatch.instrumentation import TenantwatchSQLAlchemyInstrumentor
 
             TenantwatchSQLAlchemyInstrumentor().instrument(
-                tracer_provider=tracer_provider, meter_provider=meter_provider, install_processor=True
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                install_processor=config == "tenantwatch",
             )
         return contextlib.nullcontext
     if config == "sentry":
@@ -144,6 +154,12 @@ def _worker(config: str, url: str, workload: str, queries: int, batches: int, wa
         for i in range(warmup):
             with around():
                 run(ids[i % len(ids)])
+        if batches == 0:  # --instructions: run the queries once, untimed, under valgrind
+            gc.collect()
+            gc.disable()
+            for i in range(queries):
+                with around():
+                    run(ids[i % len(ids)])
         for _ in range(batches):
             start = time.perf_counter()
             for i in range(queries):
@@ -155,7 +171,7 @@ def _worker(config: str, url: str, workload: str, queries: int, batches: int, wa
     if conn is not None:
         conn.close()
     # The least disturbed batch: on a shared machine, interference only ever adds time.
-    return {"config": config, "workload": workload, "us": min(per_query_us), "batches": per_query_us}
+    return {"config": config, "workload": workload, "us": min(per_query_us, default=0.0), "batches": per_query_us}
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -183,27 +199,43 @@ def _prepare_postgres(url: str) -> None:
 
 
 def _run_worker(config: str, url: str, workload: str, args: argparse.Namespace) -> float:
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        config,
-        "--url",
-        url,
-        "--workload",
-        workload,
-        "--queries",
-        str(args.queries),
-        "--batches",
-        str(args.batches),
-        "--warmup",
-        str(args.warmup),
-    ]
-    env = dict(os.environ, OTEL_SDK_DISABLED="false", PYTHONHASHSEED="0")
+    command = _worker_command(config, url, workload, args.queries, args.batches, args.warmup)
+    env = dict(os.environ, PYTHONHASHSEED="0")
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"worker {config}/{workload} failed:\n{done.stderr}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["us"])
+
+
+def _worker_command(config: str, url: str, workload: str, queries: int, batches: int, warmup: int) -> list[str]:
+    return [
+        sys.executable,
+        __file__,
+        *("--worker", config, "--url", url, "--workload", workload),
+        *("--queries", str(queries), "--batches", str(batches), "--warmup", str(warmup)),
+    ]
+
+
+def _instructions(config: str, url: str, workload: str, args: argparse.Namespace) -> float:
+    """Instructions per query under valgrind: (run with N queries) - (run with none), divided by N. Unlike wall
+    time this does not depend on what else the machine is doing (within ~1%)."""
+
+    def total(queries: int) -> int:
+        command = [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            *_worker_command(config, url, workload, queries, 0, args.warmup),
+        ]
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"worker {config}/{workload} failed under valgrind:\n{done.stderr[-3000:]}")
+        return int(found.group(1).replace(",", ""))
+
+    return (total(args.queries) - total(0)) / args.queries
 
 
 def _measure(backend: str, url: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -213,28 +245,41 @@ def _measure(backend: str, url: str, args: argparse.Namespace) -> dict[str, dict
         for round_no in range(args.rounds):
             order = CONFIGS[round_no % len(CONFIGS) :] + CONFIGS[: round_no % len(CONFIGS)]
             for config in order:
-                samples[config].append(_run_worker(config, url, workload, args))
+                measure = _instructions if args.instructions else _run_worker
+                samples[config].append(measure(config, url, workload, args))
         results[workload] = {c: statistics.median(v) for c, v in samples.items()}
-        _report(backend, workload, results[workload], samples)
+        _report(backend, workload, results[workload], samples, "instructions" if args.instructions else "us")
     return results
 
 
-def _report(backend: str, workload: str, us: dict[str, float], samples: dict[str, list[float]]) -> None:
-    base, otel, ours, sentry = us["none"], us["otel"], us["tenantwatch"], us["sentry"]
+def _report(
+    backend: str, workload: str, per_query: dict[str, float], samples: dict[str, list[float]], unit: str
+) -> None:
+    base, otel, ours, sentry = (per_query[c] for c in ("none", "otel", "tenantwatch", "sentry"))
+    listeners = per_query["tw-listeners"]
+    digits = 0 if unit == "instructions" else 1
+
+    def n(value: float, sign: str = "") -> str:
+        return f"{value:{sign},.{digits}f} {unit}"
+
     print(f"\n{backend} / {workload}: per query, median of rounds (spread over rounds)")
     for config in CONFIGS:
-        spread = f"{min(samples[config]):.1f}-{max(samples[config]):.1f}"
-        print(f"  {config:<12} {us[config]:8.1f} us   ({spread})")
+        spread = f"{min(samples[config]):,.{digits}f}-{max(samples[config]):,.{digits}f}"
+        print(f"  {config:<12} {n(per_query[config]):>22}   ({spread})")
     ratio = ours / otel
     target = TARGETS[backend]
     print(f"  (otel + tenantwatch) / (otel alone) = {ratio:.3f}   target <= {target:.2f}: {_ok(ratio <= target)}")
     print(
-        f"  overhead over no instrumentation: otel {otel - base:+.1f} us, otel + tenantwatch {ours - base:+.1f} us,"
-        f" sentry {sentry - base:+.1f} us"
+        f"  overhead over no instrumentation: otel {n(otel - base, '+')}, otel + tenantwatch {n(ours - base, '+')},"
+        f" sentry {n(sentry - base, '+')}"
     )
     print(
-        f"  tenantwatch's own share: {ours - otel:+.1f} us vs sentry's whole overhead {sentry - base:+.1f} us:"
-        f" {_ok(ours - otel < sentry - base)};  otel + tenantwatch vs sentry: {ours:.1f} vs {sentry:.1f} us"
+        f"  tenantwatch's share: instrumentation {n(listeners - otel, '+')} ({listeners / otel:.3f}),"
+        f" span processor {n(ours - listeners, '+')}"
+    )
+    print(
+        f"  tenantwatch's whole share {n(ours - otel, '+')} vs sentry's whole overhead {n(sentry - base, '+')}:"
+        f" {_ok(ours - otel < sentry - base)};  otel + tenantwatch {n(ours)} vs sentry {n(sentry)}"
     )
 
 
@@ -252,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300, help="queries per timed batch")
     parser.add_argument("--batches", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per query under valgrind instead of timing (immune to a noisy machine; slow)",
+    )
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
@@ -263,8 +313,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (args.sqlite or args.postgres_url or args.start_postgres):
         args.sqlite = True
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind")
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus")
-    print(f"{args.rounds} rounds x {args.batches} batches x {args.queries} queries per configuration and workload")
+    if args.instructions:
+        print(f"instructions per query (valgrind), {args.rounds} rounds x {args.queries} queries")
+    else:
+        print(f"{args.rounds} rounds x {args.batches} batches x {args.queries} queries per configuration and workload")
     if args.sqlite:
         _measure("sqlite", "sqlite://", args)
     server = None

@@ -57,11 +57,11 @@ def _json_objects(text: str) -> list[dict[str, Any]]:
     return found
 
 
-def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
+def _run_instrumented(tmp_path: Path, rules_text: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "app.py"
     script.write_text(APP, encoding="utf-8")
     rules = tmp_path / "tenantwatch.yaml"
-    rules.write_text(RULES, encoding="utf-8")
+    rules.write_text(rules_text, encoding="utf-8")
     env = {
         **os.environ,
         "OTEL_SERVICE_NAME": "zero-code-test",
@@ -71,7 +71,12 @@ def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
         "TENANTWATCH_RULES_FILE": str(rules),
     }
     command = [str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(script)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False, cwd=tmp_path)
+
+
+def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
+    done = _run_instrumented(tmp_path, RULES)
+    script = tmp_path / "app.py"
     assert done.returncode == 0, done.stderr
     assert "APP 2 3" in done.stdout
 
@@ -90,3 +95,14 @@ def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
     assert "missing_tenant_filter" in everyone["attributes"][A.FINDINGS]  # the processor was installed for us
     assert any(event["name"] == A.FINDING_EVENT for event in everyone["events"])
     assert "Attempting to instrument while already instrumented" not in done.stderr
+
+
+def test_bad_rules_file_is_reported_at_start_up(tmp_path: Path) -> None:
+    """The rules file is checked when the instrumentor loads; the error names the field. As with every OTel
+    instrumentor, a failure to instrument is logged and the application still runs (untouched by tenantwatch)."""
+    done = _run_instrumented(tmp_path, "rules:\n  large_result: {threshold: -1}\n")
+    assert "rules.large_result.threshold" in done.stderr
+    assert "Instrumenting of tenantwatch_sqlalchemy failed" in done.stderr
+    assert done.returncode == 0
+    assert "APP 2 3" in done.stdout
+    assert A.DB_TENANT_FILTER not in done.stdout

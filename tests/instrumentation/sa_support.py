@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+# Imported before any test instruments anything: sqlalchemy.ext.asyncio binds ``create_engine`` at import time, so a
+# first import while OTel is instrumented would keep OTel's wrapper (and its tracer) after uninstrument.
+import sqlalchemy.ext.asyncio
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -155,9 +159,9 @@ def postgres_engine(dsn: dict[str, Any], driver: str, schema: str) -> sa.engine.
 
 def postgres_async_engine(dsn: dict[str, Any], schema: str) -> Any:
     """An asyncpg engine whose connections use ``schema``. Call after instrumenting."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    return create_async_engine(postgres_url(dsn, "asyncpg"), connect_args={"server_settings": {"search_path": schema}})
+    return sqlalchemy.ext.asyncio.create_async_engine(
+        postgres_url(dsn, "asyncpg"), connect_args={"server_settings": {"search_path": schema}}
+    )
 
 
 def sqlite_engine(path: Path) -> sa.engine.Engine:
@@ -165,6 +169,4 @@ def sqlite_engine(path: Path) -> sa.engine.Engine:
 
 
 def sqlite_async_engine(path: Path) -> Any:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    return create_async_engine(f"sqlite+aiosqlite:///{path}")
+    return sqlalchemy.ext.asyncio.create_async_engine(f"sqlite+aiosqlite:///{path}")

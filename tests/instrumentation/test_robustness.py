@@ -155,3 +155,72 @@ def test_engine_created_before_instrument_is_traced_when_passed(
     span = attrs(traced.only_db_span())
     assert span[A.TENANT_ID] == "2"
     assert span[A.DB_RESPONSE_RETURNED_ROWS] == ROWS_PER_TENANT
+
+
+@pytest.mark.postgres
+def test_error_while_fetching_ends_the_span_with_the_rows_so_far(
+    instrument: Instrument, traced: Traced, postgres_dsn: dict[str, Any], pg_schema: str
+) -> None:
+    from sa_support import postgres_engine
+
+    instrument()
+    engine = postgres_engine(postgres_dsn, "psycopg", pg_schema)
+    failing = sa.text("SELECT 100 / (50 - g) AS x FROM generate_series(1, 100) AS g")
+    received = 0
+    with engine.connect() as conn, pytest.raises(sa.exc.DataError):  # division by zero at row 50
+        for _row in conn.execution_options(stream_results=True, max_row_buffer=10).execute(failing):
+            received += 1
+    span = traced.only_db_span("generate_series")
+    assert span.status.status_code is StatusCode.ERROR
+    assert "division by zero" in (span.status.description or "")
+    assert returned_rows(span) == received
+    assert 0 < received < 50
+    engine.dispose()
+
+
+def test_engines_created_before_someone_else_instrumented_otel(
+    instrument: Instrument, traced: Traced, sqlite_path: Path
+) -> None:
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    early = sa.create_engine(f"sqlite:///{sqlite_path}")
+    early_async = create_async_engine(f"sqlite+aiosqlite:///{sqlite_path}")
+    SQLAlchemyInstrumentor().instrument(tracer_provider=traced.provider)  # the application did this first
+    instrument(engines=[early, early_async])
+    with early.connect() as conn:
+        conn.execute(sa.select(ITEMS).where(ITEMS.c.organization_id == 1)).all()
+
+    async def read() -> int:
+        async with early_async.connect() as conn:
+            rows = (await conn.execute(sa.select(ITEMS).where(ITEMS.c.organization_id == 2))).all()
+        await early_async.dispose()
+        return len(rows)
+
+    import asyncio
+
+    assert asyncio.run(read()) == ROWS_PER_TENANT
+    assert [returned_rows(s) for s in traced.db_spans()] == [ROWS_PER_TENANT, ROWS_PER_TENANT]
+
+
+def test_tenant_isolation_error_survives_pickling() -> None:
+    import pickle
+
+    from tenantwatch.facts import SpanFacts
+    from tenantwatch.instrumentation import TenantIsolationError
+    from tenantwatch.processors.findings import Finding
+
+    error = TenantIsolationError(
+        (Finding("unscoped_write", "critical", "DELETE on items has no tenant filter", "abc"),),
+        SpanFacts(operation="DELETE", tables=("items",)),
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error)
+    assert copy.findings == error.findings
+    assert copy.facts == error.facts
+
+
+def test_bad_mode_argument_is_rejected_by_name(instrument: Instrument) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        instrument(mode="block-everything")
+    assert not TenantwatchSQLAlchemyInstrumentor().is_instrumented_by_opentelemetry

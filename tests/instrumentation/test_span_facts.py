@@ -107,3 +107,23 @@ async def test_async_code_location_points_at_the_coroutine(async_engine: Any, tw
     assert span[A.CODE_FUNCTION] == "test_async_code_location_points_at_the_coroutine"
     assert span[A.CODE_FILEPATH] == HERE
     assert span[A.CODE_LINENO] in _lines_of(test_async_code_location_points_at_the_coroutine)
+
+
+def test_code_location_skips_sqlalchemy_generated_code(engine: Any, tw: Traced) -> None:
+    """SQLAlchemy compiles some decorators at run time (file ``<string>``): they are library frames too."""
+    assert sa.inspect(engine).has_table("items")
+    spans = tw.db_spans("")
+    assert spans
+    assert {attrs(s)[A.CODE_FUNCTION] for s in spans} == {"test_code_location_skips_sqlalchemy_generated_code"}
+
+
+def test_library_and_application_modules() -> None:
+    from tenantwatch.instrumentation._code_location import _module_is_library
+
+    assert _module_is_library("sqlalchemy.engine.reflection")
+    assert _module_is_library("opentelemetry.instrumentation.sqlalchemy.engine")
+    assert _module_is_library("tenantwatch.instrumentation._listeners")
+    assert not _module_is_library("tenantwatch.demo.scenario")  # the demo is an application
+    assert not _module_is_library("sqlalchemy_utils")
+    assert not _module_is_library("__main__")
+    assert not _module_is_library(None)

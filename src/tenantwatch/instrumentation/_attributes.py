@@ -134,9 +134,11 @@ def _sdk_span_type() -> type | None:
     """The class of SDK spans, if they keep their attributes the way :func:`set_span_attributes` expects."""
     try:
         from opentelemetry.attributes import BoundedAttributes
+        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
 
-        span: Any = TracerProvider().get_tracer(__name__).start_span("probe")
+        provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+        span: Any = provider.get_tracer(__name__).start_span("probe")
         bounded = span._attributes
         ok = (
             type(bounded) is BoundedAttributes

@@ -2,7 +2,8 @@
 
 Cheap on purpose (it runs for every statement): a ``sys._getframe`` walk with a per-file cache of "is this a library
 frame", so a warm lookup costs one dict probe per frame. (Keyed by file name, whose hash Python caches, not by code
-object, whose hash is recomputed from its bytecode and constants on every lookup.)
+object, whose hash is recomputed from its bytecode and constants on every lookup.) Code compiled at run time
+(``<string>``, as SQLAlchemy's generated decorators are) is judged by its module's ``__name__`` instead.
 
 Async engines run the statement inside a greenlet whose own stack ends in SQLAlchemy; the walk then continues in the
 parent greenlet's suspended frame, which is the application's coroutine chain.
@@ -43,35 +44,61 @@ def _module_dirs(*names: str) -> list[str]:
     return dirs
 
 
+_LIBRARY_PACKAGES = ("sqlalchemy", "opentelemetry", "tenantwatch", "asyncio", "greenlet", "wrapt")
+_APPLICATION_PACKAGES = ("tenantwatch.demo",)
+"""Inside the library packages but application code: the demo's queries should point at the demo."""
+
+
 def _library_prefixes() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(library directory prefixes, exceptions under them that are application code)."""
-    prefixes = _module_dirs("sqlalchemy", "opentelemetry", "tenantwatch", "asyncio", "greenlet", "wrapt")
-    tenantwatch_dirs = _module_dirs("tenantwatch")
-    # The demo is an application built on tenantwatch: its queries should point at the demo's code.
-    exceptions = tuple(os.path.join(d, "demo", "") for d in tenantwatch_dirs)
-    return tuple(prefixes), exceptions
+    """(library directory prefixes, directories under them that hold application code)."""
+    exceptions: list[str] = []
+    for package in _APPLICATION_PACKAGES:
+        top, _, rest = package.partition(".")
+        exceptions += [os.path.join(d, *rest.split("."), "") for d in _module_dirs(top)]
+    return tuple(_module_dirs(*_LIBRARY_PACKAGES)), tuple(exceptions)
 
 
 _PREFIXES, _EXCEPTIONS = _library_prefixes()
 _MAX_CACHE = 20_000
 """Source files are finite in most programs; the cap only guards against code generated at run time."""
-_is_library: dict[str, bool] = {}
+
+_APPLICATION, _LIBRARY, _BY_MODULE = 0, 1, 2
+_by_file: dict[str, int] = {}
+_by_module: dict[str, int] = {}
 
 
-def _classify(filename: str) -> bool:
-    if filename.startswith("<"):
-        # <frozen importlib._bootstrap> is the import machinery; <string>/<stdin> is application code (python -c).
-        library = filename.startswith("<frozen")
+def _classify_file(filename: str) -> int:
+    if filename.startswith("<frozen"):
+        kind = _LIBRARY  # the import machinery
+    elif filename.startswith("<"):
+        # <string>: code compiled at run time, e.g. SQLAlchemy's generated decorators; python -c; a REPL.
+        kind = _BY_MODULE
     else:
-        library = False
+        kind = _APPLICATION
         for path in (os.path.abspath(filename), os.path.realpath(filename)):
             if path.startswith(_PREFIXES) and not path.startswith(_EXCEPTIONS):
-                library = True
+                kind = _LIBRARY
                 break
-    if len(_is_library) >= _MAX_CACHE:
-        _is_library.clear()
-    _is_library[filename] = library
-    return library
+    if len(_by_file) >= _MAX_CACHE:
+        _by_file.clear()
+    _by_file[filename] = kind
+    return kind
+
+
+def _module_is_library(module: object) -> bool:
+    if not isinstance(module, str):
+        return False
+    kind = _by_module.get(module)
+    if kind is None:
+
+        def within(packages: tuple[str, ...]) -> bool:
+            return any(module == p or module.startswith(p + ".") for p in packages)
+
+        kind = _LIBRARY if within(_LIBRARY_PACKAGES) and not within(_APPLICATION_PACKAGES) else _APPLICATION
+        if len(_by_module) >= _MAX_CACHE:
+            _by_module.clear()
+        _by_module[module] = kind
+    return kind == _LIBRARY
 
 
 def _parent_greenlet_frame() -> FrameType | None:
@@ -88,15 +115,15 @@ def _parent_greenlet_frame() -> FrameType | None:
 def find_caller(skip: int = 1) -> CodeLocation | None:
     """The first application frame above the caller (``skip`` frames up), or ``None`` if there is none."""
     frame: FrameType | None = sys._getframe(skip + 1)
-    cache = _is_library
+    cache = _by_file
     crossed_greenlet = False
     while True:
         while frame is not None:
             code = frame.f_code
-            library = cache.get(code.co_filename)
-            if library is None:
-                library = _classify(code.co_filename)
-            if not library:
+            kind = cache.get(code.co_filename)
+            if kind is None:
+                kind = _classify_file(code.co_filename)
+            if kind == _APPLICATION or (kind == _BY_MODULE and not _module_is_library(frame.f_globals.get("__name__"))):
                 return CodeLocation(code.co_name, code.co_filename, frame.f_lineno)
             frame = frame.f_back
         if crossed_greenlet:

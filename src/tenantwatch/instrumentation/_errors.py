@@ -42,6 +42,9 @@ class TenantIsolationError(Exception):
         where = f" at {facts.code_location}" if facts.code_location else ""
         super().__init__(f"tenantwatch blocked a {facts.operation or 'statement'}{where}: {details}")
 
+    def __reduce__(self) -> tuple[type[TenantIsolationError], tuple[tuple[Finding, ...], SpanFacts]]:
+        return (type(self), (self.findings, self.facts))
+
 
 def log_internal_error(where: str) -> None:
     """Log the exception being handled, at most once per minute per ``where``, with a count of the ones held back.

@@ -37,9 +37,9 @@ from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,
     STATE_ATTR,
     PendingResult,
-    _orphans,
     drain_orphans,
     finish_open_results,
+    orphaned,
 )
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class Listeners:
         if context is None:
             return
         try:
-            if _orphans:
+            if orphaned:
                 drain_orphans()
             # OTel sets the span only when instrumentation is enabled: no need to ask again.
             span: Span | None = context.__dict__.get(_OTEL_SPAN_ATTR)

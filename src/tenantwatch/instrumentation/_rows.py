@@ -11,8 +11,8 @@ The result "closes" when, whichever comes first:
 
 * it is exhausted (SQLAlchemy soft-closes it), or closed explicitly (``close()``, ``first()``, ``one()``, ...);
 * its connection goes back to the pool (``checkin``), e.g. ``with engine.connect()`` ends with rows unread;
-* it is garbage-collected (the count so far is recorded; the span ends on the next statement or checkin, never
-  inside the garbage collector, where an exporter lock could be held by the interrupted code).
+* it is garbage-collected (the count so far is recorded; the span ends on the next statement, check-in or at
+  exit, never inside the garbage collector, where an exporter lock could be held by the interrupted code).
 
 Rows are counted at the four ``CursorResult`` fetch entry points, which every consumer goes through (verified on
 SQLAlchemy 2.0.58): ``_fetchone_impl`` (``fetchone()``, ``first()``, ``one()``, ``scalar()``, ``next()``),
@@ -23,7 +23,10 @@ server-side (``stream_results``) strategies alike.
 
 from __future__ import annotations
 
+import atexit
 import collections
+import functools
+import logging
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -38,12 +41,16 @@ from tenantwatch.instrumentation._errors import log_internal_error
 __all__ = [
     "OPEN_RESULTS_KEY",
     "STATE_ATTR",
+    "Patched",
     "PendingResult",
     "drain_orphans",
     "finish_open_results",
+    "orphaned",
     "unwrap_cursor_result",
     "wrap_cursor_result",
 ]
+
+logger = logging.getLogger(__name__)
 
 STATE_ATTR = "_tenantwatch_rows"
 """Attribute on the SQLAlchemy execution context holding the :class:`PendingResult` of its statement."""
@@ -52,7 +59,7 @@ OPEN_RESULTS_KEY = "tenantwatch.open_results"
 """Key in the pool connection record's ``info`` dict: results still open on that connection."""
 
 _Orphan = tuple[Span, dict[str, Any], int, int]
-_orphans: collections.deque[_Orphan] = collections.deque()
+orphaned: collections.deque[_Orphan] = collections.deque()
 """Spans of results that were garbage-collected while open; ended by :func:`drain_orphans`."""
 
 
@@ -103,7 +110,7 @@ class PendingResult:
             self.span = None
             if self.open_results is not None:
                 self.open_results.pop(id(self), None)
-            _orphans.append((span, self.attributes, self.rows, self.end_ns))
+            orphaned.append((span, self.attributes, self.rows, self.end_ns))
         except Exception:  # nothing may escape a finalizer
             pass
 
@@ -120,12 +127,17 @@ def _end(span: Span, attributes: dict[str, Any], rows: int, end_ns: int) -> None
 
 def drain_orphans() -> None:
     """End the spans of results that were garbage-collected while open."""
-    while _orphans:
+    while orphaned:
         try:
-            orphan = _orphans.popleft()
+            orphan = orphaned.popleft()
         except IndexError:
             return
         _end(*orphan)
+
+
+# Spans of results collected after the last statement still reach the exporter: this runs before the SDK's own
+# exit hook (registered earlier, when the tracer provider was created), as atexit runs hooks last-in first-out.
+atexit.register(drain_orphans)
 
 
 def finish_open_results(info: dict[Any, Any]) -> None:
@@ -136,35 +148,42 @@ def finish_open_results(info: dict[Any, Any]) -> None:
             pending = ref()
             if pending is not None:
                 pending.finish()
-    if _orphans:
+    if orphaned:
         drain_orphans()
 
 
-# --- CursorResult wrappers (wrapt signature: wrapped, instance, args, kwargs) ---------------------------------------
+# --- CursorResult patches --------------------------------------------------------------------------------------------
+#
+# Plain functions with the patched methods' own signatures, installed on the class: they run for every fetch of every
+# result, and a generic wrapper (wrapt: a bound wrapper object plus args/kwargs packing per call) costs several times
+# the work done here. The execution context always has a __dict__ (OTel keeps its span there too): a dict lookup is
+# cheaper than getattr() with a default on the common miss.
+
+_Method = Callable[..., Any]
 
 
-# The execution context always has a __dict__ (OTel keeps its span there too); a dict lookup is cheaper than
-# getattr() with a default on the common miss.
+def _patch_fetchone(original: _Method) -> _Method:
+    @functools.wraps(original)
+    def _fetchone_impl(self: Any, hard_close: bool = False) -> Any:
+        row = original(self, hard_close)
+        if row is not None:
+            pending = self.context.__dict__.get(STATE_ATTR)
+            if pending is not None:
+                pending.rows += 1
+        return row
+
+    return _fetchone_impl
 
 
-def _fetchone(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    row = wrapped(*args, **kwargs)
-    if row is not None:
-        pending = instance.context.__dict__.get(STATE_ATTR)
-        if pending is not None:
-            pending.rows += 1
-    return row
-
-
-def _fetch_list(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    pending = instance.context.__dict__.get(STATE_ATTR)
+def _count_list(original: _Method, result: Any, args: tuple[Any, ...]) -> Any:
+    pending = result.context.__dict__.get(STATE_ATTR)
     if pending is None or pending.span is None:
-        return wrapped(*args, **kwargs)
+        return original(result, *args)
     # fetchall() (and fetchmany() on a fully buffered result) soft-closes the result *inside* the call that returns
     # the last rows: hold the span end until they are counted.
     pending.busy = True
     try:
-        rows = wrapped(*args, **kwargs)
+        rows = original(result, *args)
         pending.rows += len(rows)
     finally:
         pending.busy = False
@@ -173,55 +192,84 @@ def _fetch_list(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: A
     return rows
 
 
+def _patch_fetchmany(original: _Method) -> _Method:
+    @functools.wraps(original)
+    def _fetchmany_impl(self: Any, size: int | None = None) -> Any:
+        return _count_list(original, self, (size,))
+
+    return _fetchmany_impl
+
+
+def _patch_fetchall(original: _Method) -> _Method:
+    @functools.wraps(original)
+    def _fetchall_impl(self: Any) -> Any:
+        return _count_list(original, self, ())
+
+    return _fetchall_impl
+
+
 def _counting(rows: Iterator[Any], pending: PendingResult) -> Iterator[Any]:
     for row in rows:
         pending.rows += 1
         yield row
 
 
-def _fetchiter(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    rows = wrapped(*args, **kwargs)
-    pending = instance.context.__dict__.get(STATE_ATTR)
-    if pending is None or pending.span is None:
-        return rows
-    return _counting(rows, pending)
+def _patch_fetchiter(original: _Method) -> _Method:
+    @functools.wraps(original)
+    def _fetchiter_impl(self: Any) -> Any:
+        rows = original(self)
+        pending = self.context.__dict__.get(STATE_ATTR)
+        if pending is None or pending.span is None:
+            return rows
+        return _counting(rows, pending)
+
+    return _fetchiter_impl
 
 
-def _soft_close(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    result = wrapped(*args, **kwargs)
-    pending = instance.context.__dict__.get(STATE_ATTR)
-    if pending is not None and pending.span is not None:
-        pending.closed = True
-        if not pending.busy:
-            pending.finish()
-    return result
+def _patch_soft_close(original: _Method) -> _Method:
+    @functools.wraps(original)
+    def _soft_close(self: Any, hard: bool = False) -> None:
+        original(self, hard)
+        pending = self.context.__dict__.get(STATE_ATTR)
+        if pending is not None and pending.span is not None:
+            pending.closed = True
+            if not pending.busy:
+                pending.finish()
+
+    return _soft_close
 
 
-_WRAPPERS: dict[str, Callable[..., Any]] = {
-    "_fetchone_impl": _fetchone,
-    "_fetchmany_impl": _fetch_list,
-    "_fetchall_impl": _fetch_list,
-    "_fetchiter_impl": _fetchiter,
-    "_soft_close": _soft_close,
+_PATCHES: dict[str, Callable[[_Method], _Method]] = {
+    "_fetchone_impl": _patch_fetchone,
+    "_fetchmany_impl": _patch_fetchmany,
+    "_fetchall_impl": _patch_fetchall,
+    "_fetchiter_impl": _patch_fetchiter,
+    "_soft_close": _patch_soft_close,
 }
 
-
-def wrap_cursor_result() -> list[str]:
-    """Wrap the fetch and close entry points of ``CursorResult`` at class level; returns the wrapped names."""
-    from sqlalchemy.engine.cursor import CursorResult
-    from wrapt import wrap_function_wrapper
-
-    wrapped: list[str] = []
-    for name, wrapper in _WRAPPERS.items():
-        wrap_function_wrapper(CursorResult, name, wrapper)
-        wrapped.append(name)
-    return wrapped
+Patched = dict[str, tuple[_Method, _Method]]
+"""Method name -> (original, patched), to undo :func:`wrap_cursor_result`."""
 
 
-def unwrap_cursor_result(names: list[str]) -> None:
-    """Undo :func:`wrap_cursor_result`."""
-    from opentelemetry.instrumentation.utils import unwrap
+def wrap_cursor_result() -> Patched:
+    """Patch the fetch and close entry points of ``CursorResult`` (class level); returns what to undo."""
     from sqlalchemy.engine.cursor import CursorResult
 
-    for name in names:
-        unwrap(CursorResult, name)
+    patched: Patched = {}
+    for name, make in _PATCHES.items():
+        original = CursorResult.__dict__[name]
+        replacement = make(original)
+        setattr(CursorResult, name, replacement)
+        patched[name] = (original, replacement)
+    return patched
+
+
+def unwrap_cursor_result(patched: Patched) -> None:
+    """Undo :func:`wrap_cursor_result` (a method patched again by someone else since is left to them)."""
+    from sqlalchemy.engine.cursor import CursorResult
+
+    for name, (original, replacement) in patched.items():
+        if CursorResult.__dict__.get(name) is replacement:
+            setattr(CursorResult, name, original)
+        else:
+            logger.debug("CursorResult.%s was patched again after tenantwatch; left in place", name)

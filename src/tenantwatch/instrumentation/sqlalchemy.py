@@ -71,9 +71,23 @@ Configuration
 ``uninstrument()`` removes every listener and wrapper, and uninstruments opentelemetry-instrumentation-sqlalchemy
 if this instrumentor instrumented it. A processor installed on a tracer provider stays.
 
-In zero-code mode both this entry point and opentelemetry-instrumentation-sqlalchemy's own may load; whichever comes
-second finds SQLAlchemy already traced (OTel then logs "Attempting to instrument while already instrumented",
-which is harmless).
+Zero-code mode
+--------------
+
+``opentelemetry-instrument`` loads this entry point after the distro configured the SDK: settings come from the
+environment and the rules file, and the processor is put in front of the exporters the distro set up. The entry
+point of opentelemetry-instrumentation-sqlalchemy loads too; whichever comes second finds SQLAlchemy already traced
+(if it is OTel's, it logs "Attempting to instrument while already instrumented", which is harmless). A bad rules
+file is reported when the instrumentor loads, naming the field (``rules.large_result.threshold: ...``); as with any
+OTel instrumentor that fails, ``opentelemetry-instrument`` logs it and runs the application without tenantwatch.
+
+Enforce mode
+------------
+
+Enforce mode evaluates the rules in ``before_cursor_execute``, before OTel starts the span and before the driver
+sees the statement; it fails open: if tenantwatch itself fails (an internal error, logged), the statement runs. The
+:class:`TenantIsolationError` carries ``findings`` and ``facts``; the blocked statement's span carries the facts,
+so the processor reports the findings like any other.
 
 API
 ---
@@ -91,7 +105,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from tenantwatch.config import Mode, Settings, load_settings
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._listeners import Listeners, tenantwatch_tracer
-from tenantwatch.instrumentation._rows import unwrap_cursor_result, wrap_cursor_result
+from tenantwatch.instrumentation._rows import Patched, unwrap_cursor_result, wrap_cursor_result
 from tenantwatch.instrumentation.package import _instruments
 
 if TYPE_CHECKING:
@@ -110,7 +124,7 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     _listeners: Listeners | None = None
-    _wrapped: list[str] | None = None
+    _patched: Patched | None = None
     _owns_otel = False
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -132,7 +146,7 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if install_processor is None or install_processor:
             _install_processor(tracer_provider, settings, analyzer, kwargs.get("meter_provider"))
         listeners = Listeners(settings, analyzer, tenantwatch_tracer(tracer_provider))
-        self._wrapped = wrap_cursor_result()
+        self._patched = wrap_cursor_result()
         listeners.register()
         self._listeners = listeners
 
@@ -140,9 +154,9 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         listeners, self._listeners = self._listeners, None
         if listeners is not None:
             listeners.remove()
-        wrapped, self._wrapped = self._wrapped, None
-        if wrapped:
-            unwrap_cursor_result(wrapped)
+        patched, self._patched = self._patched, None
+        if patched:
+            unwrap_cursor_result(patched)
         if self._owns_otel:
             from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
