@@ -6,6 +6,7 @@ traces engines through its patched ``sqlalchemy.create_engine``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,16 @@ def _fresh_error_log(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_errors, "_last_logged", {})
     monkeypatch.setattr(_errors, "_held_back", {})
+
+
+@pytest.fixture(autouse=True)
+def _every_span_ends_once(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Taking spans over from OTel must never end one twice or touch one after it ended."""
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):
+        yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    problems = [r.getMessage() for r in records if "ended span" in r.getMessage()]
+    assert not problems
 
 
 @pytest.fixture

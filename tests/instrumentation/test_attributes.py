@@ -53,11 +53,13 @@ def test_limits_are_honoured(limits: SpanLimits) -> None:
     assert fast.dropped_attributes == public.dropped_attributes
 
 
-def test_ended_and_non_sdk_spans_are_left_alone() -> None:
+def test_ended_and_non_sdk_spans_are_left_alone(caplog: pytest.LogCaptureFixture) -> None:
     ended = _span()
     ended.end()
     set_span_attributes(ended, dict(SAMPLE))
     assert dict(ended.attributes) == {}
+    assert "Setting attribute on ended span" in caplog.text  # what the public API says, too
+    caplog.clear()  # expected here; the autouse guard rejects it everywhere else
     set_span_attributes(INVALID_SPAN, dict(SAMPLE))  # no-op API span: nothing to write, nothing raised
 
 
