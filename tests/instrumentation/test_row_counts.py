@@ -180,3 +180,20 @@ async def test_async_orm_and_dml(async_engine: Any, tw: Traced) -> None:
     assert len(first_ten) == 10
     assert result.rowcount == ROWS_PER_TENANT  # type: ignore[attr-defined]
     assert [returned_rows(s) for s in tw.db_spans()] == [ROWS_PER_TENANT, 10, ROWS_PER_TENANT]
+
+
+@pytest.mark.postgres
+def test_sequence_values_read_by_sqlalchemy_claim_no_count(
+    tw: Traced, postgres_dsn: dict[str, Any], pg_schema: str
+) -> None:
+    from sa_support import postgres_engine
+
+    engine = postgres_engine(postgres_dsn, "psycopg", pg_schema)
+    with engine.begin() as conn:
+        conn.execute(sa.schema.CreateSequence(sa.Sequence("item_ids")))
+        assert conn.scalar(sa.Sequence("item_ids")) == 1  # a context of its own, no result object
+        assert conn.execute(sa.select(sa.Sequence("item_ids").next_value())).scalar() == 2
+    engine.dispose()
+    standalone, selected = tw.db_spans("item_ids")[1:]
+    assert A.DB_RESPONSE_RETURNED_ROWS not in attrs(standalone)  # SQLAlchemy read the value, not the application
+    assert returned_rows(selected) == 1

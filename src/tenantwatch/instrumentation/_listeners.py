@@ -187,15 +187,18 @@ class Listeners:
                 analysis = self.analyzer.analyze(statement)
                 attributes = self.attributes.build(analysis, parameters, executemany)
                 operation = analysis.operation
-            if executemany or (cursor.description is None and not getattr(context, "_is_server_side", False)):
-                # DML / DDL (or executemany batches): the DB-API rowcount is the number of rows affected.
+            if operation == "OTHER" and self.settings.discover and _changes_schema(statement):
+                self._discovered.discard(conn.engine)  # learn the tables again on the next connection
+            if executemany:
+                # executemany batches (insertmanyvalues included): the DB-API rowcount is the rows affected.
                 rowcount = cursor.rowcount
                 if isinstance(rowcount, int) and rowcount >= 0:
                     attributes[A.DB_RESPONSE_RETURNED_ROWS] = rowcount
                 set_span_attributes(span, attributes)
-                if operation == "OTHER" and self.settings.discover and _changes_schema(statement):
-                    self._discovered.discard(conn.engine)  # learn the tables again on the next connection
                 return
+            # Everything else ends when its result closes: statements without rows the moment SQLAlchemy builds the
+            # result (with the rows affected), the others when the application is done reading. Asking the cursor
+            # here (cursor.description) would cost more than the rest of this hook on psycopg.
             self._defer_end(span, attributes, context)
         except Exception:
             log_internal_error("after_cursor_execute")
@@ -205,9 +208,10 @@ class Listeners:
         end_ns = time.time_ns()
         state = context.__dict__
         previous: PendingResult | None = state.get(STATE_ATTR)
-        if previous is not None:
-            # A statement run on the same context before the main one (e.g. a sequence pre-execute): its rows were
-            # read by SQLAlchemy itself, not through a result.
+        if previous is not None and previous.span is not None:
+            # A statement run on the same context before the main one (a sequence or default pre-executed by the
+            # dialect): SQLAlchemy read its row straight from the cursor, so its count is unknown.
+            previous.known = False
             previous.finish()
         open_results: dict[int, Any] | None = None
         record = getattr(state.get("_dbapi_connection"), "_connection_record", None)
@@ -216,7 +220,12 @@ class Listeners:
             open_results = info.get(OPEN_RESULTS_KEY)
             if open_results is None:
                 open_results = info[OPEN_RESULTS_KEY] = {}
-        state[STATE_ATTR] = PendingResult(span, attributes, end_ns, open_results)
+        pending = PendingResult(span, attributes, end_ns, open_results)
+        if "statement" not in state:
+            # A context of its own for a default or sequence (Connection.scalar(Sequence(...))): SQLAlchemy reads the
+            # value straight from the cursor and builds no result.
+            pending.known = False
+        state[STATE_ATTR] = pending
         state[_OTEL_SPAN_ATTR] = None  # OTel's after_cursor_execute now leaves the span alone
 
     def handle_error(self, exception_context: Any) -> None:

@@ -58,7 +58,7 @@ STATE_ATTR = "_tenantwatch_rows"
 OPEN_RESULTS_KEY = "tenantwatch.open_results"
 """Key in the pool connection record's ``info`` dict: results still open on that connection."""
 
-_Orphan = tuple[Span, dict[str, Any], int, int]
+_Orphan = tuple[Span, dict[str, Any], int | None, int]
 orphaned: collections.deque[_Orphan] = collections.deque()
 """Spans of results that were garbage-collected while open; ended by :func:`drain_orphans`."""
 
@@ -69,7 +69,7 @@ class PendingResult:
     The attributes are written once, when the span ends, together with the row count.
     """
 
-    __slots__ = ("__weakref__", "attributes", "busy", "closed", "end_ns", "open_results", "rows", "span")
+    __slots__ = ("__weakref__", "attributes", "busy", "closed", "end_ns", "known", "open_results", "rows", "span")
 
     def __init__(
         self, span: Span, attributes: dict[str, Any], end_ns: int, open_results: dict[int, Any] | None
@@ -78,6 +78,8 @@ class PendingResult:
         self.attributes = attributes
         self.end_ns = end_ns
         self.rows = 0
+        self.known = True
+        """False when the row count cannot be known (the span then carries none)."""
         self.busy = False
         self.closed = False
         self.open_results = open_results
@@ -85,7 +87,8 @@ class PendingResult:
             open_results[id(self)] = weakref.ref(self)
 
     def finish(self) -> None:
-        """Record the attributes, row count and fetch time; end the span at the execute end time. Idempotent."""
+        """Record the attributes, row count (if known) and fetch time; end the span at the execute end time.
+        Idempotent."""
         span = self.span
         if span is None:
             return
@@ -93,7 +96,7 @@ class PendingResult:
         if self.open_results is not None:
             self.open_results.pop(id(self), None)
             self.open_results = None
-        _end(span, self.attributes, self.rows, self.end_ns)
+        _end(span, self.attributes, self.rows if self.known else None, self.end_ns)
 
     def fail(self, message: str) -> None:
         """The result failed while fetching: mark the span as an error and end it."""
@@ -110,14 +113,15 @@ class PendingResult:
             self.span = None
             if self.open_results is not None:
                 self.open_results.pop(id(self), None)
-            orphaned.append((span, self.attributes, self.rows, self.end_ns))
+            orphaned.append((span, self.attributes, self.rows if self.known else None, self.end_ns))
         except Exception:  # nothing may escape a finalizer
             pass
 
 
-def _end(span: Span, attributes: dict[str, Any], rows: int, end_ns: int) -> None:
+def _end(span: Span, attributes: dict[str, Any], rows: int | None, end_ns: int) -> None:
     try:
-        attributes[A.DB_RESPONSE_RETURNED_ROWS] = rows
+        if rows is not None:
+            attributes[A.DB_RESPONSE_RETURNED_ROWS] = rows
         attributes[A.DB_FETCH_DURATION] = (time.time_ns() - end_ns) / 1e6
         set_span_attributes(span, attributes)
         span.end(end_time=end_ns)
@@ -230,8 +234,17 @@ def _patch_soft_close(original: _Method) -> _Method:
     @functools.wraps(original)
     def _soft_close(self: Any, hard: bool = False) -> None:
         original(self, hard)
-        pending = self.context.__dict__.get(STATE_ATTR)
+        context = self.context
+        pending = context.__dict__.get(STATE_ATTR)
         if pending is not None and pending.span is not None:
+            if not self._metadata.returns_rows:
+                # DML, DDL: SQLAlchemy soft-closes the result as it builds it, right after reading the DB-API
+                # rowcount (the rows affected) into the context.
+                rowcount = getattr(context, "_rowcount", None)
+                if type(rowcount) is int and rowcount >= 0:
+                    pending.rows = rowcount
+                else:
+                    pending.known = False
             pending.closed = True
             if not pending.busy:
                 pending.finish()
