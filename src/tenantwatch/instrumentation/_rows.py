@@ -1,11 +1,13 @@
 """Exact row counts: count the rows the application receives and end the db span when its result closes.
 
 opentelemetry-instrumentation-sqlalchemy ends the db span in ``after_cursor_execute``, before a single row is
-fetched, and DB-API ``rowcount`` is -1 for sqlite3 SELECTs and meaningless for server-side cursors. So for a
-statement that returns rows, tenantwatch takes the span over (OTel's listener then finds no span to end), counts
-the rows SQLAlchemy hands out of the :class:`~sqlalchemy.engine.CursorResult`, and ends the span when the result
-closes, with ``end_time`` set to the moment execution finished: the span's duration is the execute time, as with
-OTel alone, while ``db.response.returned_rows`` is exact. See docs/row-counts.md for the trade-off.
+fetched, and DB-API ``rowcount`` is -1 for sqlite3 SELECTs and meaningless for server-side cursors. So
+tenantwatch takes the span over (OTel's listener then finds no span to end), counts the rows SQLAlchemy hands out
+of the :class:`~sqlalchemy.engine.CursorResult`, and ends the span when the result closes, with ``end_time`` set to
+the moment execution finished: the span's duration is the execute time, as with OTel alone, while
+``db.response.returned_rows`` is exact. A statement without result rows (DML, DDL) has its result closed by
+SQLAlchemy as it is built, right after the rows-affected count is read: its span ends then, with that count. See
+docs/row-counts.md for the trade-off.
 
 The result "closes" when, whichever comes first:
 
