@@ -91,6 +91,45 @@ CODE_LINENO: Final = "code.lineno"
 HTTP_ROUTE: Final = "http.route"
 """Route template of the request the span belongs to (semconv); suppressions can match it."""
 
+DB_REQUEST_VALUES_IN_SQL: Final = "tenantwatch.db.request_values_in_sql"
+"""Where request values that appear verbatim in the statement text came from, e.g. ``query.q`` (string array).
+The values themselves are never recorded."""
+
+DB_TEST_DATA: Final = "tenantwatch.db.test_data"
+"""Written values that match a test-data pattern, masked (``***@example.com``), as ``column=masked`` (string array)."""
+
+DB_RLS_TENANT: Final = "tenantwatch.db.rls_tenant"
+"""RLS assist: the tenant setting the connection had when the statement ran (``""`` when unset)."""
+
+# --- HTTP requests (server spans, written by the ASGI middleware) ---------------------------------------------
+
+CLIENT_ADDRESS: Final = "client.address"
+"""The client's address as tenantwatch judged it (semconv): the peer, or the forwarded address from a trusted proxy."""
+
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+"""HTTP method (semconv)."""
+
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+"""HTTP response status (semconv)."""
+
+TENANT_SOURCE: Final = "tenantwatch.tenant.source"
+"""Which resolver set the request's tenant: ``header``, ``jwt``, ``subdomain``, ``path``, ``callable``, ``baggage``."""
+
+HTTP_ATTACK_PATTERNS: Final = "tenantwatch.http.attack_patterns"
+"""Attack patterns seen in the request, as ``kind:location`` (``sqli:query.q``, ``xss:header.referer``)."""
+
+HTTP_AUTH_FAILURES: Final = "tenantwatch.http.auth_failures"
+"""On a 401/403 response: the client's auth failures within the brute-force window, this one included."""
+
+TOKEN_REJECTED: Final = "tenantwatch.auth.token_rejected"
+"""Why a bearer token did not set a tenant: ``invalid_signature``, ``expired``, ``unsigned``, ``malformed``, ..."""
+
+HTTP_BLOCKED: Final = "tenantwatch.http.blocked"
+"""Set on a request a response action refused: ``client`` or ``tenant`` (what the block is keyed by)."""
+
+CLIENT_BUCKET: Final = "client.bucket"
+"""Bounded client-address label on metrics: the address for the first N clients seen, else ``__other__``."""
+
 # --- findings (written by the processor on the forwarded copy) -------------------------------------------------
 
 FINDING_EVENT: Final = "tenantwatch.finding"
@@ -114,6 +153,12 @@ FINDINGS: Final = "tenantwatch.findings"
 FINDING_TABLE: Final = "tenantwatch.table"
 """Table a finding is about (event attribute)."""
 
+FINDING_SUGGESTION: Final = "tenantwatch.suggestion"
+"""A suggested fix, e.g. the cleanup statement of a ``test_data`` finding (never executed by tenantwatch)."""
+
+FINDING_REPEATS: Final = "tenantwatch.finding.repeats"
+"""On a log record after a cooldown: how many times the same finding fired since the last record."""
+
 TENANT_BUCKET: Final = "tenant.bucket"
 """Bounded tenant label on metrics: the tenant id for the first N tenants seen, else ``__other__``."""
 
@@ -136,6 +181,27 @@ METRIC_RETURNED_ROWS: Final = "tenantwatch.db.returned_rows"
 
 METRIC_OPERATION_DURATION: Final = "db.client.operation.duration"
 """Histogram of statement duration in seconds (semconv), labelled by system, operation, table, tenant bucket."""
+
+METRIC_HTTP_REQUESTS: Final = "tenantwatch.http.requests"
+"""Counter of requests, labelled by tenant bucket, route, method and status code."""
+
+METRIC_HTTP_DURATION: Final = "tenantwatch.http.request.duration"
+"""Histogram of request duration in seconds, labelled by tenant bucket, route and method."""
+
+METRIC_AUTH_FAILURES: Final = "tenantwatch.http.auth_failures"
+"""Counter of 401/403 responses, labelled by tenant bucket, route and client bucket."""
+
+METRIC_REJECTED_TOKENS: Final = "tenantwatch.auth.rejected_tokens"
+"""Counter of bearer tokens that did not set a tenant, labelled by reason."""
+
+METRIC_IGNORED_HEADERS: Final = "tenantwatch.http.ignored_tenant_headers"
+"""Counter of tenant headers ignored because the peer is not a trusted proxy, labelled by client bucket."""
+
+METRIC_BLOCKED: Final = "tenantwatch.http.blocked"
+"""Counter of requests refused by a response action, labelled by reason (``client``/``tenant``) and status."""
+
+METRIC_BLOCKS: Final = "tenantwatch.blocks"
+"""Counter of blocks started by response actions, labelled by reason."""
 
 # --- instrumentation scope -------------------------------------------------------------------------------------
 

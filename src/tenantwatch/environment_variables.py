@@ -30,3 +30,36 @@ TENANTWATCH_TENANT_LABEL_CAP: Final = "TENANTWATCH_TENANT_LABEL_CAP"
 
 TENANTWATCH_DISCOVER: Final = "TENANTWATCH_DISCOVER"
 """``true``/``false``: learn tenant tables from the database catalog on first connect (default true)."""
+
+TENANTWATCH_TENANT_HEADER: Final = "TENANTWATCH_TENANT_HEADER"
+"""Request header that names the tenant (default ``x-tenant-id``); honored only from trusted proxies."""
+
+TENANTWATCH_TRUSTED_PROXIES: Final = "TENANTWATCH_TRUSTED_PROXIES"
+"""Comma-separated CIDRs allowed to set the tenant by header, e.g. ``10.0.0.0/8,127.0.0.1/32``."""
+
+TENANTWATCH_TRUST_HEADERS: Final = "TENANTWATCH_TRUST_HEADERS"
+"""``true``: honor tenant headers from every peer (only behind a proxy that strips them). Default false."""
+
+TENANTWATCH_JWT_KEY_FILE: Final = "TENANTWATCH_JWT_KEY_FILE"
+"""PEM public key or shared secret file that verifies bearer tokens."""
+
+TENANTWATCH_JWKS_FILE: Final = "TENANTWATCH_JWKS_FILE"
+"""JWKS document (JSON file) with the keys that verify bearer tokens."""
+
+TENANTWATCH_JWT_TENANT_CLAIM: Final = "TENANTWATCH_JWT_TENANT_CLAIM"
+"""JWT claim holding the tenant (default ``tenant_id``)."""
+
+TENANTWATCH_SUBDOMAIN_BASE: Final = "TENANTWATCH_SUBDOMAIN_BASE"
+"""Base domain for the subdomain resolver: ``acme.example.com`` acts for ``acme`` when this is ``example.com``."""
+
+TENANTWATCH_BLOCKING: Final = "TENANTWATCH_BLOCKING"
+"""``true``: turn on response actions (429/403 after repeated critical findings). Default false."""
+
+TENANTWATCH_RLS: Final = "TENANTWATCH_RLS"
+"""``true``: RLS assist, ``SET LOCAL`` the tenant setting in every PostgreSQL transaction. Default false."""
+
+TENANTWATCH_RLS_SETTING: Final = "TENANTWATCH_RLS_SETTING"
+"""Name of the PostgreSQL setting RLS policies read (default ``app.tenant_id``)."""
+
+TENANTWATCH_DEDUPE_SECONDS: Final = "TENANTWATCH_DEDUPE_SECONDS"
+"""Cooldown window for repeated findings of one fingerprint, in seconds (default 60)."""

@@ -81,6 +81,9 @@ class SpanFacts:
     code_filepath: str | None = None
     code_lineno: int | None = None
     route: str | None = None
+    request_values_in_sql: tuple[str, ...] = ()
+    test_data: tuple[str, ...] = ()
+    rls_tenant: str | None = None
 
     @property
     def is_write(self) -> bool:
@@ -130,6 +133,9 @@ class SpanFacts:
             code_filepath=_str(a.get(A.CODE_FILEPATH)),
             code_lineno=_int(a.get(A.CODE_LINENO)),
             route=_str(a.get(A.HTTP_ROUTE)),
+            request_values_in_sql=_strs(a.get(A.DB_REQUEST_VALUES_IN_SQL)),
+            test_data=_strs(a.get(A.DB_TEST_DATA)),
+            rls_tenant=_str(a.get(A.DB_RLS_TENANT)),
         )
 
     def to_attributes(self) -> dict[str, _AttrValue]:
@@ -154,6 +160,9 @@ class SpanFacts:
             (A.CODE_FUNCTION, self.code_function),
             (A.CODE_FILEPATH, self.code_filepath),
             (A.CODE_LINENO, self.code_lineno),
+            (A.DB_REQUEST_VALUES_IN_SQL, self.request_values_in_sql),
+            (A.DB_TEST_DATA, self.test_data),
+            (A.DB_RLS_TENANT, self.rls_tenant),
         )
         out: dict[str, _AttrValue] = {}
         for key, value in pairs:

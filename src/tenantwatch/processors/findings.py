@@ -39,3 +39,5 @@ class Finding:
     message: str
     fingerprint: str
     table: str | None = None
+    suggestion: str | None = None
+    """A suggested fix (``test_data``: the cleanup statement). Shown, never executed."""
