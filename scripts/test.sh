@@ -7,12 +7,24 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# PostgreSQL server binaries (Debian's package); the tests start their own server on a free loopback port.
-if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
-  echo "== installing PostgreSQL (Debian package)"
+# Debian packages: PostgreSQL server binaries, Prometheus (with promtool) and Alertmanager (with amtool). The tests
+# start their own servers on free loopback ports; the packages' own services are never used.
+missing=()
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -q
-  as_root apt-get install -y -q --no-install-recommends postgresql >/dev/null
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go builds the OpenTelemetry Collector (and Jaeger) for the end-to-end tests, from Go modules, into a cache
+# (collector-config/build-*.sh; rebuilt only when the manifest changes).
+if ! command -v go >/dev/null 2>&1; then
+  echo "error: the end-to-end tests need Go (to build the collector with the Collector Builder)" >&2
+  exit 1
 fi
 
 # Python dependencies in a project virtualenv.

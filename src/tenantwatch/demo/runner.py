@@ -103,7 +103,7 @@ def _configure(collector: FindingCollector, engine: Engine, otlp_endpoint: str |
         exporter = _otlp_span_exporter(protocol, _signal_endpoint(otlp_endpoint, protocol, "traces"))
         fan_out.add_span_processor(BatchSpanProcessor(exporter))
     handle = configure(
-        service_name="tenantwatch-demo",
+        service_name=os.environ.get("OTEL_SERVICE_NAME") or "tenantwatch-demo",
         settings=Settings(),
         endpoint=otlp_endpoint,
         exporters=export,
