@@ -84,6 +84,9 @@ class SpanFacts:
     request_values_in_sql: tuple[str, ...] = ()
     test_data: tuple[str, ...] = ()
     rls_tenant: str | None = None
+    request_tenant: str | None = None
+    """The tenant of the request (server span) this statement ran in, when the processor knows it. Not a span
+    attribute of the db span: the processor reads it from the running server span of the same trace."""
 
     @property
     def is_write(self) -> bool:

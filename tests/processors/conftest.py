@@ -18,7 +18,7 @@ def make_pipeline() -> Iterator[Callable[..., Pipeline]]:
     built: list[Pipeline] = []
 
     def make(settings: Settings | None = None, **overrides: Any) -> Pipeline:
-        pipeline = build_pipeline(settings, **overrides)
+        pipeline = build_pipeline(settings, **overrides)  # clock= passes through to the processor
         built.append(pipeline)
         return pipeline
 

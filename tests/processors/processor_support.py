@@ -4,6 +4,7 @@ metrics and log records, and sample facts."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,8 +138,11 @@ UNFILTERED = SpanFacts(
 """A SELECT without a tenant filter: missing_tenant_filter fires (critical)."""
 
 
-def build_pipeline(settings: Settings | None = None, **overrides: Any) -> Pipeline:
-    """A fresh pipeline; ``settings``, or keyword overrides for :func:`load_settings` (environment ignored)."""
+def build_pipeline(
+    settings: Settings | None = None, *, clock: Callable[[], float] | None = None, **overrides: Any
+) -> Pipeline:
+    """A fresh pipeline; ``settings``, or keyword overrides for :func:`load_settings` (environment ignored);
+    ``clock`` drives the windowed detectors and the log cooldown."""
     if settings is None:
         settings = load_settings(environ={}, **overrides)
     exporter = InMemorySpanExporter()
@@ -151,6 +155,7 @@ def build_pipeline(settings: Settings | None = None, **overrides: Any) -> Pipeli
         settings=settings,
         meter_provider=MeterProvider(metric_readers=[reader]),
         logger_provider=logger_provider,
+        clock=clock,
     )
     provider = TracerProvider()
     provider.add_span_processor(processor)

@@ -95,6 +95,22 @@ CASES: list[tuple[str, SpanFacts, list[str]]] = [
     ("501 ms", replace(CLEAN, duration_ms=501.0), ["slow_query"]),
     ("500 ms", replace(CLEAN, duration_ms=500.0), []),
     (
+        "test data written",
+        replace(ADMIN_INSERT, role="member", test_data=("objectives.title=***@example.***",)),
+        ["test_data"],
+    ),
+    ("request for another tenant", replace(CLEAN, request_tenant="globex"), ["stale_tenant_context"]),
+    (
+        "tenant context lost in the request",
+        replace(CLEAN, tenant_id=None, request_tenant="acme"),
+        ["no_tenant_context", "stale_tenant_context"],
+    ),
+    ("request for the same tenant", replace(CLEAN, request_tenant="acme"), []),
+    ("RLS setting of another tenant", replace(CLEAN, rls_tenant="globex"), ["stale_tenant_context"]),
+    ("RLS setting missing", replace(CLEAN, rls_tenant=""), ["stale_tenant_context"]),
+    ("RLS setting matches", replace(CLEAN, rls_tenant="acme"), []),
+    ("unscoped work in another tenant's request", replace(CLEAN, request_tenant="globex", unscoped_reason="job"), []),
+    (
         "several rules at once, in catalogue order",
         replace(UNFILTERED, tenant_values=("globex",), returned_rows=5000, duration_ms=900.0),
         ["missing_tenant_filter", "cross_tenant", "large_result", "slow_query"],

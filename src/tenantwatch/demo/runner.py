@@ -39,6 +39,7 @@ from tenantwatch.demo.display import SilentReporter
 from tenantwatch.demo.results import DemoResult, Reporter, StepResult
 from tenantwatch.demo.scenario import STEPS, Step
 from tenantwatch.demo.schema import create_database
+from tenantwatch.processors.windows import DETECTOR_IDS
 
 __all__ = ["DemoError", "otlp_endpoint_from_env", "run_demo"]
 
@@ -47,6 +48,12 @@ logger = logging.getLogger(__name__)
 
 class DemoError(RuntimeError):
     """The demo cannot run in this process (SQLAlchemy is already instrumented by someone else's tenantwatch)."""
+
+
+_DEMO_SETTINGS = Settings(
+    rules={rule: {"enabled": False} for rule in DETECTOR_IDS},
+)
+"""The demo judges single statements: the windowed detectors need a baseline a 15-step run does not have."""
 
 
 @contextmanager
@@ -104,7 +111,7 @@ def _configure(collector: FindingCollector, engine: Engine, otlp_endpoint: str |
         fan_out.add_span_processor(BatchSpanProcessor(exporter))
     handle = configure(
         service_name=os.environ.get("OTEL_SERVICE_NAME") or "tenantwatch-demo",
-        settings=Settings(),
+        settings=_DEMO_SETTINGS,
         endpoint=otlp_endpoint,
         exporters=export,
         span_exporter=fan_out,

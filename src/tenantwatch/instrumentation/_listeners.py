@@ -9,7 +9,11 @@ opentelemetry-instrumentation-sqlalchemy registers per engine, which is what thi
   statement never reaches the database.
 * ``after_cursor_execute`` runs before OTel ends the span: tenantwatch sets the facts on it and, for statements that
   return rows, takes the span over so it ends when the result closes (see :mod:`._rows`).
-* ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it.
+* ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it (and, for a write with
+  test data, ends it itself, so that the driver's error message is recorded masked).
+* ``begin`` (only with the RLS assist, :mod:`._rls`): sets the tenant setting for the transaction.
+
+Test data in the values an INSERT/UPDATE writes is found by :mod:`._test_data` in the hooks above.
 
 Every listener body runs in a guard: an internal error is logged (rate-limited) and the application's statement
 carries on.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -33,6 +38,7 @@ from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller
 from tenantwatch.instrumentation._errors import TenantIsolationError, log_internal_error
+from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,
     STATE_ATTR,
@@ -41,6 +47,7 @@ from tenantwatch.instrumentation._rows import (
     finish_open_results,
     orphaned,
 )
+from tenantwatch.instrumentation._test_data import WRITES, TestDataScanner
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
@@ -66,6 +73,10 @@ class Listeners:
         self.attributes = AttributeBuilder()
         self._registered: list[tuple[type, str, Any]] = []
         self._discovered: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.test_data = TestDataScanner(settings) if settings.enabled("test_data") else None
+        """Scans INSERT/UPDATE written values for test data (``None``: the rule is off, nothing is scanned)."""
+        self.rls = RlsAssist(settings, analyzer, tracer) if settings.rls.enabled else None
+        """RLS assist (opt-in): sets the tenant setting per transaction, tracks it per connection."""
 
     # --- registration ---------------------------------------------------------------------------------------
 
@@ -84,6 +95,8 @@ class Listeners:
         ]
         if self.settings.discover:
             wanted.append((Engine, "engine_connect", self.engine_connect))
+        if self.rls is not None:
+            wanted.append((Engine, "begin", self.rls.begin))
         for target, name, fn in wanted:
             event.listen(target, name, fn)
             self._registered.append((target, name, fn))
@@ -103,7 +116,7 @@ class Listeners:
         """Analyze the statement (cached) and combine it with its parameters, the tenant context and the caller."""
         analysis = self.analyzer.analyze(statement)
         where = find_caller(2)
-        return facts_for_statement(
+        facts = facts_for_statement(
             analysis,
             parameters,
             current_context(),
@@ -114,6 +127,40 @@ class Listeners:
             code_filepath=where.filepath if where else None,
             code_lineno=where.lineno if where else None,
         )
+        if self.test_data is not None or self.rls is not None:
+            facts = self._extra_facts(facts, conn, statement, parameters, executemany)
+        return facts
+
+    def _extra_facts(self, facts: SpanFacts, conn: Any, statement: str, parameters: Any, many: bool) -> SpanFacts:
+        """``facts`` with the test data found (values masked) and the RLS setting in force."""
+        if self.test_data is not None and facts.operation in WRITES:
+            found = self.test_data.scan(statement, parameters, many)
+            if found is not None:
+                facts = replace(
+                    facts,
+                    test_data=found.entries,
+                    statement=found.statement or facts.statement,
+                    tenant_values=found.scrub_values(facts.tenant_values),
+                    written_tenant_values=found.scrub_values(facts.written_tenant_values),
+                )
+        if self.rls is not None:
+            facts = replace(facts, rls_tenant=self.rls.in_force(conn))
+        return facts
+
+    def _extra_attributes(  # noqa: PLR0917 - one call site, the hook's own arguments
+        self, conn: Any, span: Span, attributes: dict[str, Any], statement: str, parameters: Any, many: bool
+    ) -> None:
+        """Test data (masked) and the RLS setting in force, into the attributes about to be set on ``span``."""
+        if self.test_data is not None and attributes.get(A.DB_OPERATION_NAME) in WRITES:  # SELECTs: no work
+            found = self.test_data.scan(statement, parameters, many)
+            if found is not None:
+                found.apply(span, attributes)
+        rls = self.rls
+        if rls is not None:
+            value = rls.in_force(conn)
+            if value is not None:
+                attributes[A.DB_RLS_TENANT] = value
+            rls.observe(conn, statement)
 
     # --- enforce mode ---------------------------------------------------------------------------------------
 
@@ -155,8 +202,8 @@ class Listeners:
             attributes: dict[str, Any] = dict(facts.to_attributes())
             attributes[A.DB_SYSTEM] = conn.dialect.name
             attributes[A.DB_SYSTEM_NAME] = conn.dialect.name
-            attributes[A.DB_STATEMENT] = statement
-            attributes[A.DB_QUERY_TEXT] = statement
+            attributes[A.DB_STATEMENT] = facts.statement or statement  # test data masked
+            attributes[A.DB_QUERY_TEXT] = facts.statement or statement
             attributes[A.DB_ENFORCED] = True
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             rules = ", ".join(f.rule for f in findings)
@@ -187,6 +234,8 @@ class Listeners:
                 analysis = self.analyzer.analyze(statement)
                 attributes = self.attributes.build(analysis, parameters, executemany)
                 operation = analysis.operation
+            if self.rls is not None or (self.test_data is not None and operation in WRITES):
+                self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
             if operation == "OTHER" and self.settings.discover and _changes_schema(statement):
                 self._discovered.discard(conn.engine)  # learn the tables again on the next connection
             if executemany:
@@ -242,8 +291,8 @@ class Listeners:
             if span is None or not span.is_recording() or not is_instrumentation_enabled():
                 return
             facts: SpanFacts | None = context.__dict__.pop(_FACTS_ATTR, None)
+            statement = exception_context.statement
             if facts is None:
-                statement = exception_context.statement
                 if statement is None:
                     return
                 facts = self.facts(
@@ -253,8 +302,26 @@ class Listeners:
                     bool(getattr(context, "executemany", False)),
                 )
             set_span_attributes(span, facts.to_attributes())
+            if facts.test_data and statement is not None and self.test_data is not None:
+                self._end_masked(span, context, statement, exception_context, message)
         except Exception:
             log_internal_error("handle_error")
+
+    def _end_masked(self, span: Span, context: Any, statement: str, exception_context: Any, message: str) -> None:
+        """A failed write with test data: end its span here, statement and error message masked (OTel would
+        record the driver's message, which may quote the value), and leave OTel no span to end."""
+        assert self.test_data is not None
+        found = self.test_data.scan(
+            statement, exception_context.parameters, bool(getattr(context, "executemany", False))
+        )
+        if found is None:
+            return
+        attributes: dict[str, Any] = {}
+        found.apply(span, attributes)
+        set_span_attributes(span, attributes)
+        span.set_status(Status(StatusCode.ERROR, found.scrub(message)))
+        span.end()
+        setattr(context, _OTEL_SPAN_ATTR, None)
 
     # --- pool events ----------------------------------------------------------------------------------------
 

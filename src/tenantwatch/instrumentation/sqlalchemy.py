@@ -33,7 +33,12 @@ Every db span then carries, before it ends:
 * ``db.response.returned_rows``: rows affected (DML) or the rows the application actually received (statements
   returning rows, including ``stream_results``/``yield_per`` server-side cursors and results closed half-read),
   plus ``tenantwatch.db.fetch_duration_ms``. For row-returning statements the span ends when the result closes,
-  with its end time set to the end of execution; see docs/row-counts.md.
+  with its end time set to the end of execution; see docs/row-counts.md;
+* ``tenantwatch.db.test_data`` (INSERT/UPDATE only): written values that match ``rules.test_data.patterns``, masked
+  (``users.email=***@example.***``); a matching inline literal is masked in ``db.statement`` too, so the raw value
+  is exported nowhere;
+* ``tenantwatch.db.rls_tenant`` with the RLS assist (``rls.enabled``, PostgreSQL): the tenant setting in force for
+  the statement; the assist sets it per transaction with ``SET LOCAL`` semantics (see docs/rls.md).
 
 The span processor (:mod:`tenantwatch.processors`) judges these facts and reports findings.
 

@@ -69,6 +69,8 @@ def finding_event(finding: Finding, timestamp: int | None) -> Event:
     }
     if finding.table is not None:
         attributes[A.FINDING_TABLE] = finding.table
+    if finding.suggestion is not None:
+        attributes[A.FINDING_SUGGESTION] = finding.suggestion
     return Event(A.FINDING_EVENT, attributes=attributes, timestamp=timestamp)
 
 

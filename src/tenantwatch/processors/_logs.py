@@ -1,9 +1,9 @@
 """One OpenTelemetry log record per finding, correlated with the db span it was found on.
 
 Severity ``WARN`` for ``info``/``warning`` findings, ``ERROR`` for ``high``/``critical``; the body is the finding's
-message; the attributes carry the rule, severity, fingerprint and table, who ran the statement (``tenant.id``,
-``enduser.*``), the statement (``db.query.text``) and where it came from (``code.*``, ``http.route``). The record's
-trace and span ids are the db span's, so a log backend links straight to the trace.
+message; the attributes carry the rule, severity, fingerprint, table and suggestion (if any), who ran the statement
+(``tenant.id``, ``enduser.*``), the statement (``db.query.text``) and where it came from (``code.*``,
+``http.route``). The record's trace and span ids are the db span's, so a log backend links straight to the trace.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class FindingLogs:
     def __init__(self, logger_provider: LoggerProvider | None) -> None:
         self._logger = (logger_provider or get_logger_provider()).get_logger(A.SCOPE_NAME, __version__)
 
-    def emit(self, span: ReadableSpan, finding: Finding, facts: SpanFacts) -> None:
+    def emit(self, span: ReadableSpan, finding: Finding, facts: SpanFacts, *, repeats: int = 0) -> None:
+        """One log record for ``finding``; ``repeats`` (> 0) says how many identical ones the cooldown held back."""
         span_context = span.context
         context = trace.set_span_in_context(trace.NonRecordingSpan(span_context)) if span_context is not None else None
         error = severity_rank(finding.severity) >= _ERROR_FROM
@@ -38,17 +39,18 @@ class FindingLogs:
             severity_number=SeverityNumber.ERROR if error else SeverityNumber.WARN,
             severity_text="ERROR" if error else "WARN",
             body=finding.message,
-            attributes=_attributes(finding, facts),
+            attributes=_attributes(finding, facts, repeats),
             event_name=A.FINDING_EVENT,
         )
 
 
-def _attributes(finding: Finding, facts: SpanFacts) -> dict[str, str | int]:
+def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0) -> dict[str, str | int]:
     pairs: tuple[tuple[str, str | int | None], ...] = (
         (A.RULE, finding.rule),
         (A.SEVERITY, finding.severity),
         (A.FINGERPRINT, finding.fingerprint),
         (A.FINDING_TABLE, finding.table),
+        (A.FINDING_SUGGESTION, finding.suggestion),
         (A.TENANT_ID, facts.tenant_id),
         (A.ENDUSER_ID, facts.user_id),
         (A.ENDUSER_ROLE, facts.role),
@@ -63,5 +65,6 @@ def _attributes(finding: Finding, facts: SpanFacts) -> dict[str, str | int]:
         (A.CODE_FILEPATH, facts.code_filepath),
         (A.CODE_LINENO, facts.code_lineno),
         (A.HTTP_ROUTE, facts.route),
+        (A.FINDING_REPEATS, repeats or None),
     )
     return {key: value for key, value in pairs if value is not None}

@@ -47,6 +47,16 @@ class RouteIndex:
             if self._spans.get(span.context.trace_id) is span:
                 del self._spans[span.context.trace_id]
 
+    def tenant_for(self, span: ReadableSpan) -> str | None:
+        """``tenant.id`` of the running server span of ``span``'s trace (``None`` without one, or without a tenant)."""
+        if span.context is None or span.kind is SpanKind.SERVER:
+            return None
+        server = self._spans.get(span.context.trace_id)
+        if server is None:
+            return None
+        tenant = (server.attributes or {}).get(A.TENANT_ID)
+        return None if tenant is None else str(tenant)
+
     def route_for(self, span: ReadableSpan, attributes: Mapping[str, object]) -> str | None:
         """``http.route`` of ``span`` itself, else of the running server span of its trace."""
         route = attributes.get(A.HTTP_ROUTE)

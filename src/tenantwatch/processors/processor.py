@@ -19,7 +19,8 @@ statements is cached by text. Any internal error is logged (rate limited) and th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from tenantwatch.processors.findings import Finding
 from tenantwatch.processors.metrics import ProcessorMetrics
 from tenantwatch.processors.rules import evaluate
 from tenantwatch.processors.suppressions import matching_suppression
+from tenantwatch.processors.windows import Cooldown, Detectors
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
@@ -106,6 +108,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
         analyzer: Analyzer | None = None,
         meter_provider: MeterProvider | None = None,
         logger_provider: LoggerProvider | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._delegate: SpanProcessor = BatchSpanProcessor(delegate) if isinstance(delegate, SpanExporter) else delegate
         self._settings = settings if settings is not None else load_settings()
@@ -116,6 +119,13 @@ class TenantwatchSpanProcessor(SpanProcessor):
         self._routes = RouteIndex()
         self._errors = RateLimitedLog(logger)
         self._off = self._settings.mode == "off"
+        self._clock = clock or time.time
+        """Wall-clock seconds for the windowed detectors and the log cooldown (injectable for tests)."""
+        self._detectors = Detectors(self._settings, self._clock)
+        dedupe, state = self._settings.dedupe, self._settings.state
+        self._cooldown = (
+            Cooldown(dedupe.window_seconds, max_keys=state.max_keys, ttl=state.ttl_seconds) if dedupe.enabled else None
+        )
         self._installed = False
         """True when :func:`tenantwatch.processors.install` created this processor around a provider's processors."""
 
@@ -134,6 +144,11 @@ class TenantwatchSpanProcessor(SpanProcessor):
     def tenant_buckets(self) -> frozenset[str]:
         """Tenants that have a ``tenant.bucket`` label value of their own (at most ``tenant_label_cap``)."""
         return self._metrics.tenant_bucket.tracked
+
+    @property
+    def detectors(self) -> Detectors:
+        """The windowed detectors (state size, for operators and tests)."""
+        return self._detectors
 
     def analyzer(self) -> Analyzer | None:
         """The analyzer used for db spans that carry only statement text (created on first use)."""
@@ -207,11 +222,18 @@ class TenantwatchSpanProcessor(SpanProcessor):
         else:
             return span
 
+        if facts.tenant_tables:
+            request_tenant = self._routes.tenant_for(span)
+            if request_tenant is not None:
+                facts = replace(facts, request_tenant=request_tenant)
         metrics = self._metrics
         bucket = metrics.tenant_bucket(facts.tenant_id)
         if metrics.enabled:
             metrics.record_statement(facts, bucket)
         findings = evaluate(facts, self._settings)
+        detectors = self._detectors
+        if detectors.active:
+            findings.extend(detectors.observe(facts))
         if not findings:
             return span
         if facts.route is None:
@@ -219,12 +241,22 @@ class TenantwatchSpanProcessor(SpanProcessor):
             if route is not None:
                 facts = replace(facts, route=route)
         kept = self._unsuppressed(findings, facts)
+        if kept and detectors.watches_findings:
+            repeated = detectors.after(kept, facts)
+            if repeated:
+                kept = kept + self._unsuppressed(repeated, facts)
         if not kept:
             return span
         for finding in kept:
             self._metrics.record_finding(finding, bucket)
+            repeats = 0
+            if self._cooldown is not None:
+                held = self._cooldown.admit(finding.rule, finding.fingerprint, facts.tenant_id, self._clock())
+                if held is None:
+                    continue  # same finding within the cooldown window: counted and on the span, not logged again
+                repeats = held
             try:
-                self._logs.emit(span, finding, facts)
+                self._logs.emit(span, finding, facts, repeats=repeats)
             except Exception:  # a broken log pipeline must not cost the finding on the span
                 self._errors.exception("logs", "tenantwatch could not emit a finding log record")
         extra = facts.to_attributes() if foreign else None  # facts we worked out travel with the copy

@@ -23,7 +23,9 @@ from tenantwatch.processors.rules.large_result import LargeResult
 from tenantwatch.processors.rules.missing_tenant_filter import MissingTenantFilter
 from tenantwatch.processors.rules.no_tenant_context import NoTenantContext
 from tenantwatch.processors.rules.slow_query import SlowQuery
+from tenantwatch.processors.rules.stale_tenant_context import StaleTenantContext
 from tenantwatch.processors.rules.superuser_write import SuperuserWrite
+from tenantwatch.processors.rules.test_data import TestData
 from tenantwatch.processors.rules.unscoped_write import UnscopedWrite
 
 __all__ = ["RULES", "Rule", "enabled_rules", "evaluate", "rule_by_id"]
@@ -38,6 +40,8 @@ RULES: tuple[Rule, ...] = (
     SuperuserWrite(),
     LargeResult(),
     SlowQuery(),
+    TestData(),
+    StaleTenantContext(),
 )
 """Every pure statement rule, in evaluation order (the order of ``RULE_IDS``). Request rules and the windowed
 detectors are not here: they need more than one statement's facts."""
