@@ -30,6 +30,7 @@ from tenantwatch.version import __version__
 
 if TYPE_CHECKING:
     from tenantwatch.instrumentation._errors import TenantIsolationError
+    from tenantwatch.instrumentation.asgi import TenantwatchMiddleware, instrument_app
     from tenantwatch.instrumentation.sqlalchemy import TenantwatchSQLAlchemyInstrumentor
 
 __all__ = [
@@ -43,11 +44,13 @@ __all__ = [
     "TenantIsolationError",
     "TenantTables",
     "TenantwatchHandle",
+    "TenantwatchMiddleware",
     "TenantwatchSQLAlchemyInstrumentor",
     "TenantwatchSpanProcessor",
     "__version__",
     "configure",
     "current_context",
+    "instrument_app",
     "load_settings",
     "tenant_context",
     "unscoped",
@@ -56,6 +59,8 @@ __all__ = [
 _LAZY = {
     "TenantIsolationError": "tenantwatch.instrumentation._errors",
     "TenantwatchSQLAlchemyInstrumentor": "tenantwatch.instrumentation.sqlalchemy",
+    "TenantwatchMiddleware": "tenantwatch.instrumentation.asgi",
+    "instrument_app": "tenantwatch.instrumentation.asgi",
 }
 
 

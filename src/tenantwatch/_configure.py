@@ -88,6 +88,19 @@ class TenantwatchHandle:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stopped: bool = field(default=False, init=False, repr=False)
 
+    def instrument_app(self, app: Any, **kwargs: Any) -> Any:
+        """Wrap an ASGI application (FastAPI, Starlette, raw ASGI) with tenantwatch's middleware, wired to this
+        setup's settings, providers and span processor (response actions listen to its findings). Serve the
+        returned application. Keyword arguments go to :class:`tenantwatch.instrumentation.asgi.TenantwatchMiddleware`
+        (``resolver``, ``observers``, ``excluded_urls``, ...)."""
+        from tenantwatch.instrumentation.asgi import instrument_app
+
+        kwargs.setdefault("settings", self.settings)
+        kwargs.setdefault("tracer_provider", self.tracer_provider)
+        kwargs.setdefault("meter_provider", self.meter_provider)
+        kwargs.setdefault("processor", self.processor)
+        return instrument_app(app, **kwargs)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything recorded so far: spans first (their findings make logs and metrics), then logs and
         metrics. True if every provider flushed in time."""

@@ -99,6 +99,7 @@ CASES: list[tuple[str, SpanFacts, list[str]]] = [
         replace(ADMIN_INSERT, role="member", test_data=("objectives.title=***@example.***",)),
         ["test_data"],
     ),
+    ("request value in the SQL text", replace(CLEAN, request_values_in_sql=("query.q",)), ["injection_signal"]),
     ("request for another tenant", replace(CLEAN, request_tenant="globex"), ["stale_tenant_context"]),
     (
         "tenant context lost in the request",

@@ -38,6 +38,7 @@ from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller
 from tenantwatch.instrumentation._errors import TenantIsolationError, log_internal_error
+from tenantwatch.instrumentation._request import current_request
 from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,
@@ -129,6 +130,12 @@ class Listeners:
         )
         if self.test_data is not None or self.rls is not None:
             facts = self._extra_facts(facts, conn, statement, parameters, executemany)
+        request = current_request()
+        if request is not None and request.values is not None:
+            # injection_signal: request values that appear verbatim in the SQL text (string-built SQL)
+            sources = request.values.find_in(statement)  # type: ignore[attr-defined]
+            if sources:
+                facts = replace(facts, request_values_in_sql=sources)
         return facts
 
     def _extra_facts(self, facts: SpanFacts, conn: Any, statement: str, parameters: Any, many: bool) -> SpanFacts:
@@ -236,6 +243,11 @@ class Listeners:
                 operation = analysis.operation
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
+            request = current_request()
+            if request is not None and request.values is not None and A.DB_REQUEST_VALUES_IN_SQL not in attributes:
+                sources = request.values.find_in(statement)  # type: ignore[attr-defined]
+                if sources:
+                    attributes[A.DB_REQUEST_VALUES_IN_SQL] = sources
             if operation == "OTHER" and self.settings.discover and _changes_schema(statement):
                 self._discovered.discard(conn.engine)  # learn the tables again on the next connection
             if executemany:

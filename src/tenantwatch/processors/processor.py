@@ -41,6 +41,7 @@ from tenantwatch.processors._ratelimit import RateLimitedLog
 from tenantwatch.processors._routes import RouteIndex
 from tenantwatch.processors.findings import Finding
 from tenantwatch.processors.metrics import ProcessorMetrics
+from tenantwatch.processors.requests import has_request_facts, judge_request, request_facts
 from tenantwatch.processors.rules import evaluate
 from tenantwatch.processors.suppressions import matching_suppression
 from tenantwatch.processors.windows import Cooldown, Detectors
@@ -122,6 +123,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
         self._clock = clock or time.time
         """Wall-clock seconds for the windowed detectors and the log cooldown (injectable for tests)."""
         self._detectors = Detectors(self._settings, self._clock)
+        self._listeners: list[Callable[[Finding, SpanFacts, ReadableSpan], None]] = []
         dedupe, state = self._settings.dedupe, self._settings.state
         self._cooldown = (
             Cooldown(dedupe.window_seconds, max_keys=state.max_keys, ttl=state.ttl_seconds) if dedupe.enabled else None
@@ -144,6 +146,12 @@ class TenantwatchSpanProcessor(SpanProcessor):
     def tenant_buckets(self) -> frozenset[str]:
         """Tenants that have a ``tenant.bucket`` label value of their own (at most ``tenant_label_cap``)."""
         return self._metrics.tenant_bucket.tracked
+
+    def add_finding_listener(self, listener: Callable[[Finding, SpanFacts, ReadableSpan], None]) -> None:
+        """Call ``listener(finding, facts, span)`` for every kept finding, synchronously as the span ends (so in the
+        request that produced it). Used by response actions; a listener that raises is logged and ignored."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     @property
     def detectors(self) -> Detectors:
@@ -220,6 +228,8 @@ class TenantwatchSpanProcessor(SpanProcessor):
                 return span
             facts, foreign = self._analyze_foreign(attributes, duration_ms)
         else:
+            if span.kind is SpanKind.SERVER and has_request_facts(attributes):
+                return self._judge_request(span, attributes)
             return span
 
         if facts.tenant_tables:
@@ -247,8 +257,19 @@ class TenantwatchSpanProcessor(SpanProcessor):
                 kept = kept + self._unsuppressed(repeated, facts)
         if not kept:
             return span
+        self._publish(span, kept, facts, bucket)
+        extra = facts.to_attributes() if foreign else None  # facts we worked out travel with the copy
+        return enriched_copy(span, kept, attributes=attributes, extra_attributes=extra)
+
+    def _publish(self, span: ReadableSpan, kept: list[Finding], facts: SpanFacts, bucket: str) -> None:
+        """Count, log (through the cooldown) and hand to the listeners every kept finding."""
         for finding in kept:
             self._metrics.record_finding(finding, bucket)
+            for listener in self._listeners:
+                try:
+                    listener(finding, facts, span)
+                except Exception:
+                    self._errors.exception("listener", "tenantwatch finding listener failed")
             repeats = 0
             if self._cooldown is not None:
                 held = self._cooldown.admit(finding.rule, finding.fingerprint, facts.tenant_id, self._clock())
@@ -259,8 +280,20 @@ class TenantwatchSpanProcessor(SpanProcessor):
                 self._logs.emit(span, finding, facts, repeats=repeats)
             except Exception:  # a broken log pipeline must not cost the finding on the span
                 self._errors.exception("logs", "tenantwatch could not emit a finding log record")
-        extra = facts.to_attributes() if foreign else None  # facts we worked out travel with the copy
-        return enriched_copy(span, kept, attributes=attributes, extra_attributes=extra)
+
+    def _judge_request(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> ReadableSpan:
+        """Request rules on a server span (attack patterns, brute force)."""
+        facts = request_facts(attributes)
+        findings = judge_request(attributes, facts, self._settings)
+        kept = self._unsuppressed(findings, facts) if findings else []
+        if kept and self._detectors.watches_findings:
+            repeated = self._detectors.after(kept, facts)
+            if repeated:
+                kept = kept + self._unsuppressed(repeated, facts)
+        if not kept:
+            return span
+        self._publish(span, kept, facts, self._metrics.tenant_bucket(facts.tenant_id))
+        return enriched_copy(span, kept, attributes=attributes, extra_attributes=None)
 
     def _unsuppressed(self, findings: list[Finding], facts: SpanFacts) -> list[Finding]:
         if not self._settings.suppressions:

@@ -19,6 +19,7 @@ from tenantwatch.processors._ratelimit import RateLimitedLog
 from tenantwatch.processors.findings import Finding
 from tenantwatch.processors.rules._base import Rule
 from tenantwatch.processors.rules.cross_tenant import CrossTenant
+from tenantwatch.processors.rules.injection_signal import InjectionSignal
 from tenantwatch.processors.rules.large_result import LargeResult
 from tenantwatch.processors.rules.missing_tenant_filter import MissingTenantFilter
 from tenantwatch.processors.rules.no_tenant_context import NoTenantContext
@@ -40,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     SuperuserWrite(),
     LargeResult(),
     SlowQuery(),
+    InjectionSignal(),
     TestData(),
     StaleTenantContext(),
 )

@@ -1,0 +1,313 @@
+"""ASGI instrumentation: tenant context, tenant attributes and security signals for every request.
+
+:class:`TenantwatchMiddleware` wraps any ASGI application (raw ASGI, Starlette, FastAPI) in OpenTelemetry's ASGI
+middleware and, inside the server span it starts:
+
+1. resolves the tenant, user and role: a custom callable first, then the resolvers of ``Settings.http.resolvers``
+   in order (JWT verified against a key or JWKS; tenant headers and incoming W3C baggage only from trusted proxies;
+   subdomain; path segment). A rejected token or an untrusted header never sets a tenant; both are counted.
+2. puts them in the tenant context and W3C baggage for the whole request (db spans and outgoing calls see them) and
+   on the server span (``tenant.id``, ``enduser.id``, ``enduser.role``, ``tenant.bucket``, ``client.address``,
+   ``tenantwatch.tenant.source``), and sets ``http.route`` from the framework's matched route;
+3. runs the request observers (by default the :class:`~tenantwatch.security.SecurityObserver`: attack patterns,
+   request values for ``injection_signal``, auth failures, response actions), which may refuse the request;
+4. counts ``tenantwatch.http.requests`` and ``tenantwatch.http.request.duration`` on the bounded tenant label.
+
+It never raises into the application: a failure in tenantwatch's own code is logged and the request runs untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from tenantwatch import attributes as A
+from tenantwatch.config import Settings, load_settings
+from tenantwatch.context import TenantContext, tenant_context
+from tenantwatch.instrumentation._request import (
+    RequestInfo,
+    RequestObserver,
+    reset_current_request,
+    set_current_request,
+)
+from tenantwatch.instrumentation._request_metrics import RequestMetrics
+from tenantwatch.instrumentation.resolvers import Resolution
+from tenantwatch.instrumentation.resolvers.header import HeaderResolver
+from tenantwatch.instrumentation.resolvers.jwt import JWTResolver
+from tenantwatch.instrumentation.resolvers.path import PathResolver
+from tenantwatch.instrumentation.resolvers.subdomain import SubdomainResolver
+from tenantwatch.instrumentation.resolvers.trust import TrustedPeers
+
+__all__ = ["TenantResolver", "TenantwatchMiddleware", "instrument_app"]
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+TenantResolver = Callable[
+    [RequestInfo], "TenantContext | Resolution | Awaitable[TenantContext | Resolution | None] | None"
+]
+"""A custom resolver: gets the request, returns a TenantContext (or None); may be async."""
+
+
+def _find_processor(tracer_provider: TracerProvider | None) -> Any:
+    """The TenantwatchSpanProcessor registered on ``tracer_provider`` (or the global provider), if any."""
+    from tenantwatch.processors import TenantwatchSpanProcessor
+
+    provider = tracer_provider or trace.get_tracer_provider()
+    multi = getattr(provider, "_active_span_processor", None)
+    for processor in getattr(multi, "_span_processors", ()):
+        if isinstance(processor, TenantwatchSpanProcessor):
+            return processor
+    return None
+
+
+class TenantwatchMiddleware:
+    """OpenTelemetry's ASGI middleware plus tenant resolution and security observers (see the module docs)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings | None = None,
+        resolver: TenantResolver | None = None,
+        observers: Sequence[RequestObserver] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        excluded_urls: str | None = None,
+        processor: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings if settings is not None else load_settings()
+        http = self.settings.http
+        self.metrics = RequestMetrics(
+            meter_provider, tenant_cap=self.settings.tenant_label_cap, client_cap=http.client_label_cap
+        )
+        from tenantwatch.security.observer import SecurityObserver
+
+        self.security = SecurityObserver(self.settings, self.metrics, clock=clock or time.time)
+        self.observers: list[RequestObserver] = list(observers) if observers is not None else [self.security]
+        found = processor if processor is not None else _find_processor(tracer_provider)
+        if found is not None and hasattr(found, "add_finding_listener"):
+            found.add_finding_listener(self.security.on_finding)
+        self._resolver = resolver
+        self._trusted = TrustedPeers(http.trusted_proxies, trust_all=http.trust_headers)
+        self._jwt = JWTResolver(http)
+        self._header = HeaderResolver(http)
+        self._subdomain = SubdomainResolver(http.subdomain_base) if http.subdomain_base else None
+        self._path = PathResolver(http.path_param) if http.path_param else None
+        self._order = http.resolvers
+        self._inner = OpenTelemetryMiddleware(
+            self._tenant_layer,
+            excluded_urls=excluded_urls,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self._inner(scope, receive, send)
+            return
+        await self._inner(scope, receive, send)
+
+    # --- per request ----------------------------------------------------------------------------------------
+
+    def _request(self, scope: Scope) -> tuple[RequestInfo, bool]:
+        headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers") or ())
+        client = scope.get("client")
+        peer = str(client[0]) if client else None
+        trusted = peer in self._trusted
+        address = peer
+        if trusted:
+            for name, value in headers:
+                if name == "x-forwarded-for":
+                    address = value.split(",")[0].strip() or peer
+                    break
+        host = None
+        for name, value in headers:
+            if name == "host":
+                host = value
+                break
+        query = scope.get("query_string") or b""
+        request = RequestInfo(
+            method=str(scope.get("method", "")),
+            path=str(scope.get("path", "")),
+            query_string=query.decode("latin-1") if isinstance(query, bytes) else str(query),
+            headers=headers,
+            client_address=address,
+            host=host,
+        )
+        return request, trusted
+
+    async def _resolve(self, request: RequestInfo, trusted: bool) -> Resolution | None:
+        if self._resolver is not None:
+            answer = self._resolver(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if isinstance(answer, Resolution):
+                return answer
+            if isinstance(answer, TenantContext) and answer.tenant_id is not None:
+                return Resolution(answer.tenant_id, answer.user_id, answer.role, "callable")
+        metrics = self.metrics
+        for name in self._order:
+            found: Resolution | None = None
+            if name == "jwt" and self._jwt.configured:
+                found = self._jwt.resolve(request)
+                if found is not None and found.rejected is not None:
+                    metrics.rejected_tokens.add(1, {"reason": found.rejected})
+                    if request.span is not None:
+                        request.span.set_attribute(A.TOKEN_REJECTED, found.rejected)
+                    found = None
+            elif name == "header" and self._header.present(request):
+                if trusted:
+                    found = self._header.resolve(request)
+                else:
+                    metrics.ignored_headers.add(1, {A.CLIENT_BUCKET: metrics.client_bucket(request.client_address)})
+            elif name == "subdomain" and self._subdomain is not None:
+                found = self._subdomain.resolve(request)
+            elif name == "path" and self._path is not None:
+                found = self._path.resolve(request)
+            if found is not None and found.tenant_id is not None:
+                return found
+        incoming = baggage.get_baggage(A.TENANT_ID)
+        if incoming is not None:
+            if trusted:
+                user, role = baggage.get_baggage(A.ENDUSER_ID), baggage.get_baggage(A.ENDUSER_ROLE)
+                return Resolution(
+                    str(incoming), None if user is None else str(user), None if role is None else str(role), "baggage"
+                )
+            metrics.ignored_headers.add(1, {A.CLIENT_BUCKET: metrics.client_bucket(request.client_address)})
+        return None
+
+    def _annotate(self, request: RequestInfo, found: Resolution | None) -> None:
+        span = request.span
+        if span is None or not span.is_recording():
+            return
+        if request.client_address:
+            span.set_attribute(A.CLIENT_ADDRESS, request.client_address)
+        span.set_attribute(A.TENANT_BUCKET, self.metrics.tenant_bucket(request.tenant_id))
+        if found is None:
+            return
+        span.set_attribute(A.TENANT_ID, found.tenant_id or "")
+        span.set_attribute(A.TENANT_SOURCE, found.source)
+        if found.user_id is not None:
+            span.set_attribute(A.ENDUSER_ID, found.user_id)
+        if found.role is not None:
+            span.set_attribute(A.ENDUSER_ROLE, found.role)
+
+    async def _tenant_layer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            request, trusted = self._request(scope)
+            request.span = trace.get_current_span()
+            found = await self._resolve(request, trusted)
+            if found is not None:
+                request.tenant_id, request.user_id, request.role = found.tenant_id, found.user_id, found.role
+                request.tenant_source = found.source
+            self._annotate(request, found)
+        except Exception:
+            logger.exception("tenantwatch ASGI middleware failed to resolve the tenant; request runs untouched")
+            await self.app(scope, receive, send)
+            return
+        token = set_current_request(request)
+        status_seen: list[int] = []
+
+        async def send_wrapper(message: Message) -> None:
+            if message.get("type") == "http.response.start" and not status_seen:
+                status_seen.append(int(message.get("status", 0)))
+                self._after(scope, request, status_seen[0])
+            await send(message)
+
+        try:
+            with tenant_context(request.tenant_id, user_id=request.user_id, role=request.role):
+                refusal = self._before(request)
+                if refusal is not None:
+                    await self._refuse(send_wrapper, *refusal)
+                    return
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            reset_current_request(token)
+            self._record(scope, request, status_seen[0] if status_seen else 500, time.perf_counter() - started)
+
+    def _before(self, request: RequestInfo) -> tuple[int, str] | None:
+        for observer in self.observers:
+            try:
+                refusal = observer.before(request)
+            except Exception:
+                logger.exception("tenantwatch request observer %r failed", observer)
+                continue
+            if refusal is not None:
+                return refusal
+        return None
+
+    def _after(self, scope: Scope, request: RequestInfo, status: int) -> None:
+        try:
+            route = _route(scope)
+            if route is not None:
+                request.route = route
+                if request.span is not None and request.span.is_recording():
+                    request.span.set_attribute(A.HTTP_ROUTE, route)
+            for observer in self.observers:
+                try:
+                    observer.after(request, status)
+                except Exception:
+                    logger.exception("tenantwatch request observer %r failed", observer)
+        except Exception:
+            logger.exception("tenantwatch ASGI middleware failed after the response started")
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, reason: str) -> None:
+        body = json.dumps({"detail": reason}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(self, scope: Scope, request: RequestInfo, status: int, seconds: float) -> None:
+        try:
+            route = request.route or _route(scope) or ""
+            labels = {
+                A.TENANT_BUCKET: self.metrics.tenant_bucket(request.tenant_id),
+                A.HTTP_ROUTE: route,
+                A.HTTP_REQUEST_METHOD: request.method,
+            }
+            self.metrics.duration.record(seconds, labels)
+            labels[A.HTTP_RESPONSE_STATUS_CODE] = status  # type: ignore[assignment]
+            self.metrics.requests.add(1, labels)
+        except Exception:
+            logger.exception("tenantwatch ASGI middleware failed to record request metrics")
+
+
+def _route(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    return str(path) if path else None
+
+
+def instrument_app(app: ASGIApp, **kwargs: Any) -> TenantwatchMiddleware:
+    """Wrap ``app`` (any ASGI application) with :class:`TenantwatchMiddleware`; serve the returned object.
+
+    Keyword arguments are those of :class:`TenantwatchMiddleware` (``settings``, ``resolver``, ``observers``,
+    ``tracer_provider``, ``meter_provider``, ``excluded_urls``, ``processor``, ``clock``).
+    """
+    return TenantwatchMiddleware(app, **kwargs)

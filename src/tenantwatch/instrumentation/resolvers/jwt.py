@@ -1,0 +1,142 @@
+"""JWT resolver: the tenant, user and role claims of a bearer token whose signature verifies.
+
+Keys come from ``jwt_key_file`` (a PEM public key for RS*/ES*/EdDSA, or a shared secret for HS*) or ``jwks_file``
+(keys chosen by the token's ``kid``), loaded once and reloaded when the file changes. Only the configured
+algorithms are accepted (never ``none``); ``exp``/``nbf`` are checked, and ``aud``/``iss`` when configured. A token
+that fails any check sets no tenant; the rejection reason (``unsigned``, ``expired``, ``invalid_signature``,
+``invalid_audience``, ``invalid_issuer``, ``unknown_key``, ``malformed``, ``no_key``) is counted by the middleware.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import jwt
+from jwt import PyJWK
+
+from tenantwatch.config import HttpSettings
+from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.instrumentation.resolvers import Resolution
+
+__all__ = ["JWTResolver"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_TOKEN = 8192
+
+
+class _KeyFile:
+    """A key file read once and again when its mtime changes."""
+
+    def __init__(self, path: str, parse: Any) -> None:
+        self._path, self._parse = path, parse
+        self._mtime: float | None = None
+        self._value: Any = None
+
+    def get(self) -> Any:
+        try:
+            mtime = os.stat(self._path).st_mtime
+        except OSError:
+            if self._value is None:
+                logger.warning("tenantwatch: JWT key file %s cannot be read", self._path)
+            return self._value
+        if mtime != self._mtime:
+            try:
+                with open(self._path, encoding="utf-8") as handle:
+                    self._value = self._parse(handle.read())
+                self._mtime = mtime
+            except Exception:
+                logger.exception("tenantwatch: JWT key file %s is not usable", self._path)
+        return self._value
+
+
+def _jwks(text: str) -> dict[str, PyJWK]:
+    keys: dict[str, PyJWK] = {}
+    for entry in json.loads(text).get("keys", []):
+        key = PyJWK.from_dict(entry)
+        keys[str(entry.get("kid", ""))] = key
+    return keys
+
+
+class JWTResolver:
+    """Verifies ``Authorization: Bearer <jwt>`` and reads its claims."""
+
+    def __init__(self, http: HttpSettings) -> None:
+        self._http = http
+        self._algorithms = [a for a in http.jwt_algorithms if a.lower() != "none"]
+        self._key = _KeyFile(http.jwt_key_file, lambda text: text.strip()) if http.jwt_key_file else None
+        self._jwks = _KeyFile(http.jwks_file, _jwks) if http.jwks_file else None
+        self._options = {"require": ["exp"], "verify_aud": http.jwt_audience is not None}
+
+    @property
+    def configured(self) -> bool:
+        return self._key is not None or self._jwks is not None
+
+    def token(self, request: RequestInfo) -> str | None:
+        header = request.header("authorization")
+        if header is None or header[:7].lower() != "bearer ":
+            return None
+        return header[7:].strip() or None
+
+    def resolve(self, request: RequestInfo) -> Resolution | None:
+        token = self.token(request)
+        if token is None:
+            return None
+        if len(token) > _MAX_TOKEN:
+            return Resolution(None, source="jwt", rejected="malformed")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return Resolution(None, source="jwt", rejected="malformed")
+        algorithm = str(header.get("alg", ""))
+        if algorithm.lower() == "none" or not algorithm:
+            return Resolution(None, source="jwt", rejected="unsigned")
+        if algorithm not in self._algorithms:
+            return Resolution(None, source="jwt", rejected="algorithm_not_allowed")
+        key: Any = None
+        if self._jwks is not None:
+            keys = self._jwks.get() or {}
+            found = keys.get(str(header.get("kid", "")))
+            key = found.key if found is not None else None
+            if key is None and self._key is None:
+                return Resolution(None, source="jwt", rejected="unknown_key")
+        if key is None and self._key is not None:
+            key = self._key.get()
+        if key is None:
+            return Resolution(None, source="jwt", rejected="no_key")
+        http = self._http
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=http.jwt_audience,
+                issuer=http.jwt_issuer,
+                options=self._options,  # type: ignore[arg-type]
+            )
+        except jwt.ExpiredSignatureError:
+            return Resolution(None, source="jwt", rejected="expired")
+        except jwt.InvalidAudienceError:
+            return Resolution(None, source="jwt", rejected="invalid_audience")
+        except jwt.InvalidIssuerError:
+            return Resolution(None, source="jwt", rejected="invalid_issuer")
+        except jwt.InvalidSignatureError:
+            return Resolution(None, source="jwt", rejected="invalid_signature")
+        except jwt.ImmatureSignatureError:
+            return Resolution(None, source="jwt", rejected="not_yet_valid")
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return Resolution(None, source="jwt", rejected="malformed")
+        tenant = claims.get(http.jwt_tenant_claim)
+        if tenant is None:
+            return None
+        user = claims.get(http.jwt_user_claim)
+        role = claims.get(http.jwt_role_claim)
+        return Resolution(
+            str(tenant)[:256],
+            None if user is None else str(user)[:256],
+            None if role is None else str(role)[:256],
+            "jwt",
+        )
