@@ -38,8 +38,8 @@ echo "== installing tenantwatch[dev]"
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 echo "== ruff"
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench examples
+.venv/bin/ruff format --check src tests bench examples
 echo "== mypy (strict, src/)"
 .venv/bin/mypy
 echo "== pytest"

@@ -1,0 +1,227 @@
+"""The OKR service: correct endpoints next to deliberately buggy ones, instrumented with tenantwatch as a user would.
+
+    DATABASE_URL=postgresql+psycopg://... uvicorn examples.okr_app.main:app
+
+Every request needs ``Authorization: Bearer <jwt>`` (see auth.py); tenantwatch verifies the token and puts the tenant
+in context, and the endpoints read it from there. The buggy endpoints are the classic multi-tenant mistakes, one per
+tenantwatch rule; docs/okr-app.md lists what each one triggers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+
+import tenantwatch
+from tenantwatch.context import TenantContext, current_context
+
+from . import auth
+from .models import KeyResult, Objective
+from .seed import DEFAULT_TENANTS, Tenant, seed
+
+DEFAULT_URL = "sqlite:///okr.db"
+
+
+def principal() -> TenantContext:
+    """The caller, as tenantwatch resolved it from the verified token; 401 without one."""
+    ctx = current_context()
+    if ctx.tenant_id is None:
+        raise HTTPException(status_code=401, detail="a valid bearer token is required")
+    return ctx
+
+
+Who = Annotated[TenantContext, Depends(principal)]
+
+
+def _engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _functions(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+            dbapi_connection.create_function("pg_sleep", 1, lambda seconds: time.sleep(float(seconds)) or 0)
+
+    return engine
+
+
+def build_api(engine: Engine) -> FastAPI:
+    api = FastAPI(title="OKR example (tenantwatch)")
+    org = int
+
+    @api.get("/healthz")
+    def healthz() -> dict[str, str]:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    # --- correct endpoints -----------------------------------------------------------------------------------
+
+    @api.get("/objectives")
+    def list_objectives(who: Who, limit: int = 20) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Objective.id, Objective.title, Objective.status)
+                .where(Objective.organization_id == org(who.tenant_id))
+                .order_by(Objective.id)
+                .limit(min(limit, 100))
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/objectives/{objective_id}")
+    def get_objective(who: Who, objective_id: int) -> dict[str, Any]:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(Objective.id, Objective.title, Objective.status).where(
+                    Objective.id == objective_id, Objective.organization_id == org(who.tenant_id)
+                )
+            ).first()
+        if row is None:
+            raise HTTPException(status_code=404)
+        return dict(row._mapping)
+
+    @api.get("/objectives/{objective_id}/key-results")
+    def key_results(who: Who, objective_id: int) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(KeyResult.id, KeyResult.title, KeyResult.progress).where(
+                    KeyResult.objective_id == objective_id, KeyResult.organization_id == org(who.tenant_id)
+                )
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/search")
+    def search(who: Who, q: str) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Objective.id, Objective.title)
+                .where(Objective.organization_id == org(who.tenant_id), Objective.title.like(f"%{q}%"))
+                .limit(20)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.post("/objectives/{objective_id}/done")
+    def mark_done(who: Who, objective_id: int) -> dict[str, int]:
+        with engine.begin() as conn:
+            changed = conn.execute(
+                update(Objective)
+                .where(Objective.id == objective_id, Objective.organization_id == org(who.tenant_id))
+                .values(status="done")
+            ).rowcount
+        return {"updated": changed}
+
+    # --- deliberately buggy endpoints ------------------------------------------------------------------------
+
+    @api.get("/buggy/objectives")
+    def buggy_list_all(who: Who) -> list[dict[str, Any]]:
+        """Forgot the tenant filter: every tenant's objectives (missing_tenant_filter)."""
+        with engine.connect() as conn:
+            rows = conn.execute(select(Objective.id, Objective.title).order_by(Objective.id).limit(50)).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/buggy/objectives/{objective_id}")
+    def buggy_lookup(who: Who, objective_id: int, org_id: int) -> dict[str, Any]:
+        """Trusts an organization id from the query string (cross_tenant when it is not the caller's)."""
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(Objective.id, Objective.title).where(
+                    Objective.id == objective_id, Objective.organization_id == org_id
+                )
+            ).first()
+        return {} if row is None else dict(row._mapping)
+
+    @api.post("/buggy/objectives/archive-all")
+    def buggy_archive_all(who: Who) -> dict[str, int]:
+        """Archives done objectives of EVERY tenant (unscoped_write)."""
+        with engine.begin() as conn:
+            changed = conn.execute(
+                update(Objective).where(Objective.status == "done").values(status="archived")
+            ).rowcount
+        return {"updated": changed}
+
+    @api.post("/admin/objectives/{objective_id}/title")
+    def admin_retitle(who: Who, objective_id: int, title: str) -> dict[str, int]:
+        """A write by an admin/superuser session (superuser_write), scoped correctly otherwise."""
+        with engine.begin() as conn:
+            changed = conn.execute(
+                update(Objective)
+                .where(Objective.id == objective_id, Objective.organization_id == org(who.tenant_id))
+                .values(title=title)
+            ).rowcount
+        return {"updated": changed}
+
+    @api.get("/buggy/export")
+    def buggy_export(who: Who) -> dict[str, int]:
+        """Exports every objective of the tenant in one go (large_result above 1,000 rows)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Objective.id, Objective.title, Objective.status).where(
+                    Objective.organization_id == org(who.tenant_id)
+                )
+            ).all()
+        return {"exported": len(rows)}
+
+    @api.get("/buggy/report")
+    def buggy_report(who: Who) -> dict[str, int]:
+        """A report query that takes 0.6 s (slow_query)."""
+        with engine.connect() as conn:
+            count = conn.execute(
+                text(
+                    "WITH pause AS MATERIALIZED (SELECT pg_sleep(0.6) AS slept) "
+                    "SELECT count(*) FROM objectives CROSS JOIN pause WHERE objectives.organization_id = :org"
+                ),
+                {"org": org(who.tenant_id)},
+            ).scalar_one()
+        return {"objectives": int(count)}
+
+    @api.get("/buggy/search")
+    def buggy_search(who: Who, q: str) -> list[dict[str, Any]]:
+        """Raw SQL with a string-built WHERE (injection_signal: the request value is in the SQL text)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(f"SELECT id, title FROM objectives WHERE organization_id = :org AND title LIKE '%{q}%' LIMIT 20"),
+                {"org": org(who.tenant_id)},
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/stats")
+    def stats(who: Who) -> dict[str, int]:
+        with engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(Objective).where(Objective.organization_id == org(who.tenant_id))
+            ).scalar_one()
+        return {"objectives": int(total)}
+
+    return api
+
+
+def create_app(
+    database_url: str | None = None,
+    *,
+    tenants: tuple[Tenant, ...] = DEFAULT_TENANTS,
+    settings: tenantwatch.Settings | None = None,
+    **configure: Any,
+) -> tuple[Any, tenantwatch.TenantwatchHandle, Engine]:
+    """The instrumented ASGI app, the tenantwatch handle and the engine. ``configure`` goes to
+    :func:`tenantwatch.configure` (exporters, service name, ...)."""
+    engine = _engine(database_url or os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    seed(engine, tenants)
+    # tenantwatch, as a user sets it up: verify the bearer token, then instrument SQLAlchemy and the app.
+    if settings is None:
+        settings = tenantwatch.load_settings(http={"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]})
+    configure.setdefault("service_name", os.environ.get("OTEL_SERVICE_NAME") or "okr-app")
+    handle = tenantwatch.configure(settings=settings, engine=engine, **configure)
+    return handle.instrument_app(build_api(engine)), handle, engine
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` is built on first access (``uvicorn examples.okr_app.main:app``), not at import."""
+    if name == "app":
+        application = create_app()[0]
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,47 @@
+"""The schema: organizations (the tenants), users, objectives and key results. Tenant tables carry organization_id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # member | admin | superuser
+
+
+class Objective(Base):
+    __tablename__ = "objectives"
+    __table_args__ = (Index("ix_objectives_org_status", "organization_id", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | done | archived
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+
+class KeyResult(Base):
+    __tablename__ = "key_results"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    objective_id: Mapped[int] = mapped_column(ForeignKey("objectives.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    progress: Mapped[int] = mapped_column(default=0)
