@@ -27,6 +27,12 @@ def add_parser(sub: Any) -> None:
     )
     demo.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     demo.add_argument(
+        "--app",
+        action="store_true",
+        help="run the example OKR service (FastAPI) in-process with the traffic generator and show findings live",
+    )
+    demo.add_argument("--requests", type=int, default=150, help="--app: requests to send (default 150)")
+    demo.add_argument(
         "--otlp-endpoint",
         metavar="URL",
         help="OTLP base URL, e.g. http://localhost:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT; protocol from "
@@ -36,6 +42,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, stdout: IO[str]) -> int:
     """Run the demo; returns the exit code."""
+    if args.app:
+        return _run_app(args, stdout)
     try:
         from tenantwatch.demo import DemoError, run_demo
         from tenantwatch.demo.display import make_reporter
@@ -50,4 +58,22 @@ def run(args: argparse.Namespace, stdout: IO[str]) -> int:
         reporter.close()
     if args.json:
         stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    return EXIT_OK
+
+
+def _run_app(args: argparse.Namespace, stdout: IO[str]) -> int:
+    try:
+        from tenantwatch.demo.app import AppDemoError, run_app_demo
+    except ImportError as exc:
+        raise UsageError(f"the app demo needs its extras: pip install 'tenantwatch[examples]' ({exc})") from exc
+    if args.requests <= 0:
+        raise UsageError("--requests must be positive")
+    try:
+        result = run_app_demo(
+            stdout=stdout, json_output=args.json, requests=args.requests, otlp_endpoint=args.otlp_endpoint
+        )
+    except AppDemoError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        stdout.write(json.dumps(result, indent=2) + "\n")
     return EXIT_OK

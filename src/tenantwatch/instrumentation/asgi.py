@@ -196,17 +196,17 @@ class TenantwatchMiddleware:
         span = request.span
         if span is None or not span.is_recording():
             return
+        attributes: dict[str, str] = {A.TENANT_BUCKET: self.metrics.tenant_bucket(request.tenant_id)}
         if request.client_address:
-            span.set_attribute(A.CLIENT_ADDRESS, request.client_address)
-        span.set_attribute(A.TENANT_BUCKET, self.metrics.tenant_bucket(request.tenant_id))
-        if found is None:
-            return
-        span.set_attribute(A.TENANT_ID, found.tenant_id or "")
-        span.set_attribute(A.TENANT_SOURCE, found.source)
-        if found.user_id is not None:
-            span.set_attribute(A.ENDUSER_ID, found.user_id)
-        if found.role is not None:
-            span.set_attribute(A.ENDUSER_ROLE, found.role)
+            attributes[A.CLIENT_ADDRESS] = request.client_address
+        if found is not None:
+            attributes[A.TENANT_ID] = found.tenant_id or ""
+            attributes[A.TENANT_SOURCE] = found.source
+            if found.user_id is not None:
+                attributes[A.ENDUSER_ID] = found.user_id
+            if found.role is not None:
+                attributes[A.ENDUSER_ROLE] = found.role
+        span.set_attributes(attributes)  # one call: one lock, one validation pass
 
     async def _tenant_layer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":

@@ -1,16 +1,21 @@
 """Request values kept for one request, to notice them verbatim inside SQL text (``injection_signal``).
 
-SQLAlchemy binds parameters, so a request value appears in a statement's text only when the SQL was built by string
-formatting: that is the signal. The store is per request and bounded (``max_request_values`` values of at most
-``max_value_bytes``); values shorter than ``min_length`` (default 4) or purely numeric are skipped, because they
-occur in SQL text by chance (``LIMIT 20``). Values are never exported: findings name the source (``query.q``).
+SQLAlchemy binds parameters, so a request value appears in a string literal of a statement's text only when the SQL
+was built by string formatting: that is the signal. The store is per request and bounded (``max_request_values``
+values of at most ``max_value_bytes``); values shorter than ``min_length`` (default 4) or purely numeric are
+skipped, because they occur in SQL text by chance (``LIMIT 20``). Values are never exported: findings name the
+source (``query.q``).
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 __all__ = ["RequestValues"]
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_MAX_SQL = 100_000
 
 
 class RequestValues:
@@ -51,7 +56,17 @@ class RequestValues:
         return store
 
     def find_in(self, sql: str) -> tuple[str, ...]:
-        """Sources whose value appears verbatim in ``sql``."""
-        if not self._items:
+        """Sources whose value appears verbatim inside a string literal of ``sql``.
+
+        Only literals count: a value that merely spells a table or column name (``objective`` in ``objectives``) is
+        not a signal, while ``... LIKE '%{q}%'`` built from the request is. Unquoted injection (``ORDER BY {col}``)
+        is not seen; the attack-pattern scanner covers the usual payloads.
+        """
+        if not self._items or "'" not in sql:
             return ()
-        return tuple(dict.fromkeys(source for source, value in self._items if value in sql))
+        literals = _LITERAL.findall(sql[:_MAX_SQL])
+        if not literals:
+            return ()
+        return tuple(
+            dict.fromkeys(source for source, value in self._items if any(value in literal for literal in literals))
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import jwt
@@ -31,12 +32,19 @@ _MAX_TOKEN = 8192
 class _KeyFile:
     """A key file read once and again when its mtime changes."""
 
+    _RECHECK_SECONDS = 1.0
+
     def __init__(self, path: str, parse: Any) -> None:
         self._path, self._parse = path, parse
         self._mtime: float | None = None
         self._value: Any = None
+        self._checked = float("-inf")
 
     def get(self) -> Any:
+        now = time.monotonic()
+        if self._value is not None and now - self._checked < self._RECHECK_SECONDS:
+            return self._value  # a stat per second at most, not one per request
+        self._checked = now
         try:
             mtime = os.stat(self._path).st_mtime
         except OSError:
@@ -81,25 +89,36 @@ class JWTResolver:
             return None
         return header[7:].strip() or None
 
+    @staticmethod
+    def _header(token: str) -> dict[str, Any] | None:
+        try:
+            return jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+
+    def _refused_algorithm(self, algorithm: str) -> str | None:
+        if not algorithm or algorithm.lower() == "none":
+            return "unsigned"
+        if algorithm not in self._algorithms:
+            return "algorithm_not_allowed"
+        return None
+
     def resolve(self, request: RequestInfo) -> Resolution | None:
         token = self.token(request)
         if token is None:
             return None
         if len(token) > _MAX_TOKEN:
             return Resolution(None, source="jwt", rejected="malformed")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            return Resolution(None, source="jwt", rejected="malformed")
-        algorithm = str(header.get("alg", ""))
-        if algorithm.lower() == "none" or not algorithm:
-            return Resolution(None, source="jwt", rejected="unsigned")
-        if algorithm not in self._algorithms:
-            return Resolution(None, source="jwt", rejected="algorithm_not_allowed")
+        header: dict[str, Any] | None = None
         key: Any = None
-        if self._jwks is not None:
-            keys = self._jwks.get() or {}
-            found = keys.get(str(header.get("kid", "")))
+        if self._jwks is not None:  # the key depends on the token's kid: read the header first
+            header = self._header(token)
+            if header is None or not isinstance(header.get("alg"), str):
+                return Resolution(None, source="jwt", rejected="malformed")
+            refused = self._refused_algorithm(str(header["alg"]))
+            if refused is not None:
+                return Resolution(None, source="jwt", rejected=refused)
+            found = (self._jwks.get() or {}).get(str(header.get("kid", "")))
             key = found.key if found is not None else None
             if key is None and self._key is None:
                 return Resolution(None, source="jwt", rejected="unknown_key")
@@ -112,7 +131,7 @@ class JWTResolver:
             claims = jwt.decode(
                 token,
                 key,
-                algorithms=[algorithm],
+                algorithms=self._algorithms,
                 audience=http.jwt_audience,
                 issuer=http.jwt_issuer,
                 options=self._options,  # type: ignore[arg-type]
@@ -127,6 +146,13 @@ class JWTResolver:
             return Resolution(None, source="jwt", rejected="invalid_signature")
         except jwt.ImmatureSignatureError:
             return Resolution(None, source="jwt", rejected="not_yet_valid")
+        except jwt.InvalidAlgorithmError:
+            header = self._header(token) or {}
+            return Resolution(
+                None,
+                source="jwt",
+                rejected=self._refused_algorithm(str(header.get("alg", ""))) or "algorithm_not_allowed",
+            )
         except (jwt.PyJWTError, ValueError, TypeError):
             return Resolution(None, source="jwt", rejected="malformed")
         tenant = claims.get(http.jwt_tenant_claim)
