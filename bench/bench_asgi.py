@@ -82,13 +82,16 @@ def _serve(config: str, requests: int, database: str) -> float:
         from tenantwatch.processors import TenantwatchSpanProcessor
 
         settings = load_settings(environ={}, http={"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]})
-        processor = TenantwatchSpanProcessor(BatchSpanProcessor(Discard()), settings=settings,
-                                             meter_provider=meter_provider)
+        processor = TenantwatchSpanProcessor(
+            BatchSpanProcessor(Discard()), settings=settings, meter_provider=meter_provider
+        )
         tracer_provider.add_span_processor(processor)
-        TenantwatchSQLAlchemyInstrumentor().instrument(settings=settings, tracer_provider=tracer_provider,
-                                                       engine=engine, install_processor=False)
-        app = instrument_app(api, settings=settings, tracer_provider=tracer_provider,
-                             meter_provider=meter_provider, processor=processor)
+        TenantwatchSQLAlchemyInstrumentor().instrument(
+            settings=settings, tracer_provider=tracer_provider, engine=engine, install_processor=False
+        )
+        app = instrument_app(
+            api, settings=settings, tracer_provider=tracer_provider, meter_provider=meter_provider, processor=processor
+        )
 
     token = auth.make_token(1, user_id(1, "member"), "member")
     headers = {"authorization": f"Bearer {token}"}
@@ -111,9 +114,8 @@ def _serve(config: str, requests: int, database: str) -> float:
 
 def _seed(path: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from sqlalchemy import create_engine
-
     from examples.okr_app.seed import seed
+    from sqlalchemy import create_engine
 
     seed(create_engine(f"sqlite:///{path}"))
 
@@ -135,8 +137,19 @@ def main() -> int:
         order = CONFIGS if round_index % 2 == 0 else tuple(reversed(CONFIGS))
         for config in order:
             done = subprocess.run(
-                [sys.executable, __file__, "--worker", config, "--requests", str(args.requests), "--database", database],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    config,
+                    "--requests",
+                    str(args.requests),
+                    "--database",
+                    database,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[config].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
     otel = statistics.median(results["otel"])

@@ -34,8 +34,8 @@ import jwt
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.okr_app import auth  # noqa: E402
-from examples.okr_app.seed import DEFAULT_TENANTS, user_id  # noqa: E402
+from examples.okr_app import auth
+from examples.okr_app.seed import DEFAULT_TENANTS, user_id
 
 DEFAULT_MIX = {"normal": 70, "buggy": 12, "auth": 10, "attack": 8}
 
@@ -87,15 +87,25 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
     tenant = rng.choice(DEFAULT_TENANTS)
     bearer = {"authorization": f"Bearer {_token(tenant.id)}"}
     if kind == "normal":
-        path = rng.choice(("/objectives?limit=20", f"/objectives/{rng.randint(1, 50)}", "/stats",
-                           "/search?q=objective", f"/objectives/{rng.randint(1, 50)}/key-results"))
+        path = rng.choice(
+            (
+                "/objectives?limit=20",
+                f"/objectives/{rng.randint(1, 50)}",
+                "/stats",
+                "/search?q=objective",
+                f"/objectives/{rng.randint(1, 50)}/key-results",
+            )
+        )
         return "GET", path, bearer
     if kind == "buggy":
         other = rng.choice([t for t in DEFAULT_TENANTS if t.id != tenant.id])
         choice = rng.choice(("list", "lookup", "archive", "superuser", "export", "report", "search"))
         if choice == "superuser":
-            return "POST", f"/admin/objectives/{rng.randint(1, 50)}/title?title=Renamed",\
-                {"authorization": f"Bearer {_token(tenant.id, 'superuser')}"}
+            return (
+                "POST",
+                f"/admin/objectives/{rng.randint(1, 50)}/title?title=Renamed",
+                {"authorization": f"Bearer {_token(tenant.id, 'superuser')}"},
+            )
         return {
             "list": ("GET", "/buggy/objectives", bearer),
             "lookup": ("GET", f"/buggy/objectives/{rng.randint(1, 50)}?org_id={other.id}", bearer),
@@ -110,7 +120,9 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
             "none": {},
             "forged": {"authorization": f"Bearer {_token(tenant.id, key='forged-forged-forged-forged-forged')}"},
             "expired": {"authorization": f"Bearer {_token(tenant.id, ttl=-60)}"},
-            "unsigned": {"authorization": "Bearer " + jwt.encode({"tenant_id": str(tenant.id)}, None, algorithm="none")},
+            "unsigned": {
+                "authorization": "Bearer " + jwt.encode({"tenant_id": str(tenant.id)}, None, algorithm="none")
+            },
         }[variant]
         return "GET", "/objectives", headers
     return "GET", rng.choice(ATTACKS), bearer
@@ -175,8 +187,13 @@ async def run(
 def _progress(total: int) -> tuple[object, object] | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), transient=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
     return progress, progress.add_task("traffic", total=total)
 
 
@@ -219,8 +236,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests and --duration must be positive")
     if not args.allow_remote and not _loopback(args.base_url):
         parser.error(f"{args.base_url} is not a loopback address; pass --allow-remote to send traffic there")
-    summary = asyncio.run(run(args.base_url, requests=args.requests, duration=args.duration, mix=args.mix,
-                              concurrency=args.concurrency, progress=not args.no_progress))
+    summary = asyncio.run(
+        run(
+            args.base_url,
+            requests=args.requests,
+            duration=args.duration,
+            mix=args.mix,
+            concurrency=args.concurrency,
+            progress=not args.no_progress,
+        )
+    )
     print_summary(summary)
     return 0 if summary.errors == 0 else 1
 
