@@ -31,11 +31,13 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
-if __package__ in (None, ""):
+if __package__:  # examples.traffic in a checkout, tenantwatch_examples.traffic when installed
+    from .okr_app import auth
+    from .okr_app.seed import DEFAULT_TENANTS, user_id
+else:  # python examples/traffic.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from examples.okr_app import auth
-from examples.okr_app.seed import DEFAULT_TENANTS, user_id
+    from examples.okr_app import auth
+    from examples.okr_app.seed import DEFAULT_TENANTS, user_id
 
 DEFAULT_MIX = {"normal": 70, "buggy": 12, "auth": 10, "attack": 8}
 
