@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[sqlalchemy]'
+.venv/bin/python -m pip install -q -e '.[sqlalchemy,examples]'
 exec .venv/bin/tenantwatch demo "$@"
