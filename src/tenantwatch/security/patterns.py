@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote_plus
 
-__all__ = ["SCANNED_HEADERS", "scan", "scan_value"]
+__all__ = ["SCANNED_HEADERS", "query_pairs", "scan", "scan_value"]
 
 SCANNED_HEADERS = ("user-agent", "referer", "x-forwarded-host", "x-original-url", "cookie")
 """Headers scanned besides the path and query string (never ``authorization``)."""
@@ -61,6 +61,12 @@ def scan_value(value: str, *, max_bytes: int = 512) -> list[str]:
     return [kind for kind, pattern, trigger in _PATTERNS if not trigger.isdisjoint(chars) and pattern.search(value)]
 
 
+def query_pairs(query_string: str, *, max_values: int, max_bytes: int) -> list[tuple[str, str]]:
+    """The first ``max_values`` name/value pairs of a query string (never raises, bounded work)."""
+    fields = query_string[: max_bytes * max_values].split("&", max_values)[:max_values]
+    return parse_qsl("&".join(fields), keep_blank_values=True)
+
+
 def _decoded(value: str, max_bytes: int) -> str:
     value = value[: max_bytes * 3]
     once = unquote_plus(value)
@@ -75,8 +81,7 @@ def scan(
     for kind in scan_value(_decoded(path, max_bytes), max_bytes=max_bytes):
         found.append(f"{kind}:path")
     if query_string:
-        pairs = parse_qsl(query_string[: max_bytes * 8], keep_blank_values=True, max_num_fields=max_values)
-        for name, value in pairs[:max_values]:
+        for name, value in query_pairs(query_string, max_values=max_values, max_bytes=max_bytes):
             for kind in scan_value(_decoded(value, max_bytes), max_bytes=max_bytes):
                 found.append(f"{kind}:query.{name[:64]}")
     for name, value in headers:

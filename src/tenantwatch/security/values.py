@@ -10,7 +10,8 @@ source (``query.q``).
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl
+
+from tenantwatch.security.patterns import query_pairs
 
 __all__ = ["RequestValues"]
 
@@ -45,7 +46,7 @@ class RequestValues:
         if query_string:
             candidates += [
                 (f"query.{k[:64]}", v)
-                for k, v in parse_qsl(query_string[: max_bytes * 8], keep_blank_values=False, max_num_fields=max_values)
+                for k, v in query_pairs(query_string, max_values=max_values * 2, max_bytes=max_bytes)
             ]
         for source, value in candidates:
             if len(items) >= max_values:
