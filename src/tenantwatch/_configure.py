@@ -17,7 +17,9 @@ What it builds:
   ``BatchSpanProcessor`` and the OTLP span exporter;
 * a ``MeterProvider`` with a ``PeriodicExportingMetricReader`` and the OTLP metric exporter;
 * a ``LoggerProvider`` with a ``BatchLogRecordProcessor`` and the OTLP log exporter (finding log records);
-* the SQLAlchemy instrumentation (``instrument_sqlalchemy=True``; needs the ``sqlalchemy`` extra).
+* the SQLAlchemy instrumentation (``instrument_sqlalchemy=True``; needs the ``sqlalchemy`` extra);
+* with ``app=``, the ASGI instrumentation of that application (``handle.app`` is what to serve: a Starlette or
+  FastAPI application is instrumented in place through its middleware stack, any other ASGI app is wrapped).
 
 OTLP protocol, per signal: the ``protocol`` argument, else ``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL``,
 else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else ``http/protobuf`` (the OpenTelemetry specification's default; the
@@ -85,6 +87,8 @@ class TenantwatchHandle:
     logger_provider: LoggerProvider
     instrumentor: Any | None = None
     """The SQLAlchemy instrumentor when ``configure`` instrumented SQLAlchemy (uninstrumented by ``shutdown``)."""
+    app: Any | None = None
+    """The ASGI application to serve when ``configure(app=...)`` instrumented one."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stopped: bool = field(default=False, init=False, repr=False)
 
@@ -100,6 +104,22 @@ class TenantwatchHandle:
         kwargs.setdefault("meter_provider", self.meter_provider)
         kwargs.setdefault("processor", self.processor)
         return instrument_app(app, **kwargs)
+
+    def add_middleware(self, app: Any, **kwargs: Any) -> Any:
+        """Instrument a Starlette or FastAPI application in place (``app.add_middleware``), wired like
+        :meth:`instrument_app`; returns ``app``. Other ASGI applications, or a Starlette application that has already
+        started, are wrapped instead and the wrapper is returned: serve what this returns."""
+        from tenantwatch.instrumentation.asgi import TenantwatchMiddleware
+
+        kwargs.setdefault("settings", self.settings)
+        kwargs.setdefault("tracer_provider", self.tracer_provider)
+        kwargs.setdefault("meter_provider", self.meter_provider)
+        kwargs.setdefault("processor", self.processor)
+        add = getattr(app, "add_middleware", None)
+        if callable(add) and getattr(app, "middleware_stack", True) is None:
+            add(TenantwatchMiddleware, **kwargs)
+            return app
+        return self.instrument_app(app, **kwargs)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything recorded so far: spans first (their findings make logs and metrics), then logs and
@@ -233,6 +253,7 @@ def configure(
     engine: Any | None = None,
     engines: Iterable[Any] | None = None,
     set_global: bool = True,
+    app: Any | None = None,
 ) -> TenantwatchHandle:
     """Set up tracing, metrics and logs with OTLP export, tenantwatch's span processor and instrumentation.
 
@@ -245,6 +266,8 @@ def configure(
     ``log_exporter`` (an exporter, batched, or a log record processor) replace the OTLP ones for their signal.
     ``instrument_sqlalchemy`` instruments SQLAlchemy (``engine`` / ``engines``: engines created before this call).
     ``set_global`` makes the providers the global ones (unless a global SDK tracer provider already exists).
+    ``app`` (an ASGI application) is instrumented with tenantwatch's ASGI middleware (see
+    :meth:`TenantwatchHandle.add_middleware`); serve ``handle.app``.
 
     Raises :class:`tenantwatch.config.ConfigError` (a ``ValueError``) for a bad rules file or argument, naming the
     field.
@@ -310,6 +333,8 @@ def configure(
         handle.instrumentor = _instrument_sqlalchemy(
             resolved, analyzer, tracer_provider, meter_provider, engine=engine, engines=engines
         )
+    if app is not None:
+        handle.app = handle.add_middleware(app)
     return handle
 
 

@@ -5,7 +5,8 @@ middleware and, inside the server span it starts:
 
 1. resolves the tenant, user and role: a custom callable first, then the resolvers of ``Settings.http.resolvers``
    in order (JWT verified against a key or JWKS; tenant headers and incoming W3C baggage only from trusted proxies;
-   subdomain; path segment). A rejected token or an untrusted header never sets a tenant; both are counted.
+   subdomain; path parameter of the matched route). A rejected token or an untrusted header never sets a tenant; both
+   are counted.
 2. puts them in the tenant context and W3C baggage for the whole request (db spans and outgoing calls see them) and
    on the server span (``tenant.id``, ``enduser.id``, ``enduser.role``, ``tenant.bucket``, ``client.address``,
    ``tenantwatch.tenant.source``), and sets ``http.route`` from the framework's matched route;
@@ -47,9 +48,11 @@ from tenantwatch.instrumentation.resolvers.path import PathResolver
 from tenantwatch.instrumentation.resolvers.subdomain import SubdomainResolver
 from tenantwatch.instrumentation.resolvers.trust import TrustedPeers
 
-__all__ = ["TenantResolver", "TenantwatchMiddleware", "instrument_app"]
+__all__ = ["TenantResolver", "TenantwatchMiddleware", "instrument_app", "uninstrument_app"]
 
 logger = logging.getLogger(__name__)
+
+_MAX_FORWARDED_HOPS = 16
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -108,7 +111,7 @@ class TenantwatchMiddleware:
         self._jwt = JWTResolver(http)
         self._header = HeaderResolver(http)
         self._subdomain = SubdomainResolver(http.subdomain_base) if http.subdomain_base else None
-        self._path = PathResolver(http.path_param) if http.path_param else None
+        self._path = PathResolver(http.path_param, app) if http.path_param else None
         self._order = http.resolvers
         self._inner = OpenTelemetryMiddleware(
             self._tenant_layer,
@@ -118,9 +121,6 @@ class TenantwatchMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http":
-            await self._inner(scope, receive, send)
-            return
         await self._inner(scope, receive, send)
 
     # --- per request ----------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class TenantwatchMiddleware:
         if trusted:
             for name, value in headers:
                 if name == "x-forwarded-for":
-                    address = value.split(",")[0].strip() or peer
+                    address = self._forwarded_client(value) or peer
                     break
         host = None
         for name, value in headers:
@@ -152,7 +152,20 @@ class TenantwatchMiddleware:
         )
         return request, trusted
 
-    async def _resolve(self, request: RequestInfo, trusted: bool) -> Resolution | None:
+    def _forwarded_client(self, forwarded: str) -> str | None:
+        """The client behind our proxies: the right-most ``X-Forwarded-For`` hop that is not a trusted proxy (hops
+        further left were written by the client itself and may be forged)."""
+        address = None
+        for raw in reversed(forwarded.split(",")[-_MAX_FORWARDED_HOPS:]):
+            hop = raw.strip()
+            if not hop:
+                continue
+            address = hop
+            if hop not in self._trusted:
+                break
+        return address
+
+    async def _resolve(self, scope: Scope, request: RequestInfo, trusted: bool) -> Resolution | None:
         if self._resolver is not None:
             answer = self._resolver(request)
             if inspect.isawaitable(answer):
@@ -179,7 +192,7 @@ class TenantwatchMiddleware:
             elif name == "subdomain" and self._subdomain is not None:
                 found = self._subdomain.resolve(request)
             elif name == "path" and self._path is not None:
-                found = self._path.resolve(request)
+                found = self._path.resolve(request, scope)
             if found is not None and found.tenant_id is not None:
                 return found
         incoming = baggage.get_baggage(A.TENANT_ID)
@@ -199,6 +212,8 @@ class TenantwatchMiddleware:
         attributes: dict[str, str] = {A.TENANT_BUCKET: self.metrics.tenant_bucket(request.tenant_id)}
         if request.client_address:
             attributes[A.CLIENT_ADDRESS] = request.client_address
+        if request.route:
+            attributes[A.HTTP_ROUTE] = request.route
         if found is not None:
             attributes[A.TENANT_ID] = found.tenant_id or ""
             attributes[A.TENANT_SOURCE] = found.source
@@ -216,7 +231,7 @@ class TenantwatchMiddleware:
         try:
             request, trusted = self._request(scope)
             request.span = trace.get_current_span()
-            found = await self._resolve(request, trusted)
+            found = await self._resolve(scope, request, trusted)
             if found is not None:
                 request.tenant_id, request.user_id, request.role = found.tenant_id, found.user_id, found.role
                 request.tenant_source = found.source
@@ -304,10 +319,41 @@ def _route(scope: Scope) -> str | None:
     return str(path) if path else None
 
 
-def instrument_app(app: ASGIApp, **kwargs: Any) -> TenantwatchMiddleware:
+def instrument_app(
+    app: ASGIApp,
+    *,
+    settings: Settings | None = None,
+    resolver: TenantResolver | None = None,
+    observers: Sequence[RequestObserver] | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    excluded_urls: str | None = None,
+    processor: Any = None,
+    clock: Callable[[], float] | None = None,
+) -> TenantwatchMiddleware:
     """Wrap ``app`` (any ASGI application) with :class:`TenantwatchMiddleware`; serve the returned object.
 
-    Keyword arguments are those of :class:`TenantwatchMiddleware` (``settings``, ``resolver``, ``observers``,
-    ``tracer_provider``, ``meter_provider``, ``excluded_urls``, ``processor``, ``clock``).
+    ``settings`` defaults to :func:`tenantwatch.config.load_settings` (arguments > ``TENANTWATCH_*`` > rules file >
+    defaults); ``resolver`` is a custom tenant resolver tried first; ``observers`` replaces the default security
+    observer; ``tracer_provider`` / ``meter_provider`` default to the global ones; ``excluded_urls`` (comma-separated
+    regular expressions, as OTel's ASGI middleware takes them) get no server span (their tenant is still resolved,
+    so their db spans are tagged); ``processor`` is the
+    :class:`~tenantwatch.processors.TenantwatchSpanProcessor` whose findings feed response actions (found on the
+    tracer provider when omitted); ``clock`` drives the security observer's windows (tests).
     """
-    return TenantwatchMiddleware(app, **kwargs)
+    return TenantwatchMiddleware(
+        app,
+        settings=settings,
+        resolver=resolver,
+        observers=observers,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        excluded_urls=excluded_urls,
+        processor=processor,
+        clock=clock,
+    )
+
+
+def uninstrument_app(app: Any) -> Any:
+    """The application :func:`instrument_app` wrapped (``app`` itself when it is not a tenantwatch middleware)."""
+    return app.app if isinstance(app, TenantwatchMiddleware) else app

@@ -5,6 +5,11 @@ Keys come from ``jwt_key_file`` (a PEM public key for RS*/ES*/EdDSA, or a shared
 algorithms are accepted (never ``none``); ``exp``/``nbf`` are checked, and ``aud``/``iss`` when configured. A token
 that fails any check sets no tenant; the rejection reason (``unsigned``, ``expired``, ``invalid_signature``,
 ``invalid_audience``, ``invalid_issuer``, ``unknown_key``, ``malformed``, ``no_key``) is counted by the middleware.
+
+Verified tokens are remembered (up to ``cache_size`` of them, by exact token text, for the key generation that
+verified them): a client sending the same token again costs a dictionary lookup and an ``exp`` comparison instead of a
+signature check. A remembered token still expires at its ``exp``, and every remembered token is forgotten when a key
+file changes. Rejected tokens are never remembered.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -27,6 +33,7 @@ __all__ = ["JWTResolver"]
 logger = logging.getLogger(__name__)
 
 _MAX_TOKEN = 8192
+_CACHE_SIZE = 1024
 
 
 class _KeyFile:
@@ -39,6 +46,8 @@ class _KeyFile:
         self._mtime: float | None = None
         self._value: Any = None
         self._checked = float("-inf")
+        self.version = 0
+        """Incremented each time the file is (re)loaded."""
 
     def get(self) -> Any:
         now = time.monotonic()
@@ -56,6 +65,7 @@ class _KeyFile:
                 with open(self._path, encoding="utf-8") as handle:
                     self._value = self._parse(handle.read())
                 self._mtime = mtime
+                self.version += 1
             except Exception:
                 logger.exception("tenantwatch: JWT key file %s is not usable", self._path)
         return self._value
@@ -70,14 +80,62 @@ def _jwks(text: str) -> dict[str, PyJWK]:
 
 
 class JWTResolver:
-    """Verifies ``Authorization: Bearer <jwt>`` and reads its claims."""
+    """Verifies ``Authorization: Bearer <jwt>`` and reads its claims.
 
-    def __init__(self, http: HttpSettings) -> None:
+    ``http`` supplies the configuration (``jwt_*`` fields, ``jwks_file``); ``cache_size`` bounds the verified-token
+    cache (0 turns it off); ``clock`` (seconds since the epoch) is what ``exp`` of a remembered token is compared to.
+    """
+
+    def __init__(
+        self, http: HttpSettings, *, cache_size: int = _CACHE_SIZE, clock: Callable[[], float] = time.time
+    ) -> None:
         self._http = http
         self._algorithms = [a for a in http.jwt_algorithms if a.lower() != "none"]
         self._key = _KeyFile(http.jwt_key_file, lambda text: text.strip()) if http.jwt_key_file else None
         self._jwks = _KeyFile(http.jwks_file, _jwks) if http.jwks_file else None
         self._options = {"require": ["exp"], "verify_aud": http.jwt_audience is not None}
+        self._cache_size = cache_size
+        self._clock = clock
+        self._verified: dict[str, tuple[tuple[int, int], float, Resolution | None]] = {}
+        """token -> (key generation, exp, what it resolved to)."""
+
+    def _generation(self) -> tuple[int, int]:
+        """The versions of the key files, reloading a changed file (at most one stat a second)."""
+        key, jwks = self._key, self._jwks
+        if key is not None:
+            key.get()
+        if jwks is not None:
+            jwks.get()
+        return (key.version if key is not None else 0, jwks.version if jwks is not None else 0)
+
+    def _remembered(self, token: str, generation: tuple[int, int]) -> tuple[bool, Resolution | None]:
+        entry = self._verified.get(token)
+        if entry is None:
+            return False, None
+        if entry[0] != generation:
+            self._verified.pop(token, None)
+            return False, None
+        if self._clock() >= entry[1]:
+            self._verified.pop(token, None)
+            return True, Resolution(None, source="jwt", rejected="expired")
+        return True, entry[2]
+
+    def _remember(
+        self, token: str, generation: tuple[int, int], claims: dict[str, Any], found: Resolution | None
+    ) -> None:
+        if self._cache_size <= 0:
+            return
+        try:
+            expires = float(claims["exp"])
+        except (KeyError, TypeError, ValueError):
+            return
+        verified = self._verified
+        if len(verified) >= self._cache_size:
+            try:
+                del verified[next(iter(verified))]  # oldest first
+            except (KeyError, RuntimeError, StopIteration):
+                verified.clear()
+        verified[token] = (generation, expires, found)
 
     @property
     def configured(self) -> bool:
@@ -109,6 +167,10 @@ class JWTResolver:
             return None
         if len(token) > _MAX_TOKEN:
             return Resolution(None, source="jwt", rejected="malformed")
+        generation = self._generation()
+        known, answer = self._remembered(token, generation)
+        if known:
+            return answer
         header: dict[str, Any] | None = None
         key: Any = None
         if self._jwks is not None:  # the key depends on the token's kid: read the header first
@@ -155,6 +217,12 @@ class JWTResolver:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return Resolution(None, source="jwt", rejected="malformed")
+        found = self._claims(claims)
+        self._remember(token, generation, claims, found)
+        return found
+
+    def _claims(self, claims: dict[str, Any]) -> Resolution | None:
+        http = self._http
         tenant = claims.get(http.jwt_tenant_claim)
         if tenant is None:
             return None
