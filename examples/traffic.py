@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import ipaddress
+import json
 import random
 import sys
 import time
@@ -26,18 +28,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
-import jwt
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 if __package__:  # examples.traffic in a checkout, tenantwatch_examples.traffic when installed
     from .okr_app import auth
-    from .okr_app.seed import DEFAULT_TENANTS, user_id
+    from .okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
 else:  # python examples/traffic.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples.okr_app import auth
-    from examples.okr_app.seed import DEFAULT_TENANTS, user_id
+    from examples.okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
 
 DEFAULT_MIX = {"normal": 70, "buggy": 12, "auth": 10, "attack": 8}
 
@@ -80,22 +85,39 @@ def _parse_mix(text: str) -> dict[str, int]:
     return mix
 
 
-def _token(tenant: int, role: str = "member", **kwargs: object) -> str:
-    return auth.make_token(tenant, user_id(tenant, role), role, **kwargs)  # type: ignore[arg-type]
+def _token(tenant: int, role: str = "member", *, ttl: int = 3600, key: str | None = None) -> str:
+    return auth.make_token(tenant, user_id(tenant, role), role, ttl=ttl, key=key)
+
+
+def _unsigned_token(tenant: int) -> str:
+    """A token with ``alg: none`` and no signature (must never be accepted)."""
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"tenant_id": str(tenant), "sub": "1", "role": "superuser", "exp": int(time.time()) + 3600}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def _objective(tenant: int, rng: random.Random) -> int:
+    """An id of one of ``tenant``'s seeded objectives (among its first 200, where traffic concentrates)."""
+    ids = objective_ids(tenant)
+    return rng.choice(ids[:200])
 
 
 def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
     """(method, path, headers) of one request of ``kind``."""
     tenant = rng.choice(DEFAULT_TENANTS)
     bearer = {"authorization": f"Bearer {_token(tenant.id)}"}
+    own = _objective(tenant.id, rng)
     if kind == "normal":
         path = rng.choice(
             (
                 "/objectives?limit=20",
-                f"/objectives/{rng.randint(1, 50)}",
+                f"/objectives/{own}",
                 "/stats",
                 "/search?q=objective",
-                f"/objectives/{rng.randint(1, 50)}/key-results",
+                f"/objectives/{own}/key-results",
             )
         )
         return "GET", path, bearer
@@ -105,12 +127,12 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
         if choice == "superuser":
             return (
                 "POST",
-                f"/admin/objectives/{rng.randint(1, 50)}/title?title=Renamed",
+                f"/admin/objectives/{own}/title?title=Renamed",
                 {"authorization": f"Bearer {_token(tenant.id, 'superuser')}"},
             )
         return {
             "list": ("GET", "/buggy/objectives", bearer),
-            "lookup": ("GET", f"/buggy/objectives/{rng.randint(1, 50)}?org_id={other.id}", bearer),
+            "lookup": ("GET", f"/buggy/objectives/{_objective(other.id, rng)}?org_id={other.id}", bearer),
             "archive": ("POST", "/buggy/objectives/archive-all", bearer),
             "export": ("GET", "/buggy/export", bearer),
             "report": ("GET", "/buggy/report", bearer),
@@ -122,9 +144,7 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
             "none": {},
             "forged": {"authorization": f"Bearer {_token(tenant.id, key='forged-forged-forged-forged-forged')}"},
             "expired": {"authorization": f"Bearer {_token(tenant.id, ttl=-60)}"},
-            "unsigned": {
-                "authorization": "Bearer " + jwt.encode({"tenant_id": str(tenant.id)}, None, algorithm="none")
-            },
+            "unsigned": {"authorization": f"Bearer {_unsigned_token(tenant.id)}"},
         }[variant]
         return "GET", "/objectives", headers
     return "GET", rng.choice(ATTACKS), bearer
@@ -173,7 +193,7 @@ async def run(
             if bar is not None:
                 bar[0].update(bar[1], advance=1)
 
-    timeout = httpx.Timeout(30.0)
+    timeout = httpx.Timeout(min(30.0, duration))  # an in-flight request cannot outlive the run by more than this
     async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout) as client:
         if bar is not None:
             bar[0].start()
@@ -186,7 +206,7 @@ async def run(
     return summary
 
 
-def _progress(total: int) -> tuple[object, object] | None:
+def _progress(total: int) -> tuple[Progress, TaskID]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     progress = Progress(

@@ -30,6 +30,7 @@ def test_demo_app_json_reports_findings_of_the_buggy_and_bad_traffic(capsys: pyt
     assert set(sent) == {"normal", "buggy", "auth", "attack"}
     assert result["traffic"]["errors"] == 0
     assert result["traffic"]["statuses"]["auth:401"] == sent["auth"]  # every bad token is refused
+    assert result["traffic"]["statuses"]["normal:200"] == sent["normal"]  # normal traffic reads the caller's own rows
 
 
 def test_demo_app_live_output(tmp_path: Path) -> None:

@@ -6,6 +6,9 @@ The same secret file is given to tenantwatch's JWT resolver, so the tenant comes
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -19,14 +22,42 @@ def secret() -> str:
     return os.environ.get("OKR_JWT_SECRET") or DEV_SECRET
 
 
+@functools.cache
 def secret_file() -> str:
-    """A file holding the secret, for ``Settings.http.jwt_key_file``."""
-    path = os.path.join(tempfile.gettempdir(), f"okr-jwt-{os.getpid()}.key")
-    with open(path, "w", encoding="utf-8") as handle:
+    """A private file (mode 0600, one per process) holding the secret, for ``Settings.http.jwt_key_file``."""
+    fd, path = tempfile.mkstemp(prefix="okr-jwt-", suffix=".key")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(secret())
+    atexit.register(_remove, path)
     return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def make_token(tenant: int, user: int, role: str, *, ttl: int = 3600, key: str | None = None) -> str:
     claims = {"tenant_id": str(tenant), "sub": str(user), "role": role, "exp": int(time.time()) + ttl}
     return jwt.encode(claims, key or secret(), algorithm="HS256")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m examples.okr_app.auth --tenant 1 --role admin``: print a token for curl or the traffic generator."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Mint a bearer token for the OKR example (dev secret).")
+    parser.add_argument("--tenant", type=int, default=1, help="organization id (seeded: 1 acme, 2 globex, 3 initech)")
+    parser.add_argument("--user", type=int, help="user id (default: the seeded user of that role)")
+    parser.add_argument("--role", choices=("member", "admin", "superuser"), default="member")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (negative: already expired)")
+    args = parser.parse_args(argv)
+    from .seed import user_id
+
+    user = args.user if args.user is not None else user_id(args.tenant, args.role)
+    print(make_token(args.tenant, user, args.role, ttl=args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 
 import tenantwatch
-from tenantwatch.context import TenantContext, current_context
+from tenantwatch.context import current_context
 
 from . import auth
 from .models import KeyResult, Objective
@@ -27,15 +28,30 @@ from .seed import DEFAULT_TENANTS, Tenant, seed
 DEFAULT_URL = "sqlite:///okr.db"
 
 
-def principal() -> TenantContext:
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the organization (tenant), user and role from the verified bearer token."""
+
+    org: int
+    user: str | None
+    role: str | None
+
+
+def principal() -> Caller:
     """The caller, as tenantwatch resolved it from the verified token; 401 without one."""
     ctx = current_context()
-    if ctx.tenant_id is None:
+    if ctx.tenant_id is None or not ctx.tenant_id.isdigit():
         raise HTTPException(status_code=401, detail="a valid bearer token is required")
-    return ctx
+    return Caller(org=int(ctx.tenant_id), user=ctx.user_id, role=ctx.role)
 
 
-Who = Annotated[TenantContext, Depends(principal)]
+Who = Annotated[Caller, Depends(principal)]
+
+
+def _pg_sleep(seconds: float) -> int:
+    """``pg_sleep`` for SQLite, so the slow report is slow on both databases."""
+    time.sleep(float(seconds))
+    return 0
 
 
 def _engine(url: str) -> Engine:
@@ -44,14 +60,13 @@ def _engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _functions(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-            dbapi_connection.create_function("pg_sleep", 1, lambda seconds: time.sleep(float(seconds)) or 0)
+            dbapi_connection.create_function("pg_sleep", 1, _pg_sleep)
 
     return engine
 
 
 def build_api(engine: Engine) -> FastAPI:
     api = FastAPI(title="OKR example (tenantwatch)")
-    org = int
 
     @api.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -66,7 +81,7 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(Objective.id, Objective.title, Objective.status)
-                .where(Objective.organization_id == org(who.tenant_id))
+                .where(Objective.organization_id == who.org)
                 .order_by(Objective.id)
                 .limit(min(limit, 100))
             ).all()
@@ -77,7 +92,7 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             row = conn.execute(
                 select(Objective.id, Objective.title, Objective.status).where(
-                    Objective.id == objective_id, Objective.organization_id == org(who.tenant_id)
+                    Objective.id == objective_id, Objective.organization_id == who.org
                 )
             ).first()
         if row is None:
@@ -89,7 +104,7 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(KeyResult.id, KeyResult.title, KeyResult.progress).where(
-                    KeyResult.objective_id == objective_id, KeyResult.organization_id == org(who.tenant_id)
+                    KeyResult.objective_id == objective_id, KeyResult.organization_id == who.org
                 )
             ).all()
         return [dict(r._mapping) for r in rows]
@@ -99,7 +114,7 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             rows = conn.execute(
                 select(Objective.id, Objective.title)
-                .where(Objective.organization_id == org(who.tenant_id), Objective.title.like(f"%{q}%"))
+                .where(Objective.organization_id == who.org, Objective.title.like(f"%{q}%"))
                 .limit(20)
             ).all()
         return [dict(r._mapping) for r in rows]
@@ -109,8 +124,19 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.begin() as conn:
             changed = conn.execute(
                 update(Objective)
-                .where(Objective.id == objective_id, Objective.organization_id == org(who.tenant_id))
+                .where(Objective.id == objective_id, Objective.organization_id == who.org)
                 .values(status="done")
+            ).rowcount
+        return {"updated": changed}
+
+    @api.post("/objectives/archive")
+    def archive_done(who: Who) -> dict[str, int]:
+        """Archives the caller's done objectives: a bulk update, scoped to the tenant."""
+        with engine.begin() as conn:
+            changed = conn.execute(
+                update(Objective)
+                .where(Objective.organization_id == who.org, Objective.status == "done")
+                .values(status="archived")
             ).rowcount
         return {"updated": changed}
 
@@ -149,7 +175,7 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.begin() as conn:
             changed = conn.execute(
                 update(Objective)
-                .where(Objective.id == objective_id, Objective.organization_id == org(who.tenant_id))
+                .where(Objective.id == objective_id, Objective.organization_id == who.org)
                 .values(title=title)
             ).rowcount
         return {"updated": changed}
@@ -159,9 +185,7 @@ def build_api(engine: Engine) -> FastAPI:
         """Exports every objective of the tenant in one go (large_result above 1,000 rows)."""
         with engine.connect() as conn:
             rows = conn.execute(
-                select(Objective.id, Objective.title, Objective.status).where(
-                    Objective.organization_id == org(who.tenant_id)
-                )
+                select(Objective.id, Objective.title, Objective.status).where(Objective.organization_id == who.org)
             ).all()
         return {"exported": len(rows)}
 
@@ -174,7 +198,7 @@ def build_api(engine: Engine) -> FastAPI:
                     "WITH pause AS MATERIALIZED (SELECT pg_sleep(0.6) AS slept) "
                     "SELECT count(*) FROM objectives CROSS JOIN pause WHERE objectives.organization_id = :org"
                 ),
-                {"org": org(who.tenant_id)},
+                {"org": who.org},
             ).scalar_one()
         return {"objectives": int(count)}
 
@@ -184,7 +208,7 @@ def build_api(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             rows = conn.execute(
                 text(f"SELECT id, title FROM objectives WHERE organization_id = :org AND title LIKE '%{q}%' LIMIT 20"),
-                {"org": org(who.tenant_id)},
+                {"org": who.org},
             ).all()
         return [dict(r._mapping) for r in rows]
 
@@ -192,7 +216,7 @@ def build_api(engine: Engine) -> FastAPI:
     def stats(who: Who) -> dict[str, int]:
         with engine.connect() as conn:
             total = conn.execute(
-                select(func.count()).select_from(Objective).where(Objective.organization_id == org(who.tenant_id))
+                select(func.count()).select_from(Objective).where(Objective.organization_id == who.org)
             ).scalar_one()
         return {"objectives": int(total)}
 

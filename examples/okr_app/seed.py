@@ -29,6 +29,16 @@ def user_id(tenant: int, role: str) -> int:
     return tenant * 100 + ROLES.index(role) + 1
 
 
+def objective_ids(tenant: int, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> range:
+    """The ids :func:`seed` gives ``tenant``'s objectives (consecutive, tenants in order), for traffic and tests."""
+    start = 1
+    for t in tenants:
+        if t.id == tenant:
+            return range(start, start + t.objectives)
+        start += t.objectives
+    raise KeyError(tenant)
+
+
 def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 

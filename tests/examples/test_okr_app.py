@@ -23,30 +23,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.okr_app import auth
 from examples.okr_app.main import create_app
-from examples.okr_app.seed import DEFAULT_TENANTS, user_id
+from examples.okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
 
 pytestmark = pytest.mark.postgres
 
 ACME, GLOBEX = 1, 2
+GLOBEX_OBJECTIVE = objective_ids(GLOBEX)[0]
+SQLI = "%27%20OR%20%271%27%3D%271"  # ' OR '1'='1
 
-CASES: list[tuple[str, str, str, str, set[str]]] = [
-    # (name, method, path, role, expected rules)
-    ("health", "GET", "/healthz", "member", set()),
-    ("list", "GET", "/objectives?limit=20", "member", set()),
-    ("get by id", "GET", "/objectives/1", "member", set()),
-    ("key results", "GET", "/objectives/1/key-results", "member", set()),
-    ("search", "GET", "/search?q=objective%2012", "member", set()),
-    ("mark done", "POST", "/objectives/2/done", "member", set()),
-    ("stats", "GET", "/stats", "member", set()),
-    ("missing tenant filter", "GET", "/buggy/objectives", "member", {"missing_tenant_filter"}),
-    ("cross-tenant lookup by id", "GET", f"/buggy/objectives/5300?org_id={GLOBEX}", "member", {"cross_tenant"}),
-    ("same-tenant lookup", "GET", f"/buggy/objectives/3?org_id={ACME}", "member", set()),
-    ("unscoped bulk update", "POST", "/buggy/objectives/archive-all", "member", {"unscoped_write"}),
-    ("superuser write", "POST", "/admin/objectives/4/title?title=Renamed", "superuser", {"superuser_write"}),
-    ("large export", "GET", "/buggy/export", "member", {"large_result"}),
-    ("slow report", "GET", "/buggy/report", "member", {"slow_query"}),
-    ("string-built WHERE", "GET", "/buggy/search?q=objective%2042", "member", {"injection_signal"}),
-]
+NONE: dict[str, set[str]] = {"server": set(), "db": set()}
+
+
+def db(*rules: str) -> dict[str, set[str]]:
+    return {"server": set(), "db": set(rules)}
+
+
+CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
+    # (name, method, path, role, expected rules on the server span and on the db spans); order matters: one module
+    # database, so the correct bulk archive runs before the buggy one has archived every tenant's done objectives
+    ("health", "GET", "/healthz", "member", NONE),
+    ("list", "GET", "/objectives?limit=20", "member", NONE),
+    ("get by id", "GET", "/objectives/1", "member", NONE),
+    ("key results", "GET", "/objectives/1/key-results", "member", NONE),
+    ("search", "GET", "/search?q=objective%2012", "member", NONE),
+    ("mark done", "POST", "/objectives/2/done", "member", NONE),
+    ("archive done (scoped bulk update)", "POST", "/objectives/archive", "member", NONE),
+    ("stats", "GET", "/stats", "member", NONE),
+    ("missing tenant filter", "GET", "/buggy/objectives", "member", db("missing_tenant_filter")),
+    ("cross-tenant lookup by id", "GET", f"/buggy/objectives/{GLOBEX_OBJECTIVE}?org_id={GLOBEX}", "member",
+     db("cross_tenant")),
+    ("same-tenant lookup", "GET", f"/buggy/objectives/3?org_id={ACME}", "member", NONE),
+    ("unscoped bulk update", "POST", "/buggy/objectives/archive-all", "member", db("unscoped_write")),
+    ("superuser write", "POST", "/admin/objectives/4/title?title=Renamed", "superuser", db("superuser_write")),
+    ("admin write", "POST", "/admin/objectives/5/title?title=Renamed", "admin", db("superuser_write")),
+    ("member write on the admin route", "POST", "/admin/objectives/6/title?title=Renamed", "member", NONE),
+    ("large export", "GET", "/buggy/export", "member", db("large_result")),
+    ("slow report", "GET", "/buggy/report", "member", db("slow_query")),
+    ("string-built WHERE", "GET", "/buggy/search?q=objective%2042", "member", db("injection_signal")),
+    ("SQLi payload on the bound search", "GET", f"/search?q={SQLI}", "member",
+     {"server": {"injection_signal"}, "db": set()}),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +96,30 @@ def okr(postgres_dsn: dict[str, Any]) -> Iterator[tuple[Any, InMemorySpanExporte
         admin.close()
 
 
-def rules_of(spans: list[ReadableSpan]) -> set[str]:
-    return {rule for span in spans for rule in (span.attributes or {}).get(A.FINDINGS, ())}
+def findings_by_kind(spans: list[ReadableSpan]) -> dict[str, set[str]]:
+    """Rule ids on the server span and on the db spans (every finding event on a db span names its table)."""
+    found: dict[str, set[str]] = {"server": set(), "db": set()}
+    for span in spans:
+        rules = set((span.attributes or {}).get(A.FINDINGS, ()))
+        if not rules:
+            continue
+        kind = "server" if span.kind is SpanKind.SERVER else "db"
+        if kind == "db":
+            assert span.kind is SpanKind.CLIENT and A.DB_TENANT_FILTER in (span.attributes or {}), span.name
+            events = [e.attributes or {} for e in span.events if e.name == A.FINDING_EVENT]
+            assert {str(e[A.RULE]) for e in events} == rules
+            assert {e.get(A.FINDING_TABLE) for e in events} == {"objectives"}
+        found[kind] |= rules
+    return found
 
 
-async def call(app: Any, method: str, path: str, role: str) -> httpx.Response:
-    token = auth.make_token(ACME, user_id(ACME, role), role)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://okr") as client:
-        return await client.request(method, path, headers={"authorization": f"Bearer {token}"})
+async def call(
+    app: Any, method: str, path: str, role: str, *, token: str | None = None, client: str = "127.0.0.1"
+) -> httpx.Response:
+    bearer = token if token is not None else auth.make_token(ACME, user_id(ACME, role), role)
+    transport = httpx.ASGITransport(app=app, client=(client, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://okr") as http:
+        return await http.request(method, path, headers={"authorization": f"Bearer {bearer}"})
 
 
 def test_seed_has_three_tenants_and_one_above_5000_objectives() -> None:
@@ -96,31 +128,69 @@ def test_seed_has_three_tenants_and_one_above_5000_objectives() -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "role", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-async def test_endpoint_produces_exactly_its_findings(
-    okr: tuple[Any, InMemorySpanExporter], method: str, path: str, role: str, expected: set[str]
+async def test_endpoint_produces_exactly_its_findings_on_the_right_span(
+    okr: tuple[Any, InMemorySpanExporter], method: str, path: str, role: str, expected: dict[str, set[str]]
 ) -> None:
     app, exporter = okr
     exporter.clear()
     response = await call(app, method, path, role)
     assert response.status_code == 200, response.text
     spans = list(exporter.get_finished_spans())
-    assert rules_of(spans) == expected
+    assert findings_by_kind(spans) == expected
     server = next(s for s in spans if s.kind is SpanKind.SERVER)
     assert (server.attributes or {})[A.TENANT_ID] == str(ACME)
+
+
+async def test_sqli_through_the_string_built_where_breaks_the_tenant_scope(
+    okr: tuple[Any, InMemorySpanExporter],
+) -> None:
+    """The payload turns ``org = :org AND title LIKE '%...%'`` into ``... OR '1'='1``: other tenants' rows leak, the
+    db span says the filter is gone and the server span carries the attack pattern."""
+    app, exporter = okr
+    exporter.clear()
+    response = await call(app, "GET", f"/buggy/search?q={SQLI}", "member")
+    assert response.status_code == 200, response.text
+    found = findings_by_kind(list(exporter.get_finished_spans()))
+    assert found["server"] == {"injection_signal"}
+    # the value breaks out of the literal, so only the scope verdict (not the value match) sees it on the db span
+    assert found["db"] - {"injection_signal"} == {"missing_tenant_filter"}
 
 
 async def test_export_returns_more_than_1000_rows_and_the_span_says_so(okr: tuple[Any, InMemorySpanExporter]) -> None:
     app, exporter = okr
     exporter.clear()
     response = await call(app, "GET", "/buggy/export", "member")
-    assert response.json()["exported"] > 1000
-    db = [s for s in exporter.get_finished_spans() if A.DB_RESPONSE_RETURNED_ROWS in (s.attributes or {})]
-    assert max(int((s.attributes or {})[A.DB_RESPONSE_RETURNED_ROWS]) for s in db) == response.json()["exported"]
+    assert response.json()["exported"] == len(objective_ids(ACME)) > 1000
+    db_spans = [s for s in exporter.get_finished_spans() if A.DB_RESPONSE_RETURNED_ROWS in (s.attributes or {})]
+    assert max(int((s.attributes or {})[A.DB_RESPONSE_RETURNED_ROWS]) for s in db_spans) == response.json()["exported"]
 
 
 async def test_requests_without_a_valid_token_are_refused(okr: tuple[Any, InMemorySpanExporter]) -> None:
-    app, _ = okr
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://okr") as client:
-        assert (await client.get("/objectives")).status_code == 401
-        forged = auth.make_token(ACME, 1, "member", key="not-the-secret-not-the-secret-not-the")
-        assert (await client.get("/objectives", headers={"authorization": f"Bearer {forged}"})).status_code == 401
+    app, exporter = okr
+    exporter.clear()
+    forged = auth.make_token(ACME, 1, "member", key="not-the-secret-not-the-secret-not-the")
+    expired = auth.make_token(ACME, 1, "member", ttl=-60)
+    for token in (forged, expired):
+        response = await call(app, "GET", "/objectives", "member", token=token, client="127.0.0.7")
+        assert response.status_code == 401
+    servers = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert [(s.attributes or {}).get(A.TENANT_ID) for s in servers] == [None, None]
+    assert all(A.TOKEN_REJECTED in (s.attributes or {}) for s in servers)
+    assert not [s for s in exporter.get_finished_spans() if A.DB_TENANT_FILTER in (s.attributes or {})]
+
+
+async def test_repeated_bad_tokens_from_one_client_become_brute_force(okr: tuple[Any, InMemorySpanExporter]) -> None:
+    app, exporter = okr
+    threshold = 10  # brute_force default: 10 auth failures per client within 60 s
+    flagged = []
+    for _ in range(threshold + 1):
+        exporter.clear()
+        expired = auth.make_token(ACME, user_id(ACME, "member"), "member", ttl=-60)
+        assert (await call(app, "GET", "/objectives", "member", token=expired, client="127.0.0.9")).status_code == 401
+        found = findings_by_kind(list(exporter.get_finished_spans()))
+        assert found["db"] == set()
+        flagged.append(found["server"] == {"brute_force"})
+    assert flagged == [False] * (threshold - 1) + [True, True]
+    exporter.clear()
+    assert (await call(app, "GET", "/objectives", "member", client="127.0.0.10")).status_code == 200
+    assert findings_by_kind(list(exporter.get_finished_spans())) == NONE  # another client is not affected

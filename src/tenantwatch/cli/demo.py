@@ -33,6 +33,9 @@ def add_parser(sub: Any) -> None:
     )
     demo.add_argument("--requests", type=int, default=150, help="--app: requests to send (default 150)")
     demo.add_argument(
+        "--duration", type=float, default=60.0, help="--app: stop sending after this many seconds (default 60)"
+    )
+    demo.add_argument(
         "--otlp-endpoint",
         metavar="URL",
         help="OTLP base URL, e.g. http://localhost:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT; protocol from "
@@ -66,11 +69,15 @@ def _run_app(args: argparse.Namespace, stdout: IO[str]) -> int:
         from tenantwatch.demo.app import AppDemoError, run_app_demo
     except ImportError as exc:
         raise UsageError(f"the app demo needs its extras: pip install 'tenantwatch[examples]' ({exc})") from exc
-    if args.requests <= 0:
-        raise UsageError("--requests must be positive")
+    if args.requests <= 0 or args.duration <= 0:
+        raise UsageError("--requests and --duration must be positive")
     try:
         result = run_app_demo(
-            stdout=stdout, json_output=args.json, requests=args.requests, otlp_endpoint=args.otlp_endpoint
+            stdout=stdout,
+            json_output=args.json,
+            requests=args.requests,
+            duration=args.duration,
+            otlp_endpoint=args.otlp_endpoint,
         )
     except AppDemoError as exc:
         raise UsageError(str(exc)) from exc

@@ -31,22 +31,25 @@ class AppDemoError(RuntimeError):
 
 
 def _examples() -> tuple[ModuleType, ModuleType]:
-    """(okr_app.main, traffic): installed as ``tenantwatch_examples`` or from a checkout's ``examples/``."""
-    for package in ("tenantwatch_examples", "examples"):
+    """(okr_app.main, traffic): from a checkout's ``examples/`` when tenantwatch runs from one (an editable install's
+    ``tenantwatch_examples`` is a copy taken at install time), else the installed ``tenantwatch_examples``."""
+    root = Path(__file__).resolve().parents[3]
+    if (root / "examples" / "okr_app" / "main.py").is_file():
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        packages: tuple[str, ...] = ("examples", "tenantwatch_examples")
+    else:
+        packages = ("tenantwatch_examples",)
+    failure: ImportError | None = None
+    for package in packages:
         try:
             return importlib.import_module(f"{package}.okr_app.main"), importlib.import_module(f"{package}.traffic")
-        except ImportError:
-            continue
-    root = Path(__file__).resolve().parents[3]
-    if (root / "examples" / "okr_app").is_dir():
-        sys.path.insert(0, str(root))
-        try:
-            return importlib.import_module("examples.okr_app.main"), importlib.import_module("examples.traffic")
         except ImportError as exc:
-            raise AppDemoError(
-                f"the example app needs its extras: pip install 'tenantwatch[examples]' ({exc})"
-            ) from exc
-    raise AppDemoError("the example app is not installed: run from a tenantwatch checkout (examples/okr_app)")
+            failure = failure or exc
+    missing = getattr(failure, "name", None) or ""
+    if failure is not None and missing.split(".")[0] not in packages:
+        raise AppDemoError(f"the example app needs its extras: pip install 'tenantwatch[examples]' ({failure})")
+    raise AppDemoError("the example app is not installed: pip install 'tenantwatch[examples]' or run from a checkout")
 
 
 class _LiveFindings(SpanExporter):
@@ -54,7 +57,6 @@ class _LiveFindings(SpanExporter):
 
     def __init__(self, out: IO[str] | None, console: Any) -> None:
         self.by_rule: Counter[str] = Counter()
-        self.by_route: Counter[tuple[str, str]] = Counter()
         self._out = out
         self._console = console
 
@@ -68,13 +70,14 @@ class _LiveFindings(SpanExporter):
                 severity = str(attributes.get(A.SEVERITY))
                 tenant = str((span.attributes or {}).get(A.TENANT_ID, "-"))
                 self.by_rule[rule] += 1
-                self.by_route[(rule, span.name)] += 1
                 if self._console is not None:
                     colour = {"critical": "red", "high": "magenta", "warning": "yellow"}.get(severity, "white")
                     self._console.print(
                         f"[{colour}]{severity:>8}[/] {rule:<22} tenant {tenant:<4} "
-                        f"{str(attributes.get(A.MESSAGE))[:110]}",
+                        f"{str(attributes.get(A.MESSAGE))[:160]}",
                         highlight=False,
+                        no_wrap=True,
+                        overflow="ellipsis",
                     )
         return SpanExportResult.SUCCESS
 
