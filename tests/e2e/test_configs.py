@@ -13,27 +13,11 @@ import yaml
 from _metric_names import metric_names_in_configs, names_in_expr
 from _stack import CONFIG, REPO
 
+from tenantwatch.config import RULE_IDS
+
 pytestmark = pytest.mark.e2e
 
 COLLECTOR_CONFIGS = ["otelcol.yaml", "agent.yaml", "sampler.yaml"]
-RULE_IDS = [
-    "missing_tenant_filter",
-    "cross_tenant",
-    "unscoped_write",
-    "no_tenant_context",
-    "superuser_write",
-    "large_result",
-    "slow_query",
-    "injection_signal",
-    "test_data",
-    "stale_tenant_context",
-    "brute_force",
-    "bulk_write",
-    "rapid_write",
-    "off_hours_write",
-    "query_rate_spike",
-    "repeated_violations",
-]
 
 
 def _run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:

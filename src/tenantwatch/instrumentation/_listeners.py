@@ -243,8 +243,9 @@ class Listeners:
                 operation = analysis.operation
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
-            request = current_request()
-            if request is not None and request.values is not None and A.DB_REQUEST_VALUES_IN_SQL not in attributes:
+            # injection_signal: request values inside the SQL text (in enforce mode facts() has already looked)
+            request = current_request() if facts is None else None
+            if request is not None and request.values is not None:
                 sources = request.values.find_in(statement)  # type: ignore[attr-defined]
                 if sources:
                     attributes[A.DB_REQUEST_VALUES_IN_SQL] = sources

@@ -69,6 +69,7 @@ class Detectors:
         bulk, rapid = settings.rule("bulk_write"), settings.rule("rapid_write")
         self._bulk_limits = (bulk.window_seconds or 60.0, bulk.threshold or 50)
         self._rapid_limits = (rapid.window_seconds or 1.0, rapid.threshold or 10)
+        self._writes = (("bulk_write", self._bulk, self._bulk_limits), ("rapid_write", self._rapid, self._rapid_limits))
         repeated = settings.rule("repeated_violations")
         self._repeated_limits = (repeated.window_seconds or 3600.0, repeated.threshold or 5)
         hours = settings.rule("off_hours_write")
@@ -113,29 +114,17 @@ class Detectors:
             if facts.is_write and rows > 0:
                 table = facts.main_table or ""
                 key = (tenant, table)
-                if on["bulk_write"]:
-                    window, threshold = self._bulk_limits
-                    total = self._bulk.get(key, now).add(now, rows, window=window, threshold=threshold)
+                for rule, sums, (window, threshold) in self._writes:
+                    if not on[rule]:
+                        continue
+                    total = sums.get(key, now).add(now, rows, window=window, threshold=threshold)
                     if total is not None:
                         found.append(
                             self._finding(
-                                "bulk_write",
+                                rule,
                                 f"tenant {tenant!r} wrote {total} rows to {table} within {window:g} s "
                                 f"(threshold {threshold})",
-                                _fingerprint("bulk_write", tenant, table),
-                                table or None,
-                            )
-                        )
-                if on["rapid_write"]:
-                    window, threshold = self._rapid_limits
-                    total = self._rapid.get(key, now).add(now, rows, window=window, threshold=threshold)
-                    if total is not None:
-                        found.append(
-                            self._finding(
-                                "rapid_write",
-                                f"tenant {tenant!r} wrote {total} rows to {table} within {window:g} s "
-                                f"(threshold {threshold})",
-                                _fingerprint("rapid_write", tenant, table),
+                                _fingerprint(rule, tenant, table),
                                 table or None,
                             )
                         )
