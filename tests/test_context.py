@@ -1,4 +1,4 @@
-"""Tenant context: contextvars, decorator forms, unscoped work and W3C baggage."""
+"""Tenant context: contextvars, decorator forms, unscoped work, W3C baggage and the explicit trust in it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
-from tenantwatch.context import TenantContext, current_context, tenant_context, unscoped
+from tenantwatch.context import TenantContext, current_context, tenant_context, trust_baggage, unscoped
 
 
 def test_no_context_by_default() -> None:
@@ -38,13 +38,62 @@ def test_context_is_written_to_baggage_and_propagated() -> None:
     assert baggage.get_baggage("tenant.id") is None
 
 
-def test_downstream_reads_tenant_from_incoming_baggage() -> None:
-    incoming = W3CBaggagePropagator().extract({"baggage": "tenant.id=acme,enduser.id=u-9,enduser.role=member"})
-    token = otel_context.attach(incoming)
+def _attached(header: str) -> contextvars.Token[otel_context.Context]:
+    return otel_context.attach(W3CBaggagePropagator().extract({"baggage": header}))
+
+
+def test_incoming_baggage_alone_is_not_the_tenant_context() -> None:
+    """Baggage is what a peer claims: without a trust decision it names no tenant, user or role."""
+    token = _attached("tenant.id=globex,enduser.id=mallory,enduser.role=superuser")
     try:
-        assert current_context() == TenantContext("acme", "u-9", "member")
+        assert current_context() == TenantContext()
+        assert baggage.get_baggage("tenant.id") == "globex"  # still there to read, just not promoted
     finally:
         otel_context.detach(token)
+
+
+def test_trust_baggage_promotes_the_current_baggage_for_its_body() -> None:
+    token = _attached("tenant.id=acme,enduser.id=u-9,enduser.role=member")
+    try:
+        with trust_baggage() as ctx:
+            assert ctx == TenantContext("acme", "u-9", "member")
+            assert current_context() == ctx
+        assert current_context() == TenantContext()
+    finally:
+        otel_context.detach(token)
+
+
+def test_trust_baggage_reads_an_extracted_context_without_attaching_it() -> None:
+    incoming = W3CBaggagePropagator().extract({"baggage": "tenant.id=%20acme%20,enduser.role=" + "r" * 300})
+    with trust_baggage(incoming):
+        assert current_context().tenant_id == "acme"  # cleaned like any other value
+        assert current_context().role == "r" * 256
+        assert baggage.get_baggage("tenant.id") == "acme"  # mirrored for outgoing calls
+    assert current_context() == TenantContext()
+    assert baggage.get_baggage("tenant.id") is None
+
+
+def test_trust_baggage_without_a_tenant_is_an_empty_context() -> None:
+    """A role or user without a tenant is not promoted either, and an outer context is replaced, not kept."""
+    incoming = W3CBaggagePropagator().extract({"baggage": "enduser.id=mallory,enduser.role=superuser"})
+    with tenant_context("acme", role="member"), trust_baggage(incoming):
+        assert current_context() == TenantContext()
+        assert baggage.get_baggage("enduser.role") is None
+
+
+async def test_trust_baggage_as_a_decorator_reads_the_baggage_of_each_call() -> None:
+    @trust_baggage()
+    async def handle() -> str | None:
+        return current_context().tenant_id
+
+    seen = []
+    for tenant in ("a", "b"):
+        token = _attached(f"tenant.id={tenant}")
+        try:
+            seen.append(await handle())
+        finally:
+            otel_context.detach(token)
+    assert seen == ["a", "b"]
 
 
 def test_decorator_on_sync_function_is_reentrant() -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenantwatch._configure import TenantwatchHandle, configure
 from tenantwatch.config import ConfigError, Settings, load_settings
-from tenantwatch.context import TenantContext, current_context, tenant_context, unscoped
+from tenantwatch.context import TenantContext, current_context, tenant_context, trust_baggage, unscoped
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors import TenantwatchSpanProcessor
 from tenantwatch.processors.findings import Finding
@@ -53,6 +53,7 @@ __all__ = [
     "instrument_app",
     "load_settings",
     "tenant_context",
+    "trust_baggage",
     "unscoped",
 ]
 

@@ -3,8 +3,15 @@
 The context lives in a :mod:`contextvars` variable, so it follows asyncio tasks and threads started with a copied
 context (``contextvars.copy_context().run``, ``asyncio.to_thread``, ``loop.run_in_executor`` with a copied
 context). It is mirrored into W3C baggage (``tenant.id``, ``enduser.id``, ``enduser.role``) so the tenant crosses
-service boundaries with any OpenTelemetry propagator; a service that receives baggage and sets no context of its
-own reads the tenant from it.
+service boundaries with any OpenTelemetry propagator.
+
+Incoming baggage is a claim, not a context: anyone who can reach a service can send ``baggage: tenant.id=globex``.
+:func:`current_context` therefore never reads baggage by itself; baggage becomes the tenant context only through a
+trust decision:
+
+* behind :class:`~tenantwatch.instrumentation.asgi.TenantwatchMiddleware`, when the peer is a trusted proxy
+  (``http.trusted_proxies`` / ``http.trust_headers``); from anyone else it is ignored and counted;
+* elsewhere (a worker consuming a trusted queue, a task runner), explicitly with :func:`trust_baggage`.
 
 Usage::
 
@@ -18,6 +25,10 @@ Usage::
 
     with unscoped("nightly billing roll-up"):
         session.execute(text("SELECT organization_id, count(*) FROM objectives GROUP BY 1"))  # tagged, not flagged
+
+    # a worker whose messages come from a trusted producer: the producer's baggage names the tenant
+    with trust_baggage(propagate.extract(message.headers)):
+        handle(message)
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ __all__ = [
     "TenantContext",
     "current_context",
     "tenant_context",
+    "trust_baggage",
     "unscoped",
 ]
 
@@ -80,17 +92,24 @@ def _clean(value: object | None) -> str | None:
 
 
 def current_context() -> TenantContext:
-    """The tenant context in force: the one set in this process, else the one carried in W3C baggage."""
+    """The tenant context in force: the one set by :func:`tenant_context`, :func:`unscoped`, :func:`trust_baggage`
+    or the ASGI middleware in this task or thread; empty otherwise.
+
+    Incoming W3C baggage alone is never promoted: it says what a peer claims, and only a trust decision makes that
+    the context (see the module docs).
+    """
     ctx = _current.get()
-    if ctx is not None:
-        return ctx
-    tenant = baggage.get_baggage(A.TENANT_ID)
+    return _EMPTY if ctx is None else ctx
+
+
+def _from_baggage(context: otel_context.Context | None) -> TenantContext:
+    tenant = _clean(baggage.get_baggage(A.TENANT_ID, context))
     if tenant is None:
         return _EMPTY
     return TenantContext(
-        tenant_id=_clean(tenant),
-        user_id=_clean(baggage.get_baggage(A.ENDUSER_ID)),
-        role=_clean(baggage.get_baggage(A.ENDUSER_ROLE)),
+        tenant_id=tenant,
+        user_id=_clean(baggage.get_baggage(A.ENDUSER_ID, context)),
+        role=_clean(baggage.get_baggage(A.ENDUSER_ROLE, context)),
     )
 
 
@@ -168,6 +187,19 @@ def tenant_context(
     """
     ctx = TenantContext(tenant_id=_clean(tenant_id), user_id=_clean(user_id), role=_clean(role))
     return _ContextScope(lambda _outer: ctx)
+
+
+def trust_baggage(context: otel_context.Context | None = None) -> _ContextScope:
+    """Run the body (``with``) or every call of the decorated function as the tenant, user and role named in W3C
+    baggage: the baggage of ``context`` (say ``opentelemetry.propagate.extract(message.headers)``), else of the
+    current OpenTelemetry context when the body starts.
+
+    This is a trust decision: use it only where the baggage comes from a producer you trust (a queue only your
+    services write to), never on what an outside client sent; ASGI requests go through the middleware, which makes
+    that decision per peer. Baggage without ``tenant.id`` gives an empty context (no tenant, user or role). Only the
+    baggage is read from ``context``; the body keeps the current trace context.
+    """
+    return _ContextScope(lambda _outer: _from_baggage(context))
 
 
 def unscoped(reason: str) -> _ContextScope:
