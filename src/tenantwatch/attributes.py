@@ -130,6 +130,20 @@ HTTP_BLOCKED: Final = "tenantwatch.http.blocked"
 CLIENT_BUCKET: Final = "client.bucket"
 """Bounded client-address label on metrics: the address for the first N clients seen, else ``__other__``."""
 
+TENANT_RESOLUTION_FAILED: Final = "tenantwatch.tenant.resolution_failed"
+"""Set when the request's tenant could not be resolved, so it ran with no tenant: ``resolver_error`` (the custom
+resolver raised) or ``internal_error`` (tenantwatch's own resolution failed). Also the ``reason`` label of
+:data:`METRIC_RESOLUTION_FAILURES`."""
+
+RESOLUTION_FAILED_RESOLVER: Final = "resolver_error"
+"""Value of :data:`TENANT_RESOLUTION_FAILED`: the custom ``resolver=`` raised."""
+
+RESOLUTION_FAILED_INTERNAL: Final = "internal_error"
+"""Value of :data:`TENANT_RESOLUTION_FAILED`: tenantwatch's own resolution raised."""
+
+ERROR_TYPE: Final = "error.type"
+"""The class name of an exception (semconv), as a metric label: a bounded set, fixed by the code that raises."""
+
 # --- findings (written by the processor on the forwarded copy) -------------------------------------------------
 
 FINDING_EVENT: Final = "tenantwatch.finding"
@@ -202,6 +216,10 @@ METRIC_BLOCKED: Final = "tenantwatch.http.blocked"
 
 METRIC_BLOCKS: Final = "tenantwatch.blocks"
 """Counter of blocks started by response actions, labelled by reason."""
+
+METRIC_RESOLUTION_FAILURES: Final = "tenantwatch.http.tenant_resolution_failures"
+"""Counter of requests whose tenant could not be resolved (they ran with no tenant), labelled by ``reason``
+(``resolver_error`` | ``internal_error``) and ``error.type``."""
 
 # --- instrumentation scope -------------------------------------------------------------------------------------
 

@@ -46,10 +46,10 @@ class TenantIsolationError(Exception):
         return (type(self), (self.findings, self.facts))
 
 
-def log_internal_error(where: str) -> None:
+def log_internal_error(where: str, *, outcome: str = "ignored") -> None:
     """Log the exception being handled, at most once per minute per ``where``, with a count of the ones held back.
 
-    Call from an ``except`` block. Never raises.
+    ``outcome`` says what happens instead (default ``ignored``). Call from an ``except`` block. Never raises.
     """
     try:
         now = time.monotonic()
@@ -61,6 +61,6 @@ def log_internal_error(where: str) -> None:
             _last_logged[where] = now
             held_back = _held_back.pop(where, 0)
         suffix = f" ({held_back} more since last logged)" if held_back else ""
-        logger.warning("tenantwatch: internal error in %s, ignored%s", where, suffix, exc_info=True)
+        logger.warning("tenantwatch: internal error in %s, %s%s", where, outcome, suffix, exc_info=True)
     except Exception:  # logging must never break the application either
         pass

@@ -46,3 +46,8 @@ class RequestMetrics:
         self.blocks = meter.create_counter(
             A.METRIC_BLOCKS, unit="{block}", description="Blocks started by response actions"
         )
+        self.resolution_failures = meter.create_counter(
+            A.METRIC_RESOLUTION_FAILURES,
+            unit="{request}",
+            description="Requests whose tenant could not be resolved (run with no tenant), by reason and error type",
+        )

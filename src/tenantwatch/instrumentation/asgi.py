@@ -1,20 +1,25 @@
 """ASGI instrumentation: tenant context, tenant attributes and security signals for every request.
 
 :class:`TenantwatchMiddleware` wraps any ASGI application (raw ASGI, Starlette, FastAPI) in OpenTelemetry's ASGI
-middleware and, inside the server span it starts:
+middleware and, inside the server span it starts, for every ``http`` and ``websocket`` scope alike (``lifespan`` and
+other scope types pass through untouched):
 
 1. resolves the tenant, user and role: a custom callable first, then the resolvers of ``Settings.http.resolvers``
    in order (JWT verified against a key or JWKS; tenant headers and incoming W3C baggage only from trusted proxies;
    subdomain; path parameter of the matched route). A rejected token or an untrusted header never sets a tenant; both
    are counted.
-2. puts them in the tenant context and W3C baggage for the whole request (db spans and outgoing calls see them) and
-   on the server span (``tenant.id``, ``enduser.id``, ``enduser.role``, ``tenant.bucket``, ``client.address``,
-   ``tenantwatch.tenant.source``), and sets ``http.route`` from the framework's matched route;
+2. puts them in the tenant context and W3C baggage for the whole request (db spans and outgoing calls see them),
+   replacing whatever baggage the peer sent: with no trusted answer the request runs with **no** tenant, and a
+   custom resolver that raises fails closed the same way (counted on ``tenantwatch.http.tenant_resolution_failures``,
+   logged at most once a minute); and on the server span (``tenant.id``, ``enduser.id``, ``enduser.role``,
+   ``tenant.bucket``, ``client.address``, ``tenantwatch.tenant.source``), and sets ``http.route`` from the
+   framework's matched route;
 3. runs the request observers (by default the :class:`~tenantwatch.security.SecurityObserver`: attack patterns,
    request values for ``injection_signal``, auth failures, response actions), which may refuse the request;
 4. counts ``tenantwatch.http.requests`` and ``tenantwatch.http.request.duration`` on the bounded tenant label.
 
-It never raises into the application: a failure in tenantwatch's own code is logged and the request runs untouched.
+It never raises into the application: a failure in tenantwatch's own code is logged (rate-limited) and the request
+runs with no tenant.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from opentelemetry.trace import TracerProvider
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, tenant_context
+from tenantwatch.instrumentation._errors import log_internal_error
 from tenantwatch.instrumentation._request import (
     RequestInfo,
     RequestObserver,
@@ -53,6 +59,12 @@ __all__ = ["TenantResolver", "TenantwatchMiddleware", "instrument_app", "uninstr
 logger = logging.getLogger(__name__)
 
 _MAX_FORWARDED_HOPS = 16
+
+_SCOPE_TYPES = ("http", "websocket")
+"""Scope types that act for a tenant: both go through the same resolution (a WebSocket is no less a request)."""
+
+_REFUSED_WEBSOCKET_CLOSE = 1008
+"""WebSocket close code for a refused connection when the server lacks the HTTP-response extension (policy)."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,7 +155,7 @@ class TenantwatchMiddleware:
                 break
         query = scope.get("query_string") or b""
         request = RequestInfo(
-            method=str(scope.get("method", "")),
+            method=str(scope.get("method", "GET" if scope.get("type") == "websocket" else "")),
             path=str(scope.get("path", "")),
             query_string=query.decode("latin-1") if isinstance(query, bytes) else str(query),
             headers=headers,
@@ -167,9 +179,13 @@ class TenantwatchMiddleware:
 
     async def _resolve(self, scope: Scope, request: RequestInfo, trusted: bool) -> Resolution | None:
         if self._resolver is not None:
-            answer = self._resolver(request)
-            if inspect.isawaitable(answer):
-                answer = await answer
+            try:
+                answer = self._resolver(request)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+            except Exception as exc:  # the host's resolver: fail closed, never fall back to weaker sources
+                self._resolution_failed(request, A.RESOLUTION_FAILED_RESOLVER, exc)
+                return None
             if isinstance(answer, Resolution):
                 return answer
             if isinstance(answer, TenantContext) and answer.tenant_id is not None:
@@ -205,6 +221,18 @@ class TenantwatchMiddleware:
             metrics.ignored_headers.add(1, {A.CLIENT_BUCKET: metrics.client_bucket(request.client_address)})
         return None
 
+    def _resolution_failed(self, request: RequestInfo, reason: str, exc: BaseException) -> None:
+        """The tenant could not be resolved, so the request runs with no tenant: log it (once a minute per reason),
+        count it and mark the server span. Call from the ``except`` block; never raises."""
+        where = "custom tenant resolver" if reason == A.RESOLUTION_FAILED_RESOLVER else "ASGI tenant resolution"
+        log_internal_error(where, outcome="the request runs with no tenant")
+        try:
+            self.metrics.resolution_failures.add(1, {"reason": reason, A.ERROR_TYPE: type(exc).__qualname__})
+            if request.span is not None and request.span.is_recording():
+                request.span.set_attribute(A.TENANT_RESOLUTION_FAILED, reason)
+        except Exception:
+            log_internal_error("ASGI middleware metrics")
+
     def _annotate(self, request: RequestInfo, found: Resolution | None) -> None:
         span = request.span
         if span is None or not span.is_recording():
@@ -224,36 +252,46 @@ class TenantwatchMiddleware:
         span.set_attributes(attributes)  # one call: one lock, one validation pass
 
     async def _tenant_layer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http":
+        if scope.get("type") not in _SCOPE_TYPES:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         try:
             request, trusted = self._request(scope)
             request.span = trace.get_current_span()
+        except Exception:
+            log_internal_error("ASGI middleware", outcome="the request runs with no tenant")
+            with tenant_context(None):  # whatever the peer sent in baggage stays a claim
+                await self.app(scope, receive, send)
+            return
+        found: Resolution | None = None
+        try:
             found = await self._resolve(scope, request, trusted)
-            if found is not None:
-                request.tenant_id, request.user_id, request.role = found.tenant_id, found.user_id, found.role
-                request.tenant_source = found.source
+        except Exception as exc:
+            self._resolution_failed(request, A.RESOLUTION_FAILED_INTERNAL, exc)
+        if found is not None:
+            request.tenant_id, request.user_id, request.role = found.tenant_id, found.user_id, found.role
+            request.tenant_source = found.source
+        try:
             self._annotate(request, found)
         except Exception:
-            logger.exception("tenantwatch ASGI middleware failed to resolve the tenant; request runs untouched")
-            await self.app(scope, receive, send)
-            return
+            log_internal_error("ASGI middleware span attributes")
         token = set_current_request(request)
         status_seen: list[int] = []
 
         async def send_wrapper(message: Message) -> None:
-            if message.get("type") == "http.response.start" and not status_seen:
-                status_seen.append(int(message.get("status", 0)))
-                self._after(scope, request, status_seen[0])
+            if not status_seen:
+                status = _status(message)
+                if status is not None:
+                    status_seen.append(status)
+                    self._after(scope, request, status)
             await send(message)
 
         try:
             with tenant_context(request.tenant_id, user_id=request.user_id, role=request.role):
                 refusal = self._before(request)
                 if refusal is not None:
-                    await self._refuse(send_wrapper, *refusal)
+                    await self._refuse(scope, send_wrapper, *refusal)
                     return
                 await self.app(scope, receive, send_wrapper)
         finally:
@@ -287,16 +325,22 @@ class TenantwatchMiddleware:
             logger.exception("tenantwatch ASGI middleware failed after the response started")
 
     @staticmethod
-    async def _refuse(send: Send, status: int, reason: str) -> None:
+    async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
         body = json.dumps({"detail": reason}).encode()
+        prefix = "http"
+        if scope.get("type") == "websocket":
+            if "websocket.http.response" not in (scope.get("extensions") or {}):
+                await send({"type": "websocket.close", "code": _REFUSED_WEBSOCKET_CLOSE, "reason": reason[:120]})
+                return
+            prefix = "websocket.http"  # the denial-response extension: the client sees the real status
         await send(
             {
-                "type": "http.response.start",
+                "type": f"{prefix}.response.start",
                 "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": f"{prefix}.response.body", "body": body})
 
     def _record(self, scope: Scope, request: RequestInfo, status: int, seconds: float) -> None:
         try:
@@ -311,6 +355,18 @@ class TenantwatchMiddleware:
             self.metrics.requests.add(1, labels)
         except Exception:
             logger.exception("tenantwatch ASGI middleware failed to record request metrics")
+
+
+def _status(message: Message) -> int | None:
+    """The response status a message decides, if it is the first one that does (HTTP, or a WebSocket handshake)."""
+    kind = message.get("type")
+    if kind in ("http.response.start", "websocket.http.response.start"):
+        return int(message.get("status", 0))
+    if kind == "websocket.accept":
+        return 101
+    if kind == "websocket.close":  # before accept: the server answers the handshake with 403
+        return 403
+    return None
 
 
 def _route(scope: Scope) -> str | None:
