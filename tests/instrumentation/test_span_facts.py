@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from tenantwatch import attributes as A
-from tenantwatch.context import tenant_context, unscoped
+from tenantwatch.context import tenant_context, trust_baggage, unscoped
 
 ITEMS = Item.__table__
 HERE = __file__
@@ -85,15 +85,21 @@ def test_unscoped_work_is_tagged(engine: Any, tw: Traced) -> None:
     assert span[A.DB_TENANT_FILTER] == "missing"
 
 
-def test_baggage_tenant_without_local_context(engine: Any, tw: Traced) -> None:
+def test_baggage_tenant_only_after_trust_baggage(engine: Any, tw: Traced) -> None:
+    """Attached baggage alone does not tag db spans (a peer's claim); inside ``trust_baggage()`` it does."""
     from opentelemetry import baggage, context
 
     token = context.attach(baggage.set_baggage(A.TENANT_ID, "acme"))
     try:
         with engine.connect() as conn:
             conn.execute(sa.select(ITEMS.c.id).where(ITEMS.c.organization_id == 1)).all()
+        untrusted = attrs(tw.only_db_span())
+        tw.clear()
+        with trust_baggage(), engine.connect() as conn:
+            conn.execute(sa.select(ITEMS.c.id).where(ITEMS.c.organization_id == 1)).all()
     finally:
         context.detach(token)
+    assert A.TENANT_ID not in untrusted
     assert attrs(tw.only_db_span())[A.TENANT_ID] == "acme"
 
 
