@@ -229,3 +229,49 @@ async def test_lifespan_passes_through_untouched(engine: sa.engine.Engine, tel: 
     assert sent == [{"type": "lifespan.startup.complete"}]
     assert tel.spans() == []
     assert tel.points(A.METRIC_HTTP_REQUESTS) == []
+
+
+@pytest.mark.parametrize("extension", [False, True])
+async def test_an_observer_refusal_of_a_websocket_is_a_websocket_answer(
+    extension: bool, engine: sa.engine.Engine, tel: Telemetry
+) -> None:
+    """Observers see WebSocket handshakes too; a refusal closes the socket (policy violation), or answers with the
+    real status where the server offers the denial-response extension, and is counted with its status."""
+    statuses: list[int] = []
+
+    class Refuse:
+        def before(self, request: RequestInfo) -> tuple[int, str] | None:
+            return 429, "slow down"
+
+        def after(self, request: RequestInfo, status_code: int) -> None:
+            statuses.append(status_code)
+
+    app = middleware(engine, tel)
+    app.observers = [Refuse()]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": "/ws/items",
+        "headers": [],
+        "client": (UNTRUSTED_PEER, 1),
+        "query_string": b"",
+    }
+    if extension:
+        scope["extensions"] = {"websocket.http.response": {}}
+    await app(scope, receive, send)
+    if extension:
+        assert [m["type"] for m in sent] == ["websocket.http.response.start", "websocket.http.response.body"]
+        assert sent[0]["status"] == 429
+        assert statuses == [429]
+    else:
+        assert sent == [{"type": "websocket.close", "code": 1008, "reason": "slow down"}]
+        assert statuses == [403]
+    assert tel.db_spans() == []  # the app never ran
+    assert [labels[A.HTTP_RESPONSE_STATUS_CODE] for labels, _ in tel.points(A.METRIC_HTTP_REQUESTS)] == [statuses[0]]
