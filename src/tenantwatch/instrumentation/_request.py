@@ -18,7 +18,7 @@ __all__ = ["RequestInfo", "RequestObserver", "current_request", "set_current_req
 
 @dataclass(slots=True)
 class RequestInfo:
-    """One HTTP request: what the middleware resolved and what the observers need."""
+    """One HTTP request or WebSocket connection: what the middleware resolved and what the observers need."""
 
     method: str
     path: str

@@ -7,9 +7,13 @@ on the DB-API connection and in the same round trip::
     SELECT current_setting('app.tenant_id', true), set_config('app.tenant_id', <context tenant>, true)
 
 ``set_config(..., true)`` is ``SET LOCAL``: the value lasts until the transaction ends, so a pooled connection never
-carries it to the next user. With no tenant in context, or inside ``unscoped(reason)``, nothing is set and only the
-current value is read (``SELECT current_setting(...)``): that read is what reveals a session-level value another
-piece of code left on a pooled connection (``SET app.tenant_id = ...`` without ``LOCAL``).
+carries it to the next user. The tenant set is only ever a verified one: :func:`~tenantwatch.context.current_context`
+holds what a trust decision put there (the ASGI middleware, ``tenant_context``, ``trust_baggage``), never baggage
+that merely arrived with a request.
+
+With no tenant in context, or inside ``unscoped(reason)``, nothing is set and only the current value is read
+(``SELECT current_setting(...)``): that read is what reveals a session-level value another piece of code left on a
+pooled connection (``SET app.tenant_id = ...`` without ``LOCAL``).
 
 Every db span then carries ``tenantwatch.db.rls_tenant``: the setting in force when the statement ran, as far as
 tenantwatch can tell without asking the database again: the value it set (or read) at the start of the transaction,
