@@ -29,6 +29,9 @@ def terminal_line_writer(config: pytest.Config) -> Callable[[str], None]:
     def write(line: str) -> None:
         with capman.global_and_fixture_disabled() if capman is not None else nullcontext():
             if reporter is not None:
+                writer = getattr(reporter, "_tw", None)  # `pytest -q` writes its dots without ending the line
+                if writer is not None and writer.width_of_current_line:
+                    reporter.write("\n")
                 reporter.write_line(line)
                 reporter.flush()
             elif sys.__stderr__ is not None:  # -p no:terminal: the process's own stderr
