@@ -8,31 +8,48 @@
 # So the module is downloaded through the Go module proxy (`go mod download`) and built as the main module from a
 # writable copy of the module cache's files: the same source `go install` would have used. Tag v1.76.0 of the module
 # is the Jaeger v2 line (the binary reports "Jaeger backend v2").
+# Progress goes to stderr, one line per step with its duration (collector-config/progress.sh); stdout is the path.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+progress_name=jaeger
+# shellcheck source=progress.sh
+. "$here/progress.sh"
 version="${JAEGER_VERSION:-v1.76.0}"
 cache="${TENANTWATCH_CACHE:-$HOME/.cache/tenantwatch}"
 out="$cache/jaeger/$version"
 binary="$out/jaeger"
 if [ -x "$binary" ]; then
-  echo "jaeger: cached build $version" >&2
+  say "cached build $version: $binary"
   echo "$binary"
   exit 0
 fi
-start=$(date +%s)
+start=$SECONDS
 mkdir -p "$out"
 work="$(mktemp -d)"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-echo "jaeger: downloading github.com/jaegertracing/jaeger@$version" >&2
-dir="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/jaegertracing/jaeger@$version" |
-  python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d["Error"]) if d.get("Error") else print(d["Dir"])')"
+say "no cached build of $version; a cold build takes about 5 minutes on 2 cores and fills Go's caches" \
+  "(~/go/pkg/mod and ~/.cache/go-build)"
+
+download() {
+  (cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/jaegertracing/jaeger@$version" \
+    >"$work/module.json" 2>"$work/download.log")
+}
+if ! step "go mod download github.com/jaegertracing/jaeger@$version" download; then
+  cat "$work/module.json" "$work/download.log" >&2
+  exit 1
+fi
+dir="$(python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d["Error"]) if d.get("Error") else print(d["Dir"])' \
+  <"$work/module.json")"
 cp -r "$dir" "$work/src"
 chmod -R u+w "$work/src"
-echo "jaeger: building (a few minutes the first time)" >&2
-if ! (cd "$work/src" && go build -o "$binary.tmp" ./cmd/jaeger >"$work/build.log" 2>&1); then
+compile() {
+  (cd "$work/src" && go build -o "$binary.tmp" ./cmd/jaeger >"$work/build.log" 2>&1)
+}
+if ! step "go build ./cmd/jaeger" compile; then
   tail -n 40 "$work/build.log" >&2
-  echo "jaeger: build failed" >&2
+  say "build failed (the last 40 lines of its log are above)"
   exit 1
 fi
 mv "$binary.tmp" "$binary"
-echo "jaeger: built in $(( $(date +%s) - start )) s" >&2
+say "built in $((SECONDS - start)) s: $binary"
 echo "$binary"

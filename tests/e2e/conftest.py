@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,26 +9,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _builds import run_build, terminal_line_writer
 from _stack import CONFIG
 
 
-def _build(script: str) -> Path:
-    """Run a collector-config/build-*.sh script (cached builds return at once) and return the binary it prints."""
-    done = subprocess.run(["bash", str(CONFIG / script)], capture_output=True, text=True, timeout=1800, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"{script} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    binary = Path(done.stdout.strip().splitlines()[-1])
-    assert binary.is_file(), f"{script} printed {binary}, which is not a file"
-    return binary
+def _build(script: str, config: pytest.Config) -> Path:
+    """Run a collector-config/build-*.sh script (cached builds return at once), its progress shown on the terminal."""
+    return run_build(CONFIG / script, terminal_line_writer(config))
 
 
 @pytest.fixture(scope="session")
-def otelcol_binary() -> Path:
+def otelcol_binary(pytestconfig: pytest.Config) -> Path:
     """The tenantwatch-otelcol distribution built by the OpenTelemetry Collector Builder."""
-    return _build("build-collector.sh")
+    return _build("build-collector.sh", pytestconfig)
 
 
 @pytest.fixture(scope="session")
-def jaeger_binary() -> Path:
+def jaeger_binary(pytestconfig: pytest.Config) -> Path:
     """Jaeger v2, built from its Go module."""
-    return _build("build-jaeger.sh")
+    return _build("build-jaeger.sh", pytestconfig)
