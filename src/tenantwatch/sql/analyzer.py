@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -155,7 +156,7 @@ class Analyzer:
             pg_error = str(exc)
         if normalized.literals and any(s.kind == "literal" for s in normalized.sources):
             try:
-                pglast.parser.parse_sql_json(normalize(sql, literals=False).text)
+                pglast.parser.parse_sql_json(_encodable(normalize(sql, literals=False).text))
             except pglast.parser.ParseError:
                 pass  # not a literal-placement problem: another dialect, or not SQL
             else:
@@ -177,7 +178,7 @@ class Analyzer:
         return _bind(_Template(result, fp), normalized.sources)
 
     def _parse_and_walk(self, text: str) -> WalkResult:
-        raw = pglast.parser.parse_sql_json(text)
+        raw = pglast.parser.parse_sql_json(_encodable(text))
         try:
             tree = _loads(raw)
         except RecursionError as exc:
@@ -211,6 +212,17 @@ class Analyzer:
         except Exception as exc:
             return _Template(None, fp, f"cannot parse: {pg_error}; fallback: {exc}")
         return _Template(result, fp)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 encoder accepts, and no PostgreSQL identifier can hold) as
+    U+FFFD: the parser then judges the rest of the statement instead of failing on the encoding."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _as_text(sql: object) -> str:
