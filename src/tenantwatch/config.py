@@ -334,6 +334,9 @@ class AnalysisSettings(_Model):
     cache_size: int = Field(default=4096, gt=0)
     max_statement_bytes: int = Field(default=100_000, gt=0)
     max_depth: int = Field(default=100, gt=0)
+    cache_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Bytes both analysis caches may hold together (keys and results, estimated); statements over
+    ``max_statement_bytes`` are never cached."""
 
 
 class Settings(_Model):

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 
 from tenantwatch.sql.model import ValueSource
 
-__all__ = ["NormalizeError", "Normalized", "normalize", "paren_depth", "slim_for_parse", "slim_select_lists"]
+__all__ = [
+    "MAX_TOKENS",
+    "Expansions",
+    "NormalizeError",
+    "Normalized",
+    "collapse_lists",
+    "normalize",
+    "paren_depth",
+    "slim_for_parse",
+    "slim_select_lists",
+]
 
 
 class NormalizeError(ValueError):
@@ -43,7 +53,7 @@ _SPECIAL = re.compile(r"""--|/\*|['"$?]|%[(%sbt]|:[:A-Za-z_]""")
 """Where a token can start (``::`` is a cast, skipped): the scan jumps from one to the next inside the regular
 expression engine, so text between tokens (``a - b``, ``x / 2``, ``a % b``) costs no Python step."""
 
-MAX_TOKENS = 20_000
+MAX_TOKENS = 10_000
 """Tokens (placeholders, literals, quoted names, comments) one statement may have: past this the statement is
 refused (``UNKNOWN``), which bounds the scan's per-token work whatever the text."""
 
@@ -155,12 +165,16 @@ _TYPMOD_WORDS = frozenset(
 )
 """``varchar(255)``, ``numeric(10, 2)``: type modifiers must stay integer constants."""
 
-_LOOK_BACK = 48
-"""Characters looked at before a literal to tell a type context: a fixed window, so each check costs O(1)."""
+_OPEN_INTEGERS = re.compile(r"\(\s*+(\d++)(?:\s*+,\s*+(\d++))?")
+"""``(20`` or ``(10, 2``: where a type modifier can be (led by ``(``, so the engine skips the rest fast)."""
+
+_LOOK_BACK = 40
+"""Characters looked at before a literal for a type name: a fixed window, so each check costs O(1)."""
 
 
 def _word_before(sql: str, end: int) -> str:
-    """The lower-cased word that ends at ``end`` (after trailing spaces are skipped), or ``""``."""
+    """The lower-cased identifier that ends at ``end`` once spaces are skipped (``""`` if none, or if longer than
+    the look-back window)."""
     low = max(0, end - _LOOK_BACK)
     while end > low and sql[end - 1].isspace():
         end -= 1
@@ -173,40 +187,26 @@ def _word_before(sql: str, end: int) -> str:
 
 
 def _type_before_string(sql: str, start: int) -> bool:
-    """Whether the string constant at ``start`` follows a type name or ``)`` (``interval '1 day'``,
-    ``varchar(3) 'abc'``), where PostgreSQL only accepts a constant."""
+    """Whether the string constant at ``start`` follows a type name or ``)`` (``interval '1 day'``)."""
     end = start
-    low = max(0, start - _LOOK_BACK)
-    while end > low and sql[end - 1].isspace():
+    while end > 0 and sql[end - 1] in " \t\r\n":
         end -= 1
-    if end == 0 or end == low:
+    if end == 0:
         return False
     char = sql[end - 1]
-    if char == ")":
-        return True
-    return (char.isalnum() or char == "_") and _word_before(sql, end) in _TYPE_WORDS
+    return char == ")" or ((char.isalnum() or char == "_") and _word_before(sql, end) in _TYPE_WORDS)
 
 
-def _typmod_before_number(sql: str, start: int) -> bool:
-    """Whether the number at ``start`` is a type modifier: ``varchar(255)``, the second one of ``numeric(10, 2)``."""
-    end = start
-    low = max(0, start - _LOOK_BACK)
-    while end > low and sql[end - 1].isspace():
-        end -= 1
-    if end > low and sql[end - 1] == ",":
-        end -= 1
-        while end > low and sql[end - 1].isspace():
-            end -= 1
-        digits = end
-        while end > low and sql[end - 1].isdigit():
-            end -= 1
-        if end == digits:
-            return False
-        while end > low and sql[end - 1].isspace():
-            end -= 1
-    if end <= low or sql[end - 1] != "(":
-        return False
-    return _word_before(sql, end - 1) in _TYPMOD_WORDS
+def _typmod_starts(sql: str) -> frozenset[int]:
+    """Where the integer type modifiers of ``varchar(20)``, ``numeric(10, 2)`` start: one pass over the text, so
+    each number's check is a set lookup (a regular expression search per number made long lists slow)."""
+    found: set[int] = set()
+    for match in _OPEN_INTEGERS.finditer(sql):
+        if _word_before(sql, match.start()) in _TYPMOD_WORDS:
+            found.add(match.start(1))
+            if match.group(2) is not None:
+                found.add(match.start(2))
+    return frozenset(found)
 
 
 def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] | None]]:
@@ -325,13 +325,14 @@ def _normalize_plain(sql: str, literals: bool) -> Normalized | None:
     sources: list[ValueSource] = []
     position = 0
     offset = len(parts[0])
+    typmods = _typmod_starts(sql) if numbers else frozenset()
     for index in range(1, len(parts), 2):
         token = parts[index]
         start = offset
         offset += len(token) + len(parts[index + 1])
         first = token[0]
         if first.isdigit():
-            if _typmod_before_number(sql, start):
+            if start in typmods:
                 continue  # ``varchar(20)``: a type modifier stays
             sources.append(_literal(token))
             parts[index] = f"${len(sources)}"
@@ -379,6 +380,7 @@ def _normalize_scan(sql: str, literals: bool) -> Normalized:
     """The general path: every token kind, literals included."""
     tokens = _tokens(sql, literals)
     strong = any(token[0] in _STRONG for token in tokens)
+    typmods = _typmod_starts(sql) if literals else frozenset()
     out: list[str] = []
     sources: list[ValueSource] = []
     pos = 0
@@ -436,7 +438,7 @@ def _normalize_scan(sql: str, literals: bool) -> Normalized:
                     q_pos += 1
                 sources.append(_param(key))
                 replacement = f"${len(sources)}"
-        elif kind == "num" and literals and not _typmod_before_number(sql, start):
+        elif kind == "num" and literals and start not in typmods:
             sources.append(_literal(token))
             replacement = f"${len(sources)}"
         if replacement is None:
@@ -486,7 +488,8 @@ def paren_depth(text: str) -> int:
     levels = list(itertools.accumulate(map(_STEP.__getitem__, steps)))
     floors = itertools.accumulate(levels, min, initial=0)
     next(floors)
-    return max(0, max(map(operator.sub, levels, map(min, floors, itertools.repeat(0)))))
+    deepest: int = max(map(operator.sub, levels, map(min, floors, itertools.repeat(0))))
+    return max(0, deepest)
 
 
 _NOT_PLAIN = re.compile(r"""[()$;'"]""")
@@ -559,3 +562,61 @@ def slim_for_parse(text: str) -> str:
     if " $" in text and _IN_PARAM.search(text) is not None:
         text = _IN_PARAM.sub(_in_param, text)
     return slim_select_lists(text)
+
+
+_IN_LIST = re.compile(r"\b[iI][nN]\s*\(\s*\$(\d+)(?:\s*,\s*\$\d+){15,}+\s*\)")
+"""``IN ($a, $a+1, ...)`` of at least 16 bare parameters."""
+_VALUES_ROWS = re.compile(r"\b[vV][aA][lL][uU][eE][sS]\s*(\([^()]*+\)(?:\s*,\s*\([^()]*+\)){3,}+)")
+"""``VALUES (...), (...), ...``: at least 4 rows without nested parentheses."""
+_ROW = re.compile(r"\([^()]*+\)")
+_DPARAM = re.compile(r"(?<![\w$])\$(\d+)")
+
+Expansions = dict[int, tuple[int, int]]
+"""``{k: (stride, count)}``: after :func:`collapse_lists`, ``$k`` stands for ``$k, $k+stride, ...`` (count of them)."""
+
+
+def collapse_lists(text: str) -> tuple[str, Expansions]:
+    """A normalized text with long ``IN`` lists of parameters cut to their first one and runs of ``VALUES`` rows of
+    one shape cut to their first row, and what each kept ``$k`` stands for. The scope walk judges one row or one
+    item exactly as it judges all of them, and the parse tree stays small (``$k`` are numbered in order of
+    appearance, so the items of such a list are consecutive)."""
+    if "$" not in text:
+        return text, {}
+    expansions: Expansions = {}
+    out: list[str] = []
+    pos = 0
+    lower = text.lower()
+    if " in" in lower or "in(" in lower:
+        for match in _IN_LIST.finditer(text):
+            first = int(match.group(1))
+            count = match.group().count("$")
+            last = _DPARAM.findall(match.group())[-1]
+            if int(last) != first + count - 1:
+                continue
+            out.append(text[pos : match.start()])
+            out.append(f"IN (${first})")
+            pos = match.end()
+            expansions[first] = (1, count)
+    if pos:
+        out.append(text[pos:])
+        text = "".join(out)
+        out, pos = [], 0
+        lower = text.lower()
+    if "values" in lower:
+        for match in _VALUES_ROWS.finditer(text):
+            rows = _ROW.findall(match.group(1))
+            if len(set(_ROW.findall(_DPARAM.sub("$", match.group(1))))) != 1:
+                continue  # rows of different shapes
+            params = [int(k) for k in _DPARAM.findall(rows[0])]
+            width = len(params)
+            if width and int(_DPARAM.findall(rows[-1])[0]) != params[0] + width * (len(rows) - 1):
+                continue
+            out.append(text[pos : match.start(1)])
+            out.append(rows[0])
+            pos = match.end(1)
+            for k in params:
+                expansions[k] = (width, len(rows))
+    if pos:
+        out.append(text[pos:])
+        text = "".join(out)
+    return text, expansions
