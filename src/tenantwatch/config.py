@@ -158,11 +158,10 @@ class RuleSettings(_Model):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from tenantwatch._regex import compile_linear
+
         for pattern in value or ():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+            compile_linear(pattern)  # RE2: linear time on any value, so no backreferences or lookaround
         return value
 
     @field_validator("start", "end")
