@@ -131,7 +131,12 @@ def _cached_literal(value: str) -> ValueSource:
     return ValueSource(kind="literal", value=value)
 
 
+_POSITIONAL = tuple(ValueSource(kind="param", key=index) for index in range(4096))
+
+
 def _param(key: str | int) -> ValueSource:
+    if type(key) is int and 0 <= key < len(_POSITIONAL):
+        return _POSITIONAL[key]
     if isinstance(key, str) and len(key) > _CACHED_TEXT:
         return ValueSource(kind="param", key=key)
     return _cached_param(key)
@@ -152,16 +157,89 @@ def _is_ident_char(sql: str, index: int) -> bool:
 
 
 _TYPE_WORDS = frozenset(
-    "interval date time timestamp timestamptz timetz zone json jsonb uuid inet cidr macaddr macaddr8 bytea money "
-    "point line lseg box path polygon circle bit varbit numeric decimal int int2 int4 int8 integer smallint bigint "
-    "real float float4 float8 boolean bool text varchar char character varying name oid regclass regtype regproc xml "
-    "tsvector tsquery precision".split()
+    [
+        "interval",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "timetz",
+        "zone",
+        "json",
+        "jsonb",
+        "uuid",
+        "inet",
+        "cidr",
+        "macaddr",
+        "macaddr8",
+        "bytea",
+        "money",
+        "point",
+        "line",
+        "lseg",
+        "box",
+        "path",
+        "polygon",
+        "circle",
+        "bit",
+        "varbit",
+        "numeric",
+        "decimal",
+        "int",
+        "int2",
+        "int4",
+        "int8",
+        "integer",
+        "smallint",
+        "bigint",
+        "real",
+        "float",
+        "float4",
+        "float8",
+        "boolean",
+        "bool",
+        "text",
+        "varchar",
+        "char",
+        "character",
+        "varying",
+        "name",
+        "oid",
+        "regclass",
+        "regtype",
+        "regproc",
+        "xml",
+        "tsvector",
+        "tsquery",
+        "precision",
+    ]
 )
 """``interval '1 day'``: PostgreSQL only accepts a string constant after a type name, so such literals stay."""
 
 _TYPMOD_WORDS = frozenset(
-    "varchar char character varying nchar nvarchar numeric decimal dec bit varbit time timestamp timetz timestamptz "
-    "interval float double string binary varbinary".split()
+    [
+        "varchar",
+        "char",
+        "character",
+        "varying",
+        "nchar",
+        "nvarchar",
+        "numeric",
+        "decimal",
+        "dec",
+        "bit",
+        "varbit",
+        "time",
+        "timestamp",
+        "timetz",
+        "timestamptz",
+        "interval",
+        "float",
+        "double",
+        "string",
+        "binary",
+        "varbinary",
+    ]
 )
 """``varchar(255)``, ``numeric(10, 2)``: type modifiers must stay integer constants."""
 

@@ -218,7 +218,9 @@ class Analyzer:
     def _parse_and_walk(self, text: str) -> WalkResult:
         raw = pglast.parser.parse_sql_json(_encodable(text))
         if len(raw) > MAX_TREE_CHARS:
-            raise TooDeepError(f"statement too complex to analyze (parse tree of {len(raw)} characters > {MAX_TREE_CHARS})")
+            raise TooDeepError(
+                f"statement too complex to analyze (parse tree of {len(raw)} characters > {MAX_TREE_CHARS})"
+            )
         try:
             tree = _loads(raw)
         except RecursionError as exc:
@@ -328,7 +330,10 @@ def _bind_values(
         if spread is not None:
             assert isinstance(value, int)
             stride, count = spread
-            step = stride if value > 0 else -stride
+            if value > 0:  # $k, $k+stride, ...: a slice of the sources
+                found.update(dict.fromkeys(sources[value - 1 : value - 1 + stride * count : stride]))
+                continue
+            step = -stride
             for member in range(value, value + step * count, step):
                 source = _source(member, sources)
                 if source is not None:
