@@ -192,7 +192,11 @@ class Analyzer:
             pg_error = str(exc)
         if "stack depth limit exceeded" in pg_error:  # neither inline literals nor sqlglot get further
             return _Template(None, fp, f"statement nested deeper than the parser allows ({pg_error})")
-        if normalized.literals and any(s.kind == "literal" for s in normalized.sources):
+        if (
+            len(text) <= _ESTIMATE_FROM  # a long statement is not normalized and parsed a second time
+            and normalized.literals
+            and any(s.kind == "literal" for s in normalized.sources)
+        ):
             try:
                 pglast.parser.parse_sql_json(_encodable(normalize(sql, literals=False).text))
             except pglast.parser.ParseError:
