@@ -158,11 +158,10 @@ class RuleSettings(_Model):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from tenantwatch._regex import compile_linear
+
         for pattern in value or ():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+            compile_linear(pattern)  # RE2: linear time on any value, so no backreferences or lookaround
         return value
 
     @field_validator("start", "end")
@@ -334,6 +333,9 @@ class AnalysisSettings(_Model):
     cache_size: int = Field(default=4096, gt=0)
     max_statement_bytes: int = Field(default=100_000, gt=0)
     max_depth: int = Field(default=100, gt=0)
+    cache_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Bytes both analysis caches may hold together (keys and results, estimated); statements over
+    ``max_statement_bytes`` are never cached."""
 
 
 class Settings(_Model):

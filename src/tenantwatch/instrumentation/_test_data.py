@@ -197,7 +197,7 @@ class TestDataScanner:
     # --- labelling and masking ------------------------------------------------------------------------------------
 
     def _found(self, statement: str, matches: list[_Match]) -> TestDataFound | None:
-        written = _written_columns(statement)
+        written = _written_columns(statement) if len(statement) <= _MAX_STATEMENT else None  # no huge cache keys
         entries: dict[str, None] = {}
         masks: dict[str, str] = {}
         for match in matches:

@@ -1,4 +1,4 @@
-"""A small thread-safe bounded LRU mapping (the analysis caches)."""
+"""A small thread-safe LRU mapping bounded in entries and in bytes (the analysis caches)."""
 
 from __future__ import annotations
 
@@ -13,41 +13,56 @@ V = TypeVar("V")
 
 
 class LRUCache(Generic[K, V]):
-    """At most ``maxsize`` entries; the least recently used one goes first. Every method takes one short lock."""
+    """At most ``maxsize`` entries and ``maxbytes`` bytes (as weighed by the caller at :meth:`put`); the least
+    recently used entries go first. An entry heavier than ``maxbytes`` is not stored. Every method takes one short
+    lock."""
 
-    __slots__ = ("_data", "_lock", "hits", "maxsize", "misses")
+    __slots__ = ("_data", "_lock", "bytes", "hits", "maxbytes", "maxsize", "misses")
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, maxbytes: int | None = None) -> None:
         if maxsize <= 0:
             raise ValueError("maxsize must be greater than 0")
+        if maxbytes is not None and maxbytes <= 0:
+            raise ValueError("maxbytes must be greater than 0")
         self.maxsize = maxsize
-        self._data: OrderedDict[K, V] = OrderedDict()
+        self.maxbytes = maxbytes
+        self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.bytes = 0
+        """The weight of the entries held now."""
         self.hits = 0
         self.misses = 0
 
     def get(self, key: K) -> V | None:
         """The value for ``key`` (now most recently used), or ``None``."""
         with self._lock:
-            value = self._data.get(key)
-            if value is None:
+            entry = self._data.get(key)
+            if entry is None:
                 self.misses += 1
                 return None
             self._data.move_to_end(key)
             self.hits += 1
-            return value
+            return entry[0]
 
-    def put(self, key: K, value: V) -> None:
-        """Store ``value``, evicting the least recently used entry when full."""
+    def put(self, key: K, value: V, weight: int = 0) -> None:
+        """Store ``value`` weighing ``weight`` bytes, evicting least recently used entries while over a bound."""
+        if self.maxbytes is not None and weight > self.maxbytes:
+            return
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._data[key] = (value, weight)
+            self.bytes += weight
+            data = self._data
+            while len(data) > self.maxsize or (self.maxbytes is not None and self.bytes > self.maxbytes):
+                _key, (_value, dropped) = data.popitem(last=False)
+                self.bytes -= dropped
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)

@@ -13,12 +13,24 @@ token pattern consumes unterminated input to the end, so the scan is linear even
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import re
 from dataclasses import dataclass
 
 from tenantwatch.sql.model import ValueSource
 
-__all__ = ["NormalizeError", "Normalized", "normalize", "paren_depth", "slim_for_parse", "slim_select_lists"]
+__all__ = [
+    "MAX_TOKENS",
+    "Expansions",
+    "NormalizeError",
+    "Normalized",
+    "collapse_lists",
+    "normalize",
+    "paren_depth",
+    "slim_for_parse",
+    "slim_select_lists",
+]
 
 
 class NormalizeError(ValueError):
@@ -37,11 +49,17 @@ class Normalized:
     """Whether inline literals were replaced too (only for DML statements, outside type contexts)."""
 
 
-_SPECIAL = re.compile(r"""[-/'"$?%:]""")
-"""The first characters of every token but numbers: the scan jumps from one to the next (a plain character
-class, which the regular expression engine searches fast)."""
-_SECOND = {"-": "-", "/": "*", "%": "(%sbt", ":": ""}
-"""For these first characters, the characters that may follow (``::`` is a cast, skipped)."""
+_SPECIAL = re.compile(r"""--|/\*|['"$?]|%[(%sbt]|:[:A-Za-z_]""")
+"""Where a token can start (``::`` is a cast, skipped): the scan jumps from one to the next inside the regular
+expression engine, so text between tokens (``a - b``, ``x / 2``, ``a % b``) costs no Python step."""
+
+MAX_TOKENS = 10_000
+"""Tokens (placeholders, literals, quoted names, comments) one statement may have: past this the statement is
+refused (``UNKNOWN``), which bounds the scan's per-token work whatever the text."""
+
+_CACHED_TEXT = 64
+"""Literal and parameter names up to this length share one :class:`ValueSource` object (the caches hold no
+long text)."""
 
 _TOKEN = re.compile(
     r"""
@@ -66,26 +84,8 @@ _E_STRING = re.compile(r"[eE]'(?:[^'\\]++|\\.|'')*+(?:'|\Z)", re.DOTALL)
 _NUMBER = re.compile(r"\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$])")
 """Numeric constants (``.5`` without a leading digit is left inline)."""
 
-_IDENT_CHAR = re.compile(r"[\w$\x80-\uffff]")
-
 _DML = re.compile(r"\s*\(*\s*(?:select|insert|update|delete|with|values|table|merge|explain|declare|copy)\b", re.I)
 """Statements whose literals are normalized; others (SET, DDL, ...) keep theirs, and are cached by exact text."""
-
-_TYPE_BEFORE_STRING = re.compile(
-    r"(?:\b(?:interval|date|time|timestamp|timestamptz|timetz|zone|json|jsonb|uuid|inet|cidr|macaddr|macaddr8|"
-    r"bytea|money|point|line|lseg|box|path|polygon|circle|bit|varbit|numeric|decimal|int|int2|int4|int8|integer|"
-    r"smallint|bigint|real|float|float4|float8|boolean|bool|text|varchar|char|character|varying|name|oid|regclass|"
-    r"regtype|regproc|xml|tsvector|tsquery|precision)|\))\s*$",
-    re.I,
-)
-"""``interval '1 day'``: PostgreSQL only accepts a string constant after a type name, so such literals stay."""
-
-_TYPMOD_BEFORE_NUMBER = re.compile(
-    r"\b(?:varchar|char|character|varying|nchar|nvarchar|numeric|decimal|dec|bit|varbit|time|timestamp|timetz|"
-    r"timestamptz|interval|float|double|string|binary|varbinary)\s*\(\s*(?:\d+\s*,\s*)?$",
-    re.I,
-)
-"""``varchar(255)``, ``numeric(10, 2)``: type modifiers must stay integer constants."""
 
 _E_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _E_MAP = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
@@ -96,38 +96,195 @@ def _e_unescape(body: str) -> str:
 
 
 def _block_comment_end(sql: str, start: int) -> int:
-    """End of the (nestable) block comment opening at ``start``."""
+    """End of the (nestable) block comment opening at ``start``.
+
+    Linear: the next ``/*`` and the next ``*/`` are each searched again only once the scan has passed them, so
+    every character is looked at a bounded number of times however deep the nesting (``/* /* ... */ */``)."""
     depth = 0
     pos = start
-    n = len(sql)
-    while pos < n:
-        opening = sql.find("/*", pos)
-        closing = sql.find("*/", pos)
+    opening = sql.find("/*", pos)
+    closing = sql.find("*/", pos + 2)
+    while True:
         if closing < 0:
             raise NormalizeError("unterminated /* comment")
         if 0 <= opening < closing:
             depth += 1
             pos = opening + 2
-            continue
-        depth -= 1
-        pos = closing + 2
-        if depth == 0:
-            return pos
-    raise NormalizeError("unterminated /* comment")
+        else:
+            depth -= 1
+            pos = closing + 2
+            if depth == 0:
+                return pos
+        if 0 <= opening < pos:
+            opening = sql.find("/*", pos)
+        if closing < pos:
+            closing = sql.find("*/", pos)
 
 
 @functools.lru_cache(maxsize=4096)
-def _param(key: str | int) -> ValueSource:
+def _cached_param(key: str | int) -> ValueSource:
     return ValueSource(kind="param", key=key)
 
 
 @functools.lru_cache(maxsize=4096)
-def _literal(value: str) -> ValueSource:
+def _cached_literal(value: str) -> ValueSource:
     return ValueSource(kind="literal", value=value)
 
 
+_POSITIONAL = tuple(ValueSource(kind="param", key=index) for index in range(4096))
+
+
+def _param(key: str | int) -> ValueSource:
+    if type(key) is int and 0 <= key < len(_POSITIONAL):
+        return _POSITIONAL[key]
+    if isinstance(key, str) and len(key) > _CACHED_TEXT:
+        return ValueSource(kind="param", key=key)
+    return _cached_param(key)
+
+
+def _literal(value: str) -> ValueSource:
+    if len(value) > _CACHED_TEXT:
+        return ValueSource(kind="literal", value=value)
+    return _cached_literal(value)
+
+
 def _is_ident_char(sql: str, index: int) -> bool:
-    return index >= 0 and _IDENT_CHAR.match(sql, index) is not None
+    """Whether ``sql[index]`` can be part of an identifier (``[\\w$\\x80-\\uffff]``), without a regex call."""
+    if index < 0:
+        return False
+    char = sql[index]
+    return char.isalnum() or char in "_$" or "\x80" <= char <= "\uffff"
+
+
+_TYPE_WORDS = frozenset(
+    [
+        "interval",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "timetz",
+        "zone",
+        "json",
+        "jsonb",
+        "uuid",
+        "inet",
+        "cidr",
+        "macaddr",
+        "macaddr8",
+        "bytea",
+        "money",
+        "point",
+        "line",
+        "lseg",
+        "box",
+        "path",
+        "polygon",
+        "circle",
+        "bit",
+        "varbit",
+        "numeric",
+        "decimal",
+        "int",
+        "int2",
+        "int4",
+        "int8",
+        "integer",
+        "smallint",
+        "bigint",
+        "real",
+        "float",
+        "float4",
+        "float8",
+        "boolean",
+        "bool",
+        "text",
+        "varchar",
+        "char",
+        "character",
+        "varying",
+        "name",
+        "oid",
+        "regclass",
+        "regtype",
+        "regproc",
+        "xml",
+        "tsvector",
+        "tsquery",
+        "precision",
+    ]
+)
+"""``interval '1 day'``: PostgreSQL only accepts a string constant after a type name, so such literals stay."""
+
+_TYPMOD_WORDS = frozenset(
+    [
+        "varchar",
+        "char",
+        "character",
+        "varying",
+        "nchar",
+        "nvarchar",
+        "numeric",
+        "decimal",
+        "dec",
+        "bit",
+        "varbit",
+        "time",
+        "timestamp",
+        "timetz",
+        "timestamptz",
+        "interval",
+        "float",
+        "double",
+        "string",
+        "binary",
+        "varbinary",
+    ]
+)
+"""``varchar(255)``, ``numeric(10, 2)``: type modifiers must stay integer constants."""
+
+_OPEN_INTEGERS = re.compile(r"\(\s*+(\d++)(?:\s*+,\s*+(\d++))?")
+"""``(20`` or ``(10, 2``: where a type modifier can be (led by ``(``, so the engine skips the rest fast)."""
+
+_LOOK_BACK = 40
+"""Characters looked at before a literal for a type name: a fixed window, so each check costs O(1)."""
+
+
+def _word_before(sql: str, end: int) -> str:
+    """The lower-cased identifier that ends at ``end`` once spaces are skipped (``""`` if none, or if longer than
+    the look-back window)."""
+    low = max(0, end - _LOOK_BACK)
+    while end > low and sql[end - 1].isspace():
+        end -= 1
+    start = end
+    while start > low and (sql[start - 1].isalnum() or sql[start - 1] == "_"):
+        start -= 1
+    if start == end or (start > 0 and _is_ident_char(sql, start - 1)):
+        return ""
+    return sql[start:end].lower()
+
+
+def _type_before_string(sql: str, start: int) -> bool:
+    """Whether the string constant at ``start`` follows a type name or ``)`` (``interval '1 day'``)."""
+    end = start
+    while end > 0 and sql[end - 1] in " \t\r\n":
+        end -= 1
+    if end == 0:
+        return False
+    char = sql[end - 1]
+    return char == ")" or ((char.isalnum() or char == "_") and _word_before(sql, end) in _TYPE_WORDS)
+
+
+def _typmod_starts(sql: str) -> frozenset[int]:
+    """Where the integer type modifiers of ``varchar(20)``, ``numeric(10, 2)`` start: one pass over the text, so
+    each number's check is a set lookup (a regular expression search per number made long lists slow)."""
+    found: set[int] = set()
+    for match in _OPEN_INTEGERS.finditer(sql):
+        if _word_before(sql, match.start()) in _TYPMOD_WORDS:
+            found.add(match.start(1))
+            if match.group(2) is not None:
+                found.add(match.start(2))
+    return frozenset(found)
 
 
 def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] | None]]:
@@ -142,17 +299,11 @@ def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] 
         if found is None:
             break
         at = found.start()
-        char = sql[at]
-        follow = _SECOND.get(char)
-        if follow is not None:
-            nxt = sql[at + 1 : at + 2]
-            if char == ":":
-                if nxt == ":":  # a ``::`` cast
-                    pos = at + 2
-                    continue
-            elif not nxt or nxt not in follow:
-                pos = at + 1
-                continue
+        if found.group() == "::":  # a cast
+            pos = at + 2
+            continue
+        if len(tokens) >= MAX_TOKENS:
+            raise NormalizeError(f"statement has more than {MAX_TOKENS} tokens")
         match = token_at(sql, at)
         if match is None:
             pos = at + 1
@@ -202,6 +353,8 @@ def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] 
         if index < len(tokens) and tokens[index][1] <= start:
             continue  # inside a string, comment or placeholder
         merged.append(("num", start, number.end(), None))
+        if len(merged) > MAX_TOKENS:
+            raise NormalizeError(f"statement has more than {MAX_TOKENS} tokens")
     merged.extend(tokens[index:])
     return merged
 
@@ -223,11 +376,11 @@ _CAST_AT_START = re.compile(_PARAM_CAST.pattern[len(r"(\$\d+)") :], re.IGNORECAS
 
 _NEEDS_SCAN = re.compile(r"""['"`\-/]""")
 """Quotes and comment starts: the statement needs the full scan."""
-_PLACEHOLDER_SPLIT = re.compile(r"([%?$](?:\([^()]*\)[sbt]|[sbt%]|\d*))")
+_PLACEHOLDER_SPLIT = re.compile(r"(%(?:\([^()]*+\)[sbt]|[sbt%])?|[?$]\d*)")
 """Placeholder candidates; led by a character class so the engine scans fast. A lone ``%``/``$`` goes back."""
 _IDENT_DOLLAR = re.compile(r"\w\$")
 _PLACEHOLDER_NUMBER_SPLIT = re.compile(
-    r"([%?$](?:\([^()]*\)[sbt]|[sbt%]|\d*)|\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$]))"
+    r"(%(?:\([^()]*+\)[sbt]|[sbt%])?|[?$]\d*|\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$]))"
 )
 _PLACEHOLDER_CHARS = re.compile(r"[%?$]")
 _DOLLAR_QUOTE = re.compile(r"\$(?!\d)")
@@ -244,17 +397,20 @@ def _normalize_plain(sql: str, literals: bool) -> Normalized | None:
     if not numbers and _PLACEHOLDER_CHARS.search(sql) is None:
         return Normalized(text=sql, sources=(), literals=literals)
     parts = (_PLACEHOLDER_NUMBER_SPLIT if numbers else _PLACEHOLDER_SPLIT).split(sql)
+    if len(parts) > 2 * MAX_TOKENS:
+        raise NormalizeError(f"statement has more than {MAX_TOKENS} tokens")
     strong = any(len(t) > 1 and (t[0] == "$" or (t[0] == "%" and t != "%%")) for t in parts[1::2])
     sources: list[ValueSource] = []
     position = 0
     offset = len(parts[0])
+    typmods = _typmod_starts(sql) if numbers else frozenset()
     for index in range(1, len(parts), 2):
         token = parts[index]
         start = offset
         offset += len(token) + len(parts[index + 1])
         first = token[0]
         if first.isdigit():
-            if _TYPMOD_BEFORE_NUMBER.search(sql, max(0, start - 40), start):
+            if start in typmods:
                 continue  # ``varchar(20)``: a type modifier stays
             sources.append(_literal(token))
             parts[index] = f"${len(sources)}"
@@ -302,6 +458,7 @@ def _normalize_scan(sql: str, literals: bool) -> Normalized:
     """The general path: every token kind, literals included."""
     tokens = _tokens(sql, literals)
     strong = any(token[0] in _STRONG for token in tokens)
+    typmods = _typmod_starts(sql) if literals else frozenset()
     out: list[str] = []
     sources: list[ValueSource] = []
     pos = 0
@@ -316,7 +473,7 @@ def _normalize_scan(sql: str, literals: bool) -> Normalized:
             closer = '"' if kind == "dq" else "'"
             if len(token) < 2 or token[-1] != closer or (kind == "estr" and _odd_backslashes(token)):
                 raise NormalizeError("unterminated quoted " + ("identifier" if kind == "dq" else "string"))
-            if kind != "dq" and literals and not _TYPE_BEFORE_STRING.search(sql, max(0, start - 24), start):
+            if kind != "dq" and literals and not _type_before_string(sql, start):
                 value = _string_value(kind, token)
                 if strong:
                     value = value.replace("%%", "%")
@@ -326,7 +483,7 @@ def _normalize_scan(sql: str, literals: bool) -> Normalized:
             assert match is not None
             tag = match.group()
             body = sql[start + len(tag) : end - len(tag)]
-            if literals and not _TYPE_BEFORE_STRING.search(sql, max(0, start - 24), start):
+            if literals and not _type_before_string(sql, start):
                 sources.append(_literal(body))
                 replacement = f"${len(sources)}"
         elif kind == "dparam":
@@ -359,7 +516,7 @@ def _normalize_scan(sql: str, literals: bool) -> Normalized:
                     q_pos += 1
                 sources.append(_param(key))
                 replacement = f"${len(sources)}"
-        elif kind == "num" and literals and not _TYPMOD_BEFORE_NUMBER.search(sql, max(0, start - 40), start):
+        elif kind == "num" and literals and start not in typmods:
             sources.append(_literal(token))
             replacement = f"${len(sources)}"
         if replacement is None:
@@ -394,20 +551,23 @@ def _string_value(kind: str | None, token: str) -> str:
     return token[1:-1].replace("''", "'")
 
 
-_BRACKETS = re.compile(r"[()\[\]]")
+_NOT_BRACKETS = re.compile(r"[^()\[\]]++")
+_BRACKET_STEP = str.maketrans({"(": "\x01", "[": "\x01", ")": "\x02", "]": "\x02"})
+_STEP = (0, 1, -1)
 
 
 def paren_depth(text: str) -> int:
-    """Deepest nesting of ``()``/``[]`` in ``text`` (quoted text counted too: an upper bound)."""
-    depth = 0
-    deepest = 0
-    for match in _BRACKETS.finditer(text):
-        if match.group() in "([":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth = max(0, depth - 1)
-    return deepest
+    """Deepest nesting of ``()``/``[]`` in ``text`` (quoted text counted too: an upper bound; a closing bracket
+    with nothing open is ignored). Computed with C-level iterators, never a Python step per bracket."""
+    brackets = _NOT_BRACKETS.sub("", text)
+    if not brackets:
+        return 0
+    steps = brackets.translate(_BRACKET_STEP).encode("ascii")
+    levels = list(itertools.accumulate(map(_STEP.__getitem__, steps)))
+    floors = itertools.accumulate(levels, min, initial=0)
+    next(floors)
+    deepest: int = max(map(operator.sub, levels, map(min, floors, itertools.repeat(0))))
+    return max(0, deepest)
 
 
 _NOT_PLAIN = re.compile(r"""[()$;'"]""")
@@ -480,3 +640,61 @@ def slim_for_parse(text: str) -> str:
     if " $" in text and _IN_PARAM.search(text) is not None:
         text = _IN_PARAM.sub(_in_param, text)
     return slim_select_lists(text)
+
+
+_IN_LIST = re.compile(r"\b[iI][nN]\s*\(\s*\$(\d+)(?:\s*,\s*\$\d+){15,}+\s*\)")
+"""``IN ($a, $a+1, ...)`` of at least 16 bare parameters."""
+_VALUES_ROWS = re.compile(r"\b[vV][aA][lL][uU][eE][sS]\s*(\([^()]*+\)(?:\s*,\s*\([^()]*+\)){3,}+)")
+"""``VALUES (...), (...), ...``: at least 4 rows without nested parentheses."""
+_ROW = re.compile(r"\([^()]*+\)")
+_DPARAM = re.compile(r"(?<![\w$])\$(\d+)")
+
+Expansions = dict[int, tuple[int, int]]
+"""``{k: (stride, count)}``: after :func:`collapse_lists`, ``$k`` stands for ``$k, $k+stride, ...`` (count of them)."""
+
+
+def collapse_lists(text: str) -> tuple[str, Expansions]:
+    """A normalized text with long ``IN`` lists of parameters cut to their first one and runs of ``VALUES`` rows of
+    one shape cut to their first row, and what each kept ``$k`` stands for. The scope walk judges one row or one
+    item exactly as it judges all of them, and the parse tree stays small (``$k`` are numbered in order of
+    appearance, so the items of such a list are consecutive)."""
+    if "$" not in text:
+        return text, {}
+    expansions: Expansions = {}
+    out: list[str] = []
+    pos = 0
+    lower = text.lower()
+    if " in" in lower or "in(" in lower:
+        for match in _IN_LIST.finditer(text):
+            first = int(match.group(1))
+            count = match.group().count("$")
+            last = _DPARAM.findall(match.group())[-1]
+            if int(last) != first + count - 1:
+                continue
+            out.append(text[pos : match.start()])
+            out.append(f"IN (${first})")
+            pos = match.end()
+            expansions[first] = (1, count)
+    if pos:
+        out.append(text[pos:])
+        text = "".join(out)
+        out, pos = [], 0
+        lower = text.lower()
+    if "values" in lower:
+        for match in _VALUES_ROWS.finditer(text):
+            rows = _ROW.findall(match.group(1))
+            if len(set(_ROW.findall(_DPARAM.sub("$", match.group(1))))) != 1:
+                continue  # rows of different shapes
+            params = [int(k) for k in _DPARAM.findall(rows[0])]
+            width = len(params)
+            if width and int(_DPARAM.findall(rows[-1])[0]) != params[0] + width * (len(rows) - 1):
+                continue
+            out.append(text[pos : match.start(1)])
+            out.append(rows[0])
+            pos = match.end(1)
+            for k in params:
+                expansions[k] = (width, len(rows))
+    if pos:
+        out.append(text[pos:])
+        text = "".join(out)
+    return text, expansions

@@ -220,6 +220,50 @@ class _Atom:
         self.form = form
 
 
+class _Protection:
+    """What a set of conjuncts protects, computed once for every relation judged against it (a level of many
+    tables costs one pass over its conditions, not one per table)."""
+
+    __slots__ = ("direct", "filtered", "uf")
+
+    def __init__(self, atoms: list[_Atom]) -> None:
+        self.direct: dict[_Key, str] = {}
+        """Column -> the form of its first filter against values."""
+        for atom in atoms:
+            if atom.right is None:
+                self.direct.setdefault(atom.left, atom.form)
+        self.uf: _UnionFind | None = None
+        self.filtered: dict[_Key, _Key] = {}
+        """Root of an equality class -> its first column filtered against values."""
+        links = [a for a in atoms if a.right is not None]
+        if not links:
+            return
+        uf = self.uf = _UnionFind()
+        for atom in links:
+            assert atom.right is not None
+            uf.union(atom.left, atom.right)
+        for atom in atoms:
+            if atom.right is None:
+                self.filtered.setdefault(uf.find(atom.left), atom.left)
+
+    def check(self, rel: _Rel) -> tuple[bool, str]:
+        assert rel.column is not None
+        target: _Key = (rel.key, rel.column)
+        form = self.direct.get(target)
+        if form is not None:
+            if form == "IN":
+                return True, f"{rel.column} IN (values)"
+            if form == "ANY":
+                return True, f"{rel.column} = ANY(values)"
+            return True, f"{rel.column} = value"
+        if self.uf is None:
+            return False, ""
+        source = self.filtered.get(self.uf.find(target))
+        if source is not None and source != target:
+            return True, f"{rel.column} equals {source[0]}.{source[1]}, which is filtered"
+        return False, ""
+
+
 class _Walker:
     def __init__(self, column_for: Callable[[str], str | None], tenant_columns: Iterable[str], max_depth: int) -> None:
         self.column_for = column_for
@@ -407,7 +451,7 @@ class _Walker:
         atoms = self._atoms(conjuncts(where), level)
         if writes_column:  # excluded.<column> is the written value, checked against the tenant separately
             atoms.append(_Atom(("excluded", column), None, ("excluded",)))
-        ok, why = self._protected(rel, atoms)
+        ok, why = _Protection(atoms).check(rel)
         reason = why if ok else f"the conflicting row may belong to another tenant: no {column} in the conflict target"
         group.append(ScopeVerdict(rel.scope, table, "write", "present" if ok else "missing", reason))
 
@@ -722,16 +766,21 @@ class _Walker:
             return
         where_atoms = self._atoms(conjuncts(where), level)
         on_atoms: dict[int, list[_Atom]] = {}
+        protections: dict[tuple[int, ...], _Protection] = {}
         for rel in tenant_rels:
-            atoms = list(where_atoms)
-            for index in self._holding_joins(level, rel):
-                if index not in on_atoms:
-                    quals, using = level.on_nodes[index]
-                    found = self._atoms(conjuncts(quals), level)
-                    found.extend(_Atom(a, b) for a, b in using)
-                    on_atoms[index] = found
-                atoms.extend(on_atoms[index])
-            ok, reason = self._protected(rel, atoms)
+            holding = tuple(self._holding_joins(level, rel))
+            protection = protections.get(holding)
+            if protection is None:  # relations under the same joins share their conditions: judged once
+                atoms = list(where_atoms)
+                for index in holding:
+                    if index not in on_atoms:
+                        quals, using = level.on_nodes[index]
+                        found = self._atoms(conjuncts(quals), level)
+                        found.extend(_Atom(a, b) for a, b in using)
+                        on_atoms[index] = found
+                    atoms.extend(on_atoms[index])
+                protection = protections[holding] = _Protection(atoms)
+            ok, reason = protection.check(rel)
             if not ok:
                 column = rel.column
                 if rel.key in level.mentioned:
@@ -778,29 +827,6 @@ class _Walker:
             if ok:
                 holding.append(join)
         return holding
-
-    def _protected(self, rel: _Rel, atoms: list[_Atom]) -> tuple[bool, str]:
-        assert rel.column is not None
-        target: _Key = (rel.key, rel.column)
-        for atom in atoms:
-            if atom.right is None and atom.left == target:
-                if atom.form == "IN":
-                    return True, f"{rel.column} IN (values)"
-                if atom.form == "ANY":
-                    return True, f"{rel.column} = ANY(values)"
-                return True, f"{rel.column} = value"
-        links = [a for a in atoms if a.right is not None]
-        if not links:
-            return False, ""
-        uf = _UnionFind()
-        for atom in links:
-            assert atom.right is not None
-            uf.union(atom.left, atom.right)
-        root = uf.find(target)
-        for atom in atoms:
-            if atom.right is None and uf.find(atom.left) == root and atom.left != target:
-                return True, f"{rel.column} equals {atom.left[0]}.{atom.left[1]}, which is filtered"
-        return False, ""
 
     def _atoms(self, nodes: list[Any], level: _Level) -> list[_Atom]:
         atoms: list[_Atom] = []

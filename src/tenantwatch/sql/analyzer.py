@@ -12,8 +12,9 @@
    sqlglot (:mod:`._fallback`, tighter size cap);
 5. anything that fails gives operation ``UNKNOWN`` with ``error`` set: hostile SQL is input like any other.
 
-Both caches are bounded LRUs of ``settings.analysis.cache_size`` entries and are dropped when
-:attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` changes.
+Both caches are LRUs bounded by ``settings.analysis.cache_size`` entries and by ``settings.analysis.cache_bytes``
+(half each, weighed as key plus estimated result); a statement over the size cap is never cached. They are dropped
+when :attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` changes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +34,20 @@ from tenantwatch.config import Settings
 from tenantwatch.sql import _fallback
 from tenantwatch.sql._cache import LRUCache
 from tenantwatch.sql._fingerprint import fingerprint
-from tenantwatch.sql._normalize import Normalized, NormalizeError, normalize, paren_depth, slim_for_parse
+from tenantwatch.sql._normalize import (
+    Expansions,
+    Normalized,
+    NormalizeError,
+    collapse_lists,
+    normalize,
+    paren_depth,
+    slim_for_parse,
+)
 from tenantwatch.sql._scope import TooDeepError, Value, WalkResult, walk
-from tenantwatch.sql.model import StatementAnalysis, ValueSource
+from tenantwatch.sql.model import ScopeVerdict, StatementAnalysis, ValueSource
 from tenantwatch.sql.tables import TenantTables
 
-__all__ = ["FALLBACK_MAX_BYTES", "Analyzer"]
+__all__ = ["FALLBACK_MAX_BYTES", "FALLBACK_MAX_TOKENS", "MAX_TREE_CHARS", "Analyzer"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +65,21 @@ _loads = _json_loader()
 FALLBACK_MAX_BYTES = 16_384
 """sqlglot is ~50x slower than libpg_query: statements longer than this are not retried with it."""
 
+FALLBACK_MAX_TOKENS = 300
+"""...nor statements of more words and symbols than this (sqlglot costs ~10 µs per token here): it keeps a cold
+analysis that falls back within a few milliseconds."""
+
+MAX_TREE_CHARS = 150_000
+"""A parse tree whose JSON is longer than this is not loaded nor walked (``UNKNOWN``, "too complex"): loading and
+walking cost about 40 µs per KiB of it, so this bounds the analysis time whatever the statement."""
+
+_FALLBACK_TOKEN = re.compile(r"\w+|[^\w\s]")
+_ESTIMATE_FROM = 8192
+"""Longer texts have their tokens counted before parsing: every token adds at least 20 characters of parse tree."""
+_MAX_TREE_TOKENS = MAX_TREE_CHARS // 20
+_ENTRY_OVERHEAD = 200
+"""Bytes counted per cache entry besides its key and its result (the dict slot, the tuple, the version)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Template:
@@ -64,6 +90,8 @@ class _Template:
     error: str | None = None
     literals_inline: bool = False
     """PostgreSQL rejected the text with ``$n`` for literals: parse the literal-bearing text instead."""
+    expansions: Expansions | None = None
+    """Parameters that stand for a collapsed list (see :func:`~tenantwatch.sql._normalize.collapse_lists`)."""
 
 
 class Analyzer:
@@ -76,8 +104,9 @@ class Analyzer:
         self._max_bytes = bounds.max_statement_bytes
         self._max_depth = bounds.max_depth
         self._fallback_max_bytes = min(FALLBACK_MAX_BYTES, self._max_bytes)
-        self._exact: LRUCache[str, tuple[int, StatementAnalysis]] = LRUCache(bounds.cache_size)
-        self._shapes: LRUCache[str, tuple[int, _Template]] = LRUCache(bounds.cache_size)
+        half = max(1, bounds.cache_bytes // 2)
+        self._exact: LRUCache[str, tuple[int, StatementAnalysis]] = LRUCache(bounds.cache_size, half)
+        self._shapes: LRUCache[str, tuple[int, _Template]] = LRUCache(bounds.cache_size, half)
         self._version = self.tables.version
 
     # -- public --------------------------------------------------------------------------------------------------
@@ -95,8 +124,8 @@ class Analyzer:
                 self._version = version
             text = sql if isinstance(sql, str) else _as_text(sql)
             analysis = self._analyze(text, version)
-            if isinstance(sql, str):
-                self._exact.put(sql, (version, analysis))
+            if isinstance(sql, str) and not (analysis.error or "").startswith(_TOO_LARGE):
+                self._exact.put(sql, (version, analysis), _weight(sql, analysis))
             return analysis
         except Exception as exc:  # the analysis must never break the caller
             logger.debug("tenantwatch: statement analysis failed", exc_info=True)
@@ -109,11 +138,13 @@ class Analyzer:
 
     @property
     def cache_info(self) -> dict[str, int]:
-        """Sizes and hit counts of both caches (for tests and benchmarks)."""
+        """Sizes, weights (bytes) and hit counts of both caches (for tests and benchmarks)."""
         return {
             "exact_size": len(self._exact),
+            "exact_bytes": self._exact.bytes,
             "exact_hits": self._exact.hits,
             "shape_size": len(self._shapes),
+            "shape_bytes": self._shapes.bytes,
             "shape_hits": self._shapes.hits,
         }
 
@@ -124,7 +155,7 @@ class Analyzer:
         if size * 4 > self._max_bytes:
             size = len(sql.encode("utf-8", "surrogatepass"))
         if size > self._max_bytes:
-            return _unknown(f"statement too large ({size} bytes > {self._max_bytes})")
+            return _unknown(f"{_TOO_LARGE} ({size} bytes > {self._max_bytes})")
         if "\x00" in sql:
             return _unknown("statement contains a NUL byte")
         try:
@@ -135,7 +166,7 @@ class Analyzer:
         template = cached[1] if cached is not None and cached[0] == version else None
         if template is None:
             template = self._template(sql, normalized)
-            self._shapes.put(normalized.text, (version, template))
+            self._shapes.put(normalized.text, (version, template), _template_weight(normalized.text, template))
         if template.literals_inline:
             return self._analyze_inline(sql, template.fingerprint)
         return _bind(template, normalized.sources)
@@ -145,17 +176,29 @@ class Analyzer:
         fp = fingerprint(text)
         if (text.count("(") + text.count("[")) > self._max_depth and paren_depth(text) > self._max_depth:
             return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
+        collapsed, expansions = collapse_lists(text)
+        slim = slim_for_parse(collapsed)
+        if len(slim) > _ESTIMATE_FROM:
+            tokens = len(_FALLBACK_TOKEN.findall(slim))
+            if tokens > _MAX_TREE_TOKENS:
+                return _Template(None, fp, f"statement too complex to analyze ({tokens} tokens > {_MAX_TREE_TOKENS})")
         try:
-            return _Template(self._parse_and_walk(slim_for_parse(text)), fp)
+            return _Template(self._parse_and_walk(slim), fp, expansions=expansions or None)
         except TooDeepError as exc:
             return _Template(None, fp, str(exc))
         except RecursionError:
             return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
         except pglast.parser.ParseError as exc:
             pg_error = str(exc)
-        if normalized.literals and any(s.kind == "literal" for s in normalized.sources):
+        if "stack depth limit exceeded" in pg_error:  # neither inline literals nor sqlglot get further
+            return _Template(None, fp, f"statement nested deeper than the parser allows ({pg_error})")
+        if (
+            len(text) <= _ESTIMATE_FROM  # a long statement is not normalized and parsed a second time
+            and normalized.literals
+            and any(s.kind == "literal" for s in normalized.sources)
+        ):
             try:
-                pglast.parser.parse_sql_json(normalize(sql, literals=False).text)
+                pglast.parser.parse_sql_json(_encodable(normalize(sql, literals=False).text))
             except pglast.parser.ParseError:
                 pass  # not a literal-placement problem: another dialect, or not SQL
             else:
@@ -177,7 +220,11 @@ class Analyzer:
         return _bind(_Template(result, fp), normalized.sources)
 
     def _parse_and_walk(self, text: str) -> WalkResult:
-        raw = pglast.parser.parse_sql_json(text)
+        raw = pglast.parser.parse_sql_json(_encodable(text))
+        if len(raw) > MAX_TREE_CHARS:
+            raise TooDeepError(
+                f"statement too complex to analyze (parse tree of {len(raw)} characters > {MAX_TREE_CHARS})"
+            )
         try:
             tree = _loads(raw)
         except RecursionError as exc:
@@ -196,6 +243,10 @@ class Analyzer:
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > self._fallback_max_bytes:
             return _Template(None, fp, f"cannot parse: {pg_error} (too large for the fallback parser)")
+        text = slim_for_parse(text)
+        tokens = len(_FALLBACK_TOKEN.findall(text))
+        if tokens > FALLBACK_MAX_TOKENS:
+            return _Template(None, fp, f"cannot parse: {pg_error} (too many tokens for the fallback parser: {tokens})")
         try:
             stmts = _fallback.parse(text)
             result = walk(
@@ -211,6 +262,42 @@ class Analyzer:
         except Exception as exc:
             return _Template(None, fp, f"cannot parse: {pg_error}; fallback: {exc}")
         return _Template(result, fp)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 encoder accepts, and no PostgreSQL identifier can hold) as
+    U+FFFD: the parser then judges the rest of the statement instead of failing on the encoding."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_TOO_LARGE = "statement too large"
+
+
+def _weight(sql: str, analysis: StatementAnalysis) -> int:
+    """Estimated bytes an exact-cache entry holds: the key, and the result's strings and tuples."""
+    values = len(analysis.filter_values) + len(analysis.written_values) + len(analysis.tables)
+    return sys.getsizeof(sql) + _ENTRY_OVERHEAD + _result_weight(analysis.scopes, analysis.error, values)
+
+
+def _result_weight(scopes: tuple[ScopeVerdict, ...], error: str | None, values: int = 0) -> int:
+    size = 64 * values
+    for scope in scopes:
+        size += 120 + len(scope.scope) + len(scope.table) + len(scope.reason or "")
+    return size + (len(error) if error else 0)
+
+
+def _template_weight(text: str, template: _Template) -> int:
+    result = template.result
+    size = sys.getsizeof(text) + _ENTRY_OVERHEAD + 64 * len(template.expansions or ())
+    if result is None:
+        return size + len(template.error or "")
+    values = len(result.filter_values) + len(result.written_values) + len(result.tables)
+    return size + _result_weight(result.scopes, template.error, values)
 
 
 def _as_text(sql: object) -> str:
@@ -238,9 +325,24 @@ def _source(value: Value, sources: tuple[ValueSource, ...]) -> ValueSource | Non
     return None
 
 
-def _bind_values(values: tuple[Value, ...], sources: tuple[ValueSource, ...]) -> tuple[ValueSource, ...]:
+def _bind_values(
+    values: tuple[Value, ...], sources: tuple[ValueSource, ...], expansions: Expansions | None = None
+) -> tuple[ValueSource, ...]:
     found: dict[ValueSource, None] = {}
     for value in values:
+        spread = expansions.get(abs(value)) if expansions and isinstance(value, int) else None
+        if spread is not None:
+            assert isinstance(value, int)
+            stride, count = spread
+            if value > 0:  # $k, $k+stride, ...: a slice of the sources
+                found.update(dict.fromkeys(sources[value - 1 : value - 1 + stride * count : stride]))
+                continue
+            step = -stride
+            for member in range(value, value + step * count, step):
+                source = _source(member, sources)
+                if source is not None:
+                    found.setdefault(source, None)
+            continue
         source = _source(value, sources)
         if source is not None:
             found.setdefault(source, None)
@@ -256,8 +358,8 @@ def _bind(template: _Template, sources: tuple[ValueSource, ...]) -> StatementAna
         tables=result.tables,
         tenant_tables=result.tenant_tables,
         scopes=result.scopes,
-        filter_values=_bind_values(result.filter_values, sources),
-        written_values=_bind_values(result.written_values, sources),
+        filter_values=_bind_values(result.filter_values, sources, template.expansions),
+        written_values=_bind_values(result.written_values, sources, template.expansions),
         fingerprint=template.fingerprint,
         main_table=result.main_table,
     )

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tenantwatch._regex import LinearPattern, compile_linear
 from tenantwatch.config import DEFAULT_TEST_DATA_PATTERNS, Settings
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors.findings import Finding
@@ -58,10 +59,20 @@ def fixed_part(pattern: str) -> str:
     return "".join(best)
 
 
+def _ignores_case(pattern: str) -> bool:
+    """Whether ``pattern`` matches case-insensitively (``(?i)``); ``True`` when Python's parser cannot tell, which
+    only makes the substring pre-check case-fold (still a necessary condition for a match)."""
+    try:
+        return bool(re.compile(pattern).flags & re.IGNORECASE)  # compiled, never matched: no backtracking
+    except re.error:
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     source: str
-    regex: re.Pattern[str]
+    regex: LinearPattern
+    """Compiled by RE2: linear time in the value's length, whatever the pattern (see :mod:`tenantwatch._regex`)."""
     fixed: str
     fixed_lower: str
     needle: str
@@ -80,8 +91,8 @@ class TestDataPatterns:
         compiled = []
         for source in patterns:
             fixed = fixed_part(source)
-            regex = re.compile(source)
-            ignore_case = bool(regex.flags & re.IGNORECASE)
+            regex = compile_linear(source)
+            ignore_case = _ignores_case(source)
             needle = fixed.casefold() if ignore_case else fixed
             compiled.append(_Pattern(source, regex, fixed, fixed.lower(), needle, ignore_case))
         self.patterns: tuple[_Pattern, ...] = tuple(compiled)
@@ -90,8 +101,7 @@ class TestDataPatterns:
         """Whether any pattern matches somewhere in ``text``.
 
         A pattern's fixed part is in every match, so a substring test (case-folded for ``(?i)`` patterns) rules most
-        texts out before the regular expression runs: Python's engine is slow on case-insensitive patterns that
-        start with ``\\b`` or a class."""
+        texts out before the regular expression runs. The match itself is RE2's, linear in ``text``."""
         folded: str | None = None
         for pattern in self.patterns:
             needle = pattern.needle
