@@ -203,6 +203,18 @@ METRIC_BLOCKED: Final = "tenantwatch.http.blocked"
 METRIC_BLOCKS: Final = "tenantwatch.blocks"
 """Counter of blocks started by response actions, labelled by reason."""
 
+METRIC_EXPORT_DROPPED: Final = "tenantwatch.export.dropped"
+"""Counter of spans, log records and metric points configure()'s exporters could not deliver, labelled by
+``signal`` (``traces``, ``metrics``, ``logs``) and ``error.type`` (``export_failed``: the export was tried and
+failed; ``unreachable``: not tried, the endpoint was down moments ago; ``queue_full``; ``shutdown``: still queued
+when the shutdown timeout ran out)."""
+
+EXPORT_SIGNAL: Final = "signal"
+"""Label of ``tenantwatch.export.dropped``: the OpenTelemetry signal, ``traces``, ``metrics`` or ``logs``."""
+
+ERROR_TYPE: Final = "error.type"
+"""Why something failed (semconv), e.g. the reason an export dropped items."""
+
 # --- instrumentation scope -------------------------------------------------------------------------------------
 
 SCOPE_NAME: Final = "tenantwatch"
