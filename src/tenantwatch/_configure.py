@@ -214,9 +214,14 @@ class TenantwatchHandle:
             )
             for batcher in bounded
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
+        started: list[threading.Thread] = []
+        for batcher, worker in zip(bounded, workers, strict=True):
+            try:
+                worker.start()
+                started.append(worker)
+            except RuntimeError:  # no new threads this late in interpreter shutdown: one after the other
+                batcher.shutdown(_remaining(stage) * 1000)
+        for worker in started:
             worker.join(_remaining(stage))
         for name, provider in (("traces", self.tracer_provider), ("logs", self.logger_provider)):
             bounded_call(provider.shutdown, _remaining(stage), name=f"{name}-shutdown")

@@ -179,3 +179,32 @@ def test_the_circuit_probes_again_after_its_cooldown_and_recovers(caplog: pytest
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cannot deliver" in m for m in messages) == 1
     assert any("delivered to http://collector:4318/v1/traces again" in m for m in messages)
+
+
+def test_a_lone_span_goes_out_after_the_schedule_delay_without_a_flush(
+    reader: InMemoryMetricReader, stopped: list[TenantwatchHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")  # the SDK's variable, honoured
+    exporter = InMemorySpanExporter()
+    handle = _handle(exporter, reader)
+    stopped.append(handle)
+    time.sleep(0.3)  # the worker is idle, waiting with no deadline
+    _spans(handle, 1)
+    deadline = time.monotonic() + 3
+    while not exporter.get_finished_spans() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_a_full_queue_drops_and_counts(
+    reader: InMemoryMetricReader, stopped: list[TenantwatchHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "5")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5")
+    exporter = HangingExporter()
+    handle = _handle(exporter, reader)
+    stopped.append(handle)
+    _spans(handle, 5)  # one batch, in flight and hanging
+    assert exporter.entered.wait(5)
+    _spans(handle, 8)  # five fit in the queue behind it
+    assert _dropped(reader) == {("traces", "queue_full"): 3}

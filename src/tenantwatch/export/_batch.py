@@ -13,10 +13,11 @@ from __future__ import annotations
 import collections
 import copy
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
@@ -35,9 +36,31 @@ T = TypeVar("T")
 
 MAX_QUEUE_SIZE: Final = 2048
 MAX_EXPORT_BATCH_SIZE: Final = 512
-SCHEDULE_DELAY_SECONDS: Final = 1.0
-"""How long an item waits for a full batch before it is exported (the SDK's default is 5 s)."""
+SCHEDULE_DELAY_MILLIS: Final = 5000
+"""The SDK's defaults; ``OTEL_BSP_*`` (spans) and ``OTEL_BLRP_*`` (log records) override them, as in the SDK."""
 DEFAULT_TIMEOUT_MILLIS: Final = 2_000
+
+
+def _env_number(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        logger.warning("ignoring %s=%r: expected a positive number; using %d", name, raw, default)
+        return default
+    return value
+
+
+def _batching(prefix: str) -> dict[str, Any]:
+    """Queue size, batch size and schedule delay from ``OTEL_BSP_*`` / ``OTEL_BLRP_*``."""
+    queue = _env_number(f"{prefix}_MAX_QUEUE_SIZE", MAX_QUEUE_SIZE)
+    batch = min(_env_number(f"{prefix}_MAX_EXPORT_BATCH_SIZE", MAX_EXPORT_BATCH_SIZE), queue)
+    delay = _env_number(f"{prefix}_SCHEDULE_DELAY", SCHEDULE_DELAY_MILLIS) / 1000
+    return {"max_queue_size": queue, "max_export_batch_size": batch, "schedule_delay": delay}
 
 
 class BoundedBatcher(Generic[T]):
@@ -58,7 +81,7 @@ class BoundedBatcher(Generic[T]):
         circuit: Circuit,
         max_queue_size: int = MAX_QUEUE_SIZE,
         max_export_batch_size: int = MAX_EXPORT_BATCH_SIZE,
-        schedule_delay: float = SCHEDULE_DELAY_SECONDS,
+        schedule_delay: float = SCHEDULE_DELAY_MILLIS / 1000,
     ) -> None:
         self.signal = signal
         self._export = export
@@ -70,6 +93,8 @@ class BoundedBatcher(Generic[T]):
         self._delay = schedule_delay
         self._cond = threading.Condition()
         self._queue: collections.deque[T] = collections.deque()
+        self._oldest = 0.0
+        """When the oldest queued item arrived (monotonic): it is exported at the latest ``schedule_delay`` later."""
         self._accepted = 0
         self._settled = 0
         self._dropped = 0
@@ -96,7 +121,10 @@ class BoundedBatcher(Generic[T]):
                 return
             self._queue.append(item)
             self._accepted += 1
-            if len(self._queue) >= self._max_batch:
+            if len(self._queue) == 1:
+                self._oldest = time.monotonic()
+                self._cond.notify_all()  # the worker may be waiting with no deadline
+            elif len(self._queue) >= self._max_batch:
                 self._cond.notify_all()
 
     def _drop_locked(self, reason: str, count: int) -> None:
@@ -114,28 +142,28 @@ class BoundedBatcher(Generic[T]):
         finally:
             otel_context.detach(token)
 
-    def _due(self, next_export: float) -> bool:
+    def _due(self) -> bool:
         return bool(
             self._stopping
             or len(self._queue) >= self._max_batch
             or self._settled < self._flush_target
-            or (self._queue and time.monotonic() >= next_export)
+            or (self._queue and time.monotonic() >= self._oldest + self._delay)
         )
 
     def _loop(self) -> None:
-        next_export = time.monotonic() + self._delay
         while True:
             with self._cond:
-                while not self._due(next_export):
-                    self._cond.wait(max(next_export - time.monotonic(), 0.005) if self._queue else None)
+                while not self._due():
+                    timeout = max(self._oldest + self._delay - time.monotonic(), 0.005) if self._queue else None
+                    self._cond.wait(timeout)
                 if not self._queue:
                     if self._stopping:
                         return
-                    next_export = time.monotonic() + self._delay
                     continue
                 urgent = self._stopping or self._settled < self._flush_target
                 batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
                 self._in_flight = len(batch)
+                self._oldest = time.monotonic()
             delivered, reason = self._deliver(batch, probe=not urgent)
             with self._cond:
                 if self._abandoned:
@@ -145,7 +173,6 @@ class BoundedBatcher(Generic[T]):
                 if not delivered:
                     self._drop_locked(reason, len(batch))
                 self._cond.notify_all()
-            next_export = time.monotonic() + self._delay
 
     def _deliver(self, batch: list[T], *, probe: bool) -> tuple[bool, str]:
         circuit = self._circuit
@@ -226,7 +253,6 @@ class BoundedSpanProcessor(SpanProcessor):
         endpoint: str = "",
         drops: Drops | None = None,
         outage: Outage | None = None,
-        schedule_delay: float = SCHEDULE_DELAY_SECONDS,
     ) -> None:
         self.exporter = exporter
         self.batcher: BoundedBatcher[ReadableSpan] = BoundedBatcher(
@@ -235,7 +261,7 @@ class BoundedSpanProcessor(SpanProcessor):
             exporter.shutdown,
             drops=drops or Drops(),
             circuit=Circuit("traces", endpoint or type(exporter).__name__, outage or Outage()),
-            schedule_delay=schedule_delay,
+            **_batching("OTEL_BSP"),
         )
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
@@ -262,7 +288,6 @@ class BoundedLogRecordProcessor(LogRecordProcessor):
         endpoint: str = "",
         drops: Drops | None = None,
         outage: Outage | None = None,
-        schedule_delay: float = SCHEDULE_DELAY_SECONDS,
     ) -> None:
         self.exporter = exporter
         self.batcher: BoundedBatcher[ReadableLogRecord] = BoundedBatcher(
@@ -271,7 +296,7 @@ class BoundedLogRecordProcessor(LogRecordProcessor):
             exporter.shutdown,
             drops=drops or Drops(),
             circuit=Circuit("logs", endpoint or type(exporter).__name__, outage or Outage()),
-            schedule_delay=schedule_delay,
+            **_batching("OTEL_BLRP"),
         )
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:

@@ -273,7 +273,11 @@ def bounded_call(function: Callable[[], object], timeout_seconds: float, *, name
             result.append(None)
 
     thread = threading.Thread(target=run, name=f"tenantwatch-{name}", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no new threads this late in interpreter shutdown: run it here, unbounded
+        run()
+        return True, result[0] if result else None
     thread.join(max(timeout_seconds, 0.0))
     if thread.is_alive():
         logger.debug("tenantwatch: %s did not finish within %.2fs", name, timeout_seconds)
