@@ -57,7 +57,7 @@ def _json_objects(text: str) -> list[dict[str, Any]]:
     return found
 
 
-def _run_instrumented(tmp_path: Path, rules_text: str) -> subprocess.CompletedProcess[str]:
+def _run_instrumented(tmp_path: Path, rules_text: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "app.py"
     script.write_text(APP, encoding="utf-8")
     rules = tmp_path / "tenantwatch.yaml"
@@ -69,6 +69,7 @@ def _run_instrumented(tmp_path: Path, rules_text: str) -> subprocess.CompletedPr
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
         "TENANTWATCH_RULES_FILE": str(rules),
+        **extra_env,
     }
     command = [str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(script)]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False, cwd=tmp_path)
@@ -105,4 +106,17 @@ def test_bad_rules_file_is_reported_at_start_up(tmp_path: Path) -> None:
     assert "Instrumenting of tenantwatch_sqlalchemy failed" in done.stderr
     assert done.returncode == 0
     assert "APP 2 3" in done.stdout
+    assert A.DB_TENANT_FILTER not in done.stdout
+
+
+def test_no_sdk_configured_warns_what_to_install(tmp_path: Path) -> None:
+    """Nothing configured the SDK (here: the distro's configurator is switched off, as if no distro were
+    installed): the application runs, and tenantwatch says why it reports nothing and what to install."""
+    from tenantwatch.instrumentation.sqlalchemy import NO_SDK_WARNING
+
+    done = _run_instrumented(tmp_path, RULES, OTEL_PYTHON_CONFIGURATOR="no-such-configurator")
+    assert done.returncode == 0, done.stderr
+    assert "APP 2 3" in done.stdout
+    assert NO_SDK_WARNING in done.stderr
+    assert "pip install 'tenantwatch[auto]'" in done.stderr
     assert A.DB_TENANT_FILTER not in done.stdout

@@ -14,9 +14,11 @@ What it builds:
   a bad rules file raises :class:`tenantwatch.config.ConfigError` here, naming the field path;
 * one :class:`tenantwatch.sql.analyzer.Analyzer` shared by the instrumentation and the processor;
 * a ``TracerProvider`` whose spans go through :class:`tenantwatch.processors.TenantwatchSpanProcessor` into a
-  ``BatchSpanProcessor`` and the OTLP span exporter;
-* a ``MeterProvider`` with a ``PeriodicExportingMetricReader`` and the OTLP metric exporter;
-* a ``LoggerProvider`` with a ``BatchLogRecordProcessor`` and the OTLP log exporter (finding log records);
+  batching processor and the span exporters of ``OTEL_TRACES_EXPORTER`` (``otlp`` by default, ``console``,
+  ``none`` or a comma list);
+* a ``MeterProvider`` with a ``PeriodicExportingMetricReader`` per exporter of ``OTEL_METRICS_EXPORTER``;
+* a ``LoggerProvider`` with a batching processor per exporter of ``OTEL_LOGS_EXPORTER`` (finding log records);
+* with ``console=True`` or ``TENANTWATCH_CONSOLE=1``, one line per finding on standard error;
 * the SQLAlchemy instrumentation (``instrument_sqlalchemy=True``; needs the ``sqlalchemy`` extra);
 * with ``app=``, the ASGI instrumentation of that application (``handle.app`` is what to serve: a Starlette or
   FastAPI application is instrumented in place through its middleware stack, any other ASGI app is wrapped).
@@ -26,20 +28,27 @@ else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else ``http/protobuf`` (the OpenTelemetry 
 Python SDK's own auto-configuration defaults to ``grpc``). Endpoint: the ``endpoint`` argument as a base URL (like
 ``OTEL_EXPORTER_OTLP_ENDPOINT``: ``/v1/traces`` etc. are appended for HTTP), else the exporters read the standard
 ``OTEL_EXPORTER_OTLP_*`` variables themselves (endpoint, headers, timeout, compression, certificates).
+
+Outages (see :mod:`tenantwatch.export`): an OTLP export takes at most 2 s unless ``OTEL_EXPORTER_OTLP_TIMEOUT``
+says otherwise; while the collector is unreachable batches are dropped at once, counted on
+``tenantwatch.export.dropped``, with ONE warning naming the endpoint; ``force_flush`` and ``shutdown`` keep their
+timeout and return False when something was not delivered; the exit handler gives the shutdown 1 s in all.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
@@ -47,13 +56,18 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 )
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 from pydantic import ValidationError
 
 from tenantwatch.config import ConfigError, Settings, load_settings
+from tenantwatch.environment_variables import TENANTWATCH_CONSOLE
+from tenantwatch.export import ConsoleFindings, Drops, Outage, Pipelines
+from tenantwatch.export._batch import BoundedBatcher
+from tenantwatch.export._delivery import bounded_call
+from tenantwatch.export._exporters import otlp_span_exporter, signal_endpoint
 from tenantwatch.processors import TenantwatchSpanProcessor
 
 if TYPE_CHECKING:
@@ -67,6 +81,13 @@ PROTOCOLS: Final = ("grpc", "http/protobuf")
 """OTLP protocols the Python exporters speak."""
 
 DEFAULT_PROTOCOL: Final = "http/protobuf"
+
+# The demo builds its span exporter with these (they live in tenantwatch.export).
+_otlp_span_exporter = otlp_span_exporter
+_signal_endpoint = signal_endpoint
+
+EXIT_TIMEOUT_MILLIS: Final = 1_000
+"""What the interpreter-exit handler gives :meth:`TenantwatchHandle.shutdown`, for everything together."""
 
 _SIGNALS: Final = {
     "traces": (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "v1/traces"),
@@ -89,8 +110,14 @@ class TenantwatchHandle:
     """The SQLAlchemy instrumentor when ``configure`` instrumented SQLAlchemy (uninstrumented by ``shutdown``)."""
     app: Any | None = None
     """The ASGI application to serve when ``configure(app=...)`` instrumented one."""
+    pipelines: Pipelines | None = None
+    """The exporters ``configure`` built (bounded processors and metric exporters), for flush and shutdown."""
+    drops: Drops = field(default_factory=Drops)
+    """What could not be delivered, per signal (also counted on ``tenantwatch.export.dropped``)."""
+    outage: Outage = field(default_factory=Outage)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stopped: bool = field(default=False, init=False, repr=False)
+    _delivered: bool = field(default=False, init=False, repr=False)
 
     def instrument_app(self, app: Any, **kwargs: Any) -> Any:
         """Wrap an ASGI application (FastAPI, Starlette, raw ASGI) with tenantwatch's middleware, wired to this
@@ -123,26 +150,102 @@ class TenantwatchHandle:
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything recorded so far: spans first (their findings make logs and metrics), then logs and
-        metrics. True if every provider flushed in time."""
-        spans = self.tracer_provider.force_flush(timeout_millis)
-        logs = self.logger_provider.force_flush(timeout_millis)
-        metrics_ok = self.meter_provider.force_flush(timeout_millis)
-        return bool(spans and logs and metrics_ok)
+        metrics. Returns within ``timeout_millis``; True only if everything was delivered (nothing dropped since
+        the previous flush, every provider done in time)."""
+        with self.outage.hurry():
+            return self._flush(timeout_millis)
 
-    def shutdown(self) -> None:
-        """Uninstrument, then flush and shut down the tracer, logger and meter providers, in that order."""
+    def _flush(self, timeout_millis: int) -> bool:
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000
+        ok = True
+        providers: tuple[tuple[str, Any], ...] = (
+            ("traces", self.tracer_provider),
+            ("logs", self.logger_provider),
+            ("metrics", self.meter_provider),
+        )
+        for name, provider in providers:
+            remaining = _remaining(deadline)
+
+            def flush(provider: Any = provider, millis: int = int(remaining * 1000)) -> bool:
+                return bool(provider.force_flush(millis))
+
+            done, result = bounded_call(flush, remaining, name=f"{name}-flush")
+            ok = ok and done and bool(result)
+        exporters = self.pipelines.metric_exporters if self.pipelines is not None else []
+        return all([exporter.delivered_since_flush() for exporter in exporters]) and ok
+
+    def shutdown(self, timeout_millis: int = 30_000) -> bool:
+        """Uninstrument, then flush and shut down the tracer, logger and meter providers, in that order, within
+        ``timeout_millis`` in all (what is still queued then is dropped and counted). True if everything was
+        delivered. Idempotent: later calls return the first call's answer at once."""
         with self._lock:
             if self._stopped:
-                return
+                return self._delivered
             self._stopped = True
+        atexit.unregister(self._at_exit)
+        with self.outage.hurry():
+            self._delivered = self._stop(timeout_millis)
+        dropped = self.drops.totals()
+        if dropped:
+            logger.info(
+                "tenantwatch: not delivered: %s", ", ".join(f"{count} {signal}" for signal, count in dropped.items())
+            )
+        return self._delivered
+
+    def _stop(self, timeout_millis: int) -> bool:
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000
         if self.instrumentor is not None:
             try:
                 self.instrumentor.uninstrument()
             except Exception:
                 logger.exception("tenantwatch: uninstrumenting SQLAlchemy failed")
-        self.tracer_provider.shutdown()
-        self.logger_provider.shutdown()
-        self.meter_provider.shutdown()
+        pipelines = self.pipelines
+        bounded: list[BoundedBatcher[Any]] = []
+        if pipelines is not None:
+            bounded = [p.batcher for p in pipelines.span_processors] + [p.batcher for p in pipelines.log_processors]
+        # Spans and logs in parallel; the metrics get the last third (their final export counts the drops).
+        stage = time.monotonic() + _remaining(deadline) * 2 / 3
+        workers = [
+            threading.Thread(
+                target=batcher.shutdown,
+                args=(max(_remaining(stage) - _GRACE_SECONDS, 0) * 1000,),
+                daemon=True,
+                name="tenantwatch-stop",
+            )
+            for batcher in bounded
+        ]
+        started: list[threading.Thread] = []
+        for batcher, worker in zip(bounded, workers, strict=True):
+            try:
+                worker.start()
+                started.append(worker)
+            except RuntimeError:  # no new threads this late in interpreter shutdown: one after the other
+                batcher.shutdown(_remaining(stage) * 1000)
+        for worker in started:
+            worker.join(_remaining(stage))
+        for name, provider in (("traces", self.tracer_provider), ("logs", self.logger_provider)):
+            bounded_call(provider.shutdown, _remaining(stage), name=f"{name}-shutdown")
+        remaining = _remaining(deadline)
+
+        def stop_metrics() -> None:
+            self.meter_provider.shutdown(timeout_millis=remaining * 1000)
+
+        done, _ = bounded_call(stop_metrics, remaining, name="metrics-shutdown")
+        exporters = pipelines.metric_exporters if pipelines is not None else []
+        metrics_ok = all([exporter.delivered_since_flush() for exporter in exporters])
+        spans_logs_ok = all(batcher.delivered for batcher in bounded)
+        return done and metrics_ok and spans_logs_ok
+
+    def _at_exit(self) -> None:
+        self.shutdown(EXIT_TIMEOUT_MILLIS)
+
+
+_GRACE_SECONDS: Final = 0.05
+"""The span and log shutdowns end this much before their stage does, so their drop counts reach the metrics."""
+
+
+def _remaining(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
 
 
 def resolve_protocol(signal: str, explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
@@ -166,44 +269,6 @@ def resolve_protocol(signal: str, explicit: str | None = None, environ: Mapping[
             return protocol
         logger.warning("ignoring %s=%r: tenantwatch exports OTLP over %s", var, raw, " or ".join(PROTOCOLS))
     return DEFAULT_PROTOCOL
-
-
-def _signal_endpoint(endpoint: str | None, protocol: str, signal: str) -> str | None:
-    if endpoint is None:
-        return None
-    if protocol == "grpc":
-        return endpoint
-    return f"{endpoint.rstrip('/')}/{_SIGNALS[signal][1]}"
-
-
-def _otlp_span_exporter(protocol: str, endpoint: str | None) -> SpanExporter:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        return GrpcSpanExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-
-    return HttpSpanExporter(endpoint=endpoint)
-
-
-def _otlp_metric_exporter(protocol: str, endpoint: str | None) -> MetricExporter:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-
-        return GrpcMetricExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
-
-    return HttpMetricExporter(endpoint=endpoint)
-
-
-def _otlp_log_exporter(protocol: str, endpoint: str | None) -> LogRecordExporter:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
-
-        return GrpcLogExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
-
-    return HttpLogExporter(endpoint=endpoint)
 
 
 def _settings(settings: Settings | None, rules_file: str | os.PathLike[str] | None, mode: str | None) -> Settings:
@@ -254,6 +319,7 @@ def configure(
     engines: Iterable[Any] | None = None,
     set_global: bool = True,
     app: Any | None = None,
+    console: bool | TextIO | None = None,
 ) -> TenantwatchHandle:
     """Set up tracing, metrics and logs with OTLP export, tenantwatch's span processor and instrumentation.
 
@@ -261,9 +327,13 @@ def configure(
     ``settings`` is used as given (``mode`` may still override it); otherwise settings are loaded from
     ``rules_file`` (or ``$TENANTWATCH_RULES_FILE``) and the environment, with ``mode`` winning.
     ``endpoint`` is a base URL such as ``http://collector:4318``; ``protocol`` is ``grpc`` or ``http/protobuf``.
-    ``exporters=False`` creates no OTLP exporters (spans, metrics and logs stay in process unless injected).
+    ``exporters=False`` creates no exporters (spans, metrics and logs stay in process unless injected); otherwise
+    each signal gets the exporters ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` name (``otlp`` by default, ``console``,
+    ``none``, comma lists).
     ``span_exporter`` (an exporter, batched, or a span processor, used as is), ``metric_reader`` and
-    ``log_exporter`` (an exporter, batched, or a log record processor) replace the OTLP ones for their signal.
+    ``log_exporter`` (an exporter, batched, or a log record processor) replace those of their signal.
+    ``console`` (else ``TENANTWATCH_CONSOLE``) prints one line per finding on standard error (or on the stream
+    given), for local runs.
     ``instrument_sqlalchemy`` instruments SQLAlchemy (``engine`` / ``engines``: engines created before this call).
     ``set_global`` makes the providers the global ones (unless a global SDK tracer provider already exists).
     ``app`` (an ASGI application) is instrumented with tenantwatch's ASGI middleware (see
@@ -279,36 +349,36 @@ def configure(
     resource = Resource.create({SERVICE_NAME: service_name} if service_name else {})
     protocols = {signal: resolve_protocol(signal, protocol) for signal in _SIGNALS} if exporters else {}
 
-    logger_provider = LoggerProvider(resource=resource)
-    if log_exporter is not None:
-        logger_provider.add_log_record_processor(
-            log_exporter if isinstance(log_exporter, LogRecordProcessor) else BatchLogRecordProcessor(log_exporter)
-        )
-    elif exporters:
-        proto = protocols["logs"]
-        exporter = _otlp_log_exporter(proto, _signal_endpoint(endpoint, proto, "logs"))
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    drops, outage = Drops(), Outage()
+    pipelines = Pipelines(protocols, endpoint, drops=drops, outage=outage)
+
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    if isinstance(log_exporter, LogRecordProcessor):
+        logger_provider.add_log_record_processor(log_exporter)
+    elif log_exporter is not None or exporters:
+        for log_processor in pipelines.logs(log_exporter):
+            logger_provider.add_log_record_processor(log_processor)
 
     readers: list[MetricReader] = []
     if metric_reader is not None:
         readers.append(metric_reader)
     elif exporters:
-        proto = protocols["metrics"]
-        readers.append(
-            PeriodicExportingMetricReader(_otlp_metric_exporter(proto, _signal_endpoint(endpoint, proto, "metrics")))
-        )
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        readers.extend(pipelines.metrics())
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    drops.bind(meter_provider)
 
-    downstream: SpanProcessor | None
+    downstream: SpanProcessor | None = None
     if isinstance(span_exporter, SpanProcessor):
         downstream = span_exporter
-    elif span_exporter is not None:
-        downstream = BatchSpanProcessor(span_exporter)
-    elif exporters:
-        proto = protocols["traces"]
-        downstream = BatchSpanProcessor(_otlp_span_exporter(proto, _signal_endpoint(endpoint, proto, "traces")))
-    else:
-        downstream = None
+    elif span_exporter is not None or exporters:
+        span_processors = pipelines.spans(span_exporter)
+        if len(span_processors) == 1:
+            downstream = span_processors[0]
+        elif span_processors:
+            fan_out = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
+            for span_processor in span_processors:
+                fan_out.add_span_processor(span_processor)
+            downstream = fan_out
     processor = TenantwatchSpanProcessor(
         downstream if downstream is not None else SpanProcessor(),
         settings=resolved,
@@ -316,7 +386,9 @@ def configure(
         meter_provider=meter_provider,
         logger_provider=logger_provider,
     )
-    tracer_provider = TracerProvider(resource=resource)
+    if _console_wanted(console):
+        processor.add_finding_listener(ConsoleFindings(None if isinstance(console, bool | None) else console))
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     tracer_provider.add_span_processor(processor)
 
     handle = TenantwatchHandle(
@@ -326,7 +398,11 @@ def configure(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
+        pipelines=pipelines,
+        drops=drops,
+        outage=outage,
     )
+    atexit.register(handle._at_exit)
     if set_global:
         _set_globals(tracer_provider, meter_provider, logger_provider)
     if instrument_sqlalchemy:
@@ -336,6 +412,22 @@ def configure(
     if app is not None:
         handle.app = handle.add_middleware(app)
     return handle
+
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+
+
+def _console_wanted(console: bool | TextIO | None) -> bool:
+    """The ``console`` argument, else ``TENANTWATCH_CONSOLE`` (a bad value warns and counts as off)."""
+    if console is not None:
+        return console is not False
+    raw = os.environ.get(TENANTWATCH_CONSOLE, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw not in _FALSE:
+        logger.warning("ignoring %s=%r: expected true or false", TENANTWATCH_CONSOLE, raw)
+    return False
 
 
 def _instrument_sqlalchemy(

@@ -142,7 +142,8 @@ RESOLUTION_FAILED_INTERNAL: Final = "internal_error"
 """Value of :data:`TENANT_RESOLUTION_FAILED`: tenantwatch's own resolution raised."""
 
 ERROR_TYPE: Final = "error.type"
-"""The class name of an exception (semconv), as a metric label: a bounded set, fixed by the code that raises."""
+"""Why something failed (semconv), as a metric label from a bounded set fixed by the code: the class name of an
+exception, or the reason an export dropped items."""
 
 # --- findings (written by the processor on the forwarded copy) -------------------------------------------------
 
@@ -220,6 +221,16 @@ METRIC_BLOCKS: Final = "tenantwatch.blocks"
 METRIC_RESOLUTION_FAILURES: Final = "tenantwatch.http.tenant_resolution_failures"
 """Counter of requests whose tenant could not be resolved (they ran with no tenant), labelled by ``reason``
 (``resolver_error`` | ``internal_error``) and ``error.type``."""
+
+METRIC_EXPORT_DROPPED: Final = "tenantwatch.export.dropped"
+"""Counter of spans, log records and metric points configure()'s exporters could not deliver, labelled by
+``signal`` (``traces``, ``metrics``, ``logs``) and ``error.type`` (``export_failed``: the export was tried and
+failed; ``unreachable``: not tried, the endpoint was down moments ago; ``queue_full``; ``shutdown``: still queued
+when the shutdown timeout ran out)."""
+
+EXPORT_SIGNAL: Final = "signal"
+"""Label of ``tenantwatch.export.dropped``: the OpenTelemetry signal, ``traces``, ``metrics`` or ``logs``."""
+
 
 # --- instrumentation scope -------------------------------------------------------------------------------------
 

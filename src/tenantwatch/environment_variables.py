@@ -63,3 +63,7 @@ TENANTWATCH_RLS_SETTING: Final = "TENANTWATCH_RLS_SETTING"
 
 TENANTWATCH_DEDUPE_SECONDS: Final = "TENANTWATCH_DEDUPE_SECONDS"
 """Cooldown window for repeated findings of one fingerprint, in seconds (default 60)."""
+
+TENANTWATCH_CONSOLE: Final = "TENANTWATCH_CONSOLE"
+"""``true``/``1``: ``configure()`` prints one line per finding on standard error (rule, severity, table, tenant,
+code location, normalized statement), for local runs. Default false."""

@@ -24,10 +24,12 @@ runs with no tenant.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -126,14 +128,39 @@ class TenantwatchMiddleware:
         self._path = PathResolver(http.path_param, app) if http.path_param else None
         self._order = http.resolvers
         self._inner = OpenTelemetryMiddleware(
-            self._tenant_layer,
+            self._from_otel,
             excluded_urls=excluded_urls,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._inner(scope, receive, send)
+        """Run OpenTelemetry's middleware around the tenant layer, never letting it raise into the application:
+        it gets a copy of the scope whose query string is valid UTF-8 (it decodes raw bytes such as 0xFF strictly),
+        the application still gets the original scope; if OTel fails before the application started, the request
+        runs without a server span, and a failure of OTel's after the application finished is logged."""
+        progress = _Progress()
+        token = _PROGRESS.set(progress)
+        try:
+            await self._inner(_otel_scope(scope), receive, send)
+        except Exception:
+            if progress.entered and not progress.finished:
+                raise  # the application's own exception, passed through OTel unchanged
+            logger.exception("tenantwatch: OpenTelemetry's ASGI middleware failed; the request is not traced by it")
+            if not progress.entered:
+                await self._tenant_layer(scope, receive, send)
+        finally:
+            _PROGRESS.reset(token)
+
+    async def _from_otel(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What OpenTelemetry's middleware calls: the tenant layer, with the application's original scope."""
+        progress = _PROGRESS.get()
+        if progress is not None:
+            progress.entered = True
+        original = scope.get(_ORIGINAL_SCOPE)
+        await self._tenant_layer(original if original is not None else scope, receive, send)
+        if progress is not None:
+            progress.finished = True
 
     # --- per request ----------------------------------------------------------------------------------------
 
@@ -367,6 +394,42 @@ def _status(message: Message) -> int | None:
     if kind == "websocket.close":  # before accept: the server answers the handshake with 403
         return 403
     return None
+
+
+_ORIGINAL_SCOPE = "tenantwatch.original_scope"
+"""Key, in the scope copy OTel's middleware gets, of the scope the application must see."""
+
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+"""Printable ASCII stays as is (``%xx`` escapes included); every other byte is percent-encoded."""
+
+
+class _Progress:
+    """How far one request got: into the tenant layer (OTel called us), and out of it normally."""
+
+    __slots__ = ("entered", "finished")
+
+    def __init__(self) -> None:
+        self.entered = False
+        self.finished = False
+
+
+_PROGRESS: contextvars.ContextVar[_Progress | None] = contextvars.ContextVar("tenantwatch_asgi_progress", default=None)
+
+
+def _otel_scope(scope: Scope) -> Scope:
+    """``scope`` itself, or, when its query string is not valid UTF-8 (OTel's middleware would raise
+    ``UnicodeDecodeError``), a copy with the offending bytes percent-encoded that remembers the original."""
+    query = scope.get("query_string")
+    if not isinstance(query, bytes | bytearray) or not query:
+        return scope
+    try:
+        query.decode("utf-8")
+    except UnicodeDecodeError:
+        copy = dict(scope)
+        copy["query_string"] = urllib.parse.quote(bytes(query), safe=_QUERY_SAFE).encode("ascii")
+        copy[_ORIGINAL_SCOPE] = scope
+        return copy
+    return scope
 
 
 def _route(scope: Scope) -> str | None:

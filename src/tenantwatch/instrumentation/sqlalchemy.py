@@ -85,6 +85,8 @@ point of opentelemetry-instrumentation-sqlalchemy loads too; whichever comes sec
 (if it is OTel's, it logs "Attempting to instrument while already instrumented", which is harmless). A bad rules
 file is reported when the instrumentor loads, naming the field (``rules.large_result.threshold: ...``); as with any
 OTel instrumentor that fails, ``opentelemetry-instrument`` logs it and runs the application without tenantwatch.
+The distro comes with ``pip install 'tenantwatch[auto]'``; without one nothing configures the SDK, and the
+instrumentor logs a WARNING saying what to install instead of running silently to no effect.
 
 Enforce mode
 ------------
@@ -232,7 +234,21 @@ def _trace_engines(engines: list[Any], tracer_provider: Any, meter_provider: Any
 
 def _install_processor(tracer_provider: Any, settings: Settings, analyzer: Analyzer, meter_provider: Any) -> None:
     """Wrap the processors of the SDK tracer provider in use with tenantwatch's (zero-code mode's path)."""
+    from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
+
     from tenantwatch.processors import install
 
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if not isinstance(provider, SDKTracerProvider):
+        logger.warning(NO_SDK_WARNING)
+        return
     install(provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)
+
+
+NO_SDK_WARNING = (
+    "tenantwatch: no OpenTelemetry SDK tracer provider is configured, so db spans go nowhere and no tenant-isolation "
+    "findings are reported. With opentelemetry-instrument, install the distro that configures the SDK: "
+    "pip install 'tenantwatch[auto]' (opentelemetry-distro and the OTLP exporters at versions matching "
+    "tenantwatch's); in code, call tenantwatch.configure() instead."
+)
+"""Logged when the instrumentor runs (zero-code mode) and nothing set up the SDK."""

@@ -1,0 +1,92 @@
+"""Findings on the console, one line each, for local runs without a collector.
+
+Turned on by ``configure(console=True)`` or ``TENANTWATCH_CONSOLE=1``; written to standard error as the statement's
+span ends::
+
+    tenantwatch: CRITICAL missing_tenant_filter table=orders tenant=1 at app.py:14 in list_orders: SELECT id FROM orders
+
+The statement is shown normalized (placeholders and inline literals of writes as ``$1..$n``), collapsed to one line
+and cut at 200 characters. Writing never raises into the application.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from typing import Final, TextIO
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tenantwatch.facts import SpanFacts
+from tenantwatch.processors import Finding
+
+__all__ = ["ConsoleFindings", "format_finding"]
+
+logger = logging.getLogger(__name__)
+
+STATEMENT_CHARS: Final = 200
+_SPACES: Final = re.compile(r"\s+")
+
+
+def _statement(text: str | None) -> str:
+    if not text:
+        return ""
+    try:
+        from tenantwatch.sql._normalize import normalize
+
+        text = normalize(text).text
+    except Exception:  # an unterminated quote or a too-odd statement: shown as it came
+        logger.debug("tenantwatch: console could not normalize a statement", exc_info=True)
+    text = _SPACES.sub(" ", text).strip()
+    return text if len(text) <= STATEMENT_CHARS else text[: STATEMENT_CHARS - 1] + "…"
+
+
+def _location(facts: SpanFacts) -> str:
+    if not facts.code_filepath:
+        return ""
+    path = facts.code_filepath
+    try:
+        relative = os.path.relpath(path)
+        if not relative.startswith(".."):
+            path = relative
+    except ValueError:  # another drive (Windows)
+        pass
+    where = f" at {path}:{facts.code_lineno or 0}"
+    return f"{where} in {facts.code_function}" if facts.code_function else where
+
+
+def format_finding(finding: Finding, facts: SpanFacts) -> str:
+    """One line: severity, rule, table, tenant, code location, the normalized statement."""
+    parts = [f"tenantwatch: {finding.severity.upper()} {finding.rule}"]
+    table = finding.table or facts.main_table
+    if table:
+        parts.append(f" table={table}")
+    parts.append(f" tenant={facts.tenant_id if facts.tenant_id is not None else '-'}")
+    parts.append(_location(facts))
+    statement = _statement(facts.statement)
+    if statement:
+        parts.append(f": {statement}")
+    else:
+        parts.append(f": {finding.message}")
+    return "".join(parts)
+
+
+class ConsoleFindings:
+    """A finding listener (see ``TenantwatchSpanProcessor.add_finding_listener``) that prints each finding."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, finding: Finding, facts: SpanFacts, span: ReadableSpan) -> None:
+        try:
+            line = format_finding(finding, facts)
+            stream = self._stream if self._stream is not None else sys.stderr
+            with self._lock:
+                stream.write(line + "\n")
+                stream.flush()
+        except Exception:
+            logger.debug("tenantwatch: console finding output failed", exc_info=True)
