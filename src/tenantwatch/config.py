@@ -300,6 +300,11 @@ class RulesSettings(_Model):
     query_rate_spike: RuleSettings = Field(default_factory=RuleSettings)
     repeated_violations: RuleSettings = Field(default_factory=RuleSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_entries(cls, data: Any) -> Any:
+        return _without_empty(data)
+
     @field_validator("*")
     @classmethod
     def _keys_of_this_rule(cls, value: RuleSettings, info: ValidationInfo) -> RuleSettings:
@@ -459,6 +464,11 @@ class Settings(_Model):
             return tuple(str(v).lower() for v in value)
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        return _without_empty(data)
+
     @field_validator("mode", mode="before")
     @classmethod
     def _yaml_off(cls, value: Any) -> Any:
@@ -509,6 +519,14 @@ class Settings(_Model):
 
 
 _DEFAULT_RULE = RuleSettings()
+
+
+def _without_empty(data: Any) -> Any:
+    """An empty YAML entry (``rules:`` or ``slow_query:`` with everything under it commented out) reads as null;
+    it means "the defaults", so it is dropped instead of failing as "not a mapping"."""
+    if isinstance(data, dict) and any(value is None for value in data.values()):
+        return {key: value for key, value in data.items() if value is not None}
+    return data
 
 
 MAX_RULES_FILE_BYTES: Final = 262_144
