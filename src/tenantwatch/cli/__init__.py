@@ -6,6 +6,7 @@
 * ``tenantwatch demo`` (:mod:`.demo`) runs a scripted two-tenant application on embedded SQLite, instrumented for
   real, and shows the findings live (``--json``: one JSON document).
 * ``tenantwatch check-config`` (:mod:`.check_config`) validates a rules file.
+* ``tenantwatch init`` (:mod:`.init`) writes a commented starter rules file from a database's catalog.
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from tenantwatch.cli import check_config, demo, explain
+from tenantwatch.cli import check_config, demo, explain, init
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
 from tenantwatch.version import __version__
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_parser(sub)
     demo.add_parser(sub)
     check_config.add_parser(sub)
+    init.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo.run(args, stdout)
         if args.command == "check-config":
             return check_config.run(args, stdout)
+        if args.command == "init":
+            return init.run(args, stdout, stderr)
         stdout.write(f"tenantwatch {__version__}\n")
         return EXIT_OK
     except UsageError as exc:
