@@ -3,7 +3,8 @@
 Precedence, highest first: explicit argument > ``TENANTWATCH_*`` environment variable > rules file > default.
 
 The rules file is YAML, validated by pydantic; a bad file raises :class:`ConfigError` at start-up naming every bad
-field by its path (``rules.large_result.threshold: Input should be greater than 0``). Example::
+field by its path (``rules.large_result.threshold: Input should be greater than 0``). Every key, its default and the
+limits on the file: docs/rules-file.md. Example::
 
     mode: monitor                      # monitor | enforce | off
     tenant_columns: [organization_id]  # a table with one of these columns is tenant-scoped
