@@ -155,3 +155,12 @@ def test_unknown_explicit_setting_suggests_the_closest() -> None:
 def test_bare_yaml_off_means_mode_off(tmp_path: Path) -> None:
     """YAML 1.1 reads ``mode: off`` as false; the documented spelling must work unquoted."""
     assert load_settings(_write(tmp_path, "mode: off\n"), environ={}).mode == "off"
+
+
+def test_settings_round_trip_through_model_dump() -> None:
+    """configure(settings=..., mode=...) re-validates a dump, which writes every field (as None) for every rule."""
+    from tenantwatch.config import Settings
+
+    settings = load_settings(environ={}, rules={"slow_query": {"threshold_ms": 250}})
+    again = Settings.model_validate({**settings.model_dump(), "mode": "off"})
+    assert again.slow_query_ms == 250 and again.mode == "off"

@@ -312,7 +312,11 @@ class RulesSettings(_Model):
         """Each rule takes ``enabled``, ``severity`` and its own options (:data:`RULE_OPTIONS`) only."""
         rule = info.field_name or ""
         allowed = (*_COMMON_RULE_KEYS, *RULE_OPTIONS.get(rule, ()))
-        foreign = sorted(set(value.model_fields_set) - set(allowed))
+        foreign = sorted(  # a value equal to the default is no setting (model_dump() round trips write them all)
+            key
+            for key in set(value.model_fields_set) - set(allowed)
+            if getattr(value, key) != RuleSettings.model_fields[key].get_default(call_default_factory=True)
+        )
         if foreign:
             key = foreign[0]
             owners = [other for other, options in RULE_OPTIONS.items() if key in options]
