@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -219,7 +219,8 @@ def _progress(total: int) -> tuple[Progress, TaskID]:
     return progress, progress.add_task("traffic", total=total)
 
 
-def print_summary(summary: TrafficSummary) -> None:
+def print_summary(summary: TrafficSummary, console: Any = None) -> None:
+    """The traffic table, on ``console`` (a rich Console; default: a new one on stdout)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -231,7 +232,7 @@ def print_summary(summary: TrafficSummary) -> None:
         if summary.sent[kind]:
             statuses = ", ".join(f"{status}: {n}" for (k, status), n in sorted(summary.statuses.items()) if k == kind)
             table.add_row(kind, str(summary.sent[kind]), statuses)
-    Console().print(table)
+    (console or Console()).print(table)
 
 
 def _loopback(url: str) -> bool:

@@ -245,7 +245,8 @@ def test_demo_refuses_to_run_where_tenantwatch_already_instruments(capsys: pytes
     finally:
         instrumentor.uninstrument()
     out, err = capsys.readouterr()
-    assert out == ""
     assert "already instrumented" in err
+    error = json.loads(out)  # --json: the error is a JSON document on stdout too
+    assert error["exit_code"] == 2 and "already instrumented" in error["error"]
     assert main(["demo", "--json"]) == 0  # and runs again once it is gone
     _check_document(json.loads(capsys.readouterr().out))

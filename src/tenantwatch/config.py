@@ -3,7 +3,8 @@
 Precedence, highest first: explicit argument > ``TENANTWATCH_*`` environment variable > rules file > default.
 
 The rules file is YAML, validated by pydantic; a bad file raises :class:`ConfigError` at start-up naming every bad
-field by its path (``rules.large_result.threshold: Input should be greater than 0``). Example::
+field by its path (``rules.large_result.threshold: Input should be greater than 0``). Every key, its default and the
+limits on the file: docs/rules-file.md. Example::
 
     mode: monitor                      # monitor | enforce | off
     tenant_columns: [organization_id]  # a table with one of these columns is tenant-scoped
@@ -22,27 +23,44 @@ field by its path (``rules.large_result.threshold: Input should be greater than 
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import ipaddress
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from tenantwatch import environment_variables as env
 
 __all__ = [
     "DEFAULT_DISABLED",
     "DEFAULT_TEST_DATA_PATTERNS",
+    "MAX_RULES_FILE_BYTES",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
     "RULE_IDS",
+    "RULE_OPTIONS",
     "BlockingSettings",
     "ConfigError",
+    "ConfigIssue",
     "DedupeSettings",
     "HttpSettings",
     "RlsSettings",
@@ -99,6 +117,30 @@ DEFAULT_SEVERITIES: dict[str, Severity] = {
     "repeated_violations": "high",
 }
 
+RULE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "missing_tenant_filter": (),
+    "cross_tenant": (),
+    "unscoped_write": (),
+    "no_tenant_context": (),
+    "superuser_write": (),
+    "large_result": ("threshold", "per_table"),
+    "slow_query": ("threshold_ms",),
+    "injection_signal": ("min_length",),
+    "test_data": ("patterns",),
+    "stale_tenant_context": (),
+    "brute_force": ("threshold", "window_seconds"),
+    "bulk_write": ("threshold", "window_seconds"),
+    "rapid_write": ("threshold", "window_seconds"),
+    "off_hours_write": ("start", "end", "timezone"),
+    "query_rate_spike": ("threshold", "window_seconds", "deviations", "warmup"),
+    "repeated_violations": ("threshold", "window_seconds"),
+}
+"""Per rule id, the :class:`RuleSettings` fields that rule reads besides ``enabled`` and ``severity`` (which every rule
+takes). A key another rule owns is rejected, naming the rule and the key, so a misplaced threshold cannot pass silently.
+One table for now; typed settings per rule will replace it."""
+
+_COMMON_RULE_KEYS: Final = ("enabled", "severity")
+
 DEFAULT_DISABLED: frozenset[str] = frozenset({"off_hours_write"})
 """Rules that are off unless the rules file switches them on (they need a site-specific setting to be useful)."""
 
@@ -111,8 +153,35 @@ DEFAULT_TEST_DATA_PATTERNS: tuple[str, ...] = (
 """``test_data`` defaults: ``*.test`` names, ``@example.`` addresses, ``tenant-a``, the RFC 4122 example UUID."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem of a rules file or argument: the dotted field path (``""`` for the file as a whole), what is
+    wrong, and where in the file when known (1-based line and column)."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "message": self.message, "line": self.line, "column": self.column}
+
+
 class ConfigError(ValueError):
-    """A rules file, environment value or argument that cannot be used. The message names the field path."""
+    """A rules file, environment value or argument that cannot be used. The message names the file and field path;
+    :attr:`issues` holds the same problems one by one (for ``--json`` output), :attr:`source` the file or
+    ``arguments``."""
+
+    def __init__(self, message: str, *, source: str | None = None, issues: Sequence[ConfigIssue] = ()) -> None:
+        super().__init__(message)
+        self.source = source
+        self.issues: tuple[ConfigIssue, ...] = tuple(issues) or (ConfigIssue("", message),)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'slow_query'?)`` for the closest choice, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Model(BaseModel):
@@ -196,7 +265,9 @@ class Suppression(_Model):
         if not (self.rule or self.fingerprint or self.table or self.route):
             raise ValueError("a suppression needs at least one of rule, fingerprint, table or route")
         if self.rule is not None and self.rule not in RULE_IDS:
-            raise ValueError(f"unknown rule {self.rule!r}; known: {', '.join(RULE_IDS)}")
+            raise ValueError(
+                f"unknown rule {self.rule!r}{_did_you_mean(self.rule, RULE_IDS)}; valid rules: {', '.join(RULE_IDS)}"
+            )
         return self
 
     def matches(self, *, rule: str, fingerprint: str, table: str | None, route: str | None) -> bool:
@@ -228,6 +299,32 @@ class RulesSettings(_Model):
     off_hours_write: RuleSettings = Field(default_factory=RuleSettings)
     query_rate_spike: RuleSettings = Field(default_factory=RuleSettings)
     repeated_violations: RuleSettings = Field(default_factory=RuleSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_entries(cls, data: Any) -> Any:
+        return _without_empty(data)
+
+    @field_validator("*")
+    @classmethod
+    def _keys_of_this_rule(cls, value: RuleSettings, info: ValidationInfo) -> RuleSettings:
+        """Each rule takes ``enabled``, ``severity`` and its own options (:data:`RULE_OPTIONS`) only."""
+        rule = info.field_name or ""
+        allowed = (*_COMMON_RULE_KEYS, *RULE_OPTIONS.get(rule, ()))
+        foreign = sorted(  # a value equal to the default is no setting (model_dump() round trips write them all)
+            key
+            for key in set(value.model_fields_set) - set(allowed)
+            if getattr(value, key) != RuleSettings.model_fields[key].get_default(call_default_factory=True)
+        )
+        if foreign:
+            key = foreign[0]
+            owners = [other for other, options in RULE_OPTIONS.items() if key in options]
+            raise PydanticCustomError(
+                "foreign_rule_key",
+                "'{key}' is not a {rule} setting (it belongs to {owners}); {rule} takes: {allowed}",
+                {"key": key, "rule": rule, "owners": ", ".join(owners) or "no rule", "allowed": ", ".join(allowed)},
+            )
+        return value
 
 
 class HttpSettings(_Model):
@@ -275,9 +372,16 @@ class HttpSettings(_Model):
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for cidr in value:
             try:
-                ipaddress.ip_network(cidr, strict=False)
+                network = ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not an IP network (CIDR)") from exc
+            if network.prefixlen == 0:
+                raise PydanticCustomError(
+                    "trusts_everyone",
+                    "'{cidr}' trusts every peer to name the tenant in a header; list your proxies' addresses, or "
+                    "set trust_headers: true if every request really comes through a proxy that strips the header",
+                    {"cidr": cidr},
+                )
         return value
 
     @field_validator("tenant_header", "user_header", "role_header")
@@ -367,10 +471,32 @@ class Settings(_Model):
             return tuple(str(v).lower() for v in value)
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        return _without_empty(data)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``mode: off`` as ``false``: that is what the user wrote, so it means ``off``."""
+        return "off" if value is False else value
+
     @field_validator("tenant_tables")
     @classmethod
     def _lower_tables(cls, value: dict[str, str]) -> dict[str, str]:
         return {table.lower(): column.lower() for table, column in value.items()}
+
+    @model_validator(mode="after")
+    def _watches_something(self) -> Settings:
+        if self.mode != "off" and not self.tenant_columns and not self.tenant_tables:
+            raise PydanticCustomError(
+                "watches_nothing",
+                "names no tenant column and no tenant_tables are set, so no table is tenant-scoped and tenant "
+                "isolation goes unwatched; name a column, or set mode: off to switch tenantwatch off on purpose",
+                {"field": "tenant_columns"},
+            )
+        return self
 
     def rule(self, rule_id: str) -> RuleSettings:
         found = getattr(self.rules, rule_id, None)
@@ -402,29 +528,225 @@ class Settings(_Model):
 _DEFAULT_RULE = RuleSettings()
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration"]
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "<root>"
-        lines.append(f"  {path}: {item['msg']}")
-    return "\n".join(lines)
-
-
-def _read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read rules file: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: the rules file must be a mapping at the top level, got {type(data).__name__}")
+def _without_empty(data: Any) -> Any:
+    """An empty YAML entry (``rules:`` or ``slow_query:`` with everything under it commented out) reads as null;
+    it means "the defaults", so it is dropped instead of failing as "not a mapping"."""
+    if isinstance(data, dict) and any(value is None for value in data.values()):
+        return {key: value for key, value in data.items() if value is not None}
     return data
+
+
+MAX_RULES_FILE_BYTES: Final = 262_144
+"""A rules file larger than this (256 KiB; a real one is a few KiB) is refused before it is parsed."""
+MAX_YAML_DEPTH: Final = 32
+"""Collections nested deeper than this are refused (a rules file needs about five levels)."""
+MAX_YAML_ALIASES: Final = 64
+"""At most this many aliases (``*name``) in a rules file."""
+MAX_YAML_NODES: Final = 200_000
+"""At most this many YAML nodes once aliases are expanded: an alias bomb is refused while it is being read, before
+anything is built from it."""
+
+Marks = dict[tuple[str | int, ...], tuple[int, int]]
+"""Field path -> (line, column), 1-based, of each value in a rules file."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds on nesting, aliases and the size of the document with aliases expanded."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._nodes = 0
+        self._sizes: dict[int, int] = {}
+
+    def _refuse(self, problem: str, mark: yaml.Mark | None) -> None:
+        raise yaml.composer.ComposerError(None, None, problem, mark)
+
+    def _mark(self) -> yaml.Mark | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-pyyaml
+        return getattr(event, "start_mark", None)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            mark = self._mark()
+            if self._aliases > MAX_YAML_ALIASES:
+                self._refuse(f"more than {MAX_YAML_ALIASES} aliases (*name)", mark)
+            node = super().compose_node(parent, index)
+            self._nodes += self._sizes.get(id(node), 1)
+            if self._nodes > MAX_YAML_NODES:
+                self._refuse(f"more than {MAX_YAML_NODES} values once aliases are expanded", mark)
+            return node
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            self._refuse(f"nested deeper than {MAX_YAML_DEPTH} levels", self._mark())
+        before = self._nodes
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._nodes += 1
+        if node is not None:
+            self._sizes[id(node)] = self._nodes - before
+        if self._nodes > MAX_YAML_NODES and node is not None:
+            self._refuse(f"more than {MAX_YAML_NODES} values once aliases are expanded", node.start_mark)
+        return node
+
+
+def _marks(node: yaml.Node) -> Marks:
+    """Where each value sits in the file, by field path (iterative: the depth is bounded, but stay flat anyway)."""
+    found: Marks = {}
+    stack: list[tuple[tuple[str | int, ...], yaml.Node]] = [((), node)]
+    seen: set[int] = set()
+    while stack:
+        path, current = stack.pop()
+        found.setdefault(path, (current.start_mark.line + 1, current.start_mark.column + 1))
+        if id(current) in seen:  # an alias: its children are already mapped under the anchor's path
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    found.setdefault((*path, key.value), (key.start_mark.line + 1, key.start_mark.column + 1))
+                    stack.append(((*path, key.value), value))
+        elif isinstance(current, yaml.SequenceNode):
+            for index, item in enumerate(current.value):
+                stack.append(((*path, index), item))
+    return found
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None, int | None]:
+    """The message of a YAML error without PyYAML's ``in "<unicode string>"`` lines, and its 1-based position."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        parts = [part for part in (exc.context, exc.problem) if part]
+        text = "; ".join(parts) or "invalid YAML"
+        if mark is not None:
+            return text, mark.line + 1, mark.column + 1
+        return text, None, None
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"character {exc.character!r} is not allowed in YAML ({exc.reason})", None, None
+    return str(exc), None, None
+
+
+def _position(offset: int, data: bytes) -> tuple[int, int]:
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _read_text(file: Path) -> str:
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_RULES_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read rules file: {exc.strerror or exc}", source=str(file)) from exc
+    if len(raw) > MAX_RULES_FILE_BYTES:
+        message = f"larger than {MAX_RULES_FILE_BYTES} bytes: not a rules file"
+        raise ConfigError(f"{file}: {message}", source=str(file), issues=[ConfigIssue("", message)])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, column = _position(exc.start, raw)
+        hint = " (the file is UTF-16: save it as UTF-8)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        message = f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded{hint}"
+        raise ConfigError(
+            f"{file}:{line}:{column}: {message}", source=str(file), issues=[ConfigIssue("", message, line, column)]
+        ) from exc
+
+
+def _read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Marks]:
+    """The rules file as a mapping, and where each value sits in it. Every problem is a :class:`ConfigError` naming
+    the file (and line and column when there is one): unreadable, too large, not UTF-8, bad YAML, too deep, aliases
+    beyond the bounds, not a mapping."""
+    file = Path(path)
+    text = _read_text(file)
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        problem, line, column = _yaml_problem(exc)
+        where = f"{file}:{line}:{column}" if line is not None else str(file)
+        raise ConfigError(
+            f"{where}: not valid YAML: {problem}", source=str(file), issues=[ConfigIssue("", problem, line, column)]
+        ) from exc
+    except RecursionError as exc:  # bounded by MAX_YAML_DEPTH; kept so no input can end in a traceback
+        message = f"nested deeper than {MAX_YAML_DEPTH} levels"
+        raise ConfigError(f"{file}: not valid YAML: {message}", source=str(file)) from exc
+    finally:
+        loader.dispose()
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        message = f"the rules file must be a mapping at the top level, got {type(data).__name__}"
+        raise ConfigError(f"{file}: {message}", source=str(file), issues=[ConfigIssue("", message, 1, 1)])
+    return data, _marks(node) if node is not None else {}
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The settings model a validation location points into (``("rules", "x")`` -> RulesSettings), if any."""
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        candidates = (field.annotation, *get_args(field.annotation))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def _unknown_key(loc: tuple[str | int, ...]) -> str:
+    """The message for a key that is not a setting: which keys are, and the closest one."""
+    key = str(loc[-1])
+    parent = loc[:-1]
+    if parent == ("rules",):
+        return f"unknown rule {key!r}{_did_you_mean(key, RULE_IDS)}; valid rules: {', '.join(RULE_IDS)}"
+    if len(parent) == 2 and parent[0] == "rules" and parent[1] in RULE_OPTIONS:
+        rule = str(parent[1])
+        allowed = (*_COMMON_RULE_KEYS, *RULE_OPTIONS[rule])
+        return f"unknown key {key!r}{_did_you_mean(key, allowed)}; {rule} takes: {', '.join(allowed)}"
+    model = _model_at(parent)
+    if model is None:
+        return f"unknown key {key!r}"
+    keys = list(model.model_fields)
+    where = ".".join(str(p) for p in parent) or "the top level"
+    return f"unknown key {key!r}{_did_you_mean(key, keys)}; valid keys at {where}: {', '.join(keys)}"
+
+
+def _issues(error: ValidationError, marks: Marks | None = None) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        ctx = item.get("ctx") or {}
+        if not loc and isinstance(ctx.get("field"), str):
+            loc = (ctx["field"],)
+        if item["type"] == "foreign_rule_key" and isinstance(ctx.get("key"), str):
+            loc = (*loc, ctx["key"])  # name the key itself: rules.slow_query.threshold
+        path = ".".join(str(part) for part in loc) or "<root>"
+        message = _unknown_key(loc) if item["type"] == "extra_forbidden" and loc else item["msg"]
+        line = column = None
+        if marks:
+            for end in range(len(loc), -1, -1):  # the value itself, else the closest parent the file has
+                if loc[:end] in marks:
+                    line, column = marks[loc[:end]]
+                    break
+        issues.append(ConfigIssue(path, message, line, column))
+    return issues
+
+
+def _config_error(error: ValidationError, source: str, marks: Marks | None = None) -> ConfigError:
+    issues = _issues(error, marks)
+    lines = [f"{source}: invalid configuration"]
+    for issue in issues:
+        where = f" (line {issue.line}, column {issue.column})" if issue.line is not None else ""
+        lines.append(f"  {issue.path}: {issue.message}{where}")
+    return ConfigError("\n".join(lines), source=source, issues=issues)
 
 
 _ENV_FIELDS: tuple[tuple[str, str], ...] = (
@@ -449,6 +771,13 @@ _ENV_FIELDS: tuple[tuple[str, str], ...] = (
 )
 """Environment variable -> dotted settings path."""
 
+_ENV_LISTS: Final = {
+    "tenant_columns": ", and no tenant column would leave every table unwatched (monitoring off)",
+    "superuser_roles": ", and no superuser role would let every role write unflagged",
+    "http.trusted_proxies": "",
+}
+"""Comma-separated values, and what an empty one would do: ``,,,`` is a mistake, not an empty list."""
+
 
 def _nested(path: str, value: Any) -> dict[str, Any]:
     out: Any = value
@@ -465,11 +794,17 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if raw is None or not raw.strip():
             continue
         value = raw.strip().lower() if path == "mode" else raw.strip()
+        if path in _ENV_LISTS and not any(part.strip() for part in value.split(",")):
+            logger.warning(
+                "ignoring %s=%r: it names nothing%s; the rules file or default applies", var, value, _ENV_LISTS[path]
+            )
+            continue
         candidate = _nested(path, value)
         try:
             Settings.model_validate(candidate)
         except ValidationError as exc:
-            logger.warning("ignoring %s=%r: %s", var, value, exc.errors()[0]["msg"])
+            issue = _issues(exc)[0]
+            logger.warning("ignoring %s=%r: %s: %s", var, value, issue.path, issue.message)
             continue
         overrides = _merge(overrides, candidate)
     return overrides
@@ -501,19 +836,21 @@ def load_settings(
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        data = _read_file(path)
+        data, marks = _read_file(path)
         source = str(path)
         try:
             Settings.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_format_errors(exc, source)) from exc
+            raise _config_error(exc, source, marks) from exc
     data = _merge(data, _env_overrides(environ))
     explicit = {key: value for key, value in overrides.items() if value is not None}
     unknown = sorted(set(explicit) - set(Settings.model_fields))
     if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        issues = [ConfigIssue(key, _unknown_key((key,))) for key in unknown]
+        message = f"unknown setting(s): {', '.join(unknown)}" + "".join(f"\n  {i.path}: {i.message}" for i in issues)
+        raise ConfigError(message, source="arguments", issues=issues)
     data = _merge(data, explicit)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, "arguments" if explicit else source)) from exc
+        raise _config_error(exc, "arguments" if explicit else source) from exc

@@ -6,35 +6,53 @@
 * ``tenantwatch demo`` (:mod:`.demo`) runs a scripted two-tenant application on embedded SQLite, instrumented for
   real, and shows the findings live (``--json``: one JSON document).
 * ``tenantwatch check-config`` (:mod:`.check_config`) validates a rules file.
+* ``tenantwatch init`` (:mod:`.init`) writes a commented starter rules file from a database's catalog.
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
-something, 2 usage, configuration or input error. See docs/cli.md.
+something, 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
+error is also a JSON document on stdout (``{"error": ..., "exit_code": 2, ...}``). See docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import IO, Any, NoReturn
 
-from tenantwatch.cli import check_config, demo, explain
-from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
+from tenantwatch.cli import check_config, demo, explain, init
+from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
 from tenantwatch.version import __version__
 
-__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_UNANALYZED", "EXIT_USAGE", "main"]
 
 logger = logging.getLogger(__name__)
 
 _EXIT_INTERRUPTED = 130
 
 
+class _ArgumentError(Exception):
+    """argparse rejected the command line (raised instead of exiting, so ``--json`` can answer in JSON)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentError(self, message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tenantwatch",
         description="Watch tenant isolation in multi-tenant services (OpenTelemetry instrumentation).",
-        epilog="Exit codes: 0 ok, 1 explain found something (see --fail-on), 2 usage or configuration error.",
+        epilog="Exit codes: 0 ok, 1 explain found something (see --fail-on), 2 usage or configuration error, "
+        "3 explain could not analyze a statement.",
     )
     parser.add_argument("--version", action="version", version=f"tenantwatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log tenantwatch's own debug messages to stderr")
@@ -42,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_parser(sub)
     demo.add_parser(sub)
     check_config.add_parser(sub)
+    init.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -61,10 +80,17 @@ def _setup_logging(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tenantwatch`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     stdin, stdout, stderr = sys.stdin, sys.stdout, sys.stderr
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
+        args = _parser().parse_args(words)
+    except SystemExit as exc:  # argparse exits on --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except _ArgumentError as exc:
+        exc.parser.print_usage(stderr)
+        stderr.write(f"{exc.parser.prog}: error: {exc}\n")
+        if "--json" in words:
+            _json_error(stdout, f"{exc.parser.prog}: {exc}", {})
+        return EXIT_USAGE
     _setup_logging(args.verbose)
     try:
         if args.command == "explain":
@@ -73,11 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo.run(args, stdout)
         if args.command == "check-config":
             return check_config.run(args, stdout)
+        if args.command == "init":
+            return init.run(args, stdout, stderr)
         stdout.write(f"tenantwatch {__version__}\n")
         return EXIT_OK
     except UsageError as exc:
         stderr.write(f"tenantwatch {args.command}: {exc}\n")
+        if getattr(args, "json", False):
+            _json_error(stdout, str(exc), exc.details)
         return EXIT_USAGE
     except KeyboardInterrupt:
         stderr.write("interrupted\n")
         return _EXIT_INTERRUPTED
+
+
+def _json_error(stdout: IO[str], message: str, details: dict[str, Any]) -> None:
+    """A ``--json`` run answers an error in JSON too, so a pipeline parsing stdout sees it (the text is on stderr)."""
+    stdout.write(json.dumps({"error": message, **details, "exit_code": EXIT_USAGE}) + "\n")
+    stdout.flush()

@@ -2,7 +2,9 @@
 
 Loads the file alone (``TENANTWATCH_*`` variables are ignored, so the file itself is what is checked) with the same
 validation the library runs at start-up. Exit 0 and a summary of the effective settings when valid; exit 2 and one
-line per bad field, named by its path (``rules.large_result.threshold: Input should be greater than 0``), when not.
+line per bad field, named by its path and position (``rules.large_result.threshold: Input should be greater than 0
+(line 4, column 5)``), when not. With ``--json`` both answers are JSON on stdout: ``{"file", "valid": true,
+"settings"}`` or ``{"error", "file", "valid": false, "issues": [{"path", "message", "line", "column"}], "exit_code"}``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace, stdout: IO[str]) -> int:
     try:
         settings = load_settings(path, environ={})
     except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+        issues = [issue.to_json() for issue in exc.issues]
+        raise UsageError(str(exc), details={"file": str(path), "valid": False, "issues": issues}) from exc
     if args.json:
         doc = {"file": str(path), "valid": True, "settings": settings.model_dump(mode="json")}
         stdout.write(json.dumps(doc) + "\n")

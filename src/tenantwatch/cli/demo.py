@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
     demo.add_argument(
         "--json", action="store_true", help="print the findings, steps and a summary as one JSON document"
     )
-    demo.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    demo.add_argument("--plain", action="store_true", help="plain lines even on a terminal (whole, never cut)")
     demo.add_argument(
         "--app",
         action="store_true",
@@ -75,6 +75,7 @@ def _run_app(args: argparse.Namespace, stdout: IO[str]) -> int:
         result = run_app_demo(
             stdout=stdout,
             json_output=args.json,
+            plain=args.plain,
             requests=args.requests,
             duration=args.duration,
             otlp_endpoint=args.otlp_endpoint,

@@ -12,37 +12,45 @@ command-line flags are defaults for keys a line leaves out; unknown keys are ign
 piped in as they are). Tenant tables come from the rules file, ``--tenant-table`` and ``--database-url`` (the
 database's catalog).
 
-Exit code: 0 no finding at or above ``--fail-on``, 1 some statement has one, 2 usage or configuration error or an
-input line that could not be read (every other line is still reported).
+Exit code: 0 no finding at or above ``--fail-on``, 1 some statement has one, 3 some statement could not be analyzed
+(verdict ``unknown``), 2 usage or configuration error or an input line that could not be read (every other line is
+still reported; a line that is not JSON, too long, nested too deep or not valid Unicode is one such line).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from tenantwatch import environment_variables as env
 from tenantwatch.attributes import SEVERITIES
-from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, or_dash
+from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError, or_dash, printable
+from tenantwatch.cli._database import learn_tenant_tables
 from tenantwatch.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
     from tenantwatch.context import TenantContext
     from tenantwatch.processors.findings import Finding
     from tenantwatch.sql.analyzer import Analyzer
     from tenantwatch.sql.model import StatementAnalysis
 
-__all__ = ["add_parser", "run"]
+__all__ = ["MAX_INPUT_DEPTH", "MAX_LINE_CHARS", "add_parser", "run"]
+
+logger = logging.getLogger(__name__)
 
 FAIL_ON_CHOICES: Final = (*SEVERITIES, "never")
 """``--fail-on`` values: a severity, or ``never``."""
+
+MAX_LINE_CHARS: Final = 1_048_576
+"""A longer stdin line is reported and skipped without being held in memory (statements are analyzed up to
+``analysis.max_statement_bytes``, 100 kB by default)."""
+
+MAX_INPUT_DEPTH: Final = 32
+"""JSON lines nested deeper than this are reported and skipped (an input needs two or three levels)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -149,12 +157,38 @@ def _flag(value: object, key: str) -> bool:
     return value
 
 
+def _hostile(data: object) -> str | None:
+    """Why a parsed JSON line cannot be used as it is (too deep, text that is not valid Unicode), or ``None``.
+    Iterative, so it cannot itself run out of stack."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_INPUT_DEPTH:
+            return f"nested deeper than {MAX_INPUT_DEPTH} levels"
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"text with a lone surrogate ({value[exc.start]!r}) is not valid Unicode"
+        elif isinstance(value, dict):
+            stack.extend((key, depth + 1) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return None
+
+
 def _input_from_json(number: int, line: str, defaults: _Input) -> _Input | _BadInput:
     """Parse one JSON line; missing keys fall back to the command-line flags (``defaults``)."""
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         return _BadInput(number, f"not valid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return _BadInput(number, f"not usable JSON: nested deeper than {MAX_INPUT_DEPTH} levels")
+    problem = _hostile(data)
+    if problem is not None:
+        return _BadInput(number, f"not usable JSON: {problem}")
     if not isinstance(data, dict):
         return _BadInput(number, f"expected a JSON object, got {type(data).__name__}")
     sql = data.get("sql")
@@ -225,9 +259,27 @@ def _iter_inputs(args: argparse.Namespace, stdin: IO[str]) -> Iterator[_Input | 
         for number, sql in enumerate(statements, start=1):
             yield replace(defaults, number=number, sql=sql)
         return
-    for number, line in enumerate(stdin, start=1):
-        if line.strip():
+    for number, line in _lines(stdin):
+        if line is None:
+            yield _BadInput(number, f"line longer than {MAX_LINE_CHARS} characters")
+        elif line.strip():
             yield _input_from_json(number, line, defaults)
+
+
+def _lines(stdin: IO[str]) -> Iterator[tuple[int, str | None]]:
+    """Numbered stdin lines; ``None`` for a line longer than :data:`MAX_LINE_CHARS` (read past, never held whole)."""
+    number = 0
+    while True:
+        line = stdin.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield number, line
+            continue
+        while line and not line.endswith("\n"):
+            line = stdin.readline(MAX_LINE_CHARS)
+        yield number, None
 
 
 # --- tenant tables ----------------------------------------------------------------------------------------------------
@@ -242,59 +294,6 @@ def _parse_tenant_tables(values: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--tenant-table {item!r}: expected TABLE or TABLE=COLUMN")
         tables[table.strip().lower()] = column.strip().lower()
     return tables
-
-
-def _sync_url(url: URL) -> URL:
-    """The catalog is read synchronously: an async driver URL (``postgresql+asyncpg``, ``sqlite+aiosqlite``) is read
-    through the backend's sync driver instead (psycopg 3 for PostgreSQL when installed)."""
-    try:
-        is_async = bool(getattr(url.get_dialect(), "is_async", False))
-    except Exception:  # unknown dialect or driver: create_engine reports it
-        return url
-    if not is_async:
-        return url
-    backend = url.get_backend_name()
-    if backend == "postgresql" and importlib.util.find_spec("psycopg") is not None:
-        return url.set(drivername="postgresql+psycopg")
-    return url.set(drivername=backend)
-
-
-def _learn_from_database(analyzer: Analyzer, url: str) -> tuple[str, int]:
-    """Read tenant tables from the database's catalog; returns (dialect name, tables learned)."""
-    try:
-        from sqlalchemy import MetaData, create_engine
-        from sqlalchemy.engine import make_url
-    except ImportError as exc:  # pragma: no cover - the sqlalchemy extra is not installed
-        raise UsageError("--database-url needs SQLAlchemy: pip install 'tenantwatch[sqlalchemy]'") from exc
-    try:
-        parsed = _sync_url(make_url(url))
-    except Exception as exc:
-        raise UsageError(f"--database-url: not a database URL: {exc}") from exc
-    database = parsed.database or ""
-    on_disk = database not in ("", ":memory:") and not database.startswith("file:")
-    if parsed.get_backend_name() == "sqlite" and on_disk and not Path(database).is_file():
-        raise UsageError(f"--database-url: no SQLite database at {database}")
-    try:
-        engine = create_engine(parsed)
-    except Exception as exc:
-        raise UsageError(f"--database-url: {exc}") from exc
-    try:
-        dialect = engine.dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            raw = engine.raw_connection()
-            try:
-                learned = analyzer.tables.learn_from_connection(raw.dbapi_connection, dialect)
-            finally:
-                raw.close()
-        else:
-            metadata = MetaData()
-            metadata.reflect(engine)
-            learned = analyzer.tables.learn_from_metadata(metadata)
-    except Exception as exc:
-        raise UsageError(f"--database-url: cannot read the catalog of {parsed.render_as_string()}: {exc}") from exc
-    finally:
-        engine.dispose()
-    return dialect, learned
 
 
 # --- evaluation and output --------------------------------------------------------------------------------------------
@@ -436,7 +435,9 @@ def _explained_text(explained: _Explained) -> str:
         duration = "-" if item.duration_ms is None else f"{item.duration_ms:g} ms"
         row("measured", f"rows={rows} duration={duration}")
     row("fingerprint", analysis.fingerprint or "-")
-    if not explained.findings:
+    if not explained.findings and analysis.error is not None:
+        row("findings", "unknown: the statement could not be analyzed, so no rule could judge it")
+    elif not explained.findings:
         row("findings", "none")
     else:
         out.append("  findings")
@@ -453,6 +454,17 @@ def _explained_text(explained: _Explained) -> str:
     return "\n".join(out) + "\n"
 
 
+def _status(status: int, explained: _Explained, fail_on: str) -> int:
+    """Unreadable input (2) outranks statements that could not be analyzed (3), which outrank findings (1)."""
+    if status == EXIT_USAGE:
+        return status
+    if explained.analysis.error is not None:
+        return EXIT_UNANALYZED
+    if status == EXIT_OK and _fails(explained, fail_on):
+        return EXIT_FINDINGS
+    return status
+
+
 def _fails(explained: _Explained, fail_on: str) -> bool:
     if fail_on == "never":
         return False
@@ -467,7 +479,7 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
     try:
         settings = load_settings(args.rules)
     except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(str(exc), details={"issues": [issue.to_json() for issue in exc.issues]}) from exc
     extra_tables = _parse_tenant_tables(args.tenant_table)
     if extra_tables:
         default_column = settings.tenant_columns[0] if settings.tenant_columns else "organization_id"
@@ -480,7 +492,7 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
     analyzer = Analyzer(settings)
     system: str | None = None
     if args.database_url:
-        system, learned = _learn_from_database(analyzer, args.database_url)
+        system, learned = learn_tenant_tables(analyzer.tables, args.database_url)
         if not args.json:
             stderr.write(f"learned {learned} tenant table(s) from the {system} catalog\n")
     if len(analyzer.tables) == 0:
@@ -490,22 +502,29 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
         )
 
     status = EXIT_OK
+    label = "statement" if [s for s in args.sql if s != "-"] else "line"
     for item in _iter_inputs(args, stdin):
-        if isinstance(item, _BadInput):
-            message = f"line {item.number}: {item.error}"
+        bad = item if isinstance(item, _BadInput) else None
+        if isinstance(item, _Input):
+            try:
+                explained = _explain_one(item, analyzer, settings, system)
+                report = (
+                    json.dumps(_explained_json(explained), default=str) if args.json else _explained_text(explained)
+                )
+            except Exception as exc:  # one hostile input must not stop the others
+                logger.debug("tenantwatch explain: input %d failed", item.number, exc_info=True)
+                bad = _BadInput(item.number, f"cannot be explained: {type(exc).__name__}: {exc}")
+            else:
+                stdout.write(printable(report) + "\n")
+                stdout.flush()
+                status = _status(status, explained, args.fail_on)
+        if bad is not None:
+            message = printable(f"{label} {bad.number}: {bad.error}")
             if args.json:
-                stdout.write(json.dumps({"input": item.number, "error": message}) + "\n")
+                stdout.write(json.dumps({"input": bad.number, "error": message}) + "\n")
             else:
                 stdout.write(f"-- {message} (skipped)\n\n")
+            stdout.flush()
             stderr.write(f"tenantwatch explain: {message}\n")
             status = EXIT_USAGE
-            continue
-        explained = _explain_one(item, analyzer, settings, system)
-        if args.json:
-            stdout.write(json.dumps(_explained_json(explained), default=str) + "\n")
-        else:
-            stdout.write(_explained_text(explained) + "\n")
-        stdout.flush()
-        if status == EXIT_OK and _fails(explained, args.fail_on):
-            status = EXIT_FINDINGS
     return status

@@ -2,7 +2,8 @@
 
 The app (examples/okr_app) runs on a temporary SQLite database with its seed data; examples/traffic.py sends a mix of
 normal, buggy, unauthenticated and attack requests through ``httpx.ASGITransport`` (no socket), and every finding is
-printed the moment its span ends. OTLP export works as in the plain demo (``--otlp-endpoint`` or
+printed the moment its span ends: on a terminal wrapped to its width under the severity and rule, piped or with
+``--plain`` as one whole line each (never cut). OTLP export works as in the plain demo (``--otlp-endpoint`` or
 ``OTEL_EXPORTER_OTLP_ENDPOINT``).
 """
 
@@ -52,8 +53,16 @@ def _examples() -> tuple[ModuleType, ModuleType]:
     raise AppDemoError("the example app is not installed: pip install 'tenantwatch[examples]' or run from a checkout")
 
 
+_RULE_WIDTH = 22
+"""Room for the longest rule id (``missing_tenant_filter``) and a space."""
+
+
 class _LiveFindings(SpanExporter):
-    """Prints each finding as its span ends and counts them by rule."""
+    """Prints each finding as its span ends and counts them by rule.
+
+    ``console`` (a terminal): severity and rule in fixed columns, the tenant and message wrapped beside them at the
+    terminal's width. ``out`` alone (a pipe, ``--plain``): one plain line per finding, whole. Neither: count only.
+    """
 
     def __init__(self, out: IO[str] | None, console: Any) -> None:
         self.by_rule: Counter[str] = Counter()
@@ -70,38 +79,54 @@ class _LiveFindings(SpanExporter):
                 severity = str(attributes.get(A.SEVERITY))
                 tenant = str((span.attributes or {}).get(A.TENANT_ID, "-"))
                 self.by_rule[rule] += 1
+                message = f"tenant {tenant}: {attributes.get(A.MESSAGE)}"
                 if self._console is not None:
-                    colour = {"critical": "red", "high": "magenta", "warning": "yellow"}.get(severity, "white")
-                    self._console.print(
-                        f"[{colour}]{severity:>8}[/] {rule:<22} tenant {tenant:<4} "
-                        f"{str(attributes.get(A.MESSAGE))[:160]}",
-                        highlight=False,
-                        no_wrap=True,
-                        overflow="ellipsis",
-                    )
+                    self._console.print(_finding_row(severity, rule, message))
+                elif self._out is not None:
+                    self._out.write(f"{severity:>8} {rule:<{_RULE_WIDTH}} {message}\n")
+                    self._out.flush()
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         return None
 
 
+def _finding_row(severity: str, rule: str, message: str) -> Any:
+    """A grid row: severity and rule keep their columns, the message wraps in the rest of the width."""
+    from rich.table import Table
+    from rich.text import Text
+
+    colour = {"critical": "red", "high": "magenta", "warning": "yellow"}.get(severity, "white")
+    row = Table.grid(padding=(0, 1), expand=True)
+    row.add_column(width=8, justify="right", no_wrap=True)
+    row.add_column(width=_RULE_WIDTH - 1, no_wrap=True, overflow="fold")
+    row.add_column(ratio=1, overflow="fold")
+    row.add_row(Text(severity, style=colour), rule, Text(message))
+    return row
+
+
 def run_app_demo(
     *,
     stdout: IO[str],
     json_output: bool = False,
+    plain: bool = False,
     requests: int = 150,
     duration: float = 60.0,
     otlp_endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Run the app demo; returns the summary (findings by rule, traffic by kind and status)."""
+    """Run the app demo; returns the summary (findings by rule, traffic by kind and status).
+
+    Findings are wrapped rows on a terminal, whole plain lines when ``stdout`` is not one or with ``plain``.
+    """
     okr, traffic = _examples()
     from rich.console import Console
 
     from tenantwatch._configure import _otlp_span_exporter, _signal_endpoint, resolve_protocol
     from tenantwatch.demo.runner import otlp_endpoint_from_env
 
-    console = None if json_output else Console(file=stdout, highlight=False)
-    live = _LiveFindings(stdout, console)
+    console = None if json_output else Console(file=stdout, highlight=False, no_color=plain or None)
+    terminal = console is not None and console.is_terminal and not plain
+    live = _LiveFindings(None if json_output else stdout, console if terminal else None)
     fan_out = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
     fan_out.add_span_processor(SimpleSpanProcessor(live))
     export = otlp_endpoint is not None or otlp_endpoint_from_env() is not None
@@ -139,7 +164,7 @@ def run_app_demo(
         handle.shutdown()
         engine.dispose()
     if console is not None:
-        traffic.print_summary(summary)
+        traffic.print_summary(summary, console=console)
         from rich.table import Table
 
         table = Table(title="findings by rule")

@@ -20,6 +20,10 @@ _LIVE_PACE_S: Final = 0.15
 
 _SEVERITY_STYLES: Final = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan"}
 
+WIDE_COLUMNS: Final = 120
+"""From this terminal width on, the tables have a column per field. Narrower (an 80-column terminal), related fields
+share a cell, one above the other, so every column keeps a readable width instead of collapsing to nothing."""
+
 
 def _tenant_label(step: Step) -> str:
     if step.unscoped_reason is not None:
@@ -97,14 +101,19 @@ class LiveReporter:
     def __init__(self, console: Console, *, pace_s: float = _LIVE_PACE_S) -> None:
         self._console = console
         self._pace_s = pace_s
-        self._table = Table(title="tenantwatch findings", expand=True, show_lines=False)
+        self._wide = console.width >= WIDE_COLUMNS
+        self._table = Table(title="tenantwatch findings", expand=True, show_lines=not self._wide)
         self._table.add_column("#", justify="right", no_wrap=True)
-        self._table.add_column("step", no_wrap=True)
-        self._table.add_column("severity", no_wrap=True)
-        self._table.add_column("rule", no_wrap=True)
-        self._table.add_column("table", no_wrap=True)
-        self._table.add_column("tenant", no_wrap=True)
-        self._table.add_column("message", ratio=1)
+        if self._wide:
+            self._table.add_column("step", no_wrap=True)
+            self._table.add_column("severity", no_wrap=True)
+            self._table.add_column("rule", no_wrap=True)
+            self._table.add_column("table", no_wrap=True)
+            self._table.add_column("tenant", no_wrap=True)
+        else:
+            self._table.add_column("step / tenant", no_wrap=True)
+            self._table.add_column("finding", no_wrap=True)
+        self._table.add_column("message", ratio=1, min_width=20, overflow="fold")
         self._status = Text("")
         self._count = 0
         self._live = Live(Group(self._table, self._status), console=console, refresh_per_second=12)
@@ -116,16 +125,20 @@ class LiveReporter:
 
     def finding(self, finding: DemoFinding) -> None:
         self._count += 1
-        style = _SEVERITY_STYLES.get(finding.severity, "")
-        self._table.add_row(
-            str(self._count),
-            finding.step,
-            Text(finding.severity, style=style),
-            finding.rule,
-            finding.table or "",
-            finding.tenant or "",
-            finding.message,
-        )
+        severity = Text(finding.severity, style=_SEVERITY_STYLES.get(finding.severity, ""))
+        if self._wide:
+            cells: tuple[str | Text, ...] = (
+                finding.step,
+                severity,
+                finding.rule,
+                finding.table or "",
+                finding.tenant or "",
+            )
+        else:
+            step = Text.assemble(finding.step, "\n", (finding.tenant or "no tenant", "dim"))
+            rule = Text.assemble(severity, "\n", finding.rule, "\n", (finding.table or "", "dim"))
+            cells = (step, rule)
+        self._table.add_row(str(self._count), *cells, finding.message)
         self._refresh()
 
     def step_finished(self, result: StepResult) -> None:
@@ -139,25 +152,31 @@ class LiveReporter:
         self._status = Text("")
         self._refresh()
         self._live.stop()
-        steps = Table(title="scripted steps", expand=True)
-        steps.add_column("step", no_wrap=True)
-        steps.add_column("what the application did")
-        steps.add_column("expected", no_wrap=True)
-        steps.add_column("raised", no_wrap=True)
-        steps.add_column("ok", justify="center", no_wrap=True)
-        for step in result.steps:
-            ok = Text("yes", style="green") if step.as_expected else Text("NO", style="bold red")
-            steps.add_row(
-                step.step.name,
-                step.step.title,
-                step.step.expected_rule or "-",
-                ", ".join(step.rules) or "-",
-                ok,
-            )
-        self._console.print(steps)
+        self._console.print(self._steps_table(result))
         self._console.print(_summary_line(result))
         if result.otlp_endpoint:
             self._console.print(f"spans, metrics and logs exported over OTLP to {result.otlp_endpoint}")
+
+    def _steps_table(self, result: DemoResult) -> Table:
+        steps = Table(title="scripted steps", expand=True, show_lines=not self._wide)
+        if self._wide:
+            steps.add_column("step", no_wrap=True)
+            steps.add_column("what the application did", ratio=1, min_width=20)
+            steps.add_column("expected", no_wrap=True)
+            steps.add_column("raised", no_wrap=True)
+        else:
+            steps.add_column("step: what the application did", ratio=1, min_width=24)
+            steps.add_column("expected / raised", no_wrap=True)
+        steps.add_column("ok", justify="center", no_wrap=True)
+        for step in result.steps:
+            ok = Text("yes", style="green") if step.as_expected else Text("NO", style="bold red")
+            expected, raised = step.step.expected_rule or "-", ", ".join(step.rules) or "-"
+            if self._wide:
+                steps.add_row(step.step.name, step.step.title, expected, raised, ok)
+            else:
+                what = Text.assemble((step.step.name, "bold"), "\n", step.step.title)
+                steps.add_row(what, Text.assemble(expected, "\n", (raised, "dim")), ok)
+        return steps
 
     def close(self) -> None:
         """Stop the live display if still running (an error or Ctrl-C): the terminal is left usable."""

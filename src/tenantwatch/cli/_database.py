@@ -1,0 +1,83 @@
+"""Reading a database's catalog for the CLI (``explain --database-url``, ``init --database-url``).
+
+The discovery itself is :class:`tenantwatch.sql.tables.TenantTables` (the code the instrumentation runs on first
+connect); this module turns a SQLAlchemy URL into a connection for it and every failure into a :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tenantwatch.cli._common import UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from tenantwatch.sql.tables import TenantTables
+
+__all__ = ["learn_tenant_tables", "safe_url"]
+
+
+def _sync_url(url: URL) -> URL:
+    """The catalog is read synchronously: an async driver URL (``postgresql+asyncpg``, ``sqlite+aiosqlite``) is read
+    through the backend's sync driver instead (psycopg 3 for PostgreSQL when installed)."""
+    try:
+        is_async = bool(getattr(url.get_dialect(), "is_async", False))
+    except Exception:  # unknown dialect or driver: create_engine reports it
+        return url
+    if not is_async:
+        return url
+    backend = url.get_backend_name()
+    if backend == "postgresql" and importlib.util.find_spec("psycopg") is not None:
+        return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername=backend)
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and generated files."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database URL>"
+
+
+def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--database-url") -> tuple[str, int]:
+    """Read tenant tables from the catalog of the database at ``url`` into ``tables``; returns (dialect, count)."""
+    try:
+        from sqlalchemy import MetaData, create_engine
+        from sqlalchemy.engine import make_url
+    except ImportError as exc:  # pragma: no cover - the sqlalchemy extra is not installed
+        raise UsageError(f"{option} needs SQLAlchemy: pip install 'tenantwatch[sqlalchemy]'") from exc
+    try:
+        parsed = _sync_url(make_url(url))
+    except Exception as exc:
+        raise UsageError(f"{option}: not a database URL: {exc}") from exc
+    database = parsed.database or ""
+    on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and on_disk and not Path(database).is_file():
+        raise UsageError(f"{option}: no SQLite database at {database}")
+    try:
+        engine = create_engine(parsed)
+    except Exception as exc:
+        raise UsageError(f"{option}: {exc}") from exc
+    try:
+        dialect = engine.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            raw = engine.raw_connection()
+            try:
+                learned = tables.learn_from_connection(raw.dbapi_connection, dialect)
+            finally:
+                raw.close()
+        else:
+            metadata = MetaData()
+            metadata.reflect(engine)
+            learned = tables.learn_from_metadata(metadata)
+    except Exception as exc:
+        raise UsageError(f"{option}: cannot read the catalog of {parsed.render_as_string()}: {exc}") from exc
+    finally:
+        engine.dispose()
+    return dialect, learned
