@@ -63,3 +63,15 @@ TENANTWATCH_RLS_SETTING: Final = "TENANTWATCH_RLS_SETTING"
 
 TENANTWATCH_DEDUPE_SECONDS: Final = "TENANTWATCH_DEDUPE_SECONDS"
 """Cooldown window for repeated findings of one fingerprint, in seconds (default 60)."""
+
+TENANTWATCH_TABLE_LABEL_CAP: Final = "TENANTWATCH_TABLE_LABEL_CAP"
+"""How many distinct table names get their own ``db.collection.name`` metric label before the rest share
+``__other__`` (default 200)."""
+
+TENANTWATCH_MAX_STRING_LENGTH: Final = "TENANTWATCH_MAX_STRING_LENGTH"
+"""Longest exported string in characters (attributes, finding messages, log bodies); longer ones are cut with a
+``…[cut N chars]`` marker (default 4096, at least 64)."""
+
+TENANTWATCH_REDACT_QUERY_KEYS: Final = "TENANTWATCH_REDACT_QUERY_KEYS"
+"""Comma-separated words: query-string fields whose name contains one get their value redacted on server spans
+(default ``token,key,password,passwd,pwd,secret,code,auth,session,signature,sig,credential,jwt,otp``)."""
