@@ -67,3 +67,19 @@ def test_redact_query_by_key() -> None:
     assert redact_query("a=1&Access_Token=x&b=&pass%77ord=y") == "a=1&Access_Token=REDACTED&b=&pass%77ord=REDACTED"
     assert redact_query("q=token") == "q=token"
     assert redact_url("https://u:p@h/x?k=1&sig=2#f", ("sig",)) == "https://REDACTED:REDACTED@h/x?k=1&sig=REDACTED#f"
+
+
+def test_the_bounds_come_from_the_environment_and_a_bad_value_falls_back() -> None:
+    from tenantwatch.config import load_settings
+
+    settings = load_settings(
+        environ={
+            "TENANTWATCH_TABLE_LABEL_CAP": "7",
+            "TENANTWATCH_MAX_STRING_LENGTH": "128",
+            "TENANTWATCH_REDACT_QUERY_KEYS": "apikey, ticket",
+        }
+    )
+    assert (settings.table_label_cap, settings.max_string_length) == (7, 128)
+    assert settings.http.redact_query_keys == ("apikey", "ticket")
+    assert load_settings(environ={"TENANTWATCH_MAX_STRING_LENGTH": "10"}).max_string_length == 4096
+    assert load_settings(environ={}, max_string_length=256).max_string_length == 256

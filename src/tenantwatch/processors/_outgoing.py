@@ -59,11 +59,42 @@ def _event(event: Event, is_db: bool, limit: int) -> Event | None:
     return Event(event.name, attributes=changed, timestamp=event.timestamp)
 
 
+def _fits(attributes: Mapping[str, Any], limit: int) -> bool:
+    """Whether every string in ``attributes`` is at most ``limit`` long (the hot path: plain loops, no calls)."""
+    for value in attributes.values():
+        if type(value) is str:
+            if len(value) > limit:
+                return False
+        elif type(value) is tuple or type(value) is list:
+            for item in value:
+                if type(item) is str and len(item) > limit:
+                    return False
+    return True
+
+
+def _has_events(span: ReadableSpan) -> bool:
+    """Whether the span has events, without the copy ``ReadableSpan.events`` makes."""
+    raw = getattr(span, "_events", None)
+    try:
+        return len(raw) > 0 if raw is not None else bool(span.events)
+    except TypeError:
+        return bool(span.events)
+
+
 def outgoing(span: ReadableSpan, attributes: Mapping[str, Any], limit: int) -> ReadableSpan:
     """``span`` fit to leave the process (see the module docstring); ``attributes`` are its own."""
     is_db = A.DB_SYSTEM_NAME in attributes or A.DB_SYSTEM in attributes
+    own = A.DB_TENANT_FILTER in attributes  # tenantwatch's db span: its statement is masked already
+    if (
+        (own or not is_db)
+        and _fits(attributes, limit)
+        and not _has_events(span)
+        and not (span.status.description and (is_db or looks_like_db_error(span.status.description)))
+        and not (span.status.description and len(span.status.description) > limit)
+    ):
+        return span  # the common case, decided without a copy
     new_attributes: dict[str, AttributeValue] | None = None
-    if is_db and A.DB_TENANT_FILTER not in attributes:
+    if is_db and not own:
         for key in _STATEMENT_KEYS:
             value = attributes.get(key)
             if isinstance(value, str):
@@ -71,9 +102,9 @@ def outgoing(span: ReadableSpan, attributes: Mapping[str, Any], limit: int) -> R
                 if masked != value:
                     new_attributes = dict(attributes) if new_attributes is None else new_attributes
                     new_attributes[key] = masked
-    capped = cap_attributes(new_attributes if new_attributes is not None else attributes, limit)
-    if capped is not None:
-        new_attributes = capped
+    current = new_attributes if new_attributes is not None else attributes
+    if not _fits(current, limit):
+        new_attributes = cap_attributes(current, limit)
 
     status: Status | None = None
     description = span.status.description
