@@ -121,6 +121,21 @@ HTTP_ATTACK_PATTERNS: Final = "tenantwatch.http.attack_patterns"
 HTTP_AUTH_FAILURES: Final = "tenantwatch.http.auth_failures"
 """On a 401/403 response: the client's auth failures within the brute-force window, this one included."""
 
+URL_QUERY: Final = "url.query"
+"""The request's query string (semconv); tenantwatch redacts the values of sensitive fields on server spans."""
+
+URL_FULL: Final = "url.full"
+"""The full request URL (semconv); query string redacted like ``url.query``."""
+
+HTTP_URL: Final = "http.url"
+"""The full request URL (old semconv, still OTel's ASGI default); query string redacted like ``url.query``."""
+
+HTTP_TARGET: Final = "http.target"
+"""The request target (old semconv); query string redacted like ``url.query``."""
+
+OTHER_METHOD: Final = "_OTHER"
+"""The ``http.request.method`` label value of any method outside the HTTP standard ones (semconv)."""
+
 TOKEN_REJECTED: Final = "tenantwatch.auth.token_rejected"
 """Why a bearer token did not set a tenant: ``invalid_signature``, ``expired``, ``unsigned``, ``malformed``, ..."""
 

@@ -48,6 +48,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tenantwatch import environment_variables as env
+from tenantwatch.redaction import DEFAULT_REDACT_QUERY_KEYS
 
 __all__ = [
     "DEFAULT_DISABLED",
@@ -359,8 +360,10 @@ class HttpSettings(_Model):
     """Request values (query, path, form and header values) kept per request for ``injection_signal``."""
     max_value_bytes: int = Field(default=512, gt=0)
     """Longer request values are not kept (nor scanned past this many bytes)."""
+    redact_query_keys: tuple[str, ...] = DEFAULT_REDACT_QUERY_KEYS
+    """Query-string fields whose name contains one of these words get their value redacted on server spans."""
 
-    @field_validator("trusted_proxies", "resolvers", "jwt_algorithms", mode="before")
+    @field_validator("trusted_proxies", "resolvers", "jwt_algorithms", "redact_query_keys", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -461,6 +464,11 @@ class Settings(_Model):
     dedupe: DedupeSettings = Field(default_factory=DedupeSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     suppressions: tuple[Suppression, ...] = ()
+    table_label_cap: int = Field(default=200, ge=0)
+    """Distinct table names with a ``db.collection.name`` metric label of their own; the rest share ``__other__``."""
+    max_string_length: int = Field(default=4096, ge=64)
+    """Longest exported string (span attribute, event attribute, status, finding message, log body and attribute),
+    in characters; longer ones are cut and end with ``…[cut N chars]``."""
 
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
     @classmethod
@@ -768,6 +776,9 @@ _ENV_FIELDS: tuple[tuple[str, str], ...] = (
     (env.TENANTWATCH_RLS, "rls.enabled"),
     (env.TENANTWATCH_RLS_SETTING, "rls.setting"),
     (env.TENANTWATCH_DEDUPE_SECONDS, "dedupe.window_seconds"),
+    (env.TENANTWATCH_TABLE_LABEL_CAP, "table_label_cap"),
+    (env.TENANTWATCH_MAX_STRING_LENGTH, "max_string_length"),
+    (env.TENANTWATCH_REDACT_QUERY_KEYS, "http.redact_query_keys"),
 )
 """Environment variable -> dotted settings path."""
 

@@ -67,3 +67,15 @@ TENANTWATCH_DEDUPE_SECONDS: Final = "TENANTWATCH_DEDUPE_SECONDS"
 TENANTWATCH_CONSOLE: Final = "TENANTWATCH_CONSOLE"
 """``true``/``1``: ``configure()`` prints one line per finding on standard error (rule, severity, table, tenant,
 code location, normalized statement), for local runs. Default false."""
+
+TENANTWATCH_TABLE_LABEL_CAP: Final = "TENANTWATCH_TABLE_LABEL_CAP"
+"""How many distinct table names get their own ``db.collection.name`` metric label before the rest share
+``__other__`` (default 200)."""
+
+TENANTWATCH_MAX_STRING_LENGTH: Final = "TENANTWATCH_MAX_STRING_LENGTH"
+"""Longest exported string in characters (attributes, finding messages, log bodies); longer ones are cut with a
+``…[cut N chars]`` marker (default 4096, at least 64)."""
+
+TENANTWATCH_REDACT_QUERY_KEYS: Final = "TENANTWATCH_REDACT_QUERY_KEYS"
+"""Comma-separated words: query-string fields whose name contains one get their value redacted on server spans
+(default ``token,key,password,passwd,pwd,secret,code,auth,session,signature,sig,credential,jwt,otp``)."""

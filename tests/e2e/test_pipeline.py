@@ -471,7 +471,7 @@ def test_e_no_parameter_value_email_or_token_is_exported(stack: Stack) -> None:
     leaky = [s for s in _jaeger_search(stack) if s["trace_id"].lower() == stack.leaky_trace_id]
     assert leaky, "the hand-made span must be kept (it carries a finding) so its redaction can be checked"
     statement = leaky[0]["attributes"]["db.statement"]
-    assert statement == "SELECT * FROM users WHERE email = '?' AND api_key = '?'"
+    assert statement == "SELECT * FROM users WHERE email = ? AND api_key = ?"  # the redaction processor's sanitizer
     # blocked key patterns mask the whole value of secret-looking keys; blocked values mask emails and tokens
     assert set(leaky[0]["attributes"]["http.request.header.authorization"]) == {"*"}
     assert "alice" not in leaky[0]["attributes"]["enduser.email"]
@@ -495,7 +495,7 @@ def test_e_no_parameter_value_email_or_token_is_exported(stack: Stack) -> None:
             assert secret.encode() not in blob, f"{secret!r} was exported"
     sentry_logs = _sentry_logs(stack)
     leaky_logs = [attrs for _, body, attrs in sentry_logs if body == "finding on a leaky statement"]
-    assert leaky_logs and leaky_logs[0]["db.statement"] == "SELECT * FROM users WHERE email = '?' AND api_key = '?'"
+    assert leaky_logs and leaky_logs[0]["db.statement"] == "SELECT * FROM users WHERE email = ? AND api_key = ?"
 
 
 def test_g_with_10_percent_sampling_every_finding_trace_still_reaches_jaeger(stack: Stack) -> None:

@@ -9,8 +9,13 @@ opentelemetry-instrumentation-sqlalchemy registers per engine, which is what thi
   statement never reaches the database.
 * ``after_cursor_execute`` runs before OTel ends the span: tenantwatch sets the facts on it and, for statements that
   return rows, takes the span over so it ends when the result closes (see :mod:`._rows`).
-* ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it (and, for a write with
-  test data, ends it itself, so that the driver's error message is recorded masked).
+* ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it and ends it itself, with
+  the driver's error message scrubbed of the values it quotes (PostgreSQL's ``DETAIL: Failing row contains (…)``,
+  quoted input values; test data masked), since OTel would record the raw message as the status description.
+
+The statement on every db span (``db.statement`` / ``db.query.text``, set by OTel when the span starts) is replaced
+by its masked form (every literal ``?``) before the span ends: bound values never appear in it, and string-built SQL
+must not carry its literals out either.
 * ``begin`` (only with the RLS assist, :mod:`._rls`): sets the tenant setting for the transaction.
 
 Test data in the values an INSERT/UPDATE writes is found by :mod:`._test_data` in the hooks above.
@@ -49,6 +54,7 @@ from tenantwatch.instrumentation._rows import (
     orphaned,
 )
 from tenantwatch.instrumentation._test_data import WRITES, TestDataScanner
+from tenantwatch.redaction import mask_statement, scrub_db_error
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
@@ -209,8 +215,8 @@ class Listeners:
             attributes: dict[str, Any] = dict(facts.to_attributes())
             attributes[A.DB_SYSTEM] = conn.dialect.name
             attributes[A.DB_SYSTEM_NAME] = conn.dialect.name
-            attributes[A.DB_STATEMENT] = facts.statement or statement  # test data masked
-            attributes[A.DB_QUERY_TEXT] = facts.statement or statement
+            attributes[A.DB_STATEMENT] = mask_statement(facts.statement or statement)
+            attributes[A.DB_QUERY_TEXT] = attributes[A.DB_STATEMENT]
             attributes[A.DB_ENFORCED] = True
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             rules = ", ".join(f.rule for f in findings)
@@ -243,6 +249,7 @@ class Listeners:
                 operation = analysis.operation
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
+            _mask_statements(span, attributes)
             # injection_signal: request values inside the SQL text (in enforce mode facts() has already looked)
             request = current_request() if facts is None else None
             if request is not None and request.values is not None:
@@ -291,6 +298,9 @@ class Listeners:
         state[_OTEL_SPAN_ATTR] = None  # OTel's after_cursor_execute now leaves the span alone
 
     def handle_error(self, exception_context: Any) -> None:
+        span: Span | None = None
+        context: Any = None
+        message = ""
         try:
             context = exception_context.execution_context
             if context is None:
@@ -298,43 +308,36 @@ class Listeners:
             message = str(exception_context.original_exception)
             pending: PendingResult | None = context.__dict__.get(STATE_ATTR)
             if pending is not None and pending.span is not None:
-                pending.fail(message)  # the error happened while fetching: OTel no longer holds the span
+                pending.fail(scrub_db_error(message))  # the error happened while fetching: OTel no longer holds it
                 return
-            span: Span | None = getattr(context, _OTEL_SPAN_ATTR, None)
+            span = getattr(context, _OTEL_SPAN_ATTR, None)
             if span is None or not span.is_recording() or not is_instrumentation_enabled():
+                span = None
                 return
             facts: SpanFacts | None = context.__dict__.pop(_FACTS_ATTR, None)
             statement = exception_context.statement
-            if facts is None:
-                if statement is None:
-                    return
+            if facts is None and statement is not None:
                 facts = self.facts(
                     exception_context.connection or context.root_connection,
                     statement,
                     exception_context.parameters,
                     bool(getattr(context, "executemany", False)),
                 )
-            set_span_attributes(span, facts.to_attributes())
-            if facts.test_data and statement is not None and self.test_data is not None:
-                self._end_masked(span, context, statement, exception_context, message)
+            attributes: dict[str, Any] = facts.to_attributes() if facts is not None else {}
+            if facts is not None and facts.test_data and statement is not None and self.test_data is not None:
+                found = self.test_data.scan(
+                    statement, exception_context.parameters, bool(getattr(context, "executemany", False))
+                )
+                if found is not None:
+                    found.apply(span, attributes)
+                    message = found.scrub(message)
+            _mask_statements(span, attributes)
+            set_span_attributes(span, attributes)
         except Exception:
             log_internal_error("handle_error")
-
-    def _end_masked(self, span: Span, context: Any, statement: str, exception_context: Any, message: str) -> None:
-        """A failed write with test data: end its span here, statement and error message masked (OTel would
-        record the driver's message, which may quote the value), and leave OTel no span to end."""
-        assert self.test_data is not None
-        found = self.test_data.scan(
-            statement, exception_context.parameters, bool(getattr(context, "executemany", False))
-        )
-        if found is None:
-            return
-        attributes: dict[str, Any] = {}
-        found.apply(span, attributes)
-        set_span_attributes(span, attributes)
-        span.set_status(Status(StatusCode.ERROR, found.scrub(message)))
-        span.end()
-        setattr(context, _OTEL_SPAN_ATTR, None)
+        finally:
+            if span is not None:
+                _end_failed(span, context, message)
 
     # --- pool events ----------------------------------------------------------------------------------------
 
@@ -364,6 +367,32 @@ class Listeners:
             logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
         except Exception:
             log_internal_error("tenant table discovery")
+
+
+def _mask_statements(span: Any, attributes: dict[str, Any]) -> None:
+    """Put the masked statement (literals ``?``) into ``attributes`` under every statement key the span carries."""
+    present = getattr(span, "attributes", None) or {}
+    for key in (A.DB_STATEMENT, A.DB_QUERY_TEXT):
+        value = attributes.get(key, present.get(key))
+        if isinstance(value, str):
+            masked = mask_statement(value)
+            if masked != value or key in attributes:
+                attributes[key] = masked
+
+
+def _end_failed(span: Span, context: Any, message: str) -> None:
+    """End a failed db span here, its status scrubbed of the values the driver's message quotes, and leave OTel
+    (whose ``handle_error`` runs next and would record the raw message) no span to end."""
+    try:
+        span.set_status(Status(StatusCode.ERROR, scrub_db_error(message)))
+        span.end()
+    except Exception:
+        log_internal_error("ending a failed db span")
+    finally:
+        try:
+            setattr(context, _OTEL_SPAN_ATTR, None)
+        except Exception:
+            log_internal_error("ending a failed db span")
 
 
 _SCHEMA_CHANGES = ("CREATE", "ALTER", "DROP")

@@ -16,7 +16,11 @@ other scope types pass through untouched):
    framework's matched route;
 3. runs the request observers (by default the :class:`~tenantwatch.security.SecurityObserver`: attack patterns,
    request values for ``injection_signal``, auth failures, response actions), which may refuse the request;
-4. counts ``tenantwatch.http.requests`` and ``tenantwatch.http.request.duration`` on the bounded tenant label.
+4. counts ``tenantwatch.http.requests`` and ``tenantwatch.http.request.duration`` on bounded labels (tenant bucket,
+   route template, method: non-standard methods are ``_OTHER``);
+5. redacts the query string on the server span (``url.query``, ``http.url``, ``http.target``, ``url.full``): the
+   value of every field whose name contains a word of ``Settings.http.redact_query_keys`` becomes ``REDACTED``,
+   before the span ends (through OTel's server request hook).
 
 It never raises into the application: a failure in tenantwatch's own code is logged (rate-limited) and the request
 runs with no tenant.
@@ -55,6 +59,7 @@ from tenantwatch.instrumentation.resolvers.jwt import JWTResolver
 from tenantwatch.instrumentation.resolvers.path import PathResolver
 from tenantwatch.instrumentation.resolvers.subdomain import SubdomainResolver
 from tenantwatch.instrumentation.resolvers.trust import TrustedPeers
+from tenantwatch.redaction import redact_query, redact_target, redact_url
 
 __all__ = ["TenantResolver", "TenantwatchMiddleware", "instrument_app", "uninstrument_app"]
 
@@ -67,6 +72,9 @@ _SCOPE_TYPES = ("http", "websocket")
 
 _REFUSED_WEBSOCKET_CLOSE = 1008
 """WebSocket close code for a refused connection when the server lacks the HTTP-response extension (policy)."""
+
+_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"})
+"""HTTP methods that keep their own metric label value; any other is ``_OTHER`` (an unbounded, client-chosen set)."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -127,11 +135,13 @@ class TenantwatchMiddleware:
         self._subdomain = SubdomainResolver(http.subdomain_base) if http.subdomain_base else None
         self._path = PathResolver(http.path_param, app) if http.path_param else None
         self._order = http.resolvers
+        self._redact_keys = http.redact_query_keys
         self._inner = OpenTelemetryMiddleware(
             self._from_otel,
             excluded_urls=excluded_urls,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
+            server_request_hook=self._redact_query,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,6 +173,30 @@ class TenantwatchMiddleware:
             progress.finished = True
 
     # --- per request ----------------------------------------------------------------------------------------
+
+    def _redact_query(self, span: Any, scope: Scope) -> None:
+        """OTel's server request hook: the query string on the server span, sensitive values redacted."""
+        try:
+            if not scope.get("query_string") or span is None or not span.is_recording():
+                return
+            present = getattr(span, "attributes", None) or {}
+            keys = self._redact_keys
+            changed: dict[str, str] = {}
+            for key, redact in (
+                (A.URL_QUERY, redact_query),
+                (A.HTTP_TARGET, redact_target),
+                (A.HTTP_URL, redact_url),
+                (A.URL_FULL, redact_url),
+            ):
+                value = present.get(key)
+                if isinstance(value, str):
+                    clean = redact(value, keys)
+                    if clean != value:
+                        changed[key] = clean
+            if changed:
+                span.set_attributes(changed)
+        except Exception:
+            logger.exception("tenantwatch ASGI middleware failed to redact the query string")
 
     def _request(self, scope: Scope) -> tuple[RequestInfo, bool]:
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers") or ())
@@ -375,7 +409,7 @@ class TenantwatchMiddleware:
             labels = {
                 A.TENANT_BUCKET: self.metrics.tenant_bucket(request.tenant_id),
                 A.HTTP_ROUTE: route,
-                A.HTTP_REQUEST_METHOD: request.method,
+                A.HTTP_REQUEST_METHOD: request.method if request.method in _METHODS else A.OTHER_METHOD,
             }
             self.metrics.duration.record(seconds, labels)
             labels[A.HTTP_RESPONSE_STATUS_CODE] = status  # type: ignore[assignment]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
 from tenantwatch import attributes as A
@@ -29,6 +30,7 @@ class EnrichedSpan(ReadableSpan):
         *,
         attributes: Mapping[str, AttributeValue],
         events: Sequence[Event],
+        status: Status | None = None,
     ) -> None:
         super().__init__(
             name=original.name,
@@ -39,7 +41,7 @@ class EnrichedSpan(ReadableSpan):
             events=events,
             links=original.links,
             kind=original.kind,
-            status=original.status,
+            status=original.status if status is None else status,
             start_time=original.start_time,
             end_time=original.end_time,
             instrumentation_scope=original.instrumentation_scope,

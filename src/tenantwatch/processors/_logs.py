@@ -2,8 +2,9 @@
 
 Severity ``WARN`` for ``info``/``warning`` findings, ``ERROR`` for ``high``/``critical``; the body is the finding's
 message; the attributes carry the rule, severity, fingerprint, table and suggestion (if any), who ran the statement
-(``tenant.id``, ``enduser.*``), the statement (``db.query.text``) and where it came from (``code.*``,
-``http.route``). The record's trace and span ids are the db span's, so a log backend links straight to the trace.
+(``tenant.id``, ``enduser.*``), the statement (``db.query.text``, normalized: every literal is ``?``) and where it
+came from (``code.*``, ``http.route``). The record's trace and span ids are the db span's, so a log backend links
+straight to the trace. The body and every string attribute are capped at ``max_length`` characters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from tenantwatch import attributes as A
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors.findings import Finding, severity_rank
+from tenantwatch.redaction import cap, mask_statement
 from tenantwatch.version import __version__
 
 __all__ = ["FindingLogs"]
@@ -25,8 +27,9 @@ _ERROR_FROM = severity_rank("high")
 class FindingLogs:
     """Emits findings as log records through an OpenTelemetry logger (the global provider's by default)."""
 
-    def __init__(self, logger_provider: LoggerProvider | None) -> None:
+    def __init__(self, logger_provider: LoggerProvider | None, *, max_length: int = 4096) -> None:
         self._logger = (logger_provider or get_logger_provider()).get_logger(A.SCOPE_NAME, __version__)
+        self._max_length = max_length
 
     def emit(self, span: ReadableSpan, finding: Finding, facts: SpanFacts, *, repeats: int = 0) -> None:
         """One log record for ``finding``; ``repeats`` (> 0) says how many identical ones the cooldown held back."""
@@ -38,13 +41,13 @@ class FindingLogs:
             context=context,
             severity_number=SeverityNumber.ERROR if error else SeverityNumber.WARN,
             severity_text="ERROR" if error else "WARN",
-            body=finding.message,
-            attributes=_attributes(finding, facts, repeats),
+            body=cap(finding.message, self._max_length),
+            attributes=_attributes(finding, facts, repeats, self._max_length),
             event_name=A.FINDING_EVENT,
         )
 
 
-def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0) -> dict[str, str | int]:
+def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0, max_length: int = 4096) -> dict[str, str | int]:
     pairs: tuple[tuple[str, str | int | None], ...] = (
         (A.RULE, finding.rule),
         (A.SEVERITY, finding.severity),
@@ -58,7 +61,7 @@ def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0) -> dict[st
         (A.DB_SYSTEM_NAME, facts.system),
         (A.DB_OPERATION_NAME, facts.operation),
         (A.DB_COLLECTION_NAME, facts.main_table),
-        (A.DB_QUERY_TEXT, facts.statement),
+        (A.DB_QUERY_TEXT, None if facts.statement is None else mask_statement(facts.statement)),
         (A.DB_FINGERPRINT, facts.statement_fingerprint),
         (A.DB_RESPONSE_RETURNED_ROWS, facts.returned_rows),
         (A.CODE_FUNCTION, facts.code_function),
@@ -67,4 +70,6 @@ def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0) -> dict[st
         (A.HTTP_ROUTE, facts.route),
         (A.FINDING_REPEATS, repeats or None),
     )
-    return {key: value for key, value in pairs if value is not None}
+    return {
+        key: cap(value, max_length) if isinstance(value, str) else value for key, value in pairs if value is not None
+    }

@@ -12,7 +12,11 @@ Instruments (meter ``tenantwatch``):
 
 A tenant id is unbounded cardinality, so it is never a label as such: :class:`TenantBuckets` gives the first
 ``tenant_label_cap`` distinct tenants this process sees their own label value and folds every later one into
-``__other__``; work with no tenant is ``__none__``.
+``__other__``; work with no tenant is ``__none__``. Every other label whose values come from outside the code is
+bounded the same way: ``db.collection.name`` (first ``table_label_cap`` tables), ``db.system.name`` and
+``db.operation.name`` (first :data:`SYSTEM_LABEL_CAP` / :data:`OPERATION_LABEL_CAP` values, for spans of other
+instrumentations). So each instrument has at most (tenant cap + 2) x (table cap + 1) x ... series, whatever the
+traffic.
 """
 
 from __future__ import annotations
@@ -26,7 +30,20 @@ from tenantwatch.facts import SpanFacts
 from tenantwatch.processors.findings import Finding
 from tenantwatch.version import __version__
 
-__all__ = ["DURATION_BUCKETS", "ROWS_BUCKETS", "ProcessorMetrics", "TenantBuckets"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "OPERATION_LABEL_CAP",
+    "ROWS_BUCKETS",
+    "SYSTEM_LABEL_CAP",
+    "ProcessorMetrics",
+    "TenantBuckets",
+]
+
+SYSTEM_LABEL_CAP = 16
+"""Distinct ``db.system.name`` label values (a process talks to a handful of database kinds)."""
+
+OPERATION_LABEL_CAP = 32
+"""Distinct ``db.operation.name`` label values (tenantwatch's own analysis yields a dozen)."""
 
 DURATION_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 """Bucket boundaries (seconds) advised for ``db.client.operation.duration``, as semantic conventions recommend."""
@@ -36,7 +53,8 @@ ROWS_BUCKETS: tuple[float, ...] = (0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10_000
 
 
 class TenantBuckets:
-    """Maps a tenant id to a bounded metric label value. Thread-safe.
+    """Maps a tenant id (or any other unbounded value: a table name, a client address) to a bounded metric label
+    value. Thread-safe.
 
     The first ``cap`` distinct tenants get their own value (first come, first served, for the life of the
     process), every later tenant gets ``__other__``, no tenant gets ``__none__``. ``cap=0`` folds every tenant
@@ -73,7 +91,9 @@ class TenantBuckets:
 class ProcessorMetrics:
     """Instruments the span processor records into, created once per processor."""
 
-    def __init__(self, meter_provider: MeterProvider | None, *, tenant_label_cap: int) -> None:
+    def __init__(
+        self, meter_provider: MeterProvider | None, *, tenant_label_cap: int, table_label_cap: int = 200
+    ) -> None:
         provider = meter_provider or get_meter_provider()
         self.enabled = not isinstance(provider, NoOpMeterProvider)
         """False for an explicit no-op meter provider: the processor then skips building labels at all."""
@@ -101,32 +121,35 @@ class ProcessorMetrics:
             description="Findings a suppression in the rules file kept off spans, logs and tenantwatch.findings.",
         )
         self.tenant_bucket = TenantBuckets(tenant_label_cap)
+        self.table_bucket = TenantBuckets(table_label_cap)
+        """``db.collection.name`` label values: the first ``table_label_cap`` tables, then ``__other__``."""
+        self._system_bucket = TenantBuckets(SYSTEM_LABEL_CAP)
+        self._operation_bucket = TenantBuckets(OPERATION_LABEL_CAP)
 
     def record_statement(self, facts: SpanFacts, bucket: str) -> None:
         """Duration and row count of one db span."""
         labels: dict[str, str] = {A.TENANT_BUCKET: bucket}
         if facts.system is not None:
-            labels[A.DB_SYSTEM_NAME] = facts.system
+            labels[A.DB_SYSTEM_NAME] = self._system_bucket(facts.system)
         if facts.operation is not None:
-            labels[A.DB_OPERATION_NAME] = facts.operation
+            labels[A.DB_OPERATION_NAME] = self._operation_bucket(facts.operation)
         if facts.main_table is not None:
-            labels[A.DB_COLLECTION_NAME] = facts.main_table
+            labels[A.DB_COLLECTION_NAME] = self.table_bucket(facts.main_table)
         if facts.duration_ms is not None and facts.duration_ms >= 0:
             self._duration.record(facts.duration_ms / 1000.0, labels)
         if facts.returned_rows is not None and facts.returned_rows >= 0:
             self._rows.record(facts.returned_rows, labels)
 
     def record_finding(self, finding: Finding, bucket: str) -> None:
-        self._findings.add(1, _finding_labels(finding, bucket))
+        self._findings.add(1, self._finding_labels(finding, bucket))
 
     def record_suppressed(self, finding: Finding) -> None:
-        self._suppressed.add(1, _finding_labels(finding, None))
+        self._suppressed.add(1, self._finding_labels(finding, None))
 
-
-def _finding_labels(finding: Finding, bucket: str | None) -> dict[str, str]:
-    labels = {A.RULE: finding.rule, A.SEVERITY: finding.severity}
-    if finding.table is not None:
-        labels[A.DB_COLLECTION_NAME] = finding.table
-    if bucket is not None:
-        labels[A.TENANT_BUCKET] = bucket
-    return labels
+    def _finding_labels(self, finding: Finding, bucket: str | None) -> dict[str, str]:
+        labels = {A.RULE: finding.rule, A.SEVERITY: finding.severity}
+        if finding.table is not None:
+            labels[A.DB_COLLECTION_NAME] = self.table_bucket(finding.table)
+        if bucket is not None:
+            labels[A.TENANT_BUCKET] = bucket
+        return labels

@@ -10,7 +10,9 @@
    ``tenantwatch.findings.suppressed``), and for each remaining finding counts ``tenantwatch.findings`` and emits a
    log record;
 4. forwards an enriched copy of the span (finding attributes and events) when there are findings, the span itself
-   otherwise. Spans that are not db spans are forwarded untouched.
+   otherwise. Spans that are not db spans are forwarded untouched, except that
+5. every forwarded span leaves fit to export (:mod:`._outgoing`): strings capped at ``max_string_length``, literals
+   of foreign statements masked, database errors in status and exception events without the values they quote.
 
 It never raises into the code that ends the span and never blocks: rules are pure and cheap, analysis of foreign
 statements is cached by text. Any internal error is logged (rate limited) and the original span is forwarded.
@@ -37,6 +39,7 @@ from tenantwatch.context import TenantContext, current_context
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.processors._enriched import enriched_copy
 from tenantwatch.processors._logs import FindingLogs
+from tenantwatch.processors._outgoing import outgoing
 from tenantwatch.processors._ratelimit import RateLimitedLog
 from tenantwatch.processors._routes import RouteIndex
 from tenantwatch.processors.findings import Finding
@@ -115,8 +118,12 @@ class TenantwatchSpanProcessor(SpanProcessor):
         self._settings = settings if settings is not None else load_settings()
         self._analyzer: Analyzer | None = analyzer
         self._analyzer_failed = False
-        self._metrics = ProcessorMetrics(meter_provider, tenant_label_cap=self._settings.tenant_label_cap)
-        self._logs = FindingLogs(logger_provider)
+        self._metrics = ProcessorMetrics(
+            meter_provider,
+            tenant_label_cap=self._settings.tenant_label_cap,
+            table_label_cap=self._settings.table_label_cap,
+        )
+        self._logs = FindingLogs(logger_provider, max_length=self._settings.max_string_length)
         self._routes = RouteIndex()
         self._errors = RateLimitedLog(logger)
         self._off = self._settings.mode == "off"
@@ -193,6 +200,8 @@ class TenantwatchSpanProcessor(SpanProcessor):
         forwarded = span
         try:
             forwarded = self.process(span)
+            if not self._off:
+                forwarded = outgoing(forwarded, _raw_attributes(forwarded), self._settings.max_string_length)
         except Exception:
             self._errors.exception("on_end", "tenantwatch span processor failed; span forwarded unchanged")
         try:

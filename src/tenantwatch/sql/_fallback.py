@@ -6,11 +6,17 @@ constants, subqueries, CTEs, set operations, INSERT columns/values/conflict clau
 expression becomes an opaque node that still carries its children, so subqueries inside it are found.
 
 sqlglot is about fifty times slower than libpg_query, so callers cap the statement size tighter for it.
+
+Statement text never reaches a log from here: sqlglot logs whole statements at WARNING (``'SET PASSWORD … =
+'hunter2'' contains unsupported syntax``), so its records are dropped while this module parses, and a
+:class:`FallbackError` says what failed and where (line, column), never the text.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from typing import Any
 
 __all__ = ["FallbackError", "parse"]
@@ -28,16 +34,49 @@ def _s(text: str) -> Node:
     return {"String": {"sval": text}}
 
 
+_parsing = threading.local()
+
+
+class _WhileParsing(logging.Filter):
+    """Drops sqlglot's log records emitted while this module parses (they quote the statement)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_parsing, "active", False)
+
+
+_FILTER = _WhileParsing()
+
+
+def _quiet_sqlglot() -> None:
+    sqlglot_logger = logging.getLogger("sqlglot")
+    if _FILTER not in sqlglot_logger.filters:
+        sqlglot_logger.addFilter(_FILTER)
+
+
+def _error_message(exc: Exception) -> str:
+    """What failed and where, without the statement text sqlglot's messages quote."""
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        description = str(first.get("description") or type(exc).__name__)
+        return f"{description} (line {first.get('line')}, column {first.get('col')})"
+    return type(exc).__name__
+
+
 def parse(sql: str) -> list[Node]:
     """Parse ``sql`` (``$n`` placeholders) into libpg_query-shaped statements ``[{"stmt": {...}}]``."""
     import sqlglot
     from sqlglot import exp
 
+    _quiet_sqlglot()
     dialect = "mysql" if "`" in sql else "sqlite"
+    _parsing.active = True
     try:
         trees = sqlglot.parse(sql, read=dialect)
     except Exception as exc:  # sqlglot raises its own ParseError/TokenError hierarchy
-        raise FallbackError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        raise FallbackError(_error_message(exc)) from exc
+    finally:
+        _parsing.active = False
     converter = _Converter(exp)
     out: list[Node] = []
     for tree in trees:

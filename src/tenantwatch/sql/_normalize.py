@@ -26,6 +26,7 @@ __all__ = [
     "NormalizeError",
     "Normalized",
     "collapse_lists",
+    "mask_literals",
     "normalize",
     "paren_depth",
     "slim_for_parse",
@@ -698,3 +699,34 @@ def collapse_lists(text: str) -> tuple[str, Expansions]:
         out.append(text[pos:])
         text = "".join(out)
     return text, expansions
+
+
+_MASKED_KINDS = frozenset({"str", "estr", "pstr", "dollar", "num"})
+
+
+def mask_literals(sql: str) -> str:
+    """``sql`` with every literal (strings of every quoting, dollar quotes, numbers) replaced by ``?`` and comments
+    dropped, whatever the statement (``SET``, DDL and ``ALTER ... PASSWORD`` included); placeholders and quoted
+    identifiers stay. What a statement looks like when it leaves the process. Never raises: text that cannot be
+    scanned (an unterminated dollar quote) is masked from the first quote on."""
+    try:
+        tokens = _tokens(sql, True)
+    except NormalizeError:
+        cut = min((i for i in (sql.find("'"), sql.find("$")) if i >= 0), default=len(sql))
+        return sql[:cut] + "?"
+    if not tokens:
+        return sql
+    out: list[str] = []
+    pos = 0
+    for kind, start, end, _match in tokens:
+        if kind in _MASKED_KINDS:
+            out.append(sql[pos:start])
+            out.append("?")
+        elif kind in ("lc", "bc"):
+            out.append(sql[pos:start])
+            out.append(" ")
+        else:
+            out.append(sql[pos:end])
+        pos = end
+    out.append(sql[pos:])
+    return "".join(out)

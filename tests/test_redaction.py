@@ -1,0 +1,85 @@
+"""The redaction primitives: caps with a marker, masked statements, scrubbed database errors, redacted queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenantwatch.redaction import cap, cap_attributes, mask_statement, redact_query, redact_url, scrub_db_error
+
+
+def test_cap_cuts_and_says_how_much() -> None:
+    assert cap("abc", 3) == "abc"
+    assert cap("abcdef", 3) == "abc…[cut 3 chars]"
+    assert cap_attributes({"a": "x", "b": 1}, 5) is None
+    assert cap_attributes({"a": "x" * 9, "b": ("y" * 9, "z")}, 5) == {
+        "a": "xxxxx…[cut 4 chars]",
+        "b": ("yyyyy…[cut 4 chars]", "z"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("statement", "masked"),
+    [
+        ("SET PASSWORD FOR 'bob'@'localhost' = 'hunter2'", "SET PASSWORD FOR ?@? = ?"),
+        ("ALTER USER bob WITH PASSWORD $$hunter2$$", "ALTER USER bob WITH PASSWORD ?"),
+        ("SELECT * FROM t1 WHERE a = E'x\\'y' AND b = 42 -- token=abc", "SELECT * FROM t1 WHERE a = ? AND b = ?  "),
+        ('SELECT :name, %(p)s, $1, ? FROM "Users 2"', 'SELECT :name, %(p)s, $1, ? FROM "Users 2"'),
+        ("SELECT 'unterminated hunter2", "SELECT ?"),
+        ("SELECT $t$unterminated hunter2", "SELECT ?"),
+    ],
+)
+def test_mask_statement(statement: str, masked: str) -> None:
+    assert mask_statement(statement) == masked
+
+
+@pytest.mark.parametrize(
+    ("message", "kept", "gone"),
+    [
+        (
+            'new row for relation "accounts" violates check constraint "c"\n'
+            "DETAIL:  Failing row contains (1, alice@corp.example, hunter2).",
+            'violates check constraint "c"',
+            "hunter2",
+        ),
+        (
+            'duplicate key value violates unique constraint "u"\nDETAIL:  Key (email)=(alice@corp.example) exists.',
+            'unique constraint "u"',
+            "alice@corp.example",
+        ),
+        ('invalid input syntax for type uuid: "hunter2"', "invalid input syntax for type uuid", "hunter2"),
+        ('syntax error at or near "hunter2"\nLINE 1: SELECT hunter2\n               ^', "syntax error", "hunter2"),
+        ('near "hunter2": syntax error', "syntax error", "hunter2"),
+        ("Duplicate entry 'hunter2' for key 'users.email'", "Duplicate entry", "hunter2"),
+        (
+            "(psycopg.errors.UniqueViolation) dup\n[SQL: SELECT 'hunter2'\nFROM t]\n[parameters: {'p': 'hunter2'}]",
+            "[SQL: SELECT ?\nFROM t]",
+            "hunter2",
+        ),
+    ],
+)
+def test_scrub_db_error(message: str, kept: str, gone: str) -> None:
+    scrubbed = scrub_db_error(message)
+    assert kept in scrubbed
+    assert gone not in scrubbed
+
+
+def test_redact_query_by_key() -> None:
+    assert redact_query("a=1&Access_Token=x&b=&pass%77ord=y") == "a=1&Access_Token=REDACTED&b=&pass%77ord=REDACTED"
+    assert redact_query("q=token") == "q=token"
+    assert redact_url("https://u:p@h/x?k=1&sig=2#f", ("sig",)) == "https://REDACTED:REDACTED@h/x?k=1&sig=REDACTED#f"
+
+
+def test_the_bounds_come_from_the_environment_and_a_bad_value_falls_back() -> None:
+    from tenantwatch.config import load_settings
+
+    settings = load_settings(
+        environ={
+            "TENANTWATCH_TABLE_LABEL_CAP": "7",
+            "TENANTWATCH_MAX_STRING_LENGTH": "128",
+            "TENANTWATCH_REDACT_QUERY_KEYS": "apikey, ticket",
+        }
+    )
+    assert (settings.table_label_cap, settings.max_string_length) == (7, 128)
+    assert settings.http.redact_query_keys == ("apikey", "ticket")
+    assert load_settings(environ={"TENANTWATCH_MAX_STRING_LENGTH": "10"}).max_string_length == 4096
+    assert load_settings(environ={}, max_string_length=256).max_string_length == 256
