@@ -469,6 +469,9 @@ class Settings(_Model):
     max_string_length: int = Field(default=4096, ge=64)
     """Longest exported string (span attribute, event attribute, status, finding message, log body and attribute),
     in characters; longer ones are cut and end with ``…[cut N chars]``."""
+    trust_baggage: bool = False
+    """Every peer of this process is trusted: incoming W3C baggage is the tenant context wherever no context was set
+    (zero-code services behind their own gateway). Off by default: baggage is a claim anyone can send."""
 
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
     @classmethod
@@ -779,6 +782,7 @@ _ENV_FIELDS: tuple[tuple[str, str], ...] = (
     (env.TENANTWATCH_TABLE_LABEL_CAP, "table_label_cap"),
     (env.TENANTWATCH_MAX_STRING_LENGTH, "max_string_length"),
     (env.TENANTWATCH_REDACT_QUERY_KEYS, "http.redact_query_keys"),
+    (env.TENANTWATCH_TRUST_BAGGAGE, "trust_baggage"),
 )
 """Environment variable -> dotted settings path."""
 

@@ -99,7 +99,22 @@ def current_context() -> TenantContext:
     the context (see the module docs).
     """
     ctx = _current.get()
-    return _EMPTY if ctx is None else ctx
+    if ctx is not None:
+        return ctx
+    return _from_baggage(None) if _baggage_trusted else _EMPTY
+
+
+_baggage_trusted = False
+"""Set from ``Settings.trust_baggage`` by the SQLAlchemy instrumentor: the operator's decision that every peer of
+this process is trusted (a service reachable only from its own gateway or producers), so incoming baggage is the
+context wherever nothing else set one. The ASGI middleware still decides per peer: it always sets a context."""
+
+
+def set_baggage_trust(trusted: bool) -> None:
+    """Trust (or stop trusting) incoming W3C baggage process-wide where no context is set (``trust_baggage``
+    setting, ``TENANTWATCH_TRUST_BAGGAGE``); for services whose only peers are trusted, zero-code ones above all."""
+    global _baggage_trusted  # noqa: PLW0603 - one process-wide operator decision, read on every statement
+    _baggage_trusted = bool(trusted)
 
 
 def _from_baggage(context: otel_context.Context | None) -> TenantContext:

@@ -79,3 +79,7 @@ TENANTWATCH_MAX_STRING_LENGTH: Final = "TENANTWATCH_MAX_STRING_LENGTH"
 TENANTWATCH_REDACT_QUERY_KEYS: Final = "TENANTWATCH_REDACT_QUERY_KEYS"
 """Comma-separated words: query-string fields whose name contains one get their value redacted on server spans
 (default ``token,key,password,passwd,pwd,secret,code,auth,session,signature,sig,credential,jwt,otp``)."""
+
+TENANTWATCH_TRUST_BAGGAGE: Final = "TENANTWATCH_TRUST_BAGGAGE"
+"""``true``: every peer of this process is trusted, so incoming W3C baggage (``tenant.id``, ``enduser.id``,
+``enduser.role``) is the tenant context wherever no context was set. Default false: baggage alone is never trusted."""

@@ -110,6 +110,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from tenantwatch.config import Mode, Settings, load_settings
+from tenantwatch.context import set_baggage_trust
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._listeners import Listeners, tenantwatch_tracer
 from tenantwatch.instrumentation._rows import Patched, unwrap_cursor_result, wrap_cursor_result
@@ -149,6 +150,7 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._owns_otel = _ensure_otel_instrumented(tracer_provider, kwargs.get("meter_provider"), engines)
         if settings.mode == "off":
             return
+        set_baggage_trust(settings.trust_baggage)
         install_processor = kwargs.get("install_processor")
         if install_processor is None or install_processor:
             _install_processor(tracer_provider, settings, analyzer, kwargs.get("meter_provider"))
@@ -161,6 +163,7 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         listeners, self._listeners = self._listeners, None
         if listeners is not None:
             listeners.remove()
+            set_baggage_trust(False)
         patched, self._patched = self._patched, None
         if patched:
             unwrap_cursor_result(patched)
