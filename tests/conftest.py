@@ -17,6 +17,16 @@ from postgres_server import PostgresServer
 _URL_ENV = "TENANTWATCH_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_internal_error_log() -> Iterator[None]:
+    """Internal errors are logged once a minute per place: every test starts (and leaves) with a clean slate."""
+    from tenantwatch.core.guard import INTERNAL_ERRORS
+
+    INTERNAL_ERRORS.clear()
+    yield
+    INTERNAL_ERRORS.clear()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL (psycopg 3) of a real PostgreSQL server on a free loopback port, started for this session."""

@@ -63,6 +63,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from pydantic import ValidationError
 
 from tenantwatch.config import ConfigError, Settings, load_settings
+from tenantwatch.core.guard import guard
 from tenantwatch.environment_variables import TENANTWATCH_CONSOLE
 from tenantwatch.export import ConsoleFindings, Drops, Outage, Pipelines
 from tenantwatch.export._batch import BoundedBatcher
@@ -195,10 +196,8 @@ class TenantwatchHandle:
     def _stop(self, timeout_millis: int) -> bool:
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000
         if self.instrumentor is not None:
-            try:
+            with guard("uninstrumenting SQLAlchemy", logger=logger, level=logging.ERROR):
                 self.instrumentor.uninstrument()
-            except Exception:
-                logger.exception("tenantwatch: uninstrumenting SQLAlchemy failed")
         pipelines = self.pipelines
         bounded: list[BoundedBatcher[Any]] = []
         if pipelines is not None:

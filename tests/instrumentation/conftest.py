@@ -36,15 +36,6 @@ ASYNC_BACKENDS = [pytest.param("asyncpg", marks=pytest.mark.postgres), "aiosqlit
 
 
 @pytest.fixture(autouse=True)
-def _fresh_error_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Internal errors are logged once a minute per kind: start each test with a clean slate."""
-    from tenantwatch.instrumentation import _errors
-
-    monkeypatch.setattr(_errors, "_last_logged", {})
-    monkeypatch.setattr(_errors, "_held_back", {})
-
-
-@pytest.fixture(autouse=True)
 def _every_span_ends_once(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Taking spans over from OTel must never end one twice or touch one after it ended."""
     with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):

@@ -12,8 +12,6 @@ from processor_support import CLEAN, UNFILTERED
 
 from tenantwatch.config import RULE_IDS, Settings, load_settings
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors import rules as rules_module
-from tenantwatch.processors._ratelimit import RateLimitedLog
 from tenantwatch.processors.findings import Finding, finding_fingerprint
 from tenantwatch.processors.rules import RULES, evaluate, rule_by_id
 from tenantwatch.processors.rules.large_result import LargeResult
@@ -252,7 +250,6 @@ def test_a_rule_that_raises_is_logged_once_and_skipped(
         raise RuntimeError("rule bug")
 
     monkeypatch.setattr(LargeResult, "__call__", broken)
-    monkeypatch.setattr(rules_module, "_errors", RateLimitedLog(rules_module.logger))  # forget earlier tests' logs
     facts = replace(UNFILTERED, duration_ms=900.0)
     with caplog.at_level(logging.ERROR, logger="tenantwatch.processors.rules"):
         first = rules(facts)

@@ -69,15 +69,6 @@ def engine(postgres_dsn: dict[str, Any], tel: Telemetry) -> Iterator[sa.engine.E
             created.dispose()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_error_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Internal errors are logged once a minute per kind: each test starts with a clean slate."""
-    from tenantwatch.instrumentation import _errors
-
-    monkeypatch.setattr(_errors, "_last_logged", {})
-    monkeypatch.setattr(_errors, "_held_back", {})
-
-
 def _assert_no_spoofed_identity(tel: Telemetry) -> None:
     server = tel.server()
     for key in (A.TENANT_ID, A.ENDUSER_ID, A.ENDUSER_ROLE, A.TENANT_SOURCE):

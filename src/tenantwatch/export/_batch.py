@@ -26,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from tenantwatch.core.guard import guard
 from tenantwatch.export._delivery import Circuit, Drops, Outage, bounded_call, quiet_exporter_logs
 
 __all__ = ["BoundedBatcher", "BoundedLogRecordProcessor", "BoundedSpanProcessor"]
@@ -136,9 +137,8 @@ class BoundedBatcher(Generic[T]):
     def _run(self) -> None:
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            self._loop()
-        except Exception:
-            logger.exception("tenantwatch: the %s export worker stopped", self.signal)
+            with guard(f"the {self.signal} export worker", outcome="it stopped", logger=logger, level=logging.ERROR):
+                self._loop()
         finally:
             otel_context.detach(token)
 

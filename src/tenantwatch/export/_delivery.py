@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from opentelemetry.metrics import Counter, MeterProvider
 
 from tenantwatch import attributes as A
+from tenantwatch.core.guard import guard
 from tenantwatch.version import __version__
 
 __all__ = ["Circuit", "Drops", "Outage", "bounded_call", "quiet_exporter_logs"]
@@ -78,10 +79,8 @@ class Drops:
             if counter is None:
                 self._pending[(signal, reason)] = self._pending.get((signal, reason), 0) + count
                 return
-        try:
+        with guard(f"counting dropped {signal}", logger=logger, level=logging.DEBUG):
             counter.add(count, {A.EXPORT_SIGNAL: signal, A.ERROR_TYPE: reason})
-        except Exception:
-            logger.debug("tenantwatch: counting dropped %s failed", signal, exc_info=True)
 
     def totals(self) -> dict[str, int]:
         """Items dropped so far, per signal."""

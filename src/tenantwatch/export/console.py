@@ -20,6 +20,7 @@ from typing import Final, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from tenantwatch.core.guard import guard
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors import Finding
 
@@ -82,11 +83,9 @@ class ConsoleFindings:
         self._lock = threading.Lock()
 
     def __call__(self, finding: Finding, facts: SpanFacts, span: ReadableSpan) -> None:
-        try:
+        with guard("console finding output", logger=logger, level=logging.DEBUG):
             line = format_finding(finding, facts)
             stream = self._stream if self._stream is not None else sys.stderr
             with self._lock:
                 stream.write(line + "\n")
                 stream.flush()
-        except Exception:
-            logger.debug("tenantwatch: console finding output failed", exc_info=True)

@@ -39,10 +39,11 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import current_context
+from tenantwatch.core.guard import guard
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller
-from tenantwatch.instrumentation._errors import TenantIsolationError, log_internal_error
+from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._request import current_request
 from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._rows import (
@@ -182,14 +183,13 @@ class Listeners:
     ) -> None:
         if context is None:
             return
-        try:
+        with guard("enforce mode") as attempt:
             if not is_instrumentation_enabled():
                 return
             facts = self.facts(conn, statement, parameters, executemany)
             setattr(context, _FACTS_ATTR, facts)
             blocking = self._blocking_findings(facts)
-        except Exception:
-            log_internal_error("enforce mode")
+        if attempt.failed:
             return
         if blocking:
             self._record_blocked(conn, statement, facts, blocking)
@@ -209,7 +209,7 @@ class Listeners:
 
     def _record_blocked(self, conn: Any, statement: str, facts: SpanFacts, findings: tuple[Any, ...]) -> None:
         """A CLIENT span for the statement that never ran, so the processor reports the finding as usual."""
-        try:
+        with guard("recording a blocked statement"):
             database = conn.engine.url.database
             name = " ".join(part for part in (facts.operation or "", database or "") if part) or conn.dialect.name
             attributes: dict[str, Any] = dict(facts.to_attributes())
@@ -222,8 +222,6 @@ class Listeners:
             rules = ", ".join(f.rule for f in findings)
             span.set_status(Status(StatusCode.ERROR, f"blocked by tenantwatch: {rules}"))
             span.end()
-        except Exception:
-            log_internal_error("recording a blocked statement")
 
     # --- facts on the db span, row counts -------------------------------------------------------------------
 
@@ -232,7 +230,7 @@ class Listeners:
     ) -> None:
         if context is None:
             return
-        try:
+        with guard("after_cursor_execute"):
             if orphaned:
                 drain_orphans()
             # OTel sets the span only when instrumentation is enabled: no need to ask again.
@@ -269,8 +267,6 @@ class Listeners:
             # result (with the rows affected), the others when the application is done reading. Asking the cursor
             # here (cursor.description) would cost more than the rest of this hook on psycopg.
             self._defer_end(span, attributes, context)
-        except Exception:
-            log_internal_error("after_cursor_execute")
 
     def _defer_end(self, span: Span, attributes: dict[str, Any], context: Any) -> None:
         """Take the span over from OTel: it ends when the result closes, with the rows the application received."""
@@ -301,7 +297,7 @@ class Listeners:
         span: Span | None = None
         context: Any = None
         message = ""
-        try:
+        with guard("handle_error"):
             context = exception_context.execution_context
             if context is None:
                 return
@@ -333,40 +329,32 @@ class Listeners:
                     message = found.scrub(message)
             _mask_statements(span, attributes)
             set_span_attributes(span, attributes)
-        except Exception:
-            log_internal_error("handle_error")
-        finally:
-            if span is not None:
-                _end_failed(span, context, message)
+        if span is not None:  # every early return above leaves span None: OTel ends those spans itself
+            _end_failed(span, context, message)
 
     # --- pool events ----------------------------------------------------------------------------------------
 
     def checkin(self, dbapi_connection: Any, connection_record: Any) -> None:
         """The connection went back to the pool: results still open on it are done."""
-        try:
+        with guard("checkin"):
             if connection_record is not None:
                 finish_open_results(connection_record.info)
-        except Exception:
-            log_internal_error("checkin")
 
     def engine_connect(self, conn: Any) -> None:
         """First connection of each engine: learn the tenant-scoped tables from the database catalog."""
-        try:
+        with guard("tenant table discovery") as attempt:
             engine = conn.engine
             if engine in self._discovered:
                 return
             self._discovered.add(engine)
             dbapi_connection = conn.connection.dbapi_connection
             dialect_name = conn.dialect.name
-        except Exception:
-            log_internal_error("tenant table discovery")
+        if attempt.failed:
             return
-        try:
+        with guard("tenant table discovery"):
             # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
             learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
             logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
-        except Exception:
-            log_internal_error("tenant table discovery")
 
 
 def _mask_statements(span: Any, attributes: dict[str, Any]) -> None:
@@ -383,16 +371,11 @@ def _mask_statements(span: Any, attributes: dict[str, Any]) -> None:
 def _end_failed(span: Span, context: Any, message: str) -> None:
     """End a failed db span here, its status scrubbed of the values the driver's message quotes, and leave OTel
     (whose ``handle_error`` runs next and would record the raw message) no span to end."""
-    try:
+    with guard("ending a failed db span"):
         span.set_status(Status(StatusCode.ERROR, scrub_db_error(message)))
         span.end()
-    except Exception:
-        log_internal_error("ending a failed db span")
-    finally:
-        try:
-            setattr(context, _OTEL_SPAN_ATTR, None)
-        except Exception:
-            log_internal_error("ending a failed db span")
+    with guard("ending a failed db span"):
+        setattr(context, _OTEL_SPAN_ATTR, None)
 
 
 _SCHEMA_CHANGES = ("CREATE", "ALTER", "DROP")
@@ -404,10 +387,8 @@ def _changes_schema(statement: str) -> bool:
 
 
 def _close_quietly(cursor: Any) -> None:
-    try:
+    with guard("closing the cursor of a blocked statement"):
         cursor.close()
-    except Exception:
-        log_internal_error("closing the cursor of a blocked statement")
 
 
 def tenantwatch_tracer(tracer_provider: Any) -> Tracer:

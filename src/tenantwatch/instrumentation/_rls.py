@@ -45,9 +45,9 @@ from opentelemetry.trace import SpanKind, Tracer
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import current_context
+from tenantwatch.core.guard import guard
 from tenantwatch.facts import facts_for_statement
 from tenantwatch.instrumentation._code_location import find_caller
-from tenantwatch.instrumentation._errors import log_internal_error
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
@@ -97,7 +97,7 @@ class RlsAssist:
     def begin(self, conn: Any) -> None:
         """Engine ``begin`` listener: set the context tenant for this transaction (``SET LOCAL``) and read what the
         connection carried before."""
-        try:
+        with guard("RLS assist") as attempt:
             info = conn.info
             info[RLS_STATE_KEY] = None
             dialect = conn.dialect
@@ -109,8 +109,7 @@ class RlsAssist:
             autocommit = bool(getattr(conn, "_is_autocommit_isolation", lambda: False)())
             dbapi_connection = conn.connection.dbapi_connection
             paramstyle = dialect.paramstyle
-        except Exception:
-            log_internal_error("RLS assist")
+        if attempt.failed:
             return
         setting_ph, tenant_ph = _PLACEHOLDERS.get(paramstyle, _PLACEHOLDERS["format"])
         sets = tenant is not None and not autocommit
@@ -121,10 +120,9 @@ class RlsAssist:
             sql = f"SELECT current_setting({setting_ph}, true)"
             parameters = _parameters(paramstyle, self.setting, None, twice=False)
         start = time.time_ns()
-        try:
+        with guard("RLS assist") as attempt:
             previous = _run(dbapi_connection, sql, parameters)
-        except Exception:
-            log_internal_error("RLS assist")
+        if attempt.failed:
             _rollback_quietly(dbapi_connection)
             return
         end = time.time_ns()
@@ -142,7 +140,7 @@ class RlsAssist:
         """A span for the assist's own statement, which ran while the connection carried another tenant's value."""
         if not is_instrumentation_enabled():
             return
-        try:
+        with guard("RLS assist"):
             where = find_caller(2)
             facts = facts_for_statement(
                 self.analyzer.analyze(sql),
@@ -163,8 +161,6 @@ class RlsAssist:
             name = f"SELECT {database}" if database else "SELECT"
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes, start_time=start)
             span.end(end_time=end)
-        except Exception:
-            log_internal_error("RLS assist")
 
     # --- per statement ----------------------------------------------------------------------------------------
 
@@ -213,7 +209,5 @@ def _run(dbapi_connection: Any, sql: str, parameters: Any) -> str | None:
 
 
 def _rollback_quietly(dbapi_connection: Any) -> None:
-    try:
+    with guard("RLS assist rollback"):
         dbapi_connection.rollback()
-    except Exception:
-        log_internal_error("RLS assist rollback")

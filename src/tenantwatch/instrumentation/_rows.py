@@ -37,8 +37,8 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode
 
 from tenantwatch import attributes as A
+from tenantwatch.core.guard import guard
 from tenantwatch.instrumentation._attributes import set_span_attributes
-from tenantwatch.instrumentation._errors import log_internal_error
 
 __all__ = [
     "OPEN_RESULTS_KEY",
@@ -121,14 +121,12 @@ class PendingResult:
 
 
 def _end(span: Span, attributes: dict[str, Any], rows: int | None, end_ns: int) -> None:
-    try:
+    with guard("ending a db span"):
         if rows is not None:
             attributes[A.DB_RESPONSE_RETURNED_ROWS] = rows
         attributes[A.DB_FETCH_DURATION] = (time.time_ns() - end_ns) / 1e6
         set_span_attributes(span, attributes)
         span.end(end_time=end_ns)
-    except Exception:
-        log_internal_error("ending a db span")
 
 
 def drain_orphans() -> None:

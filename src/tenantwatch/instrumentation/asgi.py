@@ -45,7 +45,7 @@ from opentelemetry.trace import TracerProvider
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, tenant_context
-from tenantwatch.instrumentation._errors import log_internal_error
+from tenantwatch.core.guard import guard, log_internal_error
 from tenantwatch.instrumentation._request import (
     RequestInfo,
     RequestObserver,
@@ -176,7 +176,7 @@ class TenantwatchMiddleware:
 
     def _redact_query(self, span: Any, scope: Scope) -> None:
         """OTel's server request hook: the query string on the server span, sensitive values redacted."""
-        try:
+        with guard("redacting the query string", logger=logger, level=logging.ERROR):
             if not scope.get("query_string") or span is None or not span.is_recording():
                 return
             present = getattr(span, "attributes", None) or {}
@@ -195,8 +195,6 @@ class TenantwatchMiddleware:
                         changed[key] = clean
             if changed:
                 span.set_attributes(changed)
-        except Exception:
-            logger.exception("tenantwatch ASGI middleware failed to redact the query string")
 
     def _request(self, scope: Scope) -> tuple[RequestInfo, bool]:
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers") or ())
@@ -287,12 +285,10 @@ class TenantwatchMiddleware:
         count it and mark the server span. Call from the ``except`` block; never raises."""
         where = "custom tenant resolver" if reason == A.RESOLUTION_FAILED_RESOLVER else "ASGI tenant resolution"
         log_internal_error(where, outcome="the request runs with no tenant")
-        try:
+        with guard("ASGI middleware metrics"):
             self.metrics.resolution_failures.add(1, {"reason": reason, A.ERROR_TYPE: type(exc).__qualname__})
             if request.span is not None and request.span.is_recording():
                 request.span.set_attribute(A.TENANT_RESOLUTION_FAILED, reason)
-        except Exception:
-            log_internal_error("ASGI middleware metrics")
 
     def _annotate(self, request: RequestInfo, found: Resolution | None) -> None:
         span = request.span
@@ -317,11 +313,10 @@ class TenantwatchMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        try:
+        with guard("ASGI middleware", outcome="the request runs with no tenant") as attempt:
             request, trusted = self._request(scope)
             request.span = trace.get_current_span()
-        except Exception:
-            log_internal_error("ASGI middleware", outcome="the request runs with no tenant")
+        if attempt.failed:
             with tenant_context(None):  # whatever the peer sent in baggage stays a claim
                 await self.app(scope, receive, send)
             return
@@ -333,10 +328,8 @@ class TenantwatchMiddleware:
         if found is not None:
             request.tenant_id, request.user_id, request.role = found.tenant_id, found.user_id, found.role
             request.tenant_source = found.source
-        try:
+        with guard("ASGI middleware span attributes"):
             self._annotate(request, found)
-        except Exception:
-            log_internal_error("ASGI middleware span attributes")
         token = set_current_request(request)
         status_seen: list[int] = []
 
@@ -361,29 +354,23 @@ class TenantwatchMiddleware:
 
     def _before(self, request: RequestInfo) -> tuple[int, str] | None:
         for observer in self.observers:
-            try:
+            refusal = None
+            with guard(f"{type(observer).__qualname__}.before", logger=logger, level=logging.ERROR):
                 refusal = observer.before(request)
-            except Exception:
-                logger.exception("tenantwatch request observer %r failed", observer)
-                continue
             if refusal is not None:
                 return refusal
         return None
 
     def _after(self, scope: Scope, request: RequestInfo, status: int) -> None:
-        try:
+        with guard("ASGI middleware after the response started", logger=logger, level=logging.ERROR):
             route = _route(scope)
             if route is not None:
                 request.route = route
                 if request.span is not None and request.span.is_recording():
                     request.span.set_attribute(A.HTTP_ROUTE, route)
             for observer in self.observers:
-                try:
+                with guard(f"{type(observer).__qualname__}.after", logger=logger, level=logging.ERROR):
                     observer.after(request, status)
-                except Exception:
-                    logger.exception("tenantwatch request observer %r failed", observer)
-        except Exception:
-            logger.exception("tenantwatch ASGI middleware failed after the response started")
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
@@ -404,7 +391,7 @@ class TenantwatchMiddleware:
         await send({"type": f"{prefix}.response.body", "body": body})
 
     def _record(self, scope: Scope, request: RequestInfo, status: int, seconds: float) -> None:
-        try:
+        with guard("recording request metrics", logger=logger, level=logging.ERROR):
             route = request.route or _route(scope) or ""
             labels = {
                 A.TENANT_BUCKET: self.metrics.tenant_bucket(request.tenant_id),
@@ -414,8 +401,6 @@ class TenantwatchMiddleware:
             self.metrics.duration.record(seconds, labels)
             labels[A.HTTP_RESPONSE_STATUS_CODE] = status  # type: ignore[assignment]
             self.metrics.requests.add(1, labels)
-        except Exception:
-            logger.exception("tenantwatch ASGI middleware failed to record request metrics")
 
 
 def _status(message: Message) -> int | None:

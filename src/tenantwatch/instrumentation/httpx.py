@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 import httpx
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
+from tenantwatch.core.guard import guard
+
 __all__ = ["add_tenant_baggage", "inject_tenant_baggage", "instrument_httpx", "uninstrument_httpx"]
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def inject_tenant_baggage(request: httpx.Request) -> None:
     A request that already has a ``baggage`` header is left alone (the caller or OTel's propagation set it). Never
     raises.
     """
-    try:
+    with guard("adding tenant baggage to an outgoing request", logger=logger, level=logging.ERROR):
         if _HEADER in request.headers:
             return
         carrier: dict[str, str] = {}
@@ -73,8 +75,6 @@ def inject_tenant_baggage(request: httpx.Request) -> None:
         value = carrier.get(_HEADER)
         if value:
             request.headers[_HEADER] = value
-    except Exception:
-        logger.exception("tenantwatch: could not add tenant baggage to an outgoing request")
 
 
 async def _inject_async(request: httpx.Request) -> None:

@@ -36,11 +36,11 @@ from opentelemetry.trace import SpanKind
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, current_context
+from tenantwatch.core.guard import guard
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.processors._enriched import enriched_copy
 from tenantwatch.processors._logs import FindingLogs
 from tenantwatch.processors._outgoing import outgoing
-from tenantwatch.processors._ratelimit import RateLimitedLog
 from tenantwatch.processors._routes import RouteIndex
 from tenantwatch.processors.findings import Finding
 from tenantwatch.processors.metrics import ProcessorMetrics
@@ -77,6 +77,11 @@ NOSQL_SYSTEMS: frozenset[str] = frozenset(
     }
 )
 """``db.system`` values of non-SQL stores: their spans are forwarded untouched (no metrics, no rules)."""
+
+
+def _guard(where: str, outcome: str = "ignored") -> guard:
+    """The processor's guard: internal errors logged at ERROR on this module's logger (rate-limited)."""
+    return guard(where, outcome=outcome, logger=logger, level=logging.ERROR)
 
 
 def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
@@ -125,7 +130,6 @@ class TenantwatchSpanProcessor(SpanProcessor):
         )
         self._logs = FindingLogs(logger_provider, max_length=self._settings.max_string_length)
         self._routes = RouteIndex()
-        self._errors = RateLimitedLog(logger)
         self._off = self._settings.mode == "off"
         self._clock = clock or time.time
         """Wall-clock seconds for the windowed detectors and the log cooldown (injectable for tests)."""
@@ -168,46 +172,34 @@ class TenantwatchSpanProcessor(SpanProcessor):
     def analyzer(self) -> Analyzer | None:
         """The analyzer used for db spans that carry only statement text (created on first use)."""
         if self._analyzer is None and not self._analyzer_failed:
-            try:
+            with _guard("creating the statement analyzer", "no analysis of foreign db spans") as attempt:
                 from tenantwatch.sql.analyzer import Analyzer
 
                 self._analyzer = Analyzer(self._settings)
-            except Exception:
-                self._analyzer_failed = True
-                self._errors.exception("analyzer", "tenantwatch could not create its statement analyzer")
+            self._analyzer_failed = attempt.failed
         return self._analyzer
 
     # --- SpanProcessor ----------------------------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        try:
+        with _guard("on_start"):
             if span.kind is SpanKind.SERVER:
                 self._routes.started(span)
-        except Exception:
-            self._errors.exception("on_start", "tenantwatch span processor failed in on_start")
-        try:
+        with _guard("the wrapped span processor's on_start"):
             self._delegate.on_start(span, parent_context=parent_context)
-        except Exception:
-            self._errors.exception("delegate.on_start", "span processor wrapped by tenantwatch failed in on_start")
 
     def _on_ending(self, span: Span) -> None:
-        try:
+        with _guard("the wrapped span processor's _on_ending"):
             self._delegate._on_ending(span)
-        except Exception:
-            self._errors.exception("delegate._on_ending", "span processor wrapped by tenantwatch failed")
 
     def on_end(self, span: ReadableSpan) -> None:
         forwarded = span
-        try:
+        with _guard("on_end", "span forwarded unchanged"):
             forwarded = self.process(span)
             if not self._off:
                 forwarded = outgoing(forwarded, _raw_attributes(forwarded), self._settings.max_string_length)
-        except Exception:
-            self._errors.exception("on_end", "tenantwatch span processor failed; span forwarded unchanged")
-        try:
+        with _guard("the wrapped span processor's on_end"):
             self._delegate.on_end(forwarded)
-        except Exception:
-            self._errors.exception("delegate.on_end", "span processor wrapped by tenantwatch failed in on_end")
 
     def shutdown(self) -> None:
         self._delegate.shutdown()
@@ -275,20 +267,16 @@ class TenantwatchSpanProcessor(SpanProcessor):
         for finding in kept:
             self._metrics.record_finding(finding, bucket)
             for listener in self._listeners:
-                try:
+                with _guard("a finding listener"):
                     listener(finding, facts, span)
-                except Exception:
-                    self._errors.exception("listener", "tenantwatch finding listener failed")
             repeats = 0
             if self._cooldown is not None:
                 held = self._cooldown.admit(finding.rule, finding.fingerprint, facts.tenant_id, self._clock())
                 if held is None:
                     continue  # same finding within the cooldown window: counted and on the span, not logged again
                 repeats = held
-            try:
+            with _guard("emitting a finding log record"):  # a broken log pipeline must not cost the span's finding
                 self._logs.emit(span, finding, facts, repeats=repeats)
-            except Exception:  # a broken log pipeline must not cost the finding on the span
-                self._errors.exception("logs", "tenantwatch could not emit a finding log record")
 
     def _judge_request(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> ReadableSpan:
         """Request rules on a server span (attack patterns, brute force)."""

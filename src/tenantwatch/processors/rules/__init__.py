@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 
 from tenantwatch.config import RULE_IDS, Settings
+from tenantwatch.core.guard import guard
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors._ratelimit import RateLimitedLog
 from tenantwatch.processors.findings import Finding
 from tenantwatch.processors.rules._base import Rule
 from tenantwatch.processors.rules.cross_tenant import CrossTenant
@@ -52,7 +52,6 @@ if [rule.id for rule in RULES] != [i for i in RULE_IDS if i in {rule.id for rule
     raise RuntimeError("tenantwatch.processors.rules.RULES is out of step with tenantwatch.config.RULE_IDS")
 
 _BY_ID = {rule.id: rule for rule in RULES}
-_errors = RateLimitedLog(logger)
 _enabled_cache: tuple[Settings, tuple[Rule, ...]] | None = None
 
 
@@ -77,11 +76,9 @@ def evaluate(facts: SpanFacts, settings: Settings) -> list[Finding]:
     (rate limited) and skipped, the others still run."""
     findings: list[Finding] = []
     for rule in enabled_rules(settings):
-        try:
+        found: tuple[Finding, ...] = ()
+        with guard(f"rule {rule.id}", outcome="skipped", logger=logger, level=logging.ERROR):
             found = rule(facts, settings)
-        except Exception:
-            _errors.exception(rule.id, "tenantwatch rule %s failed; skipped", rule.id)
-            continue
         if found:
             findings.extend(found)
     return findings
