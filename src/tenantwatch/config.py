@@ -228,7 +228,7 @@ class RuleSettings(_Model):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from tenantwatch._regex import compile_linear
+        from tenantwatch.core.patterns import compile_linear
 
         for pattern in value or ():
             compile_linear(pattern)  # RE2: linear time on any value, so no backreferences or lookaround

@@ -9,7 +9,7 @@ from dataclasses import replace
 from processor_support import CLEAN, UNFILTERED, Pipeline
 
 from tenantwatch import attributes as A
-from tenantwatch.processors.metrics import TenantBuckets
+from tenantwatch.core.buckets import TenantBuckets
 
 
 def test_every_db_span_records_duration_in_seconds_and_rows(pipeline: Pipeline) -> None:

@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 
 from tenantwatch.config import DEFAULT_TEST_DATA_PATTERNS, RuleSettings, RulesSettings, Settings
+from tenantwatch.core.patterns import TestDataPatterns, fixed_part
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors.rules import evaluate
-from tenantwatch.processors.rules.test_data import SUGGESTION_HEADER, TestDataPatterns, fixed_part
+from tenantwatch.processors.rules.test_data import SUGGESTION_HEADER
 
 INSERT = SpanFacts(
     operation="INSERT",

@@ -38,7 +38,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, trust_baggage
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 
 pytestmark = pytest.mark.postgres
 

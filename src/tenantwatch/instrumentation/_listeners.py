@@ -40,11 +40,11 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import current_context
 from tenantwatch.core.guard import guard
+from tenantwatch.core.request import current_request
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller
 from tenantwatch.instrumentation._errors import TenantIsolationError
-from tenantwatch.instrumentation._request import current_request
 from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,

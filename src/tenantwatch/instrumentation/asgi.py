@@ -46,13 +46,13 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, tenant_context
 from tenantwatch.core.guard import guard, log_internal_error
-from tenantwatch.instrumentation._request import (
+from tenantwatch.core.request import (
     RequestInfo,
     RequestObserver,
     reset_current_request,
     set_current_request,
 )
-from tenantwatch.instrumentation._request_metrics import RequestMetrics
+from tenantwatch.core.request_metrics import RequestMetrics
 from tenantwatch.instrumentation.resolvers import Resolution
 from tenantwatch.instrumentation.resolvers.header import HeaderResolver
 from tenantwatch.instrumentation.resolvers.jwt import JWTResolver

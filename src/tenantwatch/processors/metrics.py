@@ -10,82 +10,32 @@ Instruments (meter ``tenantwatch``):
 * ``tenantwatch.findings.suppressed`` (counter): findings a suppression kept quiet, labelled ``tenantwatch.rule``,
   ``tenantwatch.severity`` and ``db.collection.name``.
 
-A tenant id is unbounded cardinality, so it is never a label as such: :class:`TenantBuckets` gives the first
-``tenant_label_cap`` distinct tenants this process sees their own label value and folds every later one into
-``__other__``; work with no tenant is ``__none__``. Every other label whose values come from outside the code is
-bounded the same way: ``db.collection.name`` (first ``table_label_cap`` tables), ``db.system.name`` and
-``db.operation.name`` (first :data:`SYSTEM_LABEL_CAP` / :data:`OPERATION_LABEL_CAP` values, for spans of other
-instrumentations). So each instrument has at most (tenant cap + 2) x (table cap + 1) x ... series, whatever the
-traffic.
+A tenant id is unbounded cardinality, so it is never a label as such: :class:`~tenantwatch.core.buckets.TenantBuckets`
+gives the first ``tenant_label_cap`` distinct tenants this process sees their own label value and folds every later
+one into ``__other__``; work with no tenant is ``__none__``. Every other label whose values come from outside the
+code is bounded the same way (:mod:`tenantwatch.core.buckets`): ``db.collection.name`` (first ``table_label_cap``
+tables), ``db.system.name`` and ``db.operation.name`` (first ``SYSTEM_LABEL_CAP`` / ``OPERATION_LABEL_CAP`` values,
+for spans of other instrumentations). So each instrument has at most (tenant cap + 2) x (table cap + 1) x ...
+series, whatever the traffic.
 """
 
 from __future__ import annotations
 
-import threading
-
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
 
 from tenantwatch import attributes as A
+from tenantwatch.core.buckets import OPERATION_LABEL_CAP, SYSTEM_LABEL_CAP, TenantBuckets
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors.findings import Finding
 from tenantwatch.version import __version__
 
-__all__ = [
-    "DURATION_BUCKETS",
-    "OPERATION_LABEL_CAP",
-    "ROWS_BUCKETS",
-    "SYSTEM_LABEL_CAP",
-    "ProcessorMetrics",
-    "TenantBuckets",
-]
-
-SYSTEM_LABEL_CAP = 16
-"""Distinct ``db.system.name`` label values (a process talks to a handful of database kinds)."""
-
-OPERATION_LABEL_CAP = 32
-"""Distinct ``db.operation.name`` label values (tenantwatch's own analysis yields a dozen)."""
+__all__ = ["DURATION_BUCKETS", "ROWS_BUCKETS", "ProcessorMetrics"]
 
 DURATION_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 """Bucket boundaries (seconds) advised for ``db.client.operation.duration``, as semantic conventions recommend."""
 
 ROWS_BUCKETS: tuple[float, ...] = (0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000, 100_000)
 """Bucket boundaries (rows) advised for ``tenantwatch.db.returned_rows``; 1000 is the default large_result limit."""
-
-
-class TenantBuckets:
-    """Maps a tenant id (or any other unbounded value: a table name, a client address) to a bounded metric label
-    value. Thread-safe.
-
-    The first ``cap`` distinct tenants get their own value (first come, first served, for the life of the
-    process), every later tenant gets ``__other__``, no tenant gets ``__none__``. ``cap=0`` folds every tenant
-    into ``__other__``.
-    """
-
-    __slots__ = ("_cap", "_lock", "_seen")
-
-    def __init__(self, cap: int) -> None:
-        self._cap = max(0, cap)
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, tenant: str | None) -> str:
-        if tenant is None:
-            return A.NO_TENANT
-        if tenant in self._seen:  # set membership is atomic: no lock on the hot path
-            return tenant
-        with self._lock:
-            if tenant in self._seen:
-                return tenant
-            if len(self._seen) < self._cap:
-                self._seen.add(tenant)
-                return tenant
-        return A.OTHER_TENANTS
-
-    @property
-    def tracked(self) -> frozenset[str]:
-        """The tenants that have a label value of their own."""
-        with self._lock:
-            return frozenset(self._seen)
 
 
 class ProcessorMetrics:

@@ -15,8 +15,8 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
-from tenantwatch.instrumentation._request import RequestInfo, current_request
-from tenantwatch.instrumentation._request_metrics import RequestMetrics
+from tenantwatch.core.request import RequestInfo, current_request
+from tenantwatch.core.request_metrics import RequestMetrics
 from tenantwatch.security.auth_failures import AuthFailures
 from tenantwatch.security.blocking import Blocker
 from tenantwatch.security.patterns import scan
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 class SecurityObserver:
-    """A :class:`~tenantwatch.instrumentation._request.RequestObserver` for the security signals of issue 3."""
+    """A :class:`~tenantwatch.core.request.RequestObserver` for the security signals of issue 3."""
 
     def __init__(self, settings: Settings, metrics: RequestMetrics, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings

@@ -22,7 +22,7 @@ import tenantwatch
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
 from tenantwatch.context import current_context
-from tenantwatch.instrumentation._request import RequestInfo, current_request
+from tenantwatch.core.request import RequestInfo, current_request
 from tenantwatch.instrumentation.asgi import TenantwatchMiddleware, instrument_app, uninstrument_app
 
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from tenantwatch.config import load_settings
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 from tenantwatch.instrumentation.asgi import TenantwatchMiddleware
 
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
 from tenantwatch.context import current_context
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 from tenantwatch.instrumentation.resolvers import jwt as jwt_resolver
 from tenantwatch.instrumentation.resolvers.jwt import JWTResolver
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tenantwatch.config import HttpSettings
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 from tenantwatch.instrumentation.resolvers import Resolution
 
 __all__ = ["HeaderResolver"]

@@ -25,7 +25,7 @@ import jwt
 from jwt import PyJWK
 
 from tenantwatch.config import HttpSettings
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 from tenantwatch.instrumentation.resolvers import Resolution
 
 __all__ = ["JWTResolver"]

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 from tenantwatch.instrumentation.resolvers import Resolution
 
 __all__ = ["PathResolver", "match_route", "routes_of"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenantwatch.instrumentation._request import RequestInfo
+from tenantwatch.core.request import RequestInfo
 from tenantwatch.instrumentation.resolvers import Resolution
 
 __all__ = ["SubdomainResolver"]

@@ -1,11 +1,15 @@
-"""Request metrics of the ASGI middleware and the security observer, on bounded tenant and client labels."""
+"""Request metrics of the ASGI middleware and the security observer, on bounded tenant and client labels.
+
+The middleware creates them and hands them to the security observer, which counts auth failures and blocks on the
+same instruments: the core holds them so that ``tenantwatch.security`` needs nothing of the instrumentation.
+"""
 
 from __future__ import annotations
 
 from opentelemetry.metrics import MeterProvider, get_meter_provider
 
 from tenantwatch import attributes as A
-from tenantwatch.processors.metrics import TenantBuckets
+from tenantwatch.core.buckets import TenantBuckets
 from tenantwatch.version import __version__
 
 __all__ = ["RequestMetrics"]

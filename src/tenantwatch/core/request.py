@@ -1,5 +1,8 @@
 """The request being served, as the ASGI middleware saw it: shared with the SQL hooks and the security observers.
 
+It lives in the core because the instrumentation (middleware, resolvers, SQL hooks) writes it and
+``tenantwatch.security`` reads it; neither reaches into the other's internals for it.
+
 The middleware sets :class:`RequestInfo` in a context variable for the whole request; code that runs inside the
 request (SQLAlchemy hooks, finding listeners) reads it with :func:`current_request`. Observers see each request before
 the application (and may refuse it) and after the response status is known.
