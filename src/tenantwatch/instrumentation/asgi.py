@@ -46,6 +46,7 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, tenant_context
 from tenantwatch.core.guard import guard, log_internal_error
+from tenantwatch.core.handover import FindingSource, FindingSubscription, offered
 from tenantwatch.core.request import (
     RequestInfo,
     RequestObserver,
@@ -87,18 +88,6 @@ TenantResolver = Callable[
 """A custom resolver: gets the request, returns a TenantContext (or None); may be async."""
 
 
-def _find_processor(tracer_provider: TracerProvider | None) -> Any:
-    """The TenantwatchSpanProcessor registered on ``tracer_provider`` (or the global provider), if any."""
-    from tenantwatch.processors import TenantwatchSpanProcessor
-
-    provider = tracer_provider or trace.get_tracer_provider()
-    multi = getattr(provider, "_active_span_processor", None)
-    for processor in getattr(multi, "_span_processors", ()):
-        if isinstance(processor, TenantwatchSpanProcessor):
-            return processor
-    return None
-
-
 class TenantwatchMiddleware:
     """OpenTelemetry's ASGI middleware plus tenant resolution and security observers (see the module docs)."""
 
@@ -112,7 +101,7 @@ class TenantwatchMiddleware:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         excluded_urls: str | None = None,
-        processor: Any = None,
+        processor: FindingSource | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.app = app
@@ -125,9 +114,11 @@ class TenantwatchMiddleware:
 
         self.security = SecurityObserver(self.settings, self.metrics, clock=clock or time.time)
         self.observers: list[RequestObserver] = list(observers) if observers is not None else [self.security]
-        found = processor if processor is not None else _find_processor(tracer_provider)
-        if found is not None and hasattr(found, "add_finding_listener"):
-            found.add_finding_listener(self.security.on_finding)
+        self.findings = FindingSubscription(
+            self.security.on_finding, processor if hasattr(processor, "add_finding_listener") else None
+        )
+        """Response actions hear the findings of ``processor``, else of the span processor that sees this
+        middleware's server spans start (bound on the first traced request; see :mod:`tenantwatch.core.handover`)."""
         self._resolver = resolver
         self._trusted = TrustedPeers(http.trusted_proxies, trust_all=http.trust_headers)
         self._jwt = JWTResolver(http)
@@ -152,7 +143,8 @@ class TenantwatchMiddleware:
         progress = _Progress()
         token = _PROGRESS.set(progress)
         try:
-            await self._inner(_otel_scope(scope), receive, send)
+            with offered(self.findings):
+                await self._inner(_otel_scope(scope), receive, send)
         except Exception:
             if progress.entered and not progress.finished:
                 raise  # the application's own exception, passed through OTel unchanged
@@ -466,7 +458,7 @@ def instrument_app(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     excluded_urls: str | None = None,
-    processor: Any = None,
+    processor: FindingSource | None = None,
     clock: Callable[[], float] | None = None,
 ) -> TenantwatchMiddleware:
     """Wrap ``app`` (any ASGI application) with :class:`TenantwatchMiddleware`; serve the returned object.
@@ -476,8 +468,9 @@ def instrument_app(
     observer; ``tracer_provider`` / ``meter_provider`` default to the global ones; ``excluded_urls`` (comma-separated
     regular expressions, as OTel's ASGI middleware takes them) get no server span (their tenant is still resolved,
     so their db spans are tagged); ``processor`` is the
-    :class:`~tenantwatch.processors.TenantwatchSpanProcessor` whose findings feed response actions (found on the
-    tracer provider when omitted); ``clock`` drives the security observer's windows (tests).
+    :class:`~tenantwatch.processors.TenantwatchSpanProcessor` whose findings feed response actions (when omitted:
+    the one that sees this middleware's server spans start, from the first traced request on); ``clock`` drives
+    the security observer's windows (tests).
     """
     return TenantwatchMiddleware(
         app,

@@ -37,6 +37,7 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.guard import guard
+from tenantwatch.core.handover import claim
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.processors._enriched import enriched_copy
 from tenantwatch.processors._logs import FindingLogs
@@ -185,6 +186,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
         with _guard("on_start"):
             if span.kind is SpanKind.SERVER:
                 self._routes.started(span)
+                claim(self)  # an ASGI middleware serving this request listens to this processor's findings
         with _guard("the wrapped span processor's on_start"):
             self._delegate.on_start(span, parent_context=parent_context)
 
