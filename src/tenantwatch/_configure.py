@@ -459,3 +459,15 @@ def _instrument_sqlalchemy(
         install_processor=False,
     )
     return instrumentor
+
+
+def install_processor(
+    tracer_provider: Any, *, settings: Settings, analyzer: Analyzer, meter_provider: Any | None = None
+) -> TenantwatchSpanProcessor | None:
+    """Zero-code wiring (the SQLAlchemy instrumentor's ``install_processor=True``): put tenantwatch's span processor in
+    front of the processors already registered on an SDK ``tracer_provider`` (see
+    :func:`tenantwatch.processors.install`). Besides :func:`configure`, the one place the instrumentation and the
+    processor are wired together."""
+    from tenantwatch.processors import install
+
+    return install(tracer_provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)

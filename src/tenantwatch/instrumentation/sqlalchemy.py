@@ -239,13 +239,13 @@ def _install_processor(tracer_provider: Any, settings: Settings, analyzer: Analy
     """Wrap the processors of the SDK tracer provider in use with tenantwatch's (zero-code mode's path)."""
     from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 
-    from tenantwatch.processors import install
+    from tenantwatch._configure import install_processor
 
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if not isinstance(provider, SDKTracerProvider):
         logger.warning(NO_SDK_WARNING)
         return
-    install(provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)
+    install_processor(provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)
 
 
 NO_SDK_WARNING = (
