@@ -61,7 +61,7 @@ def sdist(version: str) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as incoming:
         download = [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps"]
-        subprocess.run([*download, "-d", incoming, f"{DISTRIBUTION}=={version}"], check=True)
+        subprocess.run([*download, "-d", incoming, f"{DISTRIBUTION}=={version}"], check=True, timeout=120)
         downloaded = sorted(Path(incoming).glob(f"{stem}.tar.gz"))
         if not downloaded:
             raise SystemExit(f"pip download left no {stem}.tar.gz")
@@ -74,9 +74,7 @@ def unpack_tests(archive: Path, into: Path) -> Path:
     """Extract the ``tests/`` (and the project file) of the sdist; returns the project directory."""
     with tarfile.open(archive) as tar:
         members = [
-            m
-            for m in tar.getmembers()
-            if (m.isfile() or m.isdir()) and (m.name.count("/") == 1 or "/tests/" in m.name)
+            m for m in tar.getmembers() if (m.isfile() or m.isdir()) and (m.name.count("/") == 1 or "/tests/" in m.name)
         ]
         tar.extractall(into, members=members, filter="data")
     (project,) = (p for p in into.iterdir() if p.is_dir())

@@ -143,7 +143,10 @@ class OTelEngines:
         for ref, tracer in attached:
             engine = ref()
             if engine is not None:
-                _detach(EngineTracer, engine, tracer)
+                try:
+                    _detach(EngineTracer, engine, tracer)
+                except Exception:
+                    log_internal_error("detaching an engine tracer")
         owned = self.owns_otel
         self._own_wrapper = None
         if owned:
