@@ -98,6 +98,10 @@ def test_uninstrument_detaches_the_tracers_tenantwatch_attached(
     spans = traced.db_spans(FILTERED)
     assert len(spans) == 1  # the user's engine only: OTel's own tracing stays as the user set it up
     assert SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry
+    instrument(settings=TENANT_TABLES)  # and back: the early engine is traced again, once
+    traced.clear()
+    _select(early)
+    assert len(traced.db_spans(FILTERED)) == 1
 
 
 # --- OTel's attributes -------------------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ OTEL_OPTIONS = ("enable_commenter", "commenter_options", "enable_attribute_comme
 
 _OTEL_NAME = "opentelemetry.instrumentation.sqlalchemy"
 
+_CHECKED = "_tenantwatch_checked_under"
+"""Key in an engine's ``__dict__``: the OTel ``create_engine`` wrapper in place when the engine was last found
+traced. ``engine_connect`` runs on every check-out, and asking SQLAlchemy's event registry costs ~10 us; while
+the same OTel instrumentation is in place (same wrapper object), the answer stands."""
+
 
 def _otel_instrumentor() -> Any:
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -124,16 +129,18 @@ class OTelEngines:
     def adopt(self, engine: Any) -> None:
         """An engine connects: trace it as OTel would if OTel is instrumented and does not trace it yet."""
         engine = base_engine(engine)
-        if is_traced(engine) or not is_instrumentation_enabled():
+        wrapper = _create_engine_wrapper()
+        state = engine.__dict__
+        if state.get(_CHECKED) is wrapper:
             return
-        if not _otel_instrumentor().is_instrumented_by_opentelemetry:
+        if not is_instrumentation_enabled() or not _otel_instrumentor().is_instrumented_by_opentelemetry:
             return
         with self._lock:
-            if is_traced(engine):
-                return
-            tracer = self._attach(engine, explicit=False)
-            _count_pooled(tracer, engine)
-        logger.debug("tracing engine %s, created before SQLAlchemy was instrumented", engine)
+            if not is_traced(engine):
+                tracer = self._attach(engine, explicit=False)
+                _count_pooled(tracer, engine)
+                logger.debug("tracing engine %s, created before SQLAlchemy was instrumented", engine)
+            state[_CHECKED] = wrapper
 
     def stop(self) -> None:
         """Detach the tracers attached here; uninstrument OTel if the instrumentation in place is tenantwatch's."""
@@ -143,6 +150,7 @@ class OTelEngines:
         for ref, tracer in attached:
             engine = ref()
             if engine is not None:
+                engine.__dict__.pop(_CHECKED, None)
                 try:
                     _detach(EngineTracer, engine, tracer)
                 except Exception:
