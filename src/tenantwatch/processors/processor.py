@@ -201,7 +201,12 @@ class TenantwatchSpanProcessor(SpanProcessor):
         try:
             forwarded = self.process(span)
             if not self._off:
-                forwarded = outgoing(forwarded, _raw_attributes(forwarded), self._settings.max_string_length)
+                forwarded = outgoing(
+                    forwarded,
+                    _raw_attributes(forwarded),
+                    self._settings.max_string_length,
+                    self._settings.mask_statements,
+                )
         except Exception:
             self._errors.exception("on_end", "tenantwatch span processor failed; span forwarded unchanged")
         try:
