@@ -88,11 +88,11 @@ def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
     assert A.TENANT_ID not in mine  # attached baggage alone is a claim: no tenant without a trust decision
     assert mine[A.DB_TENANT_FILTER] == "present"
     assert mine[A.DB_TENANT_VALUES] == ["1"]
-    assert mine[A.DB_RESPONSE_RETURNED_ROWS] == 2
+    assert mine[A.DB_RETURNED_ROWS] == 2
     assert mine[A.CODE_FUNCTION] == "list_orders"
     assert mine[A.CODE_FILEPATH] == str(script)
     assert everyone["attributes"][A.DB_TENANT_FILTER] == "missing"
-    assert everyone["attributes"][A.DB_RESPONSE_RETURNED_ROWS] == 3
+    assert everyone["attributes"][A.DB_RETURNED_ROWS] == 3
     assert "missing_tenant_filter" in everyone["attributes"][A.FINDINGS]  # the processor was installed for us
     assert any(event["name"] == A.FINDING_EVENT for event in everyone["events"])
     assert "Attempting to instrument while already instrumented" not in done.stderr

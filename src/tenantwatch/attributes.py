@@ -101,6 +101,21 @@ DB_TEST_DATA: Final = "tenantwatch.db.test_data"
 DB_RLS_TENANT: Final = "tenantwatch.db.rls_tenant"
 """RLS assist: the tenant setting the connection had when the statement ran (``""`` when unset)."""
 
+DB_OPERATION: Final = "tenantwatch.db.operation"
+"""The statement's operation as tenantwatch's analysis read it: ``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE`` or
+``OTHER``. Always written (OTel's ``db.operation`` / ``db.operation.name`` follow ``OTEL_SEMCONV_STABILITY_OPT_IN``
+and carry OTel's value, e.g. ``SELECT mydb``)."""
+
+DB_RETURNED_ROWS: Final = "tenantwatch.db.returned_rows"
+"""Rows the application received (SELECT) or rows affected (DML), always written; ``db.response.returned_rows``
+carries the same count when ``OTEL_SEMCONV_STABILITY_OPT_IN`` selects the new database conventions."""
+
+DB_SQL_TABLE: Final = "db.sql.table"
+"""Legacy semconv main table (the old-conventions counterpart of ``db.collection.name``)."""
+
+DB_OPERATION_LEGACY: Final = "db.operation"
+"""Legacy semconv operation (the old-conventions counterpart of ``db.operation.name``)."""
+
 # --- HTTP requests (server spans, written by the ASGI middleware) ---------------------------------------------
 
 CLIENT_ADDRESS: Final = "client.address"

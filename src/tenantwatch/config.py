@@ -469,6 +469,9 @@ class Settings(_Model):
     max_string_length: int = Field(default=4096, ge=64)
     """Longest exported string (span attribute, event attribute, status, finding message, log body and attribute),
     in characters; longer ones are cut and end with ``…[cut N chars]``."""
+    mask_statements: bool = True
+    """Mask the literals of every exported db statement (``db.statement`` / ``db.query.text``, as ``?``): the span
+    keeps the text its instrumentation set, what leaves the process through tenantwatch's processor is masked."""
     trust_baggage: bool = False
     """Every peer of this process is trusted: incoming W3C baggage is the tenant context wherever no context was set
     (zero-code services behind their own gateway). Off by default: baggage is a claim anyone can send."""
@@ -783,6 +786,7 @@ _ENV_FIELDS: tuple[tuple[str, str], ...] = (
     (env.TENANTWATCH_MAX_STRING_LENGTH, "max_string_length"),
     (env.TENANTWATCH_REDACT_QUERY_KEYS, "http.redact_query_keys"),
     (env.TENANTWATCH_TRUST_BAGGAGE, "trust_baggage"),
+    (env.TENANTWATCH_MASK_STATEMENTS, "mask_statements"),
 )
 """Environment variable -> dotted settings path."""
 

@@ -83,3 +83,7 @@ TENANTWATCH_REDACT_QUERY_KEYS: Final = "TENANTWATCH_REDACT_QUERY_KEYS"
 TENANTWATCH_TRUST_BAGGAGE: Final = "TENANTWATCH_TRUST_BAGGAGE"
 """``true``: every peer of this process is trusted, so incoming W3C baggage (``tenant.id``, ``enduser.id``,
 ``enduser.role``) is the tenant context wherever no context was set. Default false: baggage alone is never trusted."""
+
+TENANTWATCH_MASK_STATEMENTS: Final = "TENANTWATCH_MASK_STATEMENTS"
+"""``false``: export db statements as their instrumentation recorded them, literals included. Default true: every
+literal of an exported statement is ``?`` (the span itself is never rewritten)."""

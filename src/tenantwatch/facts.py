@@ -40,6 +40,12 @@ def _str(value: object) -> str | None:
     return str(value)
 
 
+def _first(attributes: Mapping[str, Any], key: str, fallback: str) -> Any:
+    """``attributes[key]``, else ``attributes[fallback]`` (tenantwatch's key, else the semconv one), else None."""
+    value = attributes.get(key)
+    return attributes.get(fallback) if value is None else value
+
+
 def _int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
@@ -113,10 +119,10 @@ class SpanFacts:
         if system is None:
             system = a.get(A.DB_SYSTEM)
         return cls(
-            operation=_str(a.get(A.DB_OPERATION_NAME)),
+            operation=_str(_first(a, A.DB_OPERATION, A.DB_OPERATION_NAME)),
             statement=_str(statement),
             system=_str(system),
-            main_table=_str(a.get(A.DB_COLLECTION_NAME)),
+            main_table=_str(_first(a, A.DB_COLLECTION_NAME, A.DB_SQL_TABLE)),
             tables=_strs(a.get(A.DB_TABLES)),
             tenant_tables=_strs(a.get(A.DB_TENANT_TABLES)),
             tenant_filter=_str(a.get(A.DB_TENANT_FILTER)) or "not_applicable",
@@ -126,7 +132,7 @@ class SpanFacts:
             written_tenant_values=_strs(a.get(A.DB_WRITTEN_TENANT_VALUES)),
             statement_fingerprint=_str(a.get(A.DB_FINGERPRINT)),
             analysis_error=_str(a.get(A.DB_ANALYSIS_ERROR)),
-            returned_rows=_int(a.get(A.DB_RESPONSE_RETURNED_ROWS)),
+            returned_rows=_int(_first(a, A.DB_RETURNED_ROWS, A.DB_RESPONSE_RETURNED_ROWS)),
             duration_ms=duration_ms,
             tenant_id=_str(a.get(A.TENANT_ID)),
             user_id=_str(a.get(A.ENDUSER_ID)),
@@ -144,7 +150,7 @@ class SpanFacts:
     def to_attributes(self) -> dict[str, _AttrValue]:
         """The span attributes that carry these facts (``None`` and empty values are left out)."""
         pairs: tuple[tuple[str, object], ...] = (
-            (A.DB_OPERATION_NAME, self.operation),
+            (A.DB_OPERATION, self.operation),
             (A.DB_COLLECTION_NAME, self.main_table),
             (A.DB_TABLES, self.tables),
             (A.DB_TENANT_TABLES, self.tenant_tables),
@@ -155,7 +161,7 @@ class SpanFacts:
             (A.DB_WRITTEN_TENANT_VALUES, self.written_tenant_values),
             (A.DB_FINGERPRINT, self.statement_fingerprint),
             (A.DB_ANALYSIS_ERROR, self.analysis_error),
-            (A.DB_RESPONSE_RETURNED_ROWS, self.returned_rows),
+            (A.DB_RETURNED_ROWS, self.returned_rows),
             (A.TENANT_ID, self.tenant_id),
             (A.ENDUSER_ID, self.user_id),
             (A.ENDUSER_ROLE, self.role),

@@ -161,8 +161,8 @@ async def test_export_returns_more_than_1000_rows_and_the_span_says_so(okr: tupl
     exporter.clear()
     response = await call(app, "GET", "/buggy/export", "member")
     assert response.json()["exported"] == len(objective_ids(ACME)) > 1000
-    db_spans = [s for s in exporter.get_finished_spans() if A.DB_RESPONSE_RETURNED_ROWS in (s.attributes or {})]
-    assert max(int((s.attributes or {})[A.DB_RESPONSE_RETURNED_ROWS]) for s in db_spans) == response.json()["exported"]
+    db_spans = [s for s in exporter.get_finished_spans() if A.DB_RETURNED_ROWS in (s.attributes or {})]
+    assert max(int((s.attributes or {})[A.DB_RETURNED_ROWS]) for s in db_spans) == response.json()["exported"]
 
 
 async def test_requests_without_a_valid_token_are_refused(okr: tuple[Any, InMemorySpanExporter]) -> None:

@@ -101,7 +101,7 @@ def attrs(span: ReadableSpan) -> dict[str, Any]:
 
 
 def returned_rows(span: ReadableSpan) -> Any:
-    return attrs(span).get(A.DB_RESPONSE_RETURNED_ROWS)
+    return attrs(span).get(A.DB_RETURNED_ROWS)
 
 
 # --- databases -------------------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_monitor_lets_everything_run(
         conn.execute(sa.delete(ITEMS).where(ITEMS.c.id > 1090))
     assert database("SELECT count(*) FROM items") == [(ROWS_PER_TENANT - 9,)]
     update, delete_other, delete_unscoped = (attrs(s) for s in traced.db_spans())
-    assert update[A.DB_RESPONSE_RETURNED_ROWS] == ROWS_PER_TENANT
+    assert update[A.DB_RETURNED_ROWS] == ROWS_PER_TENANT
     assert delete_other[A.DB_TENANT_VALUES] == ("2",)
     assert delete_unscoped[A.DB_UNSCOPED_WRITES] == ("items",)
     assert not any(A.DB_ENFORCED in attrs(s) for s in traced.spans())
@@ -116,4 +116,4 @@ def test_off_records_nothing_of_ours(
     assert len(spans) == 2  # OTel's own db spans are still there
     for span in spans:
         assert not [key for key in attrs(span) if key.startswith(("tenantwatch.", "tenant.", "code."))]
-        assert A.DB_RESPONSE_RETURNED_ROWS not in attrs(span)
+        assert A.DB_RETURNED_ROWS not in attrs(span)

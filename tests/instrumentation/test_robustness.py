@@ -142,7 +142,7 @@ def test_uninstrument_removes_listeners_and_wrappers(instrument: Instrument, tra
         assert len(conn.execute(sa.select(ITEMS)).all()) == 2 * ROWS_PER_TENANT
     span = traced.only_db_span()
     assert not _tenantwatch_keys(span)
-    assert A.DB_RESPONSE_RETURNED_ROWS not in attrs(span)
+    assert A.DB_RETURNED_ROWS not in attrs(span)
 
 
 def test_engine_created_before_instrument_is_traced_when_passed(
@@ -154,7 +154,7 @@ def test_engine_created_before_instrument_is_traced_when_passed(
         conn.execute(sa.select(ITEMS).where(ITEMS.c.organization_id == 2)).all()
     span = attrs(traced.only_db_span())
     assert span[A.TENANT_ID] == "2"
-    assert span[A.DB_RESPONSE_RETURNED_ROWS] == ROWS_PER_TENANT
+    assert span[A.DB_RETURNED_ROWS] == ROWS_PER_TENANT
 
 
 @pytest.mark.postgres

@@ -195,5 +195,5 @@ def test_sequence_values_read_by_sqlalchemy_claim_no_count(
         assert conn.execute(sa.select(sa.Sequence("item_ids").next_value())).scalar() == 2
     engine.dispose()
     standalone, selected = tw.db_spans("nextval")  # the statements are masked: nextval(?)
-    assert A.DB_RESPONSE_RETURNED_ROWS not in attrs(standalone)  # SQLAlchemy read the value, not the application
+    assert A.DB_RETURNED_ROWS not in attrs(standalone)  # SQLAlchemy read the value, not the application
     assert returned_rows(selected) == 1

@@ -33,7 +33,7 @@ def test_core_select_carries_context_filter_and_values(engine: Any, tw: Traced) 
     assert span[A.DB_TENANT_TABLES] == ("items",)
     assert span[A.DB_TENANT_FILTER] == "present"
     assert span[A.DB_TENANT_VALUES] == ("1",)
-    assert span[A.DB_OPERATION_NAME] == "SELECT"
+    assert span[A.DB_OPERATION] == "SELECT"
     assert len(span[A.DB_FINGERPRINT]) >= 8
     assert span[A.CODE_FUNCTION] == "test_core_select_carries_context_filter_and_values"
     assert span[A.CODE_FILEPATH] == HERE
@@ -67,7 +67,7 @@ def test_orm_writes_carry_written_tenant_values(engine: Any, tw: Traced) -> None
         session.scalars(sa.select(Country)).all()
         session.rollback()
     insert, update = tw.db_spans("items")
-    assert attrs(insert)[A.DB_OPERATION_NAME] == "INSERT"
+    assert attrs(insert)[A.DB_OPERATION] == "INSERT"
     assert attrs(insert)[A.DB_WRITTEN_TENANT_VALUES] == ("1",)
     assert attrs(insert)[A.CODE_FUNCTION] == "test_orm_writes_carry_written_tenant_values"
     assert attrs(update)[A.DB_TENANT_FILTER] == "present"

@@ -52,7 +52,7 @@ class Exported:
         return "\n".join(parts)
 
     def writes(self) -> list[Any]:
-        return [s for s in self.traced.spans() if attrs(s).get(A.DB_OPERATION_NAME) in ("INSERT", "UPDATE")]
+        return [s for s in self.traced.spans() if attrs(s).get(A.DB_OPERATION) in ("INSERT", "UPDATE")]
 
     def findings(self, rule: str = "test_data") -> list[dict[str, Any]]:
         return [

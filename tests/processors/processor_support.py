@@ -64,7 +64,7 @@ class Pipeline:
         facts: SpanFacts | None = None,
         *,
         system: str = "postgresql",
-        statement: str | None = "SELECT 1",
+        statement: str | None = "SELECT id FROM objectives WHERE organization_id = :tenant",
         duration_ms: float = 2.0,
         extra: dict[str, Any] | None = None,
         name: str = "SELECT tenantwatch",

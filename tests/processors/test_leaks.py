@@ -118,3 +118,10 @@ def test_other_exceptions_keep_their_message(pipeline: Pipeline) -> None:
     span.end()
     (exported,) = pipeline.spans()
     assert exported.events[0].attributes["exception.message"] == "'user_id'"  # type: ignore[index]
+
+
+def test_literals_of_a_judged_db_span_are_masked_in_the_export_not_on_the_span(pipeline: Pipeline) -> None:
+    span = pipeline.db_span(CLEAN, statement="SELECT id FROM objectives WHERE title = 'hunter2'")
+    exported = pipeline.only_span()
+    assert (exported.attributes or {})[A.DB_STATEMENT] == "SELECT id FROM objectives WHERE title = ?"
+    assert (span.attributes or {})[A.DB_STATEMENT] == "SELECT id FROM objectives WHERE title = 'hunter2'"

@@ -14,22 +14,24 @@ that change at different rates:
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, current_context
 from tenantwatch.facts import facts_for_statement
 from tenantwatch.instrumentation._code_location import find_caller
+from tenantwatch.instrumentation._semconv import DbSemconv, db_semconv
 from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
 
-__all__ = ["AttributeBuilder"]
+__all__ = ["AttributeBuilder", "set_span_attributes"]
 
 _CONTEXT_KEYS = (A.TENANT_ID, A.ENDUSER_ID, A.ENDUSER_ROLE, A.UNSCOPED_REASON)
 _PER_EXECUTION_KEYS = (
     *_CONTEXT_KEYS,
     A.DB_TENANT_VALUES,
     A.DB_WRITTEN_TENANT_VALUES,
-    A.DB_RESPONSE_RETURNED_ROWS,
+    A.DB_RETURNED_ROWS,
     A.CODE_FUNCTION,
     A.CODE_FILEPATH,
     A.CODE_LINENO,
@@ -39,11 +41,20 @@ _MAX_CACHED = 4096
 
 _AttributeMap = dict[str, Any]
 
+_OWN_PREFIX = "tenantwatch."
+_REPLACEABLE = frozenset({A.DB_STATEMENT, A.DB_QUERY_TEXT})
+"""Keys outside ``tenantwatch.*`` that tenantwatch replaces on purpose: the statement text, when it masks test data
+in it. Every other key already on a span (set by OTel or another instrumentation) is left as it is."""
+
 
 class AttributeBuilder:
-    """Builds the attributes of a statement; caches the parts that do not depend on the execution. Thread-safe."""
+    """Builds the attributes of a statement; caches the parts that do not depend on the execution. Thread-safe.
 
-    def __init__(self) -> None:
+    Semantic-convention keys follow ``semconv`` (default: ``OTEL_SEMCONV_STABILITY_OPT_IN`` as read now).
+    """
+
+    def __init__(self, semconv: DbSemconv | None = None) -> None:
+        self.semconv = semconv if semconv is not None else db_semconv()
         self._static: dict[int, tuple[StatementAnalysis, _AttributeMap]] = {}
         self._context: tuple[TenantContext | None, _AttributeMap] = (None, {})
         self._lock = threading.Lock()
@@ -86,9 +97,10 @@ class AttributeBuilder:
         return attributes
 
     def _remember(self, analysis: StatementAnalysis) -> tuple[StatementAnalysis, _AttributeMap]:
-        static = facts_for_statement(analysis, None, TenantContext()).to_attributes()
+        static: _AttributeMap = facts_for_statement(analysis, None, TenantContext()).to_attributes()
         for key in _PER_EXECUTION_KEYS:
             static.pop(key, None)
+        self.semconv.rename(static)
         entry = (analysis, static)
         with self._lock:
             if len(self._static) >= _MAX_CACHED:
@@ -166,6 +178,9 @@ def set_span_attributes(span: Any, attributes: _AttributeMap) -> None:
     SDK would store after cleaning them. On an SDK span with no value-length limit and room under its attribute
     count limit, the attributes go straight into its attribute dict under the span's locks (what the SDK does after
     validation); this halves the cost of tenantwatch's per-statement work. Anything else takes the public API.
+
+    An attribute another instrumentation already set on the span is never replaced (only ``tenantwatch.*`` keys and
+    the statement text masked for test data are).
     """
     if type(span) is _SDK_SPAN:
         sdk_span: Any = span  # the SDK's private attribute store, checked by _sdk_span_type() at import
@@ -175,7 +190,20 @@ def set_span_attributes(span: Any, attributes: _AttributeMap) -> None:
                 if sdk_span._end_time is None and not bounded._immutable:
                     with bounded._lock:
                         store = bounded._dict
+                        if not store.keys().isdisjoint(attributes):
+                            attributes = _not_replacing(store, attributes)
                         if bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen:
                             store.update(attributes)
                             return
+    present = getattr(span, "attributes", None)
+    if present and isinstance(present, Mapping) and not present.keys().isdisjoint(attributes):
+        attributes = _not_replacing(present, attributes)
     span.set_attributes(attributes)
+
+
+def _not_replacing(present: Mapping[str, Any], attributes: _AttributeMap) -> _AttributeMap:
+    return {
+        key: value
+        for key, value in attributes.items()
+        if key not in present or key.startswith(_OWN_PREFIX) or key in _REPLACEABLE
+    }

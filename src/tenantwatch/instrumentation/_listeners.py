@@ -13,10 +13,15 @@ opentelemetry-instrumentation-sqlalchemy registers per engine, which is what thi
   the driver's error message scrubbed of the values it quotes (PostgreSQL's ``DETAIL: Failing row contains (…)``,
   quoted input values; test data masked), since OTel would record the raw message as the status description.
 
-The statement on every db span (``db.statement`` / ``db.query.text``, set by OTel when the span starts) is replaced
-by its masked form (every literal ``?``) before the span ends: bound values never appear in it, and string-built SQL
-must not carry its literals out either.
+The statement OTel put on a db span stays as it is on the span; tenantwatch's processor masks its literals in what it
+exports (``Settings.mask_statements``).
 * ``begin`` (only with the RLS assist, :mod:`._rls`): sets the tenant setting for the transaction.
+* ``engine_connect``: an engine OTel does not trace yet (created before SQLAlchemy was instrumented, or through a
+  ``create_engine`` imported before) gets OTel's tracer (:mod:`._otel`); the first connection of each engine also
+  teaches the analyzer the tenant-scoped tables from the catalog (``settings.discover``).
+
+Semantic-convention keys follow ``OTEL_SEMCONV_STABILITY_OPT_IN`` (:mod:`._semconv`), and an attribute OTel set is
+never replaced.
 
 Test data in the values an INSERT/UPDATE writes is found by :mod:`._test_data` in the hooks above.
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +57,12 @@ from tenantwatch.instrumentation._rows import (
     STATE_ATTR,
     PendingResult,
     drain_orphans,
+    finish_all,
     finish_open_results,
     orphaned,
+    unhook_shutdowns,
 )
+from tenantwatch.instrumentation._semconv import db_semconv
 from tenantwatch.instrumentation._test_data import WRITES, TestDataScanner
 from tenantwatch.redaction import mask_statement, scrub_db_error
 
@@ -74,11 +83,21 @@ _OTEL_SPAN_ATTR = "_otel_span"
 class Listeners:
     """The listener functions, bound to one configuration. :meth:`register` / :meth:`remove` (un)install them."""
 
-    def __init__(self, settings: Settings, analyzer: Analyzer, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        analyzer: Analyzer,
+        tracer: Tracer,
+        *,
+        adopt: Callable[[Any], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.analyzer = analyzer
         self.tracer = tracer
-        self.attributes = AttributeBuilder()
+        self.adopt = adopt
+        """Called with each engine that connects, to have OTel trace it if it does not yet (see :mod:`._otel`)."""
+        self.semconv = db_semconv()
+        self.attributes = AttributeBuilder(self.semconv)
         self._registered: list[tuple[type, str, Any]] = []
         self._discovered: weakref.WeakSet[Any] = weakref.WeakSet()
         self.test_data = TestDataScanner(settings) if settings.enabled("test_data") else None
@@ -101,7 +120,7 @@ class Listeners:
             (Engine, "handle_error", self.handle_error),
             (Pool, "checkin", self.checkin),
         ]
-        if self.settings.discover:
+        if self.settings.discover or self.adopt is not None:
             wanted.append((Engine, "engine_connect", self.engine_connect))
         if self.rls is not None:
             wanted.append((Engine, "begin", self.rls.begin))
@@ -116,7 +135,8 @@ class Listeners:
             target, name, fn = self._registered.pop()
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
-        drain_orphans()
+        finish_all()  # results left open end now, with the rows counted so far
+        unhook_shutdowns()
 
     # --- facts ----------------------------------------------------------------------------------------------
 
@@ -165,7 +185,7 @@ class Listeners:
         self, conn: Any, span: Span, attributes: dict[str, Any], statement: str, parameters: Any, many: bool
     ) -> None:
         """Test data (masked) and the RLS setting in force, into the attributes about to be set on ``span``."""
-        if self.test_data is not None and attributes.get(A.DB_OPERATION_NAME) in WRITES:  # SELECTs: no work
+        if self.test_data is not None and attributes.get(A.DB_OPERATION) in WRITES:  # SELECTs: no work
             found = self.test_data.scan(statement, parameters, many)
             if found is not None:
                 found.apply(span, attributes)
@@ -212,11 +232,15 @@ class Listeners:
         with guard("recording a blocked statement"):
             database = conn.engine.url.database
             name = " ".join(part for part in (facts.operation or "", database or "") if part) or conn.dialect.name
-            attributes: dict[str, Any] = dict(facts.to_attributes())
-            attributes[A.DB_SYSTEM] = conn.dialect.name
-            attributes[A.DB_SYSTEM_NAME] = conn.dialect.name
-            attributes[A.DB_STATEMENT] = mask_statement(facts.statement or statement)
-            attributes[A.DB_QUERY_TEXT] = attributes[A.DB_STATEMENT]
+            semconv = self.semconv
+            attributes: dict[str, Any] = semconv.rename(dict(facts.to_attributes()))
+            for key in semconv.system_keys:
+                attributes[key] = conn.dialect.name
+            masked = mask_statement(facts.statement or statement)
+            for key in semconv.statement_keys:
+                attributes[key] = masked
+            for key in semconv.operation_keys:
+                attributes[key] = facts.operation or "OTHER"
             attributes[A.DB_ENFORCED] = True
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             rules = ", ".join(f.rule for f in findings)
@@ -239,7 +263,7 @@ class Listeners:
                 return
             facts: SpanFacts | None = context.__dict__.pop(_FACTS_ATTR, None)
             if facts is not None:
-                attributes = facts.to_attributes()
+                attributes = self.semconv.rename(dict(facts.to_attributes()))
                 operation = facts.operation
             else:
                 analysis = self.analyzer.analyze(statement)
@@ -247,7 +271,6 @@ class Listeners:
                 operation = analysis.operation
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
-            _mask_statements(span, attributes)
             # injection_signal: request values inside the SQL text (in enforce mode facts() has already looked)
             request = current_request() if facts is None else None
             if request is not None and request.values is not None:
@@ -260,7 +283,8 @@ class Listeners:
                 # executemany batches (insertmanyvalues included): the DB-API rowcount is the rows affected.
                 rowcount = cursor.rowcount
                 if isinstance(rowcount, int) and rowcount >= 0:
-                    attributes[A.DB_RESPONSE_RETURNED_ROWS] = rowcount
+                    for key in self.semconv.returned_rows_keys:
+                        attributes[key] = rowcount
                 set_span_attributes(span, attributes)
                 return
             # Everything else ends when its result closes: statements without rows the moment SQLAlchemy builds the
@@ -285,7 +309,7 @@ class Listeners:
             open_results = info.get(OPEN_RESULTS_KEY)
             if open_results is None:
                 open_results = info[OPEN_RESULTS_KEY] = {}
-        pending = PendingResult(span, attributes, end_ns, open_results)
+        pending = PendingResult(span, attributes, end_ns, open_results, self.semconv.returned_rows_keys)
         if "statement" not in state:
             # A context of its own for a default or sequence (Connection.scalar(Sequence(...))): SQLAlchemy reads the
             # value straight from the cursor and builds no result.
@@ -319,7 +343,7 @@ class Listeners:
                     exception_context.parameters,
                     bool(getattr(context, "executemany", False)),
                 )
-            attributes: dict[str, Any] = facts.to_attributes() if facts is not None else {}
+            attributes: dict[str, Any] = self.semconv.rename(dict(facts.to_attributes())) if facts is not None else {}
             if facts is not None and facts.test_data and statement is not None and self.test_data is not None:
                 found = self.test_data.scan(
                     statement, exception_context.parameters, bool(getattr(context, "executemany", False))
@@ -327,7 +351,6 @@ class Listeners:
                 if found is not None:
                     found.apply(span, attributes)
                     message = found.scrub(message)
-            _mask_statements(span, attributes)
             set_span_attributes(span, attributes)
         if span is not None:  # every early return above leaves span None: OTel ends those spans itself
             _end_failed(span, context, message)
@@ -341,7 +364,13 @@ class Listeners:
                 finish_open_results(connection_record.info)
 
     def engine_connect(self, conn: Any) -> None:
-        """First connection of each engine: learn the tenant-scoped tables from the database catalog."""
+        """Have OTel trace the engine if it does not yet; on its first connection, learn the tenant-scoped tables
+        from the database catalog."""
+        if self.adopt is not None:
+            with guard("tracing an engine created before instrument()"):
+                self.adopt(conn.engine)
+        if not self.settings.discover:
+            return
         with guard("tenant table discovery") as attempt:
             engine = conn.engine
             if engine in self._discovered:
@@ -355,17 +384,6 @@ class Listeners:
             # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
             learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
             logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
-
-
-def _mask_statements(span: Any, attributes: dict[str, Any]) -> None:
-    """Put the masked statement (literals ``?``) into ``attributes`` under every statement key the span carries."""
-    present = getattr(span, "attributes", None) or {}
-    for key in (A.DB_STATEMENT, A.DB_QUERY_TEXT):
-        value = attributes.get(key, present.get(key))
-        if isinstance(value, str):
-            masked = mask_statement(value)
-            if masked != value or key in attributes:
-                attributes[key] = masked
 
 
 def _end_failed(span: Span, context: Any, message: str) -> None:

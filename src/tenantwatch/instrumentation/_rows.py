@@ -14,7 +14,9 @@ The result "closes" when, whichever comes first:
 * it is exhausted (SQLAlchemy soft-closes it), or closed explicitly (``close()``, ``first()``, ``one()``, ...);
 * its connection goes back to the pool (``checkin``), e.g. ``with engine.connect()`` ends with rows unread;
 * it is garbage-collected (the count so far is recorded; the span ends on the next statement, check-in or at
-  exit, never inside the garbage collector, where an exporter lock could be held by the interrupted code).
+  exit, never inside the garbage collector, where an exporter lock could be held by the interrupted code);
+* the instrumentation is uninstrumented, or the tracer provider of its span shuts down (at exit, the SDK's own
+  exit hook): every span still waiting ends first, so it is exported, with the rows counted so far.
 
 Rows are counted at the four ``CursorResult`` fetch entry points, which every consumer goes through (verified on
 SQLAlchemy 2.0.58): ``_fetchone_impl`` (``fetchone()``, ``first()``, ``one()``, ``scalar()``, ``next()``),
@@ -46,8 +48,10 @@ __all__ = [
     "Patched",
     "PendingResult",
     "drain_orphans",
+    "finish_all",
     "finish_open_results",
     "orphaned",
+    "unhook_shutdowns",
     "unwrap_cursor_result",
     "wrap_cursor_result",
 ]
@@ -60,9 +64,15 @@ STATE_ATTR = "_tenantwatch_rows"
 OPEN_RESULTS_KEY = "tenantwatch.open_results"
 """Key in the pool connection record's ``info`` dict: results still open on that connection."""
 
-_Orphan = tuple[Span, dict[str, Any], int | None, int]
+_RowsKeys = tuple[str, ...]
+_Orphan = tuple[Span, dict[str, Any], int | None, int, _RowsKeys]
 orphaned: collections.deque[_Orphan] = collections.deque()
 """Spans of results that were garbage-collected while open; ended by :func:`drain_orphans`."""
+
+_live: dict[int, weakref.ref[PendingResult]] = {}
+"""Every result whose span has not ended yet (by ``id``), so that :func:`finish_all` can end them."""
+
+_DEFAULT_ROWS_KEYS: _RowsKeys = (A.DB_RETURNED_ROWS,)
 
 
 class PendingResult:
@@ -71,10 +81,26 @@ class PendingResult:
     The attributes are written once, when the span ends, together with the row count.
     """
 
-    __slots__ = ("__weakref__", "attributes", "busy", "closed", "end_ns", "known", "open_results", "rows", "span")
+    __slots__ = (
+        "__weakref__",
+        "attributes",
+        "busy",
+        "closed",
+        "end_ns",
+        "known",
+        "open_results",
+        "rows",
+        "rows_keys",
+        "span",
+    )
 
     def __init__(
-        self, span: Span, attributes: dict[str, Any], end_ns: int, open_results: dict[int, Any] | None
+        self,
+        span: Span,
+        attributes: dict[str, Any],
+        end_ns: int,
+        open_results: dict[int, Any] | None,
+        rows_keys: _RowsKeys = _DEFAULT_ROWS_KEYS,
     ) -> None:
         self.span: Span | None = span
         self.attributes = attributes
@@ -84,9 +110,16 @@ class PendingResult:
         """False when the row count cannot be known (the span then carries none)."""
         self.busy = False
         self.closed = False
+        self.rows_keys = rows_keys
+        """The attribute keys the row count goes under (see :mod:`._semconv`)."""
         self.open_results = open_results
+        ref = weakref.ref(self)
+        _live[id(self)] = ref
         if open_results is not None:
-            open_results[id(self)] = weakref.ref(self)
+            open_results[id(self)] = ref
+        processor = getattr(span, "_span_processor", None)
+        if processor is not None and processor is not _last_hooked[0]:
+            _hook_shutdown(processor)
 
     def finish(self) -> None:
         """Record the attributes, row count (if known) and fetch time; end the span at the execute end time.
@@ -95,10 +128,11 @@ class PendingResult:
         if span is None:
             return
         self.span = None
+        _live.pop(id(self), None)
         if self.open_results is not None:
             self.open_results.pop(id(self), None)
             self.open_results = None
-        _end(span, self.attributes, self.rows if self.known else None, self.end_ns)
+        _end(span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys)
 
     def fail(self, message: str) -> None:
         """The result failed while fetching: mark the span as an error and end it."""
@@ -113,17 +147,19 @@ class PendingResult:
             return
         try:
             self.span = None
+            _live.pop(id(self), None)
             if self.open_results is not None:
                 self.open_results.pop(id(self), None)
-            orphaned.append((span, self.attributes, self.rows if self.known else None, self.end_ns))
+            orphaned.append((span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys))
         except Exception:  # nothing may escape a finalizer
             pass
 
 
-def _end(span: Span, attributes: dict[str, Any], rows: int | None, end_ns: int) -> None:
+def _end(span: Span, attributes: dict[str, Any], rows: int | None, end_ns: int, rows_keys: _RowsKeys) -> None:
     with guard("ending a db span"):
         if rows is not None:
-            attributes[A.DB_RESPONSE_RETURNED_ROWS] = rows
+            for key in rows_keys:
+                attributes[key] = rows
         attributes[A.DB_FETCH_DURATION] = (time.time_ns() - end_ns) / 1e6
         set_span_attributes(span, attributes)
         span.end(end_time=end_ns)
@@ -139,9 +175,60 @@ def drain_orphans() -> None:
         _end(*orphan)
 
 
-# Spans of results collected after the last statement still reach the exporter: this runs before the SDK's own
-# exit hook (registered earlier, when the tracer provider was created), as atexit runs hooks last-in first-out.
-atexit.register(drain_orphans)
+def finish_all(processor: Any = None) -> None:
+    """End the span of every result still open (only those of ``processor``'s spans if given), then the orphans'."""
+    for ref in list(_live.values()):
+        pending = ref()
+        if pending is None:
+            continue
+        span = pending.span
+        if span is not None and (processor is None or getattr(span, "_span_processor", None) is processor):
+            pending.finish()
+    drain_orphans()
+
+
+# --- ending what is open before the SDK shuts down --------------------------------------------------------------------
+#
+# The SDK's TracerProvider registers its shutdown with atexit when it is created; a hook of tenantwatch's registered
+# at import would run after it whenever the provider is created later (atexit is last-in first-out), and the spans
+# it ends would reach a shut-down exporter. So the span processor of every provider whose spans tenantwatch holds
+# (the provider's multi-span processor, found on the span) gets its shutdown wrapped: open spans end first.
+
+_HOOK_MARK = "_tenantwatch_finishes_open_results"
+_last_hooked: list[Any] = [None]
+"""The processor hooked last: the one almost every span has (a cheap check per statement)."""
+_hooked: list[weakref.ref[Any]] = []
+
+
+def _hook_shutdown(processor: Any) -> None:
+    _last_hooked[0] = processor
+    with guard("hooking the span processor's shutdown"):
+        if getattr(processor.__dict__.get("shutdown"), _HOOK_MARK, False):
+            return
+        original = processor.shutdown
+
+        def shutdown(*args: Any, **kwargs: Any) -> Any:
+            with guard("ending open db spans at shutdown"):
+                finish_all(processor)
+            return original(*args, **kwargs)
+
+        setattr(shutdown, _HOOK_MARK, True)
+        processor.shutdown = shutdown
+        _hooked.append(weakref.ref(processor))
+
+
+def unhook_shutdowns() -> None:
+    """Undo :func:`_hook_shutdown` on every processor still hooked (by uninstrument)."""
+    _last_hooked[0] = None
+    while _hooked:
+        processor = _hooked.pop()()
+        if processor is not None and getattr(processor.__dict__.get("shutdown"), _HOOK_MARK, False):
+            del processor.__dict__["shutdown"]
+
+
+# For providers whose spans have no SDK span processor to hook: atexit runs this before the exit hook of every
+# provider created before tenantwatch was imported.
+atexit.register(finish_all)
 
 
 def finish_open_results(info: dict[Any, Any]) -> None:

@@ -30,15 +30,22 @@ Every db span then carries, before it ends:
   (resolved from the bound parameters, expanding ``IN`` included), ``tenantwatch.db.fingerprint``;
 * ``code.function``, ``code.filepath``, ``code.lineno``: the first frame outside SQLAlchemy, OpenTelemetry and
   tenantwatch (for async engines, the coroutine that awaited the statement);
-* ``db.response.returned_rows``: rows affected (DML) or the rows the application actually received (statements
-  returning rows, including ``stream_results``/``yield_per`` server-side cursors and results closed half-read),
-  plus ``tenantwatch.db.fetch_duration_ms``. For row-returning statements the span ends when the result closes,
-  with its end time set to the end of execution; see docs/row-counts.md;
+* ``tenantwatch.db.operation`` (``SELECT``, ``INSERT``, ...) and the main table (``db.sql.table`` or
+  ``db.collection.name``, as ``OTEL_SEMCONV_STABILITY_OPT_IN`` selects the old or new database conventions);
+* ``tenantwatch.db.returned_rows`` (and ``db.response.returned_rows`` under the new conventions): rows affected
+  (DML) or the rows the application actually received (statements returning rows, including
+  ``stream_results``/``yield_per`` server-side cursors and results closed half-read), plus
+  ``tenantwatch.db.fetch_duration_ms``. For row-returning statements the span ends when the result closes (at the
+  latest at ``uninstrument()`` or when its tracer provider shuts down), with its end time set to the end of
+  execution; see docs/row-counts.md;
 * ``tenantwatch.db.test_data`` (INSERT/UPDATE only): written values that match ``rules.test_data.patterns``, masked
   (``users.email=***@example.***``); a matching inline literal is masked in ``db.statement`` too, so the raw value
   is exported nowhere;
 * ``tenantwatch.db.rls_tenant`` with the RLS assist (``rls.enabled``, PostgreSQL): the tenant setting in force for
   the statement; the assist sets it per transaction with ``SET LOCAL`` semantics (see docs/rls.md).
+
+An attribute OTel (or another instrumentation) set on the span is never replaced: ``db.operation`` /
+``db.operation.name`` stay OTel's (``SELECT mydb``), hence tenantwatch's own ``tenantwatch.db.operation``.
 
 The span processor (:mod:`tenantwatch.processors`) judges these facts and reports findings.
 
@@ -60,21 +67,24 @@ Configuration
     A shared :class:`tenantwatch.sql.analyzer.Analyzer`; default one built from ``settings``. With
     ``settings.discover`` (default on), each engine's first connection teaches it the tenant-scoped tables from the
     database catalog.
-``tracer_provider``, ``meter_provider``
-    Passed to opentelemetry-instrumentation-sqlalchemy; default the global providers.
+``tracer_provider``, ``meter_provider``, ``enable_commenter``, ``commenter_options``, ``enable_attribute_commenter``
+    Passed to opentelemetry-instrumentation-sqlalchemy as they are; default the global providers and OTel's
+    defaults.
 ``engine``, ``engines``
-    Engines (sync or async) created *before* ``instrument()``, for OTel to trace. OTel patches
-    ``sqlalchemy.create_engine`` when instrumented, so engines created later are traced automatically, but an engine
-    created through a ``create_engine`` name imported before ``instrument()`` ran (``from sqlalchemy import
-    create_engine`` at the top of a module) is traced only if passed here. tenantwatch's own listeners are
-    class-level and apply to every engine OTel traces.
+    Engines (sync or async) created *before* ``instrument()``, traced from the start (their first connection
+    included). Import order does not matter otherwise: an engine OTel does not trace (created before
+    ``instrument()``, through a ``create_engine`` imported before it, at import time of another module) is traced
+    from its first connection on, as OTel's instrumentation in place traces new engines; one OTel traces already is
+    never traced twice. tenantwatch's own listeners are class-level and apply to every engine OTel traces.
 ``install_processor``
     Put a :class:`tenantwatch.processors.TenantwatchSpanProcessor` in front of the processors already registered on
     the SDK tracer provider in use (``tracer_provider`` or the global one). Default ``True`` (idempotent: nothing
     happens if one is there already); :func:`tenantwatch.configure` passes ``False`` as it sets up its own.
 
-``uninstrument()`` removes every listener and wrapper, and uninstruments opentelemetry-instrumentation-sqlalchemy
-if this instrumentor instrumented it. A processor installed on a tracer provider stays.
+``uninstrument()`` ends the spans of results still open (with the rows counted so far), removes every listener and
+wrapper and the OTel engine tracers it attached, and uninstruments opentelemetry-instrumentation-sqlalchemy if the
+instrumentation in place is the one this instrumentor made (not if the user uninstrumented and instrumented OTel
+again since). A processor installed on a tracer provider stays.
 
 Zero-code mode
 --------------
@@ -113,6 +123,7 @@ from tenantwatch.config import Mode, Settings, load_settings
 from tenantwatch.context import set_baggage_trust
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._listeners import Listeners, tenantwatch_tracer
+from tenantwatch.instrumentation._otel import OTelEngines
 from tenantwatch.instrumentation._rows import Patched, unwrap_cursor_result, wrap_cursor_result
 from tenantwatch.instrumentation.package import _instruments
 
@@ -133,12 +144,12 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     _listeners: Listeners | None = None
     _patched: Patched | None = None
-    _owns_otel = False
+    _otel: OTelEngines | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
-    def _instrument(self, **kwargs: Any) -> None:
+    def _instrument(self, **kwargs: Any) -> Any:
         settings = _resolve_settings(kwargs.get("settings"), kwargs.get("mode"))
         analyzer: Analyzer | None = kwargs.get("analyzer")
         if analyzer is None:
@@ -146,32 +157,31 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
             analyzer = Analyzer(settings)
         tracer_provider = kwargs.get("tracer_provider")
-        engines = _sync_engines(kwargs.get("engine"), kwargs.get("engines"))
-        self._owns_otel = _ensure_otel_instrumented(tracer_provider, kwargs.get("meter_provider"), engines)
+        otel = self._otel = OTelEngines(kwargs)
+        traced = otel.start(_sync_engines(kwargs.get("engine"), kwargs.get("engines")))
         if settings.mode == "off":
-            return
+            return traced
         set_baggage_trust(settings.trust_baggage)
         install_processor = kwargs.get("install_processor")
         if install_processor is None or install_processor:
             _install_processor(tracer_provider, settings, analyzer, kwargs.get("meter_provider"))
-        listeners = Listeners(settings, analyzer, tenantwatch_tracer(tracer_provider))
+        listeners = Listeners(settings, analyzer, tenantwatch_tracer(tracer_provider), adopt=otel.adopt)
         self._patched = wrap_cursor_result()
         listeners.register()
         self._listeners = listeners
+        return traced
 
     def _uninstrument(self, **kwargs: Any) -> None:
         listeners, self._listeners = self._listeners, None
         if listeners is not None:
-            listeners.remove()
+            listeners.remove()  # ends the spans of results still open
             set_baggage_trust(False)
         patched, self._patched = self._patched, None
         if patched:
             unwrap_cursor_result(patched)
-        if self._owns_otel:
-            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-            self._owns_otel = False
-            SQLAlchemyInstrumentor().uninstrument()
+        otel, self._otel = self._otel, None
+        if otel is not None:
+            otel.stop()
 
 
 def _resolve_settings(settings: Settings | None, mode: str | None) -> Settings:
@@ -189,50 +199,6 @@ def _sync_engines(engine: Any, engines: Iterable[Any] | None) -> list[Any]:
     found = [engine] if engine is not None else []
     found += list(engines or ())
     return [getattr(e, "sync_engine", e) for e in found]
-
-
-def _ensure_otel_instrumented(tracer_provider: Any, meter_provider: Any, engines: list[Any]) -> bool:
-    """Make sure opentelemetry-instrumentation-sqlalchemy traces new engines and ``engines``.
-
-    Returns whether this call instrumented it (then :meth:`_uninstrument` undoes it).
-    """
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-    otel = SQLAlchemyInstrumentor()
-    if not otel.is_instrumented_by_opentelemetry:
-        options: dict[str, Any] = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
-        if engines:
-            options["engines"] = engines
-        otel.instrument(**options)
-        return bool(otel.is_instrumented_by_opentelemetry)
-    untraced = [e for e in engines if not _is_traced(e)]
-    if untraced:
-        _trace_engines(untraced, tracer_provider, meter_provider)
-    return False
-
-
-def _is_traced(engine: Any) -> bool:
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-
-    return any(ref() is engine for ref, _name, _fn in EngineTracer._remove_event_listener_params)
-
-
-def _trace_engines(engines: list[Any], tracer_provider: Any, meter_provider: Any) -> None:
-    """OTel is already instrumented (by someone else): add its engine tracer to engines created before that."""
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-    from opentelemetry.instrumentation.sqlalchemy.version import __version__ as otel_version
-    from opentelemetry.metrics import get_meter
-    from opentelemetry.semconv.metrics import MetricInstruments
-
-    name = "opentelemetry.instrumentation.sqlalchemy"
-    tracer = trace.get_tracer(name, otel_version, tracer_provider)
-    usage = get_meter(name, otel_version, meter_provider).create_up_down_counter(
-        name=MetricInstruments.DB_CLIENT_CONNECTIONS_USAGE,
-        unit="connections",
-        description="The number of connections that are currently in state described by the state attribute.",
-    )
-    for engine in engines:
-        EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
 
 
 def _install_processor(tracer_provider: Any, settings: Settings, analyzer: Analyzer, meter_provider: Any) -> None:

@@ -5,8 +5,9 @@ attributes), else an :class:`~tenantwatch.processors._enriched.EnrichedSpan` cop
 
 * every string (span attributes, event attributes, the status description) is capped at
   ``Settings.max_string_length`` with a ``…[cut N chars]`` marker;
-* the statement of a db span from another instrumentation has its literals masked (tenantwatch's own db spans are
-  masked by the instrumentation before they end);
+* the statement of every db span (``db.statement`` / ``db.query.text``) has its literals masked
+  (``Settings.mask_statements``, on by default): the span itself keeps the text OpenTelemetry's instrumentation set
+  on it, only what leaves the process is masked;
 * database errors lose the values they quote (:func:`tenantwatch.redaction.scrub_db_error`): in the status
   description and in ``exception`` events (``exception.message``, ``exception.stacktrace``) of db spans, and of any
   other span whose exception text carries a database error (a request span that recorded a SQLAlchemy
@@ -81,12 +82,23 @@ def _has_events(span: ReadableSpan) -> bool:
         return bool(span.events)
 
 
-def outgoing(span: ReadableSpan, attributes: Mapping[str, Any], limit: int) -> ReadableSpan:
-    """``span`` fit to leave the process (see the module docstring); ``attributes`` are its own."""
+def _has_literal_statement(attributes: Mapping[str, Any]) -> bool:
+    """Whether a statement attribute may hold a literal or a comment (a quote, a digit, a comment start): most
+    SQLAlchemy statements are parameterized and need no copy."""
+    for key in _STATEMENT_KEYS:
+        value = attributes.get(key)
+        if isinstance(value, str) and mask_statement(value) != value:
+            return True
+    return False
+
+
+def outgoing(span: ReadableSpan, attributes: Mapping[str, Any], limit: int, mask: bool = True) -> ReadableSpan:
+    """``span`` fit to leave the process (see the module docstring); ``attributes`` are its own; ``mask``: mask the
+    literals of db statements."""
     is_db = A.DB_SYSTEM_NAME in attributes or A.DB_SYSTEM in attributes
-    own = A.DB_TENANT_FILTER in attributes  # tenantwatch's db span: its statement is masked already
+    mask = mask and is_db
     if (
-        (own or not is_db)
+        not (mask and _has_literal_statement(attributes))
         and _fits(attributes, limit)
         and not _has_events(span)
         and not (span.status.description and (is_db or looks_like_db_error(span.status.description)))
@@ -94,7 +106,7 @@ def outgoing(span: ReadableSpan, attributes: Mapping[str, Any], limit: int) -> R
     ):
         return span  # the common case, decided without a copy
     new_attributes: dict[str, AttributeValue] | None = None
-    if is_db and not own:
+    if mask:
         for key in _STATEMENT_KEYS:
             value = attributes.get(key)
             if isinstance(value, str):

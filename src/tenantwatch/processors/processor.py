@@ -199,7 +199,12 @@ class TenantwatchSpanProcessor(SpanProcessor):
         with _guard("on_end", "span forwarded unchanged"):
             forwarded = self.process(span)
             if not self._off:
-                forwarded = outgoing(forwarded, _raw_attributes(forwarded), self._settings.max_string_length)
+                forwarded = outgoing(
+                    forwarded,
+                    _raw_attributes(forwarded),
+                    self._settings.max_string_length,
+                    self._settings.mask_statements,
+                )
         with _guard("the wrapped span processor's on_end"):
             self._delegate.on_end(forwarded)
 
