@@ -535,7 +535,7 @@ _UNIFORM_FROM = 32
 
 
 def _normalize_uniform(sql: str, parts: list[str], literals: bool) -> Normalized | None:
-    """A statement whose placeholders are all ``%s``, all ``?``, all ``%(name)s`` or all ``:name`` (a batch insert,
+    """A statement whose placeholders are all ``%s``, ``?``, ``$n``, ``%(name)s`` or ``:name`` (a batch insert,
     a long ``IN`` list), rewritten with list operations instead of a Python step per placeholder; else ``None``."""
     tokens = parts[1::2]
     count = len(tokens)
@@ -554,6 +554,14 @@ def _normalize_uniform(sql: str, parts: list[str], literals: bool) -> Normalized
         if sum(1 for t in tokens if t[0] == ":") != count:
             return None
         sources = [_param(t[1:]) for t in tokens]
+    elif first[0] == "$" and len(first) > 1:
+        if "".join(tokens).count("$") != count or "$" in tokens:  # each token is ``$`` and digits
+            return None
+        keys = list(map(int, [t[1:] for t in tokens]))
+        if min(keys) < 1 or max(keys) > MAX_TOKENS:
+            return None
+        shared = _positional(max(keys) + 1)
+        sources = [shared[k - 1] for k in keys]
     else:
         return None
     parts[1::2] = _dollars(1, count)
@@ -707,14 +715,20 @@ _BRACKET_STEP = str.maketrans({"(": "\x01", "[": "\x01", ")": "\x02", "]": "\x02
 _STEP = (0, 1, -1)
 
 
-def paren_depth(text: str) -> int:
+def paren_depth(text: str, at_most: int | None = None) -> int:
     """Deepest nesting of ``()``/``[]`` in ``text`` (quoted text counted too: an upper bound; a closing bracket
-    with nothing open is ignored). Computed with C-level iterators, never a Python step per bracket."""
+    with nothing open is ignored). Computed with C-level iterators, never a Python step per bracket. With
+    ``at_most``, a cheaper upper bound may be returned when it is not over ``at_most``."""
     brackets = _NOT_BRACKETS.sub("", text)
     if not brackets:
         return 0
     steps = brackets.translate(_BRACKET_STEP).encode("ascii")
     levels = list(itertools.accumulate(map(_STEP.__getitem__, steps)))
+    lowest = min(levels)
+    if lowest >= 0:  # no closing bracket without an open one: the deepest level is the depth
+        return max(levels)
+    if at_most is not None and max(levels) - lowest <= at_most:
+        return max(levels) - lowest  # a bound of the depth, enough to tell it is not over ``at_most``
     floors = itertools.accumulate(levels, min, initial=0)
     next(floors)
     deepest: int = max(map(operator.sub, levels, map(min, floors, itertools.repeat(0))))

@@ -20,6 +20,7 @@ when :attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import logging
 import operator
@@ -198,15 +199,16 @@ class Analyzer:
         collapsed, expansions = collapse_lists(text)
         fp = fingerprint(collapsed)  # the same fingerprint as the full list (see _fingerprint), for less work
         # collapsing keeps the bracket depth (a kept row or item is as deep as the ones cut), and is shorter
-        if (collapsed.count("(") + collapsed.count("[")) > self._max_depth and paren_depth(collapsed) > self._max_depth:
+        depth = self._max_depth
+        if (collapsed.count("(") + collapsed.count("[")) > depth and paren_depth(collapsed, depth) > depth:
             return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
         slim = slim_for_parse(collapsed)
         tree_chars = _tree_chars(normalized)
         max_tokens = tree_chars // _TREE_CHARS_PER_TOKEN
         if len(slim) > min(_ESTIMATE_FROM, max_tokens):
-            tokens = len(_FALLBACK_TOKEN.findall(slim))
+            tokens = sum(1 for _ in itertools.islice(_FALLBACK_TOKEN.finditer(slim), max_tokens + 1))  # stops there
             if tokens > max_tokens:
-                return _Template(None, fp, f"statement too complex to analyze ({tokens} tokens > {max_tokens})")
+                return _Template(None, fp, f"statement too complex to analyze (more than {max_tokens} tokens)")
         try:
             return _Template(self._parse_and_walk(slim, tree_chars), fp, expansions=expansions or None)
         except TooDeepError as exc:
