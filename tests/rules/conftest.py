@@ -13,9 +13,9 @@ import pytest
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(_HERE), str(_HERE.parent / "processors")]  # rule_support and processor_support
 
-from processor_support import Pipeline, build_pipeline
+from processor_support import Pipeline, build_pipeline  # noqa: E402 (needs the path above)
 
-from tenantwatch.config import Settings
+from tenantwatch.config import Settings  # noqa: E402
 
 
 @pytest.fixture

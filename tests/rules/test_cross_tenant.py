@@ -6,11 +6,7 @@ from dataclasses import replace
 
 import pytest
 from processor_support import CLEAN
-from rule_support import (
-    ADMIN_INSERT,
-    DEFAULTS,
-    rules,
-)
+from rule_support import ADMIN_INSERT, DEFAULTS, rules
 
 from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts

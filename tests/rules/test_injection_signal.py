@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 from processor_support import CLEAN
-from rule_support import (
-    DEFAULTS,
-    rules,
-)
+from rule_support import DEFAULTS, rules
 
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings

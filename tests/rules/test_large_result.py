@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 from processor_support import CLEAN
-from rule_support import (
-    ADMIN_INSERT,
-    rules,
-)
+from rule_support import ADMIN_INSERT, rules
 
 from tenantwatch.config import load_settings
 from tenantwatch.core.rule import evaluate

@@ -6,10 +6,7 @@ from dataclasses import replace
 
 import pytest
 from processor_support import UNFILTERED
-from rule_support import (
-    DEFAULTS,
-    rules,
-)
+from rule_support import DEFAULTS, rules
 
 from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts

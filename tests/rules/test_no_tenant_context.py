@@ -6,9 +6,7 @@ from dataclasses import replace
 
 import pytest
 from processor_support import CLEAN
-from rule_support import (
-    rules,
-)
+from rule_support import rules
 
 from tenantwatch.facts import SpanFacts
 

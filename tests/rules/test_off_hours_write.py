@@ -6,12 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from processor_support import CLEAN
-from rule_support import (
-    WRITE,
-    Clock,
-    detectors,
-    fired,
-)
+from rule_support import WRITE, Clock, detectors, fired
 
 
 @pytest.mark.parametrize(

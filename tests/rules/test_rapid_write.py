@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from rule_support import (
-    WRITE,
-    Clock,
-    detectors,
-    fired,
-)
+from rule_support import WRITE, Clock, detectors, fired
 
 
 def test_rapid_write_fires_over_10_rows_a_second_not_at_10() -> None:

@@ -6,9 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from processor_support import CLEAN, UNFILTERED, Pipeline, findings_of, rules_of
-from rule_support import (
-    Clock,
-)
+from rule_support import Clock
 
 from tenantwatch import attributes as A
 

@@ -7,10 +7,7 @@ from dataclasses import replace
 import pytest
 from opentelemetry.trace import SpanKind
 from processor_support import CLEAN, Pipeline, rules_of
-from rule_support import (
-    request,
-    rules,
-)
+from rule_support import request, rules
 
 from tenantwatch.facts import SpanFacts
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from rule_support import (
-    DEFAULTS,
-    INSERT_NO_TENANT,
-    UPDATE_ALL,
-    rules,
-)
+from rule_support import DEFAULTS, INSERT_NO_TENANT, UPDATE_ALL, rules
 
 from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts
