@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tenantwatch.config import AnalysisSettings, RuleSettings, RulesSettings, Settings
+from tenantwatch.config import AnalysisSettings, RulesSettings, Settings
 from tenantwatch.instrumentation._test_data import MAX_LENGTH, MAX_VALUES, TestDataScanner
+from tenantwatch.rules.test_data import TestDataSettings
 from tenantwatch.sql import Analyzer, StatementAnalysis
 from tenantwatch.sql._normalize import MAX_LITERALS, SMALL_SCAN_TOKENS
 
@@ -305,13 +306,13 @@ def test_test_data_scan_of_hostile_values_is_linear() -> None:
 @pytest.mark.parametrize("pattern", [r"(\w+)@\1\.test", r"(?=.*tenant)qa", r"(?<!x)demo"])
 def test_patterns_re2_cannot_run_are_a_config_error_naming_the_pattern(pattern: str) -> None:
     with pytest.raises(ValidationError) as raised:
-        RulesSettings(test_data=RuleSettings(patterns=(r"(?i)@example\.", pattern)))
+        RulesSettings(test_data=TestDataSettings(patterns=(r"(?i)@example\.", pattern)))
     assert repr(pattern) in str(raised.value)
     assert "backreferences and lookaround are not supported" in str(raised.value)
 
 
 def test_user_patterns_still_match_and_mask() -> None:
-    settings = Settings(rules=RulesSettings(test_data=RuleSettings(patterns=(r"(?i)\bqa-[0-9]+\b",))))
+    settings = Settings(rules=RulesSettings(test_data=TestDataSettings(patterns=(r"(?i)\bqa-[0-9]+\b",))))
     found = TestDataScanner(settings).scan(
         "INSERT INTO users (name) VALUES (%(name)s)", {"name": "QA-42 account"}, executemany=False
     )

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 
+from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.findings import Finding
 
 __all__ = ["TenantIsolationError", "log_internal_error"]
 

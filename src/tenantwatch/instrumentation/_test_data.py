@@ -8,7 +8,7 @@ operation of the cached analysis first), :meth:`TestDataScanner.scan` looks at
 * the string literals in the statement text (``'...'``, ``E'...'``; comments, quoted identifiers and dollar quotes
   are skipped), when it has any;
 
-against ``rules.test_data.patterns`` (:class:`~tenantwatch.processors.rules.test_data.TestDataPatterns`, compiled
+against ``rules.test_data.patterns`` (:class:`~tenantwatch.rules.test_data.TestDataPatterns`, compiled
 once per settings). Only when something matches does it find out which column each value goes to, by parsing the
 statement (``INSERT`` column lists, ``VALUES`` rows, ``INSERT ... SELECT`` lists, ``SET`` targets, ``ON CONFLICT DO
 UPDATE``): a matching value that is not written (a ``WHERE`` parameter of an UPDATE) is not test-data contamination
@@ -32,7 +32,7 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
-from tenantwatch.processors.rules.test_data import TestDataPatterns
+from tenantwatch.rules.test_data import TestDataPatterns
 
 __all__ = ["MAX_ENTRIES", "MAX_LENGTH", "MAX_VALUES", "WRITES", "TestDataFound", "TestDataScanner"]
 

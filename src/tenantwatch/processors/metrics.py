@@ -26,8 +26,8 @@ import threading
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
 
 from tenantwatch import attributes as A
+from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.findings import Finding
 from tenantwatch.version import __version__
 
 __all__ = [
