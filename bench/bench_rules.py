@@ -36,9 +36,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
+from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors import TenantwatchSpanProcessor
-from tenantwatch.processors.rules import evaluate
 
 _PEER = "SimpleSpanProcessor (peer)"
 _RULES_ONLY = "processor, no-op metrics/logs"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tenantwatch.config import RULE_IDS, RULE_OPTIONS, ConfigError, RuleSettings, load_settings
+from tenantwatch.config import RULE_IDS, RULE_OPTIONS, ConfigError, RulesSettings, load_settings
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -25,8 +25,9 @@ def _error(path: Path) -> ConfigError:
 
 def test_every_rule_has_an_options_entry_naming_real_fields() -> None:
     assert set(RULE_OPTIONS) == set(RULE_IDS)
-    for options in RULE_OPTIONS.values():
-        assert set(options) <= set(RuleSettings.model_fields)
+    for rule, options in RULE_OPTIONS.items():
+        model = RulesSettings.model_fields[rule].annotation
+        assert model is not None and set(options) <= set(model.model_fields)
 
 
 def test_a_key_of_another_rule_is_an_error_naming_rule_and_key(tmp_path: Path) -> None:

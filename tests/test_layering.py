@@ -16,18 +16,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "tenantwatch"
 
-TEMPORARY_ALLOWLIST: frozenset[tuple[str, str]] = frozenset(
-    {
-        # TEMPORARY, emptied at the merge of issue 11: what the rules11 branch moves into tenantwatch.core
-        # (core.findings, core.rule's evaluate(), core.suppressions, core.windows). Nothing else may be added here.
-        ("tenantwatch.instrumentation._errors", "tenantwatch.processors.findings"),
-        ("tenantwatch.instrumentation._listeners", "tenantwatch.processors.rules"),
-        ("tenantwatch.instrumentation._listeners", "tenantwatch.processors.suppressions"),
-        ("tenantwatch.security.auth_failures", "tenantwatch.processors.windows.state"),
-        ("tenantwatch.security.blocking", "tenantwatch.processors.windows.sliding"),
-        ("tenantwatch.security.blocking", "tenantwatch.processors.windows.state"),
-    }
-)
+TEMPORARY_ALLOWLIST: frozenset[tuple[str, str]] = frozenset()
+# Emptied when rules11's move of findings, evaluate(), suppressions and windows into tenantwatch.core merged; it
+# stays empty: a layering exception is fixed, not listed.
 """(importer, imported) pairs that break a rule below on this branch only."""
 
 WIRING = frozenset({"tenantwatch._configure", "tenantwatch"})

@@ -23,8 +23,8 @@ from opentelemetry.trace import SpanKind
 
 from tenantwatch import attributes as A
 from tenantwatch._configure import configure
+from tenantwatch.core.findings import finding_fingerprint
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.findings import finding_fingerprint
 
 FACTS = SpanFacts(
     operation="SELECT",

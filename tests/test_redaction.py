@@ -83,3 +83,11 @@ def test_the_bounds_come_from_the_environment_and_a_bad_value_falls_back() -> No
     assert settings.http.redact_query_keys == ("apikey", "ticket")
     assert load_settings(environ={"TENANTWATCH_MAX_STRING_LENGTH": "10"}).max_string_length == 4096
     assert load_settings(environ={}, max_string_length=256).max_string_length == 256
+
+
+def test_statements_past_the_scan_caps_are_still_masked() -> None:
+    """Over the analyzer's literal cap the scanner gives up; the masking falls back, never to the raw text."""
+    numbers = "SELECT a FROM t WHERE account IN (" + ",".join(str(4_000_000 + i) for i in range(700)) + ")"
+    assert "4000001" not in mask_statement(numbers)
+    quoted = "SELECT a FROM t WHERE k IN (" + ",".join(f"'sk_live_{i}'" for i in range(700)) + ")"
+    assert "sk_live" not in mask_statement(quoted)

@@ -104,6 +104,7 @@ def test_bad_rules_file_is_reported_at_start_up(tmp_path: Path) -> None:
     done = _run_instrumented(tmp_path, "rules:\n  large_result: {threshold: -1}\n")
     assert "rules.large_result.threshold" in done.stderr
     assert "Instrumenting of tenantwatch_sqlalchemy failed" in done.stderr
+    assert "tenantwatch is NOT watching this process" in done.stderr  # said plainly, not only in a traceback
     assert done.returncode == 0
     assert "APP 2 3" in done.stdout
     assert A.DB_TENANT_FILTER not in done.stdout

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from tenantwatch._configure import TenantwatchHandle, configure
 from tenantwatch.config import ConfigError, Settings, load_settings
 from tenantwatch.context import TenantContext, current_context, tenant_context, trust_baggage, unscoped
+from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors import TenantwatchSpanProcessor
-from tenantwatch.processors.findings import Finding
 from tenantwatch.sql import Analyzer, StatementAnalysis, TenantTables
 from tenantwatch.version import __version__
 

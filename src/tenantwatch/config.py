@@ -28,12 +28,10 @@ import fnmatch
 import ipaddress
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -41,14 +39,33 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from tenantwatch import environment_variables as env
+from tenantwatch.core.findings import Severity
+from tenantwatch.core.rule import RuleSettings
 from tenantwatch.redaction import DEFAULT_REDACT_QUERY_KEYS
+from tenantwatch.rules import CATALOGUE
+from tenantwatch.rules import RULE_IDS as _RULE_IDS
+from tenantwatch.rules.brute_force import BruteForceSettings
+from tenantwatch.rules.bulk_write import BulkWriteSettings
+from tenantwatch.rules.cross_tenant import CrossTenantSettings
+from tenantwatch.rules.injection_signal import InjectionSignalSettings
+from tenantwatch.rules.large_result import LargeResultSettings
+from tenantwatch.rules.missing_tenant_filter import MissingTenantFilterSettings
+from tenantwatch.rules.no_tenant_context import NoTenantContextSettings
+from tenantwatch.rules.off_hours_write import OffHoursWriteSettings
+from tenantwatch.rules.query_rate_spike import QueryRateSpikeSettings
+from tenantwatch.rules.rapid_write import RapidWriteSettings
+from tenantwatch.rules.repeated_violations import RepeatedViolationsSettings
+from tenantwatch.rules.slow_query import SlowQuerySettings
+from tenantwatch.rules.stale_tenant_context import StaleTenantContextSettings
+from tenantwatch.rules.superuser_write import SuperuserWriteSettings
+from tenantwatch.rules.test_data import DEFAULT_TEST_DATA_PATTERNS, TestDataSettings
+from tenantwatch.rules.unscoped_write import UnscopedWriteSettings
 
 __all__ = [
     "DEFAULT_DISABLED",
@@ -75,83 +92,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Severity = Literal["info", "warning", "high", "critical"]
 Mode = Literal["monitor", "enforce", "off"]
 
-RULE_IDS: tuple[str, ...] = (
-    "missing_tenant_filter",
-    "cross_tenant",
-    "unscoped_write",
-    "no_tenant_context",
-    "superuser_write",
-    "large_result",
-    "slow_query",
-    "injection_signal",
-    "test_data",
-    "stale_tenant_context",
-    "brute_force",
-    "bulk_write",
-    "rapid_write",
-    "off_hours_write",
-    "query_rate_spike",
-    "repeated_violations",
-)
-"""Every rule id, in evaluation order. The first ones are pure statement rules
-(:data:`tenantwatch.processors.rules.RULES`); request rules and the windowed detectors follow."""
+RULE_IDS: tuple[str, ...] = _RULE_IDS
+"""Every rule id, in evaluation order (:data:`tenantwatch.rules.CATALOGUE`): the pure statement rules first, then
+the request rules and the windowed detectors."""
 
-DEFAULT_SEVERITIES: dict[str, Severity] = {
-    "missing_tenant_filter": "critical",
-    "cross_tenant": "critical",
-    "unscoped_write": "critical",
-    "no_tenant_context": "high",
-    "superuser_write": "high",
-    "large_result": "warning",
-    "slow_query": "warning",
-    "injection_signal": "high",
-    "test_data": "critical",
-    "stale_tenant_context": "critical",
-    "brute_force": "high",
-    "bulk_write": "high",
-    "rapid_write": "high",
-    "off_hours_write": "warning",
-    "query_rate_spike": "warning",
-    "repeated_violations": "high",
-}
+DEFAULT_SEVERITIES: dict[str, Severity] = {rule.id: rule.meta.severity for rule in CATALOGUE}
+"""Per rule id, its default severity (``RuleMeta.severity`` in ``tenantwatch/rules/<id>.py``)."""
 
-RULE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "missing_tenant_filter": (),
-    "cross_tenant": (),
-    "unscoped_write": (),
-    "no_tenant_context": (),
-    "superuser_write": (),
-    "large_result": ("threshold", "per_table"),
-    "slow_query": ("threshold_ms",),
-    "injection_signal": ("min_length",),
-    "test_data": ("patterns",),
-    "stale_tenant_context": (),
-    "brute_force": ("threshold", "window_seconds"),
-    "bulk_write": ("threshold", "window_seconds"),
-    "rapid_write": ("threshold", "window_seconds"),
-    "off_hours_write": ("start", "end", "timezone"),
-    "query_rate_spike": ("threshold", "window_seconds", "deviations", "warmup"),
-    "repeated_violations": ("threshold", "window_seconds"),
-}
-"""Per rule id, the :class:`RuleSettings` fields that rule reads besides ``enabled`` and ``severity`` (which every rule
-takes). A key another rule owns is rejected, naming the rule and the key, so a misplaced threshold cannot pass silently.
-One table for now; typed settings per rule will replace it."""
+RULE_OPTIONS: dict[str, tuple[str, ...]] = {rule.id: rule.meta.options() for rule in CATALOGUE}
+"""Per rule id, the settings that rule takes besides ``enabled`` and ``severity`` (the fields of its own settings
+model). A key another rule owns is rejected, naming the rule and the key."""
 
-_COMMON_RULE_KEYS: Final = ("enabled", "severity")
+_COMMON_RULE_KEYS: Final = tuple(RuleSettings.model_fields)
 
-DEFAULT_DISABLED: frozenset[str] = frozenset({"off_hours_write"})
+DEFAULT_DISABLED: frozenset[str] = frozenset(rule.id for rule in CATALOGUE if not rule.meta.enabled)
 """Rules that are off unless the rules file switches them on (they need a site-specific setting to be useful)."""
-
-DEFAULT_TEST_DATA_PATTERNS: tuple[str, ...] = (
-    r"(?i)\b[\w.-]+\.test\b",
-    r"(?i)@example\.",
-    r"(?i)\btenant-a\b",
-    r"(?i)\b550e8400-e29b-41d4-a716-",
-)
-"""``test_data`` defaults: ``*.test`` names, ``@example.`` addresses, ``tenant-a``, the RFC 4122 example UUID."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,69 +146,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RuleSettings(_Model):
-    """Switch and severity of one rule, plus the thresholds of the rules that have one.
-
-    One model for every rule keeps rules files uniform; each field says which rules read it. Unset fields take the
-    rule's own default (documented in docs/processor.md and docs/detectors.md).
-    """
-
-    enabled: bool | None = Field(default=None, description="default: on, except the rules in DEFAULT_DISABLED")
-    severity: Severity | None = None
-    threshold: int | None = Field(
-        default=None,
-        gt=0,
-        description="large_result: rows; brute_force: failures per client; bulk_write/rapid_write: rows written; "
-        "repeated_violations: findings; query_rate_spike: minimum queries per window",
-    )
-    threshold_ms: float | None = Field(default=None, gt=0, description="slow_query: milliseconds")
-    per_table: dict[str, int] = Field(default_factory=dict, description="large_result: rows per table")
-    window_seconds: float | None = Field(
-        default=None, gt=0, description="brute_force, bulk_write, rapid_write, repeated_violations, query_rate_spike"
-    )
-    patterns: tuple[str, ...] | None = Field(default=None, description="test_data: regular expressions")
-    deviations: float | None = Field(default=None, gt=0, description="query_rate_spike: deviations above baseline")
-    warmup: int | None = Field(default=None, ge=0, description="query_rate_spike: windows before it can fire")
-    min_length: int | None = Field(default=None, gt=0, description="injection_signal: shortest request value matched")
-    start: str | None = Field(default=None, description="off_hours_write: HH:MM local time the off hours begin")
-    end: str | None = Field(default=None, description="off_hours_write: HH:MM local time the off hours end")
-    timezone: str | None = Field(default=None, description="off_hours_write: IANA time zone, e.g. Europe/Berlin")
-
-    @field_validator("per_table")
-    @classmethod
-    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
-        for table, rows in value.items():
-            if rows <= 0:
-                raise ValueError(f"{table}: threshold must be greater than 0")
-        return {table.lower(): rows for table, rows in value.items()}
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from tenantwatch.core.patterns import compile_linear
-
-        for pattern in value or ():
-            compile_linear(pattern)  # RE2: linear time on any value, so no backreferences or lookaround
-        return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _clock(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-            raise ValueError(f"{value!r} is not a HH:MM time")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
-
-
 class Suppression(_Model):
     """Silence findings that match every given field. At least one of fingerprint, table, route or rule."""
 
@@ -282,50 +176,30 @@ class Suppression(_Model):
 
 
 class RulesSettings(_Model):
-    """One entry per rule id; unknown rule ids are rejected with their path."""
+    """One entry per rule id, each validated with that rule's own settings model (``tenantwatch/rules/<id>.py``):
+    a key of another rule, or of none, is rejected with its path; so is an unknown rule id."""
 
-    missing_tenant_filter: RuleSettings = Field(default_factory=RuleSettings)
-    cross_tenant: RuleSettings = Field(default_factory=RuleSettings)
-    unscoped_write: RuleSettings = Field(default_factory=RuleSettings)
-    no_tenant_context: RuleSettings = Field(default_factory=RuleSettings)
-    superuser_write: RuleSettings = Field(default_factory=RuleSettings)
-    large_result: RuleSettings = Field(default_factory=RuleSettings)
-    slow_query: RuleSettings = Field(default_factory=RuleSettings)
-    injection_signal: RuleSettings = Field(default_factory=RuleSettings)
-    test_data: RuleSettings = Field(default_factory=RuleSettings)
-    stale_tenant_context: RuleSettings = Field(default_factory=RuleSettings)
-    brute_force: RuleSettings = Field(default_factory=RuleSettings)
-    bulk_write: RuleSettings = Field(default_factory=RuleSettings)
-    rapid_write: RuleSettings = Field(default_factory=RuleSettings)
-    off_hours_write: RuleSettings = Field(default_factory=RuleSettings)
-    query_rate_spike: RuleSettings = Field(default_factory=RuleSettings)
-    repeated_violations: RuleSettings = Field(default_factory=RuleSettings)
+    missing_tenant_filter: MissingTenantFilterSettings = Field(default_factory=MissingTenantFilterSettings)
+    cross_tenant: CrossTenantSettings = Field(default_factory=CrossTenantSettings)
+    unscoped_write: UnscopedWriteSettings = Field(default_factory=UnscopedWriteSettings)
+    no_tenant_context: NoTenantContextSettings = Field(default_factory=NoTenantContextSettings)
+    superuser_write: SuperuserWriteSettings = Field(default_factory=SuperuserWriteSettings)
+    large_result: LargeResultSettings = Field(default_factory=LargeResultSettings)
+    slow_query: SlowQuerySettings = Field(default_factory=SlowQuerySettings)
+    injection_signal: InjectionSignalSettings = Field(default_factory=InjectionSignalSettings)
+    test_data: TestDataSettings = Field(default_factory=TestDataSettings)
+    stale_tenant_context: StaleTenantContextSettings = Field(default_factory=StaleTenantContextSettings)
+    brute_force: BruteForceSettings = Field(default_factory=BruteForceSettings)
+    bulk_write: BulkWriteSettings = Field(default_factory=BulkWriteSettings)
+    rapid_write: RapidWriteSettings = Field(default_factory=RapidWriteSettings)
+    off_hours_write: OffHoursWriteSettings = Field(default_factory=OffHoursWriteSettings)
+    query_rate_spike: QueryRateSpikeSettings = Field(default_factory=QueryRateSpikeSettings)
+    repeated_violations: RepeatedViolationsSettings = Field(default_factory=RepeatedViolationsSettings)
 
     @model_validator(mode="before")
     @classmethod
     def _empty_entries(cls, data: Any) -> Any:
         return _without_empty(data)
-
-    @field_validator("*")
-    @classmethod
-    def _keys_of_this_rule(cls, value: RuleSettings, info: ValidationInfo) -> RuleSettings:
-        """Each rule takes ``enabled``, ``severity`` and its own options (:data:`RULE_OPTIONS`) only."""
-        rule = info.field_name or ""
-        allowed = (*_COMMON_RULE_KEYS, *RULE_OPTIONS.get(rule, ()))
-        foreign = sorted(  # a value equal to the default is no setting (model_dump() round trips write them all)
-            key
-            for key in set(value.model_fields_set) - set(allowed)
-            if getattr(value, key) != RuleSettings.model_fields[key].get_default(call_default_factory=True)
-        )
-        if foreign:
-            key = foreign[0]
-            owners = [other for other, options in RULE_OPTIONS.items() if key in options]
-            raise PydanticCustomError(
-                "foreign_rule_key",
-                "'{key}' is not a {rule} setting (it belongs to {owners}); {rule} takes: {allowed}",
-                {"key": key, "rule": rule, "owners": ", ".join(owners) or "no rule", "allowed": ", ".join(allowed)},
-            )
-        return value
 
 
 class HttpSettings(_Model):
@@ -513,6 +387,7 @@ class Settings(_Model):
         return self
 
     def rule(self, rule_id: str) -> RuleSettings:
+        """The settings of ``rule_id`` (its own model; typed access: ``settings.rules.<id>``)."""
         found = getattr(self.rules, rule_id, None)
         return found if isinstance(found, RuleSettings) else _DEFAULT_RULE
 
@@ -525,18 +400,18 @@ class Settings(_Model):
 
     @property
     def large_result_threshold(self) -> int:
-        return self.rule("large_result").threshold or 1000
+        return self.rules.large_result.threshold
 
     def large_result_threshold_for(self, table: str | None) -> int:
         if table is not None:
-            override = self.rule("large_result").per_table.get(table.lower())
+            override = self.rules.large_result.per_table.get(table.lower())
             if override is not None:
                 return override
         return self.large_result_threshold
 
     @property
     def slow_query_ms(self) -> float:
-        return self.rule("slow_query").threshold_ms or 500.0
+        return self.rules.slow_query.threshold_ms
 
 
 _DEFAULT_RULE = RuleSettings()
@@ -724,6 +599,11 @@ def _unknown_key(loc: tuple[str | int, ...]) -> str:
     if len(parent) == 2 and parent[0] == "rules" and parent[1] in RULE_OPTIONS:
         rule = str(parent[1])
         allowed = (*_COMMON_RULE_KEYS, *RULE_OPTIONS[rule])
+        owners = [other for other, options in RULE_OPTIONS.items() if key in options]
+        if owners:  # a misplaced key: say whose it is
+            return f"{key!r} is not a {rule} setting (it belongs to {', '.join(owners)}); {rule} takes: " + ", ".join(
+                allowed
+            )
         return f"unknown key {key!r}{_did_you_mean(key, allowed)}; {rule} takes: {', '.join(allowed)}"
     model = _model_at(parent)
     if model is None:
@@ -740,8 +620,6 @@ def _issues(error: ValidationError, marks: Marks | None = None) -> list[ConfigIs
         ctx = item.get("ctx") or {}
         if not loc and isinstance(ctx.get("field"), str):
             loc = (ctx["field"],)
-        if item["type"] == "foreign_rule_key" and isinstance(ctx.get("key"), str):
-            loc = (*loc, ctx["key"])  # name the key itself: rules.slow_query.threshold
         path = ".".join(str(part) for part in loc) or "<root>"
         message = _unknown_key(loc) if item["type"] == "extra_forbidden" and loc else item["msg"]
         line = column = None

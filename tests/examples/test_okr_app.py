@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind
 
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
-from tenantwatch.processors.windows import DETECTOR_IDS
+from tenantwatch.processors.detectors import DETECTOR_IDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 

@@ -72,7 +72,7 @@ def test_failing_analyzer_leaves_the_query_alone(
 def test_broken_hook_in_enforce_mode_fails_open(
     instrument: Instrument, traced: Traced, sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tenantwatch.processors.rules as rules
+    import tenantwatch.core.rule as rules
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("rule engine bug")
@@ -206,9 +206,9 @@ def test_engines_created_before_someone_else_instrumented_otel(
 def test_tenant_isolation_error_survives_pickling() -> None:
     import pickle
 
+    from tenantwatch.core.findings import Finding
     from tenantwatch.facts import SpanFacts
     from tenantwatch.instrumentation import TenantIsolationError
-    from tenantwatch.processors.findings import Finding
 
     error = TenantIsolationError(
         (Finding("unscoped_write", "critical", "DELETE on items has no tenant filter", "abc"),),

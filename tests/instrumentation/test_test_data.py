@@ -18,10 +18,11 @@ from opentelemetry.trace import StatusCode
 from sa_support import Traced, attrs, postgres_url
 
 from tenantwatch import attributes as A
-from tenantwatch.config import RuleSettings, RulesSettings, Settings
+from tenantwatch.config import RulesSettings, Settings
 from tenantwatch.context import tenant_context
 from tenantwatch.instrumentation import TenantIsolationError, TenantwatchSQLAlchemyInstrumentor
 from tenantwatch.processors import install
+from tenantwatch.rules.test_data import TestDataSettings
 
 Instrument = Callable[..., TenantwatchSQLAlchemyInstrumentor]
 
@@ -319,7 +320,7 @@ def test_reads_and_ordinary_writes_are_not_flagged(
 def test_nothing_is_scanned_when_the_rule_is_off(
     exported: Callable[..., Exported], sqlite_users: Callable[[], sa.engine.Engine]
 ) -> None:
-    settings = Settings(rules=RulesSettings(test_data=RuleSettings(enabled=False)))
+    settings = Settings(rules=RulesSettings(test_data=TestDataSettings(enabled=False)))
     out = exported(settings)
     engine = sqlite_users()
     with tenant_context("1"), engine.begin() as conn:
@@ -332,7 +333,7 @@ def test_nothing_is_scanned_when_the_rule_is_off(
 def test_custom_patterns_replace_the_defaults(
     exported: Callable[..., Exported], sqlite_users: Callable[[], sa.engine.Engine]
 ) -> None:
-    settings = Settings(rules=RulesSettings(test_data=RuleSettings(patterns=(r"(?i)^dummy-\d+$",))))
+    settings = Settings(rules=RulesSettings(test_data=TestDataSettings(patterns=(r"(?i)^dummy-\d+$",))))
     out = exported(settings)
     engine = sqlite_users()
     with tenant_context("1"), engine.begin() as conn:

@@ -8,7 +8,7 @@ from opentelemetry._logs import SeverityNumber
 from processor_support import CLEAN, UNFILTERED, Pipeline
 
 from tenantwatch import attributes as A
-from tenantwatch.processors.findings import finding_fingerprint
+from tenantwatch.core.findings import finding_fingerprint
 
 
 def test_critical_finding_is_an_error_record_with_the_details(pipeline: Pipeline) -> None:

@@ -18,11 +18,11 @@ from processor_support import CLEAN, UNFILTERED, Pipeline, assert_untouched, fin
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import tenant_context, unscoped
+from tenantwatch.core.findings import Finding, finding_fingerprint
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors import TenantwatchSpanProcessor
 from tenantwatch.processors._enriched import EnrichedSpan
-from tenantwatch.processors.findings import Finding, finding_fingerprint
-from tenantwatch.processors.rules.slow_query import SlowQuery
+from tenantwatch.rules.slow_query import SlowQuery
 
 
 class Recorder(SpanProcessor):

@@ -11,9 +11,9 @@ from processor_support import CLEAN, UNFILTERED, Pipeline, assert_untouched, rul
 
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
-from tenantwatch.processors.findings import finding_fingerprint
-from tenantwatch.processors.rules import evaluate
-from tenantwatch.processors.suppressions import is_suppressed, matching_suppression
+from tenantwatch.core.findings import finding_fingerprint
+from tenantwatch.core.rule import evaluate
+from tenantwatch.core.suppressions import is_suppressed, matching_suppression
 
 
 def _pipeline(make_pipeline: Callable[..., Pipeline], rules_file: Callable[[str], Path], yaml: str) -> Pipeline:

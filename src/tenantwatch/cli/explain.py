@@ -2,7 +2,7 @@
 
 Analyzes SQL exactly as the instrumentation does (:class:`tenantwatch.sql.analyzer.Analyzer`), resolves the tenant
 values from the bound parameters (:func:`tenantwatch.facts.facts_for_statement`), runs the rules
-(:func:`tenantwatch.processors.rules.evaluate`) and applies the suppressions of the rules file, then prints per
+(:func:`tenantwatch.core.rule.evaluate`) and applies the suppressions of the rules file, then prints per
 statement: operation, tables, tenant tables and their column, the verdict per scope and table with its reason, the
 resolved tenant values, the context, and the findings (``--json``: one JSON object per input).
 
@@ -34,7 +34,7 @@ from tenantwatch.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from tenantwatch.context import TenantContext
-    from tenantwatch.processors.findings import Finding
+    from tenantwatch.core.findings import Finding
     from tenantwatch.sql.analyzer import Analyzer
     from tenantwatch.sql.model import StatementAnalysis
 
@@ -322,9 +322,9 @@ class _Explained:
 
 def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: str | None) -> _Explained:
     from tenantwatch.context import TenantContext
+    from tenantwatch.core.rule import evaluate
+    from tenantwatch.core.suppressions import matching_suppression
     from tenantwatch.facts import facts_for_statement
-    from tenantwatch.processors.rules import evaluate
-    from tenantwatch.processors.suppressions import matching_suppression
 
     analysis = analyzer.analyze(item.sql)
     context = TenantContext(tenant_id=item.tenant, user_id=item.user, role=item.role, unscoped_reason=item.unscoped)

@@ -1,8 +1,7 @@
-"""What instrumentation and processors both stand on, and nothing else.
+"""The core both layers stand on: what the instrumentation and the span processor share.
 
-``tenantwatch.core`` sits below both layers: the finding and severity types, the rule protocol and ``evaluate()``,
-suppressions, pattern sets, bounded window state, tenant buckets and label caps, the request being served, the
-hand-over of finding listeners, and the one never-raise guard. It imports neither ``tenantwatch.instrumentation`` nor
-``tenantwatch.processors`` (nor ``security``, ``cli`` or ``demo``); ``tests/test_layering.py`` holds that. Import its
-modules by their full path (``from tenantwatch.core.guard import guard``): this package re-exports nothing.
+Findings and severities, the rule protocol and :func:`~tenantwatch.core.rule.evaluate`, suppressions and bounded
+window state live here. ``instrumentation/`` and ``processors/`` import the core (and ``rules/``), never each other;
+only :func:`tenantwatch.configure` wires them together. Import core modules by their full path
+(``from tenantwatch.core.findings import Finding``): this package re-exports nothing.
 """

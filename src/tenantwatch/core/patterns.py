@@ -1,8 +1,9 @@
 """Pattern sets a user configures, compiled once and matched in linear time: the test-data patterns.
 
-:class:`TestDataPatterns` says what test data is and how a match is masked: the instrumentation scans written values
-with it (``tenantwatch.instrumentation._test_data``) and the ``test_data`` rule finds a mask's pattern again to
-suggest a cleanup; both stand on this module, neither imports the other.
+:class:`TestDataPatterns` says how a value matches a set of test-data patterns and how a match is masked: the
+instrumentation scans written values with it (``tenantwatch.instrumentation._test_data``) and the ``test_data``
+rule (``tenantwatch.rules.test_data``, which holds the defaults and the settings) finds a mask's pattern again to
+suggest a cleanup.
 
 Every pattern is compiled by RE2 (:func:`compile_linear`), never by :mod:`re`.
 
@@ -22,9 +23,7 @@ from typing import Any
 
 import re2
 
-from tenantwatch.config import DEFAULT_TEST_DATA_PATTERNS, Settings
-
-__all__ = ["MASK", "LinearPattern", "PatternError", "TestDataPatterns", "compile_linear", "fixed_part", "patterns_for"]
+__all__ = ["MASK", "LinearPattern", "PatternError", "TestDataPatterns", "compile_linear", "fixed_part"]
 
 LinearPattern = Any
 """A compiled RE2 pattern (``search(text)`` returns a match with ``start()``/``end()`` in characters, or ``None``)."""
@@ -109,8 +108,8 @@ class _Pattern:
 
 
 class TestDataPatterns:
-    """The test-data patterns of one settings object, compiled once: matching, masking, and finding a mask's
-    pattern again. Build with :meth:`for_settings` (cached per settings object)."""
+    """A set of test-data patterns, compiled once: matching, masking, and finding a mask's pattern again. The
+    settings' set: :func:`tenantwatch.rules.test_data.patterns_for` (cached per settings object)."""
 
     __slots__ = ("patterns",)
     __test__ = False  # not a pytest test class, despite the name
@@ -145,17 +144,6 @@ class TestDataPatterns:
                 return True
         return False
 
-    @classmethod
-    def for_settings(cls, settings: Settings) -> TestDataPatterns:
-        """The patterns ``settings`` configures (``rules.test_data.patterns``, else the defaults)."""
-        global _cache  # noqa: PLW0603 - a one-entry cache keyed by identity; the tuple swap is atomic
-        cached = _cache
-        if cached is not None and cached[0] is settings:
-            return cached[1]
-        found = cls(settings.rule("test_data").patterns or DEFAULT_TEST_DATA_PATTERNS)
-        _cache = (settings, found)
-        return found
-
     def mask(self, value: str) -> str | None:
         """The masked form of ``value`` if a pattern matches it (``alice@example.com`` -> ``***@example.***``), else
         ``None``. The mask holds the matching pattern's fixed part and ``***`` for any text around it."""
@@ -184,11 +172,3 @@ class TestDataPatterns:
     def without_fixed_part(self) -> tuple[str, ...]:
         """Patterns whose masks are a bare ``***`` (nothing tells them apart)."""
         return tuple(p.source for p in self.patterns if not p.fixed)
-
-
-_cache: tuple[Settings, TestDataPatterns] | None = None
-
-
-def patterns_for(settings: Settings) -> TestDataPatterns:
-    """Shorthand for :meth:`TestDataPatterns.for_settings`."""
-    return TestDataPatterns.for_settings(settings)

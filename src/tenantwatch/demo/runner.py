@@ -39,7 +39,7 @@ from tenantwatch.demo.display import SilentReporter
 from tenantwatch.demo.results import DemoResult, Reporter, StepResult
 from tenantwatch.demo.scenario import STEPS, Step
 from tenantwatch.demo.schema import create_database
-from tenantwatch.processors.windows import DETECTOR_IDS
+from tenantwatch.processors.detectors import DETECTOR_IDS
 
 __all__ = ["DemoError", "otlp_endpoint_from_env", "run_demo"]
 

@@ -120,10 +120,12 @@ class Outage:
             self._down.setdefault(_host(endpoint), set()).add(signal)
         if first:
             logger.warning(
-                "tenantwatch: cannot deliver telemetry to %s (%s); dropping it while the collector is unreachable "
-                "(counted on %s). No collector? Set OTEL_TRACES_EXPORTER=console or TENANTWATCH_CONSOLE=1 for "
-                "local runs, or OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none.",
+                "tenantwatch: cannot deliver telemetry to %s (%s export: %s); dropping it while the collector is "
+                "unreachable (counted on %s). No collector? Set each of OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER "
+                "and OTEL_LOGS_EXPORTER to console or none (TENANTWATCH_CONSOLE=1 prints findings on stderr but "
+                "does not stop the OTLP export).",
                 endpoint,
+                signal,
                 reason,
                 A.METRIC_EXPORT_DROPPED,
             )

@@ -9,9 +9,9 @@ raised in ``enforce`` mode before a statement that breaks a critical rule reache
 
 from __future__ import annotations
 
+from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import DeliberateError
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.findings import Finding
 
 __all__ = ["TenantIsolationError"]
 

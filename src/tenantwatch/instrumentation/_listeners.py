@@ -217,8 +217,8 @@ class Listeners:
             raise TenantIsolationError(blocking, facts)
 
     def _blocking_findings(self, facts: SpanFacts) -> tuple[Any, ...]:
-        from tenantwatch.processors.rules import evaluate
-        from tenantwatch.processors.suppressions import is_suppressed
+        from tenantwatch.core.rule import evaluate
+        from tenantwatch.core.suppressions import is_suppressed
 
         settings = self.settings
         return tuple(

@@ -32,7 +32,7 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
-from tenantwatch.core.patterns import TestDataPatterns
+from tenantwatch.rules.test_data import patterns_for
 
 __all__ = ["MAX_ENTRIES", "MAX_LENGTH", "MAX_VALUES", "WRITES", "TestDataFound", "TestDataScanner"]
 
@@ -126,7 +126,7 @@ class TestDataScanner:
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, settings: Settings) -> None:
-        self.patterns = TestDataPatterns.for_settings(settings)
+        self.patterns = patterns_for(settings)
 
     def scan(self, statement: str, parameters: Any, executemany: bool) -> TestDataFound | None:
         """Masked matches of one INSERT/UPDATE execution, ``None`` when nothing matches (the common case)."""

@@ -119,7 +119,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from tenantwatch.config import Mode, Settings, load_settings
+from tenantwatch.config import ConfigError, Mode, Settings, load_settings
 from tenantwatch.context import set_baggage_trust
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._listeners import Listeners, tenantwatch_tracer
@@ -188,7 +188,12 @@ def _resolve_settings(settings: Settings | None, mode: str | None) -> Settings:
     if mode is not None and mode not in get_args(Mode):
         raise ValueError(f"mode: expected one of {', '.join(get_args(Mode))}, got {mode!r}")
     if settings is None:
-        return load_settings(mode=mode)
+        try:
+            return load_settings(mode=mode)
+        except ConfigError as error:
+            # zero-code: opentelemetry-instrument logs the failure and runs the app on, unwatched; say that plainly
+            logger.error(UNWATCHED_ERROR, error)
+            raise
     if mode is None or mode == settings.mode:
         return settings
     return settings.model_copy(update={"mode": mode})
@@ -213,6 +218,13 @@ def _install_processor(tracer_provider: Any, settings: Settings, analyzer: Analy
         return
     install_processor(provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)
 
+
+UNWATCHED_ERROR = (
+    "tenantwatch is NOT watching this process: its settings could not be loaded, so no statement is judged (and "
+    "enforce mode blocks nothing). Fix the rules file or the TENANTWATCH_* variable named below "
+    "(tenantwatch check-config FILE shows every problem):\n%s"
+)
+"""Logged at ERROR when the instrumentor loads its own settings (zero-code) and they are bad."""
 
 NO_SDK_WARNING = (
     "tenantwatch: no OpenTelemetry SDK tracer provider is configured, so db spans go nowhere and no tenant-isolation "

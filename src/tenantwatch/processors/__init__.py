@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.trace import TracerProvider
 
 from tenantwatch.config import Settings
-from tenantwatch.processors.findings import Finding
+from tenantwatch.core.findings import Finding
 from tenantwatch.processors.processor import TenantwatchSpanProcessor
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
 from tenantwatch import attributes as A
-from tenantwatch.processors.findings import Finding, highest_severity
+from tenantwatch.core.findings import Finding, highest_severity
 
 __all__ = ["EnrichedSpan", "enriched_copy", "finding_event"]
 

@@ -14,8 +14,8 @@ from opentelemetry._logs import LoggerProvider, SeverityNumber, get_logger_provi
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tenantwatch import attributes as A
+from tenantwatch.core.findings import Finding, severity_rank
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.findings import Finding, severity_rank
 from tenantwatch.redaction import cap, mask_statement
 from tenantwatch.version import __version__
 

@@ -25,8 +25,8 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_pr
 
 from tenantwatch import attributes as A
 from tenantwatch.core.buckets import OPERATION_LABEL_CAP, SYSTEM_LABEL_CAP, TenantBuckets
+from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.findings import Finding
 from tenantwatch.version import __version__
 
 __all__ = ["DURATION_BUCKETS", "ROWS_BUCKETS", "ProcessorMetrics"]

@@ -36,19 +36,20 @@ from opentelemetry.trace import SpanKind
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, current_context
+from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import guard
 from tenantwatch.core.handover import claim
+from tenantwatch.core.rule import evaluate
+from tenantwatch.core.suppressions import matching_suppression
+from tenantwatch.core.windows.cooldown import Cooldown
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.processors._enriched import enriched_copy
 from tenantwatch.processors._logs import FindingLogs
 from tenantwatch.processors._outgoing import outgoing
 from tenantwatch.processors._routes import RouteIndex
-from tenantwatch.processors.findings import Finding
+from tenantwatch.processors.detectors import Detectors
 from tenantwatch.processors.metrics import ProcessorMetrics
 from tenantwatch.processors.requests import has_request_facts, judge_request, request_facts
-from tenantwatch.processors.rules import evaluate
-from tenantwatch.processors.suppressions import matching_suppression
-from tenantwatch.processors.windows import Cooldown, Detectors
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer

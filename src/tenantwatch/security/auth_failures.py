@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from tenantwatch.processors.windows.state import KeyedState
+from tenantwatch.core.windows.state import KeyedState
 
 __all__ = ["AuthFailures"]
 

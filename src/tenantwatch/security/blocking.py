@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 
 from tenantwatch.config import BlockingSettings
-from tenantwatch.processors.windows.sliding import SlidingSum
-from tenantwatch.processors.windows.state import KeyedState
+from tenantwatch.core.windows.sliding import SlidingSum
+from tenantwatch.core.windows.state import KeyedState
 
 __all__ = ["Blocker"]
 

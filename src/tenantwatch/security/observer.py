@@ -35,11 +35,9 @@ class SecurityObserver:
         self._metrics = metrics
         http = settings.http
         self._max_bytes, self._max_values = http.max_value_bytes, http.max_request_values
-        injection = settings.rule("injection_signal")
-        self._min_length = injection.min_length or 4
+        self._min_length = settings.rules.injection_signal.min_length
         self._collect_values = settings.enabled("injection_signal")
-        brute = settings.rule("brute_force")
-        self._failures = AuthFailures(brute.window_seconds or 60.0, max_keys=settings.state.max_keys)
+        self._failures = AuthFailures(settings.rules.brute_force.window_seconds, max_keys=settings.state.max_keys)
         self._clock = clock
         self.blocker = Blocker(settings.blocking, clock=clock, on_block=self._block_started)
 

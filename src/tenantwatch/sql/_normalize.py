@@ -21,11 +21,15 @@ from dataclasses import dataclass
 from tenantwatch.sql.model import ValueSource
 
 __all__ = [
+    "MAX_LITERALS",
     "MAX_TOKENS",
+    "SCAN_TOKENS",
+    "SMALL_SCAN_TOKENS",
     "Expansions",
     "NormalizeError",
     "Normalized",
     "collapse_lists",
+    "distinct_positional",
     "mask_literals",
     "normalize",
     "paren_depth",
@@ -55,8 +59,32 @@ _SPECIAL = re.compile(r"""--|/\*|['"$?]|%[(%sbt]|:[:A-Za-z_]""")
 expression engine, so text between tokens (``a - b``, ``x / 2``, ``a % b``) costs no Python step."""
 
 MAX_TOKENS = 10_000
-"""Tokens (placeholders, literals, quoted names, comments) one statement may have: past this the statement is
-refused (``UNKNOWN``), which bounds the scan's per-token work whatever the text."""
+"""Placeholders a statement without quotes may have (rewritten in one split): past this the statement is refused
+(``UNKNOWN``). A statement with quotes goes through the full scan, bounded by :data:`SMALL_SCAN_TOKENS` and
+:data:`SCAN_TOKENS`; literals of either kind by :data:`MAX_LITERALS`."""
+
+MAX_LITERALS = 500
+"""Inline literals, quoted names and comments one statement may have (placeholders are not counted: a batch
+insert of thousands of parameters stays analyzable). Each costs a few microseconds of Python work to rewrite, so
+past this the statement is refused (``UNKNOWN``) as soon as the scan has counted them: this keeps the analysis of
+any statement within milliseconds."""
+
+SMALL_SCAN_TOKENS = 1_200
+"""The token bound of the full scan (a statement with quotes) for a statement of at most 16 KiB: each token is a
+few microseconds of Python work, and such a statement is judged within 5 ms. Placeholders of a statement without
+quotes (a batch insert, with or without a comment) are rewritten in one split and only bound by :data:`MAX_TOKENS`."""
+_SMALL_TEXT = 16_384
+SCAN_TOKENS = 5_000
+"""The same for a longer statement (within 50 ms)."""
+
+_PLACEHOLDER_KINDS = frozenset({"dparam", "pyfmt", "fmt", "named", "qmark"})
+
+
+def _too_many_literals(count: int | None = None) -> NormalizeError:
+    """The refusal; ``count`` when known (the scan stops counting at the cap)."""
+    found = f"{count} > {MAX_LITERALS}" if count is not None else f"more than {MAX_LITERALS}"
+    return NormalizeError(f"too many inline literals, quoted names and comments ({found})")
+
 
 _CACHED_TEXT = 64
 """Literal and parameter names up to this length share one :class:`ValueSource` object (the caches hold no
@@ -132,7 +160,35 @@ def _cached_literal(value: str) -> ValueSource:
     return ValueSource(kind="literal", value=value)
 
 
-_POSITIONAL = tuple(ValueSource(kind="param", key=index) for index in range(4096))
+_POSITIONAL = [ValueSource(kind="param", key=index) for index in range(4096)]
+_DOLLARS = [f"${index}" for index in range(4097)]
+"""``_DOLLARS[k] == "$k"``; both lists grow on demand up to :data:`MAX_TOKENS` (shared, so a batch of thousands
+of parameters costs no object per parameter)."""
+
+
+def _positional(count: int) -> list[ValueSource]:
+    """The sources of positional parameters ``0 .. count - 1``."""
+    if count > len(_POSITIONAL):
+        _POSITIONAL.extend(ValueSource(kind="param", key=index) for index in range(len(_POSITIONAL), count))
+    return _POSITIONAL[:count]
+
+
+def distinct_positional(members: tuple[ValueSource, ...], stride: int) -> bool:
+    """Whether ``members`` are the positional parameters ``k, k + stride, ...`` (so no two are equal): compared
+    with the shared objects in C, element by element, instead of hashing each."""
+    if not members:
+        return True
+    first = members[0].key
+    if members[0].kind != "param" or type(first) is not int or first < 0:
+        return False
+    return members == tuple(_POSITIONAL[first : first + stride * len(members) : stride])
+
+
+def _dollars(first: int, count: int) -> list[str]:
+    """``["$first", ..., "$(first + count - 1)"]``."""
+    if first + count > len(_DOLLARS):
+        _DOLLARS.extend(f"${index}" for index in range(len(_DOLLARS), first + count))
+    return _DOLLARS[first : first + count]
 
 
 def _param(key: str | int) -> ValueSource:
@@ -293,8 +349,10 @@ def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] 
     bodies are skipped whole. ``numbers``: include numeric constants (kind ``num``, match ``None``)."""
     tokens: list[tuple[str, int, int, re.Match[str] | None]] = []
     pos = 0
+    literals = 0
     special = _SPECIAL.search
     token_at = _TOKEN.match
+    max_tokens = SMALL_SCAN_TOKENS if len(sql) <= _SMALL_TEXT else SCAN_TOKENS
     while True:
         found = special(sql, pos)
         if found is None:
@@ -303,8 +361,8 @@ def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] 
         if found.group() == "::":  # a cast
             pos = at + 2
             continue
-        if len(tokens) >= MAX_TOKENS:
-            raise NormalizeError(f"statement has more than {MAX_TOKENS} tokens")
+        if len(tokens) >= max_tokens:
+            raise NormalizeError(f"statement has more than {max_tokens} tokens")
         match = token_at(sql, at)
         if match is None:
             pos = at + 1
@@ -340,6 +398,10 @@ def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] 
                     kind, start = "pstr", at - 2
             else:
                 kind, start = "pstr", at - 1
+        if kind not in _PLACEHOLDER_KINDS:
+            literals += 1
+            if literals > MAX_LITERALS:
+                raise _too_many_literals()
         tokens.append((kind, start, end, match))
         pos = end
     if not numbers:
@@ -354,8 +416,11 @@ def _tokens(sql: str, numbers: bool) -> list[tuple[str, int, int, re.Match[str] 
         if index < len(tokens) and tokens[index][1] <= start:
             continue  # inside a string, comment or placeholder
         merged.append(("num", start, number.end(), None))
-        if len(merged) > MAX_TOKENS:
-            raise NormalizeError(f"statement has more than {MAX_TOKENS} tokens")
+        literals += 1
+        if literals > MAX_LITERALS:
+            raise _too_many_literals()
+        if len(merged) > max_tokens:
+            raise NormalizeError(f"statement has more than {max_tokens} tokens")
     merged.extend(tokens[index:])
     return merged
 
@@ -375,31 +440,47 @@ Multi-word types (``double precision``, ``timestamp with time zone``) are left a
 
 _CAST_AT_START = re.compile(_PARAM_CAST.pattern[len(r"(\$\d+)") :], re.IGNORECASE)
 
-_NEEDS_SCAN = re.compile(r"""['"`\-/]""")
+_NEEDS_SCAN = re.compile(r"""['"\-/]""")
 """Quotes and comment starts: the statement needs the full scan."""
-_PLACEHOLDER_SPLIT = re.compile(r"(%(?:\([^()]*+\)[sbt]|[sbt%])?|[?$]\d*)")
+_QUOTES = re.compile(r"""['"]""")
+_NAMED = r"|:(?<![:\w$\x80-\uffff]:)[A-Za-z_]\w*"
+"""``:name``, not after ``:`` (a cast) nor an identifier character, as the full scan reads it (led by ``:``, so
+that every alternative of the split starts with a known character and the engine skips fast to the next one)."""
+_PLACEHOLDER_SPLIT = re.compile(r"(%(?:\([^()]*+\)[sbt]|[sbt%])?|[?$]\d*" + _NAMED + ")")
 """Placeholder candidates; led by a character class so the engine scans fast. A lone ``%``/``$`` goes back."""
 _IDENT_DOLLAR = re.compile(r"\w\$")
 _PLACEHOLDER_NUMBER_SPLIT = re.compile(
-    r"(%(?:\([^()]*+\)[sbt]|[sbt%])?|[?$]\d*|\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$]))"
+    r"(%(?:\([^()]*+\)[sbt]|[sbt%])?|[?$]\d*|\d(?<![\w$.]\d)\d*+(?:\.\d*+)?(?:[eE][+-]?\d++)?(?![\w$])" + _NAMED + ")"
 )
-_PLACEHOLDER_CHARS = re.compile(r"[%?$]")
+_PLACEHOLDER_CHARS = re.compile(r"[%?$]|:[A-Za-z_]")
 _DOLLAR_QUOTE = re.compile(r"\$(?!\d)")
 
 
-def _normalize_plain(sql: str, literals: bool) -> Normalized | None:
-    """Fast path for the common case (an ORM statement, or raw SQL with numbers): no quote, no comment, no
-    ``:name``. One split on the placeholders (and numbers); ``None`` when the full scan is needed."""
-    if _NEEDS_SCAN.search(sql) is not None or sql.count(":") != 2 * sql.count("::"):
+def _normalize_plain(sql: str, literals: bool, *, comments_gone: bool = False) -> Normalized | None:
+    """Fast path for the common case (an ORM statement, or raw SQL with numbers): no quote, no comment. One split
+    on the placeholders (and numbers); ``None`` when the full scan is needed."""
+    if (_QUOTES if comments_gone else _NEEDS_SCAN).search(sql) is not None:
         return None
     if "$" in sql and (_DOLLAR_QUOTE.search(sql) is not None or _IDENT_DOLLAR.search(sql) is not None):
         return None
     numbers = literals and _NUMBER.search(sql) is not None
+    escapes = sql.count("%%")  # ``%%`` escapes count as literals: each is a step of the loop below
+    if escapes > MAX_LITERALS:
+        raise _too_many_literals(escapes)
+    if numbers:
+        # numbers are the only literals here (no quotes); stop counting at the cap
+        room = MAX_LITERALS - escapes
+        if sum(1 for _ in itertools.islice(_NUMBER.finditer(sql), room + 1)) > room:
+            raise _too_many_literals()
     if not numbers and _PLACEHOLDER_CHARS.search(sql) is None:
         return Normalized(text=sql, sources=(), literals=literals)
     parts = (_PLACEHOLDER_NUMBER_SPLIT if numbers else _PLACEHOLDER_SPLIT).split(sql)
     if len(parts) > 2 * MAX_TOKENS:
         raise NormalizeError(f"statement has more than {MAX_TOKENS} tokens")
+    if not numbers:
+        uniform = _normalize_uniform(sql, parts, literals)
+        if uniform is not None:
+            return uniform
     strong = any(len(t) > 1 and (t[0] == "$" or (t[0] == "%" and t != "%%")) for t in parts[1::2])
     sources: list[ValueSource] = []
     position = 0
@@ -429,8 +510,10 @@ def _normalize_plain(sql: str, literals: bool) -> Normalized | None:
                 position += 1
         elif first == "$":
             sources.append(_param(int(token[1:]) - 1))
-        elif strong:  # ``?`` is an operator when another style is in use
+        elif strong:  # ``?`` is an operator, ``:name`` stays, when another style is in use
             continue
+        elif first == ":":
+            sources.append(_param(token[1:]))
         elif len(token) > 1:
             sources.append(_param(int(token[1:]) - 1))
         else:
@@ -448,10 +531,86 @@ def _normalize_plain(sql: str, literals: bool) -> Normalized | None:
     return Normalized(text=text, sources=tuple(sources), literals=literals)
 
 
+_UNIFORM_FROM = 32
+"""Statements with at least this many placeholders try :func:`_normalize_uniform` first."""
+
+
+def _normalize_uniform(sql: str, parts: list[str], literals: bool) -> Normalized | None:
+    """A statement whose placeholders are all ``%s``, ``?``, ``$n``, ``%(name)s`` or ``:name`` (a batch insert,
+    a long ``IN`` list), rewritten with list operations instead of a Python step per placeholder; else ``None``."""
+    tokens = parts[1::2]
+    count = len(tokens)
+    if count < _UNIFORM_FROM:
+        return None
+    first = tokens[0]
+    if first in ("%s", "?"):
+        if tokens.count(first) != count:
+            return None
+        sources = _positional(count)
+    elif first.startswith("%("):
+        if sum(1 for t in tokens if t[:2] == "%(") != count:
+            return None
+        sources = [_param(t[2:-2]) for t in tokens]
+    elif first[0] == ":":
+        if sum(1 for t in tokens if t[0] == ":") != count:
+            return None
+        sources = [_param(t[1:]) for t in tokens]
+    elif first[0] == "$" and len(first) > 1:
+        if "".join(tokens).count("$") != count or "$" in tokens:  # each token is ``$`` and digits
+            return None
+        keys = list(map(int, [t[1:] for t in tokens]))
+        if min(keys) < 1 or max(keys) > MAX_TOKENS:
+            return None
+        shared = _positional(max(keys) + 1)
+        sources = [shared[k - 1] for k in keys]
+    else:
+        return None
+    parts[1::2] = _dollars(1, count)
+    text = "".join(parts)
+    if "::" in text:
+        text = _PARAM_CAST.sub(r"\1", text)
+    return Normalized(text=text, sources=tuple(sources), literals=literals)
+
+
+_COMMENT_OR_QUOTE = re.compile(r"""--|/\*|['"]""")
+
+
+def _without_comments(sql: str) -> str | None:
+    """``sql`` with each comment as one space, when no quote is outside a comment (an ORM statement with a
+    ``/* app=... */`` tag); ``None`` otherwise. A Python step per comment only, so the placeholders of the rest
+    go through the fast path in one split."""
+    out: list[str] = []
+    pos = 0
+    count = 0
+    search = _COMMENT_OR_QUOTE.search
+    while (found := search(sql, pos)) is not None:
+        mark = found.group()
+        if len(mark) == 1:
+            return None
+        count += 1
+        if count > MAX_LITERALS:
+            raise _too_many_literals()
+        out.append(sql[pos : found.start()])
+        out.append(" ")
+        if mark == "--":
+            newline = sql.find("\n", found.end())
+            pos = len(sql) if newline < 0 else newline
+        else:
+            pos = _block_comment_end(sql, found.start())
+    if not out:
+        return None
+    out.append(sql[pos:])
+    return "".join(out)
+
+
 def normalize(sql: str, *, literals: bool = True) -> Normalized:
     """Rewrite ``sql`` (see the module docstring). Raises :class:`NormalizeError` on an unterminated quote/comment."""
     literals = literals and _DML.match(sql) is not None
     plain = _normalize_plain(sql, literals)
+    if plain is None and ("--" in sql or "/*" in sql):
+        bare = _without_comments(sql)
+        if bare is not None:
+            plain = _normalize_plain(bare, literals, comments_gone=True)
     return plain if plain is not None else _normalize_scan(sql, literals)
 
 
@@ -557,14 +716,20 @@ _BRACKET_STEP = str.maketrans({"(": "\x01", "[": "\x01", ")": "\x02", "]": "\x02
 _STEP = (0, 1, -1)
 
 
-def paren_depth(text: str) -> int:
+def paren_depth(text: str, at_most: int | None = None) -> int:
     """Deepest nesting of ``()``/``[]`` in ``text`` (quoted text counted too: an upper bound; a closing bracket
-    with nothing open is ignored). Computed with C-level iterators, never a Python step per bracket."""
+    with nothing open is ignored). Computed with C-level iterators, never a Python step per bracket. With
+    ``at_most``, a cheaper upper bound may be returned when it is not over ``at_most``."""
     brackets = _NOT_BRACKETS.sub("", text)
     if not brackets:
         return 0
     steps = brackets.translate(_BRACKET_STEP).encode("ascii")
     levels = list(itertools.accumulate(map(_STEP.__getitem__, steps)))
+    lowest = min(levels)
+    if lowest >= 0:  # no closing bracket without an open one: the deepest level is the depth
+        return max(levels)
+    if at_most is not None and max(levels) - lowest <= at_most:
+        return max(levels) - lowest  # a bound of the depth, enough to tell it is not over ``at_most``
     floors = itertools.accumulate(levels, min, initial=0)
     next(floors)
     deepest: int = max(map(operator.sub, levels, map(min, floors, itertools.repeat(0))))
@@ -609,10 +774,14 @@ def slim_select_lists(text: str) -> str:
     pos = 0
     size = len(low)
     index = _find_word(low, "select", 0, size)
+    end = -1
     while index >= 0:
         start = index + 6
-        end = _find_word(low, "from", start, min(size, start + _SLIM_MAX_LIST))
-        if end < 0:
+        if end < start:  # the next FROM, searched again only once passed: linear however many SELECTs
+            end = _find_word(low, "from", start, size)
+            if end < 0:
+                break
+        if end > start + _SLIM_MAX_LIST:
             index = _find_word(low, "select", start, size)
             continue
         if end > start + 3 and _NOT_PLAIN.search(low, start, end) is None and "into" not in low[start:end]:
@@ -643,7 +812,7 @@ def slim_for_parse(text: str) -> str:
     return slim_select_lists(text)
 
 
-_IN_LIST = re.compile(r"\b[iI][nN]\s*\(\s*\$(\d+)(?:\s*,\s*\$\d+){15,}+\s*\)")
+_IN_LIST = re.compile(r"(?i:in)(?<!\w..)\s*\(\s*\$(\d+)(?:\s*,\s*\$\d+){15,}+\s*\)")
 """``IN ($a, $a+1, ...)`` of at least 16 bare parameters."""
 _VALUES_ROWS = re.compile(r"\b[vV][aA][lL][uU][eE][sS]\s*(\([^()]*+\)(?:\s*,\s*\([^()]*+\)){3,}+)")
 """``VALUES (...), (...), ...``: at least 4 rows without nested parentheses."""
@@ -668,9 +837,10 @@ def collapse_lists(text: str) -> tuple[str, Expansions]:
     if " in" in lower or "in(" in lower:
         for match in _IN_LIST.finditer(text):
             first = int(match.group(1))
-            count = match.group().count("$")
-            last = _DPARAM.findall(match.group())[-1]
-            if int(last) != first + count - 1:
+            group = match.group()
+            count = group.count("$")
+            last = _DPARAM.match(group, group.rindex("$"))
+            if last is None or int(last.group(1)) != first + count - 1:
                 continue
             out.append(text[pos : match.start()])
             out.append(f"IN (${first})")
@@ -683,18 +853,21 @@ def collapse_lists(text: str) -> tuple[str, Expansions]:
         lower = text.lower()
     if "values" in lower:
         for match in _VALUES_ROWS.finditer(text):
-            rows = _ROW.findall(match.group(1))
-            if len(set(_ROW.findall(_DPARAM.sub("$", match.group(1))))) != 1:
+            group = match.group(1)  # rows without nested parentheses: each "(" starts one
+            count = group.count("(")
+            head, tail = group[: group.index(")") + 1], group[group.rindex("(") :]
+            shapes = _DPARAM.sub("$", group)
+            if shapes.count(_DPARAM.sub("$", head)) != count:
                 continue  # rows of different shapes
-            params = [int(k) for k in _DPARAM.findall(rows[0])]
+            params = [int(k) for k in _DPARAM.findall(head)]
             width = len(params)
-            if width and int(_DPARAM.findall(rows[-1])[0]) != params[0] + width * (len(rows) - 1):
+            if width and int(_DPARAM.findall(tail)[0]) != params[0] + width * (count - 1):
                 continue
             out.append(text[pos : match.start(1)])
-            out.append(rows[0])
+            out.append(head)
             pos = match.end(1)
             for k in params:
-                expansions[k] = (width, len(rows))
+                expansions[k] = (width, count)
     if pos:
         out.append(text[pos:])
         text = "".join(out)
@@ -704,6 +877,10 @@ def collapse_lists(text: str) -> tuple[str, Expansions]:
 _MASKED_KINDS = frozenset({"str", "estr", "pstr", "dollar", "num"})
 
 
+_MASK_NUMBER = re.compile(r"(?<![\w$])\d[\d.]*(?:[eE][+-]?\d+)?")
+"""Numeric constants, for the fallback of :func:`mask_literals` (one linear pass)."""
+
+
 def mask_literals(sql: str) -> str:
     """``sql`` with every literal (strings of every quoting, dollar quotes, numbers) replaced by ``?`` and comments
     dropped, whatever the statement (``SET``, DDL and ``ALTER ... PASSWORD`` included); placeholders and quoted
@@ -711,9 +888,10 @@ def mask_literals(sql: str) -> str:
     scanned (an unterminated dollar quote) is masked from the first quote on."""
     try:
         tokens = _tokens(sql, True)
-    except NormalizeError:
-        cut = min((i for i in (sql.find("'"), sql.find("$")) if i >= 0), default=len(sql))
-        return sql[:cut] + "?"
+    except NormalizeError:  # unterminated, or past the scan caps: keep only what surely holds no literal
+        cut = min((i for i in (sql.find("'"), sql.find("$"), sql.find("--"), sql.find("/*")) if i >= 0), default=-1)
+        head = _MASK_NUMBER.sub("?", sql if cut < 0 else sql[:cut])
+        return head if cut < 0 else head + "?"
     if not tokens:
         return sql
     out: list[str] = []

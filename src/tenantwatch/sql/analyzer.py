@@ -20,8 +20,10 @@ when :attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import logging
+import operator
 import re
 import sys
 from collections.abc import Callable
@@ -39,6 +41,7 @@ from tenantwatch.sql._normalize import (
     Normalized,
     NormalizeError,
     collapse_lists,
+    distinct_positional,
     normalize,
     paren_depth,
     slim_for_parse,
@@ -47,7 +50,14 @@ from tenantwatch.sql._scope import TooDeepError, Value, WalkResult, walk
 from tenantwatch.sql.model import ScopeVerdict, StatementAnalysis, ValueSource
 from tenantwatch.sql.tables import TenantTables
 
-__all__ = ["FALLBACK_MAX_BYTES", "FALLBACK_MAX_TOKENS", "MAX_TREE_CHARS", "Analyzer"]
+__all__ = [
+    "FALLBACK_MAX_BARE_JOINS",
+    "FALLBACK_MAX_BYTES",
+    "FALLBACK_MAX_TOKENS",
+    "MAX_TREE_CHARS",
+    "SMALL_TREE_CHARS",
+    "Analyzer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +79,27 @@ FALLBACK_MAX_TOKENS = 300
 """...nor statements of more words and symbols than this (sqlglot costs ~10 µs per token here): it keeps a cold
 analysis that falls back within a few milliseconds."""
 
+FALLBACK_MAX_BARE_JOINS = 5
+"""...nor statements with more JOINs lacking an ON than this: sqlglot's time doubles with each one
+(``a JOIN b JOIN c ...``: 4 ms at 8, seconds at 16)."""
+
 MAX_TREE_CHARS = 150_000
 """A parse tree whose JSON is longer than this is not loaded nor walked (``UNKNOWN``, "too complex"): loading and
 walking cost about 40 µs per KiB of it, so this bounds the analysis time whatever the statement."""
 
+SMALL_TREE_CHARS = 50_000
+"""The same bound for a statement of at most 16 KiB: such a statement is judged within
+5 ms (about 2 ms of loading and walking at this size)."""
+_SMALL_TEXT = 16_384
+
+_JOIN_WORDS = re.compile(r"(?i)\b(?:(join)|on|using|cross|natural)\b")
+"""JOIN (group 1 non-empty) and the words that give a join its condition or make it need none."""
 _FALLBACK_TOKEN = re.compile(r"\w+|[^\w\s]")
 _ESTIMATE_FROM = 8192
-"""Longer texts have their tokens counted before parsing: every token adds at least 20 characters of parse tree."""
-_MAX_TREE_TOKENS = MAX_TREE_CHARS // 20
+"""Longer texts (and texts longer than their token bound) have their tokens counted before parsing."""
+_TREE_CHARS_PER_TOKEN = 20
+"""Every token adds at least this many characters of parse tree: the tree bound as a token bound, checked before
+parsing (parsing a statement whose tree is then refused costs as much as walking it)."""
 _ENTRY_OVERHEAD = 200
 """Bytes counted per cache entry besides its key and its result (the dict slot, the tuple, the version)."""
 
@@ -173,17 +196,21 @@ class Analyzer:
 
     def _template(self, sql: str, normalized: Normalized) -> _Template:
         text = normalized.text
-        fp = fingerprint(text)
-        if (text.count("(") + text.count("[")) > self._max_depth and paren_depth(text) > self._max_depth:
-            return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
         collapsed, expansions = collapse_lists(text)
+        fp = fingerprint(collapsed)  # the same fingerprint as the full list (see _fingerprint), for less work
+        # collapsing keeps the bracket depth (a kept row or item is as deep as the ones cut), and is shorter
+        depth = self._max_depth
+        if (collapsed.count("(") + collapsed.count("[")) > depth and paren_depth(collapsed, depth) > depth:
+            return _Template(None, fp, f"statement nested deeper than {self._max_depth} levels")
         slim = slim_for_parse(collapsed)
-        if len(slim) > _ESTIMATE_FROM:
-            tokens = len(_FALLBACK_TOKEN.findall(slim))
-            if tokens > _MAX_TREE_TOKENS:
-                return _Template(None, fp, f"statement too complex to analyze ({tokens} tokens > {_MAX_TREE_TOKENS})")
+        tree_chars = _tree_chars(normalized)
+        max_tokens = tree_chars // _TREE_CHARS_PER_TOKEN
+        if len(slim) > min(_ESTIMATE_FROM, max_tokens):
+            tokens = sum(1 for _ in itertools.islice(_FALLBACK_TOKEN.finditer(slim), max_tokens + 1))  # stops there
+            if tokens > max_tokens:
+                return _Template(None, fp, f"statement too complex to analyze (more than {max_tokens} tokens)")
         try:
-            return _Template(self._parse_and_walk(slim), fp, expansions=expansions or None)
+            return _Template(self._parse_and_walk(slim, tree_chars), fp, expansions=expansions or None)
         except TooDeepError as exc:
             return _Template(None, fp, str(exc))
         except RecursionError:
@@ -210,7 +237,7 @@ class Analyzer:
         statement with its literals inline. The result is cached by exact text only."""
         normalized = normalize(sql, literals=False)
         try:
-            result = self._parse_and_walk(normalized.text)
+            result = self._parse_and_walk(normalized.text, _tree_chars(normalized))
         except TooDeepError as exc:
             return _unknown(str(exc), fp)
         except RecursionError:
@@ -219,11 +246,11 @@ class Analyzer:
             return _bind(self._fallback(normalized.text, fp, str(exc)), normalized.sources)
         return _bind(_Template(result, fp), normalized.sources)
 
-    def _parse_and_walk(self, text: str) -> WalkResult:
+    def _parse_and_walk(self, text: str, max_tree_chars: int = MAX_TREE_CHARS) -> WalkResult:
         raw = pglast.parser.parse_sql_json(_encodable(text))
-        if len(raw) > MAX_TREE_CHARS:
+        if len(raw) > max_tree_chars:
             raise TooDeepError(
-                f"statement too complex to analyze (parse tree of {len(raw)} characters > {MAX_TREE_CHARS})"
+                f"statement too complex to analyze (parse tree of {len(raw)} characters > {max_tree_chars})"
             )
         try:
             tree = _loads(raw)
@@ -247,6 +274,10 @@ class Analyzer:
         tokens = len(_FALLBACK_TOKEN.findall(text))
         if tokens > FALLBACK_MAX_TOKENS:
             return _Template(None, fp, f"cannot parse: {pg_error} (too many tokens for the fallback parser: {tokens})")
+        words = _JOIN_WORDS.findall(text)
+        bare = len(words) - 2 * words.count("")  # JOINs less ON / USING / CROSS / NATURAL
+        if bare > FALLBACK_MAX_BARE_JOINS:
+            return _Template(None, fp, f"cannot parse: {pg_error} (too many joins without ON for the fallback parser)")
         try:
             stmts = _fallback.parse(text)
             result = walk(
@@ -262,6 +293,14 @@ class Analyzer:
         except Exception as exc:
             return _Template(None, fp, f"cannot parse: {pg_error}; fallback: {exc}")
         return _Template(result, fp)
+
+
+def _tree_chars(normalized: Normalized) -> int:
+    """The parse-tree bound of a statement: :data:`SMALL_TREE_CHARS` if it was at most 16 KiB. Told from the
+    normalized text alone (the shape cache's key), where each ``$n`` is at most 4 characters longer than what it
+    replaced."""
+    small = len(normalized.text) <= _SMALL_TEXT + 4 * len(normalized.sources)
+    return SMALL_TREE_CHARS if small else MAX_TREE_CHARS
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -325,28 +364,38 @@ def _source(value: Value, sources: tuple[ValueSource, ...]) -> ValueSource | Non
     return None
 
 
+_FIELDS = operator.attrgetter("kind", "key", "value")
+"""What :class:`ValueSource` equality compares, as a tuple (its dataclass ``__hash__`` runs in Python)."""
+
+
 def _bind_values(
     values: tuple[Value, ...], sources: tuple[ValueSource, ...], expansions: Expansions | None = None
 ) -> tuple[ValueSource, ...]:
-    found: dict[ValueSource, None] = {}
+    if len(values) == 1 and expansions and isinstance(values[0], int) and values[0] > 0 and values[0] in expansions:
+        stride, count = expansions[values[0]]
+        members = sources[values[0] - 1 : values[0] - 1 + stride * count : stride]
+        if distinct_positional(members, stride):  # one long list of parameters: nothing to deduplicate
+            return members
+    found: dict[tuple[object, ...], ValueSource] = {}  # keyed by the fields: hashed in C, not by ValueSource
     for value in values:
         spread = expansions.get(abs(value)) if expansions and isinstance(value, int) else None
         if spread is not None:
             assert isinstance(value, int)
             stride, count = spread
             if value > 0:  # $k, $k+stride, ...: a slice of the sources
-                found.update(dict.fromkeys(sources[value - 1 : value - 1 + stride * count : stride]))
+                members = sources[value - 1 : value - 1 + stride * count : stride]
+                found.update(zip(map(_FIELDS, members), members, strict=True))  # a repeat keeps its place
                 continue
             step = -stride
             for member in range(value, value + step * count, step):
                 source = _source(member, sources)
                 if source is not None:
-                    found.setdefault(source, None)
+                    found.setdefault(_FIELDS(source), source)
             continue
         source = _source(value, sources)
         if source is not None:
-            found.setdefault(source, None)
-    return tuple(found)
+            found.setdefault(_FIELDS(source), source)
+    return tuple(found.values())
 
 
 def _bind(template: _Template, sources: tuple[ValueSource, ...]) -> StatementAnalysis:

@@ -1,0 +1,65 @@
+"""cross_tenant: a tenant value in a filter, IN list or written row differs from the context tenant."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tenantwatch.core.findings import Finding
+from tenantwatch.core.rule import NO_FINDINGS, Rule, RuleMeta, RuleSettings
+from tenantwatch.rules._common import analysis_unknown, quote
+
+if TYPE_CHECKING:
+    from tenantwatch.config import Settings
+    from tenantwatch.facts import SpanFacts
+
+__all__ = ["RULE", "CrossTenant", "CrossTenantSettings"]
+
+
+class CrossTenantSettings(RuleSettings):
+    """``rules.cross_tenant``: no options besides ``enabled`` and ``severity``."""
+
+
+class CrossTenant(Rule):
+    """Fires once per statement whose filter values or written tenant values (compared as text) include a tenant
+    other than the one in context. Silent with no tenant in context, inside ``unscoped(reason)`` and when the
+    statement could not be analyzed."""
+
+    __slots__ = ()
+    meta = RuleMeta(
+        id="cross_tenant",
+        title="Cross-tenant access",
+        summary="a tenant value in a filter, IN list or written row differs from the context tenant",
+        severity="critical",
+        categories=("isolation",),
+        remediation="Take the tenant from the tenant context (the verified request), never from a request parameter "
+        "or a stored row, when you filter or write the tenant column.",
+        stages=("statement",),
+        settings=CrossTenantSettings,
+        verdict="the tenant values the scope walk (`tenantwatch.sql._scope`) found in tenant filters and written "
+        "rows: `tenantwatch.db.tenant_values` and the written tenant values",
+    )
+
+    def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:
+        tenant = facts.tenant_id
+        if tenant is None or facts.unscoped_reason is not None or analysis_unknown(facts):
+            return NO_FINDINGS
+        values, written_values = facts.tenant_values, facts.written_tenant_values
+        if (not values or values == (tenant,)) and (not written_values or written_values == (tenant,)):
+            return NO_FINDINGS
+        read = [value for value in values if value != tenant]
+        written = [value for value in written_values if value != tenant]
+        if not read and not written:
+            return NO_FINDINGS
+        table = facts.main_table or (facts.tenant_tables[0] if facts.tenant_tables else None)
+        operation = facts.operation or "statement"
+        what = []
+        if read:
+            what.append(f"filters on tenant {quote(read)}")
+        if written:
+            what.append(f"writes tenant {quote(written)}")
+        target = f" on {table}" if table else ""
+        message = f"{operation}{target} {' and '.join(what)} but the context tenant is {tenant!r}"
+        return (self.finding(facts, settings, message, table=table),)
+
+
+RULE = CrossTenant()

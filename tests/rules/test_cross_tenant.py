@@ -1,0 +1,42 @@
+"""cross_tenant: tenant values of filters and written rows against the context tenant."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from processor_support import CLEAN
+from rule_support import ADMIN_INSERT, DEFAULTS, rules
+
+from tenantwatch.core.rule import evaluate
+from tenantwatch.facts import SpanFacts
+
+CASES: list[tuple[str, SpanFacts, list[str]]] = [
+    ("filter on another tenant", replace(CLEAN, tenant_values=("globex",)), ["cross_tenant"]),
+    ("IN list with another tenant", replace(CLEAN, tenant_values=("acme", "globex")), ["cross_tenant"]),
+    (
+        "written row of another tenant",
+        replace(ADMIN_INSERT, role="member", written_tenant_values=("globex",)),
+        ["cross_tenant"],
+    ),
+    ("own tenant written", replace(ADMIN_INSERT, role="member"), []),
+    ("numeric tenant compared as text", replace(CLEAN, tenant_id="7", tenant_values=("7",)), []),
+    ("other tenant inside unscoped()", replace(CLEAN, tenant_values=("globex",), unscoped_reason="support"), []),
+    (
+        "other tenant value with no tenant in context is no_tenant_context, not cross_tenant",
+        replace(CLEAN, tenant_values=("globex",), tenant_id=None),
+        ["no_tenant_context"],
+    ),
+]
+"""(name, facts, the rules that fire): at least one case where the rule fires and one where it does not."""
+
+
+@pytest.mark.parametrize(("facts", "expected"), [(f, e) for _, f, e in CASES], ids=[c[0] for c in CASES])
+def test_cross_tenant_cases(facts: SpanFacts, expected: list[str]) -> None:
+    assert rules(facts) == expected
+
+
+def test_cross_tenant_message_names_values_and_context_tenant() -> None:
+    (finding,) = evaluate(replace(CLEAN, tenant_values=("acme", "globex")), DEFAULTS)
+    assert "'globex'" in finding.message and "'acme'" in finding.message
+    assert finding.table == "objectives"
