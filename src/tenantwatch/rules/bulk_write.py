@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from tenantwatch.config import Settings, StateSettings
     from tenantwatch.facts import SpanFacts
 
-__all__ = ["RULE", "BulkWrite", "BulkWriteSettings"]
+__all__ = ["RULE", "BulkWrite", "BulkWriteSettings", "RowsWritten"]
 
 
 class BulkWriteSettings(RuleSettings):
@@ -26,8 +26,9 @@ class BulkWriteSettings(RuleSettings):
     window_seconds: float = Field(default=60.0, gt=0, description="the sliding window")
 
 
-class _RowsWritten(Window):
-    """Rows written per (tenant, table) in a sliding window; one finding per window once over the threshold."""
+class RowsWritten(Window):
+    """Rows written per (tenant, table) in a sliding window; one finding per window once over the threshold (the
+    window of ``bulk_write`` and, on a short window, of ``rapid_write``)."""
 
     __slots__ = ("_rule", "_settings", "_sums", "_threshold", "_window")
 
@@ -80,7 +81,7 @@ class BulkWrite(Rule):
 
     def open_window(self, settings: Settings, state: StateSettings) -> Window:
         own = settings.rules.bulk_write
-        return _RowsWritten(self, settings, state, own.window_seconds, own.threshold)
+        return RowsWritten(self, settings, state, own.window_seconds, own.threshold)
 
 
 RULE = BulkWrite()

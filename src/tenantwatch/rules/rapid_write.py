@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from tenantwatch.core.findings import Finding, key_fingerprint
-from tenantwatch.core.rule import NO_FINDINGS, Rule, RuleMeta, RuleSettings, Window
-from tenantwatch.core.windows.sliding import SlidingSum
-from tenantwatch.core.windows.state import KeyedState
+from tenantwatch.core.rule import Rule, RuleMeta, RuleSettings, Window
+from tenantwatch.rules.bulk_write import RowsWritten
 
 if TYPE_CHECKING:
     from tenantwatch.config import Settings, StateSettings
-    from tenantwatch.facts import SpanFacts
 
 __all__ = ["RULE", "RapidWrite", "RapidWriteSettings"]
 
@@ -24,39 +20,6 @@ class RapidWriteSettings(RuleSettings):
 
     threshold: int = Field(default=10, gt=0, description="rows written per tenant and table within the window")
     window_seconds: float = Field(default=1.0, gt=0, description="the sliding window")
-
-
-class _RowsPerSecond(Window):
-    """Rows written per (tenant, table) in a short sliding window; one finding per window once over the threshold."""
-
-    __slots__ = ("_rule", "_settings", "_sums", "_threshold", "_window")
-
-    def __init__(self, rule: Rule, settings: Settings, state: StateSettings) -> None:
-        own = settings.rules.rapid_write
-        self._rule, self._settings = rule, settings
-        self._window, self._threshold = own.window_seconds, own.threshold
-        self._sums: KeyedState[tuple[str, str], SlidingSum] = KeyedState(
-            SlidingSum, max_keys=state.max_keys, ttl=state.ttl_seconds
-        )
-
-    def size(self) -> int:
-        return len(self._sums)
-
-    def observe(self, facts: SpanFacts, now: float) -> Sequence[Finding]:
-        rows = facts.returned_rows or 0
-        tenant = facts.tenant_id
-        if not facts.is_write or rows <= 0 or tenant is None:
-            return NO_FINDINGS
-        table = facts.main_table or ""
-        total = self._sums.get((tenant, table), now).add(now, rows, window=self._window, threshold=self._threshold)
-        if total is None:
-            return NO_FINDINGS
-        rule = self._rule
-        message = (
-            f"tenant {tenant!r} wrote {total} rows to {table} within {self._window:g} s (threshold {self._threshold})"
-        )
-        fingerprint = key_fingerprint(rule.id, tenant, table)
-        return (rule.finding(facts, self._settings, message, table=table or None, fingerprint=fingerprint),)
 
 
 class RapidWrite(Rule):
@@ -79,7 +42,8 @@ class RapidWrite(Rule):
     )
 
     def open_window(self, settings: Settings, state: StateSettings) -> Window:
-        return _RowsPerSecond(self, settings, state)
+        own = settings.rules.rapid_write
+        return RowsWritten(self, settings, state, own.window_seconds, own.threshold)
 
 
 RULE = RapidWrite()
