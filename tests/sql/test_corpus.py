@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tenantwatch.config import Settings
-from tenantwatch.sql import Analyzer, StatementAnalysis, ValueSource
+from tenantwatch.sql import Analyzer, ScopeVerdict, StatementAnalysis, ValueSource
 
 _CORPUS = Path(__file__).with_name("corpus.yaml")
 _DATA: dict[str, Any] = yaml.safe_load(_CORPUS.read_text(encoding="utf-8"))
@@ -29,15 +29,19 @@ def _analyzer(config_key: str) -> Analyzer:
     return Analyzer(settings)
 
 
+def _verdict(scope: ScopeVerdict) -> str:
+    """``present``, ``missing``, ``inherited <reason>``; ``write ...`` for a write target."""
+    verdict = f"inherited {scope.inherited_by}" if scope.verdict == "inherited" else scope.verdict
+    return f"write {verdict}" if scope.role == "write" else verdict
+
+
 def _value(source: ValueSource) -> str:
     return f"{source.kind}:{source.key if source.kind == 'param' else source.value}"
 
 
 def _actual(case: dict[str, Any], analysis: StatementAnalysis) -> dict[str, Any]:
     """The analysis in the corpus's own notation, restricted to the keys the case states."""
-    scopes = {
-        f"{s.scope} {s.table}": (f"write {s.verdict}" if s.role == "write" else s.verdict) for s in analysis.scopes
-    }
+    scopes = {f"{s.scope} {s.table}": _verdict(s) for s in analysis.scopes}
     out: dict[str, Any] = {"op": analysis.operation, "scopes": scopes}
     if len(scopes) != len(analysis.scopes):
         out["duplicate scopes"] = [f"{s.scope} {s.table}" for s in analysis.scopes]
