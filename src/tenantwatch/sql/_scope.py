@@ -89,9 +89,8 @@ class _Rel:
     slot: tuple[list[ScopeVerdict], int] | None = None
     """Where this relation's verdict sits (for the end-of-walk upgrades)."""
     links: list[tuple[_Key, _Key]] = field(default_factory=list)
-    """Column equalities holding in every row where this relation is not null, this relation's column first."""
-    companions: frozenset[int] = frozenset()
-    """Relations of the level that are not null whenever this one is not null."""
+    """Column equalities holding in every row where this relation is not null, this relation's column first (the
+    other relation of such an equality is then not null either)."""
 
 
 @dataclass(slots=True)
@@ -908,7 +907,7 @@ class _Walker:
         on_atoms: dict[int, list[_Atom]] = {}
         protections: dict[tuple[int, ...], _Protection] = {}
         for rel in derived:  # filters on the output columns of derived tables and CTEs
-            holding = tuple(self._holding_joins(level, rel)[0])
+            holding = tuple(self._holding_joins(level, rel))
             atoms = list(where_atoms)
             for index in holding:
                 quals, using = level.on_nodes[index]
@@ -920,8 +919,7 @@ class _Walker:
                 if ok:
                     self.derived.append((rel, column, f"{rel.key}.{why} in the enclosing query"))
         for rel in tenant_rels:
-            holding_list, companions = self._holding_joins(level, rel)
-            holding = tuple(holding_list)
+            holding = tuple(self._holding_joins(level, rel))
             protection = protections.get(holding)
             if protection is None:  # relations under the same joins share their conditions: judged once
                 atoms = list(where_atoms)
@@ -949,7 +947,6 @@ class _Walker:
             rel.verdict = "present" if ok else "missing"
             if not ok:
                 rel.links = protection.links_of(rel.key)
-                rel.companions = frozenset(companions)
                 level.judged.append(rel)
             rel.slot = (group, len(group))
             group.append(ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason))  # type: ignore[arg-type]
@@ -1081,9 +1078,8 @@ class _Walker:
             for (_mine, my_col), (other_key, other_col) in rel.links:
                 other = level.qualifiers.get(other_key)
                 if other is not None and other_key == other.key and other.table is not None:
-                    index = level.rels.index(other)
-                    if index in rel.companions and self._protected(other):
-                        pairs.setdefault(index, []).append((my_col, other_col))
+                    if self._protected(other):
+                        pairs.setdefault(level.rels.index(other), []).append((my_col, other_col))
             for index, columns in pairs.items():
                 other = level.rels[index]
                 assert other.table is not None
@@ -1110,7 +1106,7 @@ class _Walker:
         return None
 
     @staticmethod
-    def _holding_joins(level: _Level, rel: _Rel) -> tuple[list[int], set[int]]:
+    def _holding_joins(level: _Level, rel: _Rel) -> list[int]:
         """The joins whose ON condition holds in every row where ``rel`` is not null.
 
         First the relations that are then non-null too: the level's cores, and up ``rel``'s path the core of the
@@ -1118,10 +1114,10 @@ class _Walker:
         holds if it is INNER and one of its relations is among them, LEFT and one of its right side, RIGHT and one
         of its left side, FULL and one of each side.
         """
+        if not level.joins:
+            return []
         index = level.rels.index(rel)
         present = {index} | level.cores
-        if not level.joins:
-            return [], present
         for join, side in rel.path:
             jointype, _left, _right, lcore, rcore = level.joins[join]
             if jointype == "JOIN_INNER":
@@ -1142,7 +1138,7 @@ class _Walker:
                 ok = not present.isdisjoint(left) and not present.isdisjoint(right)
             if ok:
                 holding.append(join)
-        return holding, present
+        return holding
 
     def _atoms(self, nodes: list[Any], level: _Level, depth: int = 0) -> list[_Atom]:
         atoms: list[_Atom] = []
