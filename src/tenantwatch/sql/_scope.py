@@ -352,7 +352,14 @@ class _Walker:
     # -- statements ----------------------------------------------------------------------------------------------
 
     def statement(
-        self, wrapper: Node, scope: str, ctes: frozenset[str], depth: int, top: bool, parent: _Level | None = None
+        self,
+        wrapper: Node,
+        scope: str,
+        ctes: frozenset[str],
+        depth: int,
+        top: bool,
+        *,
+        parent: _Level | None = None,
     ) -> str:
         """Walk one statement node (wrapped), return its operation. ``parent``: the level of the filter a narrowing
         subquery stands in."""
@@ -361,7 +368,7 @@ class _Walker:
             return "OTHER"
         kind, body = next(iter(wrapper.items()))
         if kind == "SelectStmt":
-            self.select(body, scope, ctes, depth + 1, top, parent)
+            self.select(body, scope, ctes, depth + 1, top, parent=parent)
             return "SELECT"
         if kind == "TruncateStmt":
             return self.truncate(body, scope, top)
@@ -395,7 +402,14 @@ class _Walker:
         return "OTHER"
 
     def select(
-        self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool, parent: _Level | None = None
+        self,
+        s: Node,
+        scope: str,
+        ctes: frozenset[str],
+        depth: int,
+        top: bool,
+        *,
+        parent: _Level | None = None,
     ) -> _Level | None:
         """Walk a SELECT; returns its level when it is one query block."""
         self._check(depth)
@@ -405,10 +419,10 @@ class _Walker:
                 if not side:
                     continue
                 if side.get("op", "SETOP_NONE") != "SETOP_NONE":
-                    self.select(side, scope, ctes, depth + 1, top, parent)
+                    self.select(side, scope, ctes, depth + 1, top, parent=parent)
                 else:
                     self.arms += 1
-                    self.select(side, f"union:{self.arms}", ctes, depth + 1, top, parent)
+                    self.select(side, f"union:{self.arms}", ctes, depth + 1, top, parent=parent)
             self._exprs((s.get("sortClause"), s.get("limitOffset"), s.get("limitCount")), None, ctes, depth)
             return None
         if "valuesLists" in s:
@@ -871,7 +885,7 @@ class _Walker:
                     saved, self.filtering = self.filtering, False
                     try:
                         parent = self.stack[-1] if narrows else None
-                        self.statement(body.get("subselect") or {}, scope, ctes, depth + 1, False, parent)
+                        self.statement(body.get("subselect") or {}, scope, ctes, depth + 1, False, parent=parent)
                     finally:
                         self.filtering = saved
                     continue
@@ -907,17 +921,16 @@ class _Walker:
         on_atoms: dict[int, list[_Atom]] = {}
         protections: dict[tuple[int, ...], _Protection] = {}
         for rel in derived:  # filters on the output columns of derived tables and CTEs
-            holding = tuple(self._holding_joins(level, rel))
-            atoms = list(where_atoms)
-            for index in holding:
+            conditions = list(where_atoms)
+            for index in self._holding_joins(level, rel):
                 quals, using = level.on_nodes[index]
-                atoms.extend(self._atoms(conjuncts(quals), level))
-                atoms.extend(_Atom(a, b) for a, b in using)
-            protection = _Protection(atoms)
-            for column in self._outputs(rel):
-                ok, why = protection.check_column(rel, column)
+                conditions.extend(self._atoms(conjuncts(quals), level))
+                conditions.extend(_Atom(a, b) for a, b in using)
+            outer = _Protection(conditions)
+            for output in self._outputs(rel):
+                ok, why = outer.check_column(rel, output)
                 if ok:
-                    self.derived.append((rel, column, f"{rel.key}.{why} in the enclosing query"))
+                    self.derived.append((rel, output, f"{rel.key}.{why} in the enclosing query"))
         for rel in tenant_rels:
             holding = tuple(self._holding_joins(level, rel))
             protection = protections.get(holding)
@@ -990,10 +1003,9 @@ class _Walker:
             if found is None:
                 continue
             name = str(res.get("name") or key[1]).lower()
-            if found.kind == "table" and found.column == key[1]:
-                put(name, (found, key[1]))
-            elif (found.inner is not None or found.source in self.cte_levels) and key[1] in self._outputs(
-                found, depth + 1
+            derived = found.inner is not None or found.source in self.cte_levels
+            if (found.kind == "table" and found.column == key[1]) or (
+                derived and key[1] in self._outputs(found, depth + 1)
             ):
                 put(name, (found, key[1]))
         for name in dup:
@@ -1077,9 +1089,8 @@ class _Walker:
             pairs: dict[int, list[tuple[str, str]]] = {}
             for (_mine, my_col), (other_key, other_col) in rel.links:
                 other = level.qualifiers.get(other_key)
-                if other is not None and other_key == other.key and other.table is not None:
-                    if self._protected(other):
-                        pairs.setdefault(level.rels.index(other), []).append((my_col, other_col))
+                if other is not None and other_key == other.key and self._protected(other):
+                    pairs.setdefault(level.rels.index(other), []).append((my_col, other_col))
             for index, columns in pairs.items():
                 other = level.rels[index]
                 assert other.table is not None
@@ -1100,7 +1111,10 @@ class _Walker:
             for other, columns in outer.values():
                 assert other.table is not None
                 if _fk_matches(fks, rel.table, other.table, columns):
-                    return "correlated_fk", f"correlated with protected {other.key} on a foreign key ({_pairs(columns)})"
+                    return (
+                        "correlated_fk",
+                        f"correlated with protected {other.key} on a foreign key ({_pairs(columns)})",
+                    )
         if level.narrowing and self._level_protected(level.parent):
             return "narrowing_scope", "a subquery that only narrows a protected level and returns no rows"
         return None
