@@ -88,7 +88,7 @@ class _Rel:
     verdict: str = ""
     slot: tuple[list[ScopeVerdict], int] | None = None
     """Where this relation's verdict sits (for the end-of-walk upgrades)."""
-    links: list[tuple[_Key, _Key]] = field(default_factory=list)
+    links: tuple[tuple[_Key, _Key], ...] = ()
     """Column equalities holding in every row where this relation is not null, this relation's column first (the
     other relation of such an equality is then not null either)."""
 
@@ -119,8 +119,6 @@ class _Level:
     """A subquery in a filter of ``parent`` (EXISTS / IN / ANY / ALL): it returns no rows to the caller."""
     targets: Any = None
     """The target list (a SELECT's output columns)."""
-    judged: list[_Rel] = field(default_factory=list)
-    """The tenant relations judged in this level."""
 
     def add(self, rel: _Rel, schema: str | None = None) -> None:
         self.rels.append(rel)
@@ -282,7 +280,7 @@ class _Protection:
         assert rel.column is not None
         return self.check_column(rel, rel.column)
 
-    def links_of(self, key: str) -> list[tuple[_Key, _Key]]:
+    def links_of(self, key: str) -> tuple[tuple[_Key, _Key], ...]:
         """The column equalities with one side on relation ``key`` (that side first)."""
         out: list[tuple[_Key, _Key]] = []
         for atom in self.atoms:
@@ -293,7 +291,7 @@ class _Protection:
                 out.append((atom.left, right))
             elif right[0] == key:
                 out.append((right, atom.left))
-        return out
+        return tuple(out)
 
     def check_column(self, rel: _Rel, column: str) -> tuple[bool, str]:
         target: _Key = (rel.key, column)
@@ -330,7 +328,8 @@ class _Walker:
         """The levels being walked, innermost last: the parent of a subquery in an expression."""
         self.filtering = False
         """Whether the expression being walked is a filter (WHERE, HAVING, ON) of the innermost level."""
-        self.levels: list[_Level] = []
+        self.pending: list[tuple[_Rel, _Level]] = []
+        """The ``missing`` verdicts, with their level: what the end of the walk may upgrade."""
         self.derived: list[tuple[_Rel, str, str]] = []
         """``(subquery or CTE relation, output column, reason)``: the outer level filters that column."""
         self.cte_levels: dict[str, _Level] = {}
@@ -483,7 +482,6 @@ class _Walker:
             level.narrowing = True
         elif self.stack:
             level.parent = self.stack[-1]
-        self.levels.append(level)
         return level
 
     def insert(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
@@ -921,29 +919,18 @@ class _Walker:
         on_atoms: dict[int, list[_Atom]] = {}
         protections: dict[tuple[int, ...], _Protection] = {}
         for rel in derived:  # filters on the output columns of derived tables and CTEs
-            conditions = list(where_atoms)
-            for index in self._holding_joins(level, rel):
-                quals, using = level.on_nodes[index]
-                conditions.extend(self._atoms(conjuncts(quals), level))
-                conditions.extend(_Atom(a, b) for a, b in using)
-            outer = _Protection(conditions)
-            for output in self._outputs(rel):
-                ok, why = outer.check_column(rel, output)
-                if ok:
-                    self.derived.append((rel, output, f"{rel.key}.{why} in the enclosing query"))
+            outer = self._protection(level, rel, where_atoms, on_atoms, protections)
+            key = rel.key
+            columns = {a.left[1] for a in outer.atoms if a.left[0] == key}
+            columns.update(a.right[1] for a in outer.atoms if a.right is not None and a.right[0] == key)
+            protected = [(c, why) for c in columns for ok, why in (outer.check_column(rel, c),) if ok]
+            if protected:
+                outputs = self._outputs(rel)
+                for column, why in protected:
+                    if column in outputs:
+                        self.derived.append((rel, column, f"{key}.{why} in the enclosing query"))
         for rel in tenant_rels:
-            holding = tuple(self._holding_joins(level, rel))
-            protection = protections.get(holding)
-            if protection is None:  # relations under the same joins share their conditions: judged once
-                atoms = list(where_atoms)
-                for index in holding:
-                    if index not in on_atoms:
-                        quals, using = level.on_nodes[index]
-                        found = self._atoms(conjuncts(quals), level)
-                        found.extend(_Atom(a, b) for a, b in using)
-                        on_atoms[index] = found
-                    atoms.extend(on_atoms[index])
-                protection = protections[holding] = _Protection(atoms)
+            protection = self._protection(level, rel, where_atoms, on_atoms, protections)
             ok, reason = protection.check(rel)
             if ok and rel.root:
                 reason += " (tenant root table)"
@@ -960,9 +947,32 @@ class _Walker:
             rel.verdict = "present" if ok else "missing"
             if not ok:
                 rel.links = protection.links_of(rel.key)
-                level.judged.append(rel)
+                self.pending.append((rel, level))
             rel.slot = (group, len(group))
             group.append(ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason))  # type: ignore[arg-type]
+
+    def _protection(
+        self,
+        level: _Level,
+        rel: _Rel,
+        where_atoms: list[_Atom],
+        on_atoms: dict[int, list[_Atom]],
+        protections: dict[tuple[int, ...], _Protection],
+    ) -> _Protection:
+        """What holds in every row where ``rel`` is not null: relations under the same joins share it."""
+        holding = tuple(self._holding_joins(level, rel))
+        protection = protections.get(holding)
+        if protection is None:
+            atoms = list(where_atoms)
+            for index in holding:
+                if index not in on_atoms:
+                    quals, using = level.on_nodes[index]
+                    found = self._atoms(conjuncts(quals), level)
+                    found.extend(_Atom(a, b) for a, b in using)
+                    on_atoms[index] = found
+                atoms.extend(on_atoms[index])
+            protection = protections[holding] = _Protection(atoms)
+        return protection
 
     def _outputs(self, rel: _Rel, depth: int = 0) -> dict[str, tuple[_Rel, str]]:
         """The output columns of a derived table or CTE that carry a tenant column, with where each comes from."""
@@ -1012,13 +1022,41 @@ class _Walker:
             del out[name]
         return out
 
+    def _trace(self, rel: _Rel, column: str, depth: int) -> tuple[_Rel, str] | None:
+        """The table relation and column an output column of a derived table or CTE comes from, if one."""
+        inner = rel.inner if rel.inner is not None else self.cte_levels.get(rel.source or "")
+        if inner is None or depth > self.max_depth:
+            return None
+        for item in inner.targets or ():
+            res = item.get("ResTarget") if isinstance(item, dict) else None
+            body = ((res or {}).get("val") or {}).get("ColumnRef")
+            fields = body.get("fields") if body else None
+            if not fields or res is None:
+                continue
+            if "A_Star" in fields[-1]:
+                if len(inner.rels) != 1:
+                    return None  # which relation a name comes from is not known here
+                source = inner.rels[0]
+            else:
+                key = self._key(fields, inner)
+                if key is None or str(res.get("name") or key[1]).lower() != column:
+                    continue
+                found = inner.qualifiers.get(key[0])
+                if found is None:
+                    return None
+                source, column = found, key[1]
+            if source.kind == "table":
+                return source, column
+            return self._trace(source, column, depth + 1)
+        return None
+
     # -- provenance (end of the walk) ----------------------------------------------------------------------------
 
     def settle(self) -> None:
         """Upgrade verdicts by provenance, until nothing changes: filters through derived tables and CTEs
         (``present``), then ``inherited`` (foreign-key joins, correlation, narrowing subqueries)."""
         self._settle_derived()
-        pending = [(rel, level) for level in self.levels for rel in level.judged if rel.verdict == "missing"]
+        pending = [(rel, level) for rel, level in self.pending if rel.verdict == "missing"]
         changed = True
         while changed and pending:
             changed = False
@@ -1086,16 +1124,23 @@ class _Walker:
         assert rel.table is not None
         fks = tuple(self.foreign_keys(rel.table)) if self.foreign_keys is not None else ()
         if fks and rel.links:
-            pairs: dict[int, list[tuple[str, str]]] = {}
+            pairs: dict[int, tuple[_Rel, str, list[tuple[str, str]]]] = {}
             for (_mine, my_col), (other_key, other_col) in rel.links:
                 other = level.qualifiers.get(other_key)
-                if other is not None and other_key == other.key and self._protected(other):
-                    pairs.setdefault(level.rels.index(other), []).append((my_col, other_col))
-            for index, columns in pairs.items():
-                other = level.rels[index]
+                if other is None or other_key != other.key:
+                    continue
+                via = other.key
+                if other.kind != "table":  # a derived table or CTE: the protected table its column comes from
+                    traced = self._trace(other, other_col, 0)
+                    if traced is None:
+                        continue
+                    other, other_col = traced
+                if self._protected(other):
+                    pairs.setdefault(id(other), (other, via, []))[2].append((my_col, other_col))
+            for other, via, columns in pairs.values():
                 assert other.table is not None
                 if _fk_matches(fks, rel.table, other.table, columns):
-                    return "fk_join", f"joined to protected {other.key} on a foreign key ({_pairs(columns)})"
+                    return "fk_join", f"joined to protected {via} on a foreign key ({_pairs(columns)})"
             outer: dict[tuple[int, int], tuple[_Rel, list[tuple[str, str]]]] = {}
             for (_mine, my_col), (other_key, other_col) in rel.links:
                 if not other_key.startswith("^"):
