@@ -762,9 +762,10 @@ def slim_select_lists(text: str) -> str:
     """Replace plain select lists (no parenthesis, parameter, quote) by ``1`` before parsing a normalized text.
 
     Such a list cannot hold a subquery or a value, so it does not matter to the analysis; leaving it out makes the
-    parse tree much smaller (an ORM select lists every mapped column). A list right after ``(`` (a derived table,
-    a CTE, a subquery) is kept: which tenant and key columns a derived table outputs decides provenance. ``INSERT ... SELECT`` is left alone: its
-    select list holds the written values. Bounded: texts over 16 KiB and lists over 4 KiB are left as they are.
+    parse tree much smaller (an ORM select lists every mapped column). A list right after ``(`` (a derived
+    table, a CTE, a subquery) is kept: which tenant and key columns a derived table outputs decides provenance.
+    ``INSERT ... SELECT`` is left alone: its select list holds the written values. Bounded: texts over 16 KiB and
+    lists over 4 KiB are left as they are.
     """
     if not _SLIM_MIN_BYTES <= len(text) <= _SLIM_MAX_BYTES:
         return text

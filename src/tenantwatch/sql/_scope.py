@@ -926,9 +926,9 @@ class _Walker:
             protected = [(c, why) for c in columns for ok, why in (outer.check_column(rel, c),) if ok]
             if protected:
                 outputs = self._outputs(rel)
-                for column, why in protected:
-                    if column in outputs:
-                        self.derived.append((rel, column, f"{key}.{why} in the enclosing query"))
+                for output_column, why in protected:
+                    if output_column in outputs:
+                        self.derived.append((rel, output_column, f"{key}.{why} in the enclosing query"))
         for rel in tenant_rels:
             protection = self._protection(level, rel, where_atoms, on_atoms, protections)
             ok, reason = protection.check(rel)
@@ -1125,13 +1125,13 @@ class _Walker:
         fks = tuple(self.foreign_keys(rel.table)) if self.foreign_keys is not None else ()
         if fks and rel.links:
             pairs: dict[int, tuple[_Rel, str, list[tuple[str, str]]]] = {}
-            for (_mine, my_col), (other_key, other_col) in rel.links:
+            for (_mine, my_col), (other_key, link_col) in rel.links:
                 other = level.qualifiers.get(other_key)
                 if other is None or other_key != other.key:
                     continue
-                via = other.key
+                via, other_col = other.key, link_col
                 if other.kind != "table":  # a derived table or CTE: the protected table its column comes from
-                    traced = self._trace(other, other_col, 0)
+                    traced = self._trace(other, link_col, 0)
                     if traced is None:
                         continue
                     other, other_col = traced
