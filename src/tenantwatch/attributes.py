@@ -53,10 +53,15 @@ DB_TENANT_TABLES: Final = "tenantwatch.db.tenant_tables"
 """The tenant-scoped tables among ``tenantwatch.db.tables`` (string array)."""
 
 DB_TENANT_FILTER: Final = "tenantwatch.db.tenant_filter"
-"""Overall verdict: ``present`` | ``missing`` | ``partial`` | ``not_applicable`` | ``unknown``."""
+"""Overall verdict: ``present`` | ``inherited`` | ``missing`` | ``partial`` | ``not_applicable`` | ``unknown``
+(``inherited``: nothing is missing and some table only inherits its tenant, see ``tenantwatch.db.inherited``)."""
 
 DB_UNFILTERED: Final = "tenantwatch.db.unfiltered"
 """Read scopes without a tenant filter, each as ``scope:table`` (string array), e.g. ``cte:recent:objectives``."""
+
+DB_INHERITED: Final = "tenantwatch.db.inherited"
+"""Read scopes whose table has no tenant filter of its own but inherits its tenant, each as ``scope:table:reason``
+(string array; reason ``fk_join`` | ``correlated_fk`` | ``narrowing_scope``), e.g. ``join:l:labels:fk_join``."""
 
 DB_UNSCOPED_WRITES: Final = "tenantwatch.db.unscoped_writes"
 """Write targets without a tenant filter (UPDATE/DELETE) or tenant column (INSERT), as table names."""

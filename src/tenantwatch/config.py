@@ -93,6 +93,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Mode = Literal["monitor", "enforce", "off"]
+Profile = Literal["default", "strict"]
 
 RULE_IDS: tuple[str, ...] = _RULE_IDS
 """Every rule id, in evaluation order (:data:`tenantwatch.rules.CATALOGUE`): the pure statement rules first, then
@@ -349,6 +350,13 @@ class Settings(_Model):
     trust_baggage: bool = False
     """Every peer of this process is trusted: incoming W3C baggage is the tenant context wherever no context was set
     (zero-code services behind their own gateway). Off by default: baggage is a claim anyone can send."""
+    tenant_roots: dict[str, str] = Field(default_factory=dict)
+    """Tenant column -> the root table of that key, ``table`` (key column ``id``) or ``table.column``, e.g.
+    ``{organization_id: organizations}``: ``organizations.id = :p`` is then a tenant filter (the root is judged like
+    a tenant table by its key column), and joins through ``x.organization_id = organizations.id`` carry it."""
+    profile: Profile = "default"
+    """``strict``: a table that only inherits its tenant (``inherited`` verdict: foreign-key join, correlation,
+    narrowing subquery) is a ``missing_tenant_filter`` finding too; ``default``: it is a fact on the span only."""
 
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
     @classmethod
@@ -374,6 +382,11 @@ class Settings(_Model):
     @classmethod
     def _lower_tables(cls, value: dict[str, str]) -> dict[str, str]:
         return {table.lower(): column.lower() for table, column in value.items()}
+
+    @field_validator("tenant_roots")
+    @classmethod
+    def _lower_roots(cls, value: dict[str, str]) -> dict[str, str]:
+        return {column.lower(): table.lower() for column, table in value.items()}
 
     @model_validator(mode="after")
     def _watches_something(self) -> Settings:
@@ -665,6 +678,7 @@ _ENV_FIELDS: tuple[tuple[str, str], ...] = (
     (env.TENANTWATCH_REDACT_QUERY_KEYS, "http.redact_query_keys"),
     (env.TENANTWATCH_TRUST_BAGGAGE, "trust_baggage"),
     (env.TENANTWATCH_MASK_STATEMENTS, "mask_statements"),
+    (env.TENANTWATCH_PROFILE, "profile"),
 )
 """Environment variable -> dotted settings path."""
 

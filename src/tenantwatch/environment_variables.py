@@ -87,3 +87,7 @@ TENANTWATCH_TRUST_BAGGAGE: Final = "TENANTWATCH_TRUST_BAGGAGE"
 TENANTWATCH_MASK_STATEMENTS: Final = "TENANTWATCH_MASK_STATEMENTS"
 """``false``: export db statements as their instrumentation recorded them, literals included. Default true: every
 literal of an exported statement is ``?`` (the span itself is never rewritten)."""
+
+TENANTWATCH_PROFILE: Final = "TENANTWATCH_PROFILE"
+"""``strict`` or ``default``: whether tables that only inherit their tenant (foreign-key joins, correlated or
+narrowing subqueries) are ``missing_tenant_filter`` findings (``strict``) or facts on the span only."""

@@ -73,6 +73,8 @@ class SpanFacts:
     tenant_filter: str = "not_applicable"
     unfiltered: tuple[str, ...] = ()
     unscoped_writes: tuple[str, ...] = ()
+    inherited: tuple[str, ...] = ()
+    """``scope:table:reason`` of each read scope that inherits its tenant (see ``tenantwatch.db.inherited``)."""
     tenant_values: tuple[str, ...] = ()
     written_tenant_values: tuple[str, ...] = ()
     statement_fingerprint: str | None = None
@@ -128,6 +130,7 @@ class SpanFacts:
             tenant_filter=_str(a.get(A.DB_TENANT_FILTER)) or "not_applicable",
             unfiltered=_strs(a.get(A.DB_UNFILTERED)),
             unscoped_writes=_strs(a.get(A.DB_UNSCOPED_WRITES)),
+            inherited=_strs(a.get(A.DB_INHERITED)),
             tenant_values=_strs(a.get(A.DB_TENANT_VALUES)),
             written_tenant_values=_strs(a.get(A.DB_WRITTEN_TENANT_VALUES)),
             statement_fingerprint=_str(a.get(A.DB_FINGERPRINT)),
@@ -157,6 +160,7 @@ class SpanFacts:
             (A.DB_TENANT_FILTER, self.tenant_filter),
             (A.DB_UNFILTERED, self.unfiltered),
             (A.DB_UNSCOPED_WRITES, self.unscoped_writes),
+            (A.DB_INHERITED, self.inherited),
             (A.DB_TENANT_VALUES, self.tenant_values),
             (A.DB_WRITTEN_TENANT_VALUES, self.written_tenant_values),
             (A.DB_FINGERPRINT, self.statement_fingerprint),
@@ -207,6 +211,7 @@ def facts_for_statement(
         tenant_filter=analysis.tenant_filter,
         unfiltered=analysis.unfiltered_reads,
         unscoped_writes=analysis.unscoped_writes,
+        inherited=analysis.inherited_reads,
         tenant_values=resolve_values(analysis.filter_values, params, executemany=executemany),
         written_tenant_values=resolve_values(analysis.written_values, params, executemany=executemany),
         statement_fingerprint=analysis.fingerprint or None,

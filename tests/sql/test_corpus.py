@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from tenantwatch.config import Settings
-from tenantwatch.sql import Analyzer, StatementAnalysis, ValueSource
+from tenantwatch.sql import Analyzer, ScopeVerdict, StatementAnalysis, ValueSource
+from tenantwatch.sql.tables import ForeignKey
 
 _CORPUS = Path(__file__).with_name("corpus.yaml")
 _DATA: dict[str, Any] = yaml.safe_load(_CORPUS.read_text(encoding="utf-8"))
@@ -25,8 +26,33 @@ def _analyzer(config_key: str) -> Analyzer:
         tenant_tables=config.get("tenant_tables", _DATA["defaults"]["tenant_tables"]),
         exclude_tables=config.get("exclude_tables", ()),
         include_tables=config.get("include_tables", ()),
+        tenant_roots=config.get("tenant_roots", {}),
     )
-    return Analyzer(settings)
+    analyzer = Analyzer(settings)
+    analyzer.tables.learn_foreign_keys(_foreign_key(text) for text in config.get("foreign_keys", ()))
+    return analyzer
+
+
+def _foreign_key(text: str) -> ForeignKey:
+    """``a.x -> b.y`` or ``a(x, z) -> b(y, w)``."""
+    source, _, target = text.partition("->")
+
+    def side(part: str) -> tuple[str, tuple[str, ...]]:
+        part = part.strip()
+        if "(" in part:
+            table, _, columns = part.partition("(")
+            return table.strip(), tuple(c.strip() for c in columns.rstrip(")").split(","))
+        table, _, column = part.rpartition(".")
+        return table, (column,)
+
+    (table, columns), (referred, referred_columns) = side(source), side(target)
+    return ForeignKey(table, columns, referred, referred_columns)
+
+
+def _verdict(scope: ScopeVerdict) -> str:
+    """``present``, ``missing``, ``inherited <reason>``; ``write ...`` for a write target."""
+    verdict = f"inherited {scope.inherited_by}" if scope.verdict == "inherited" else scope.verdict
+    return f"write {verdict}" if scope.role == "write" else verdict
 
 
 def _value(source: ValueSource) -> str:
@@ -35,9 +61,7 @@ def _value(source: ValueSource) -> str:
 
 def _actual(case: dict[str, Any], analysis: StatementAnalysis) -> dict[str, Any]:
     """The analysis in the corpus's own notation, restricted to the keys the case states."""
-    scopes = {
-        f"{s.scope} {s.table}": (f"write {s.verdict}" if s.role == "write" else s.verdict) for s in analysis.scopes
-    }
+    scopes = {f"{s.scope} {s.table}": _verdict(s) for s in analysis.scopes}
     out: dict[str, Any] = {"op": analysis.operation, "scopes": scopes}
     if len(scopes) != len(analysis.scopes):
         out["duplicate scopes"] = [f"{s.scope} {s.table}" for s in analysis.scopes]

@@ -78,6 +78,12 @@ def add_parser(sub: Any) -> None:
         metavar="TABLE[=COLUMN]",
         help="declare a tenant-scoped table (repeatable); COLUMN defaults to the first tenant column",
     )
+    explain.add_argument(
+        "--profile",
+        choices=("default", "strict"),
+        help="strict: tables that only inherit their tenant (foreign-key joins, correlated or narrowing subqueries) "
+        "are missing_tenant_filter findings too (default: the rules file's profile)",
+    )
     explain.add_argument("--tenant", help="tenant the statement runs for")
     explain.add_argument("--user", help="end user the statement runs for")
     explain.add_argument("--role", help="end user's role, e.g. member, admin, superuser")
@@ -378,7 +384,14 @@ def _explained_json(explained: _Explained) -> dict[str, Any]:
         "tenant_tables": [{"table": table, "column": column} for table, column in explained.tenant_columns.items()],
         "tenant_filter": analysis.tenant_filter,
         "scopes": [
-            {"scope": s.scope, "table": s.table, "role": s.role, "verdict": s.verdict, "reason": s.reason}
+            {
+                "scope": s.scope,
+                "table": s.table,
+                "role": s.role,
+                "verdict": s.verdict,
+                "reason": s.reason,
+                **({"inherited_by": s.inherited_by} if s.inherited_by else {}),
+            }
             for s in analysis.scopes
         ],
         "tenant_values": list(explained.tenant_values),
@@ -422,7 +435,8 @@ def _explained_text(explained: _Explained) -> str:
         width_table = max(len(s.table) for s in analysis.scopes)
         for s in analysis.scopes:
             reason = f"  {s.reason}" if s.reason else ""
-            out.append(f"    {s.scope:<{width_scope}}  {s.table:<{width_table}}  {s.role:<5}  {s.verdict:<7}{reason}")
+            verdict = f"{s.verdict} ({s.inherited_by})" if s.inherited_by else s.verdict
+            out.append(f"    {s.scope:<{width_scope}}  {s.table:<{width_table}}  {s.role:<5}  {verdict:<7}{reason}")
     row("tenant values", or_dash(explained.tenant_values))
     if analysis.is_write:
         row("written values", or_dash(explained.written_values))
@@ -477,7 +491,7 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
     if not [s for s in args.sql if s != "-"] and stdin.isatty():
         raise UsageError('give SQL as an argument, or pipe JSON lines ({"sql": ...}) on stdin')
     try:
-        settings = load_settings(args.rules)
+        settings = load_settings(args.rules, profile=getattr(args, "profile", None))
     except ConfigError as exc:
         raise UsageError(str(exc), details={"issues": [issue.to_json() for issue in exc.issues]}) from exc
     extra_tables = _parse_tenant_tables(args.tenant_table)

@@ -21,7 +21,8 @@ class MissingTenantFilterSettings(RuleSettings):
 
 class MissingTenantFilter(Rule):
     """One finding per tenant-scoped table that some read scope (main, CTE, subquery, UNION arm, JOIN) leaves
-    unfiltered. Silent inside ``unscoped(reason)`` and when the statement could not be analyzed."""
+    unfiltered (``missing``). A table that only inherits its tenant (``inherited``) is a finding only with
+    ``profile: strict``. Silent inside ``unscoped(reason)`` and when the statement could not be analyzed."""
 
     __slots__ = ()
     meta = RuleMeta(
@@ -36,19 +37,28 @@ class MissingTenantFilter(Rule):
         stages=("statement",),
         settings=MissingTenantFilterSettings,
         verdict="the `missing` verdicts of the scope walk (`tenantwatch.sql._scope`), one `scope:table` entry each in "
-        "`tenantwatch.db.unfiltered` (`SpanFacts.unfiltered`)",
+        "`tenantwatch.db.unfiltered` (`SpanFacts.unfiltered`); with `profile: strict` also the `inherited` ones "
+        "(`tenantwatch.db.inherited`)",
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:
-        if not facts.unfiltered or facts.unscoped_reason is not None or analysis_unknown(facts):
+        strict = settings.profile == "strict" and bool(facts.inherited)
+        if not (facts.unfiltered or strict) or facts.unscoped_reason is not None or analysis_unknown(facts):
             return NO_FINDINGS
         scopes: dict[str, list[str]] = {}
         for item in facts.unfiltered:
             scope, table = table_of_scope(item)
             scopes.setdefault(table, []).append(scope)
+        inherited: dict[str, list[str]] = {}
+        if strict:
+            for item in facts.inherited:
+                where, _, reason = item.rpartition(":")
+                scope, table = table_of_scope(where)
+                if table not in scopes:
+                    inherited.setdefault(table, []).append(f"{scope} ({reason})")
         operation = facts.operation or "statement"
         context = f"context tenant {facts.tenant_id!r}" if facts.tenant_id else "no tenant in context"
-        return tuple(
+        found = [
             self.finding(
                 facts,
                 settings,
@@ -57,7 +67,18 @@ class MissingTenantFilter(Rule):
                 table=table,
             )
             for table, table_scopes in scopes.items()
+        ]
+        found.extend(
+            self.finding(
+                facts,
+                settings,
+                f"{operation} reads {table} without a tenant filter of its own in scope {', '.join(table_scopes)}: "
+                f"it only inherits the tenant (strict profile); {context}",
+                table=table,
+            )
+            for table, table_scopes in inherited.items()
         )
+        return tuple(found)
 
 
 RULE = MissingTenantFilter()

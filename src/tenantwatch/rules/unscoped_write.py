@@ -27,7 +27,7 @@ class UnscopedWrite(Rule):
     meta = RuleMeta(
         id="unscoped_write",
         title="Unscoped write",
-        summary="UPDATE/DELETE on a tenant table without tenant filter; INSERT without tenant column",
+        summary="UPDATE/DELETE on a tenant table without tenant filter; INSERT without tenant column; TRUNCATE",
         severity="critical",
         categories=("isolation",),
         remediation="Add `AND organization_id = :tenant` to the UPDATE/DELETE, and set the tenant column from the "
@@ -50,6 +50,8 @@ class UnscopedWrite(Rule):
 def _message(operation: str | None, table: str) -> str:
     if operation == "INSERT":
         return f"INSERT into {table} does not set the tenant column: the new rows belong to no tenant"
+    if operation == "TRUNCATE":
+        return f"TRUNCATE of {table} removes the rows of every tenant"
     if operation in ("UPDATE", "DELETE"):
         return f"{operation} on {table} has no tenant filter: it can change rows of every tenant"
     return f"{operation or 'write'} on {table} is not scoped to a tenant"

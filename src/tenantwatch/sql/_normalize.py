@@ -762,8 +762,10 @@ def slim_select_lists(text: str) -> str:
     """Replace plain select lists (no parenthesis, parameter, quote) by ``1`` before parsing a normalized text.
 
     Such a list cannot hold a subquery or a value, so it does not matter to the analysis; leaving it out makes the
-    parse tree much smaller (an ORM select lists every mapped column). ``INSERT ... SELECT`` is left alone: its
-    select list holds the written values. Bounded: texts over 16 KiB and lists over 4 KiB are left as they are.
+    parse tree much smaller (an ORM select lists every mapped column). A list right after ``(`` (a derived
+    table, a CTE, a subquery) is kept: which tenant and key columns a derived table outputs decides provenance.
+    ``INSERT ... SELECT`` is left alone: its select list holds the written values. Bounded: texts over 16 KiB and
+    lists over 4 KiB are left as they are.
     """
     if not _SLIM_MIN_BYTES <= len(text) <= _SLIM_MAX_BYTES:
         return text
@@ -784,7 +786,13 @@ def slim_select_lists(text: str) -> str:
         if end > start + _SLIM_MAX_LIST:
             index = _find_word(low, "select", start, size)
             continue
-        if end > start + 3 and _NOT_PLAIN.search(low, start, end) is None and "into" not in low[start:end]:
+        nested = low[:index].rstrip().endswith("(")  # a derived table's or CTE's list: its output columns count
+        if (
+            not nested
+            and end > start + 3
+            and _NOT_PLAIN.search(low, start, end) is None
+            and "into" not in low[start:end]
+        ):
             out.append(text[pos:start])
             out.append(" 1 ")
             pos = end

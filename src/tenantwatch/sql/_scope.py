@@ -10,7 +10,14 @@ verdict. The semantics are documented in ``docs/analysis.md``; in short:
   ``ON`` of a join that filters that table's side (both sides of an INNER join, the nullable side of a LEFT/RIGHT
   join, neither side of a FULL join).
 * Equalities between columns in the same set of conjuncts propagate values (``b.org = a.org AND a.org = $1``).
-* Nothing under ``OR``/``NOT``, no ``IS NOT NULL``, no column compared with itself, no filter from another level.
+* Nothing under ``NOT``, no ``IS NOT NULL``, no column compared with itself, no filter from another level; under
+  ``OR``, only a column filtered in every arm (against the values of all arms).
+* A filter on a derived table's or a CTE's output column that is a tenant column of the table it comes from
+  protects that table in the inner scope (for a CTE: when every reference to it filters it).
+* What stays unprotected may still be ``inherited`` (see :mod:`tenantwatch.sql.model`): joined by equality on a
+  declared foreign key to a protected table of the same level (``fk_join``), correlated through such a key to a
+  protected table of an enclosing level (``correlated_fk``), or a subquery in a filter (EXISTS, IN, ANY, ALL) of a
+  protected level (``narrowing_scope``). Decided at the end of the walk, until nothing changes.
 
 Values are recorded as ``int`` (``$k`` of the normalized text; negative for ``-$k``) or ``str`` (a constant that
 stayed inline), and bound to the caller's parameters later.
@@ -22,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tenantwatch.sql.model import ScopeVerdict
+from tenantwatch.sql.model import InheritedReason, ScopeVerdict
 
 __all__ = ["TooDeepError", "Value", "WalkResult", "walk"]
 
@@ -31,6 +38,10 @@ Value = int | str
 
 Node = dict[str, Any]
 _Key = tuple[str, str]
+ForeignKeys = Callable[[str], Iterable[Any]]
+"""``table -> foreign keys from or to it`` (each with ``table``, ``columns``, ``referred``, ``referred_columns``)."""
+_NARROWING = frozenset({"EXISTS_SUBLINK", "ANY_SUBLINK", "ALL_SUBLINK"})
+"""Subqueries that only decide whether a row of the enclosing level is kept, when they stand in a filter."""
 
 _WRITES = ("INSERT", "UPDATE", "DELETE")
 _LEAVES = frozenset({"ColumnRef", "A_Const", "ParamRef", "String", "TypeName", "A_Star", "Integer", "Float"})
@@ -68,6 +79,18 @@ class _Rel:
     role: Literal["read", "write"] = "read"
     path: list[tuple[int, str]] = field(default_factory=list)
     """The joins above this relation, innermost first, with the side (``L``/``R``) it is on."""
+    source: str | None = None
+    """The CTE a ``cte`` relation reads."""
+    inner: _Level | None = None
+    """The query block a ``subquery`` relation reads (when it is one block)."""
+    root: bool = False
+    """The root table of a tenant key, judged by its key column."""
+    verdict: str = ""
+    slot: tuple[list[ScopeVerdict], int] | None = None
+    """Where this relation's verdict sits (for the end-of-walk upgrades)."""
+    links: tuple[tuple[_Key, _Key], ...] = ()
+    """Column equalities holding in every row where this relation is not null, this relation's column first (the
+    other relation of such an equality is then not null either)."""
 
 
 @dataclass(slots=True)
@@ -90,6 +113,12 @@ class _Level:
     label: str = "join"
     first_free: bool = True
     """Naming while collecting: the first relation takes the level's scope name, the others ``<label>:<key>``."""
+    parent: _Level | None = None
+    """The enclosing level of a subquery in an expression (correlation, narrowing)."""
+    narrowing: bool = False
+    """A subquery in a filter of ``parent`` (EXISTS / IN / ANY / ALL): it returns no rows to the caller."""
+    targets: Any = None
+    """The target list (a SELECT's output columns)."""
 
     def add(self, rel: _Rel, schema: str | None = None) -> None:
         self.rels.append(rel)
@@ -224,9 +253,10 @@ class _Protection:
     """What a set of conjuncts protects, computed once for every relation judged against it (a level of many
     tables costs one pass over its conditions, not one per table)."""
 
-    __slots__ = ("direct", "filtered", "uf")
+    __slots__ = ("atoms", "direct", "filtered", "uf")
 
     def __init__(self, atoms: list[_Atom]) -> None:
+        self.atoms = atoms
         self.direct: dict[_Key, str] = {}
         """Column -> the form of its first filter against values."""
         for atom in atoms:
@@ -248,25 +278,62 @@ class _Protection:
 
     def check(self, rel: _Rel) -> tuple[bool, str]:
         assert rel.column is not None
-        target: _Key = (rel.key, rel.column)
+        return self.check_column(rel, rel.column)
+
+    def links_of(self, key: str) -> tuple[tuple[_Key, _Key], ...]:
+        """The column equalities with one side on relation ``key`` (that side first)."""
+        out: list[tuple[_Key, _Key]] = []
+        for atom in self.atoms:
+            right = atom.right
+            if right is None:
+                continue
+            if atom.left[0] == key:
+                out.append((atom.left, right))
+            elif right[0] == key:
+                out.append((right, atom.left))
+        return tuple(out)
+
+    def check_column(self, rel: _Rel, column: str) -> tuple[bool, str]:
+        target: _Key = (rel.key, column)
         form = self.direct.get(target)
         if form is not None:
             if form == "IN":
-                return True, f"{rel.column} IN (values)"
+                return True, f"{column} IN (values)"
             if form == "ANY":
-                return True, f"{rel.column} = ANY(values)"
-            return True, f"{rel.column} = value"
+                return True, f"{column} = ANY(values)"
+            if form == "OR":
+                return True, f"{column} filtered in every OR arm"
+            return True, f"{column} = value"
         if self.uf is None:
             return False, ""
         source = self.filtered.get(self.uf.find(target))
         if source is not None and source != target:
-            return True, f"{rel.column} equals {source[0]}.{source[1]}, which is filtered"
+            return True, f"{column} equals {source[0]}.{source[1]}, which is filtered"
         return False, ""
 
 
 class _Walker:
-    def __init__(self, column_for: Callable[[str], str | None], tenant_columns: Iterable[str], max_depth: int) -> None:
+    def __init__(
+        self,
+        column_for: Callable[[str], str | None],
+        tenant_columns: Iterable[str],
+        max_depth: int,
+        foreign_keys: ForeignKeys | None = None,
+        is_root: Callable[[str], bool] | None = None,
+    ) -> None:
         self.column_for = column_for
+        self.foreign_keys = foreign_keys
+        self.is_root = is_root
+        self.stack: list[_Level] = []
+        """The levels being walked, innermost last: the parent of a subquery in an expression."""
+        self.filtering = False
+        """Whether the expression being walked is a filter (WHERE, HAVING, ON) of the innermost level."""
+        self.pending: list[tuple[_Rel, _Level]] = []
+        """The ``missing`` verdicts, with their level: what the end of the walk may upgrade."""
+        self.derived: list[tuple[_Rel, str, str]] = []
+        """``(subquery or CTE relation, output column, reason)``: the outer level filters that column."""
+        self.cte_levels: dict[str, _Level] = {}
+        self.cte_refs: dict[str, list[_Rel]] = {}
         self.tenant_names = set(tenant_columns)
         self.columns: dict[str, str | None] = {}
         self.max_depth = max_depth
@@ -283,15 +350,27 @@ class _Walker:
 
     # -- statements ----------------------------------------------------------------------------------------------
 
-    def statement(self, wrapper: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> str:
-        """Walk one statement node (wrapped), return its operation."""
+    def statement(
+        self,
+        wrapper: Node,
+        scope: str,
+        ctes: frozenset[str],
+        depth: int,
+        top: bool,
+        *,
+        parent: _Level | None = None,
+    ) -> str:
+        """Walk one statement node (wrapped), return its operation. ``parent``: the level of the filter a narrowing
+        subquery stands in."""
         self._check(depth)
         if not wrapper:
             return "OTHER"
         kind, body = next(iter(wrapper.items()))
         if kind == "SelectStmt":
-            self.select(body, scope, ctes, depth + 1, top)
+            self.select(body, scope, ctes, depth + 1, top, parent=parent)
             return "SELECT"
+        if kind == "TruncateStmt":
+            return self.truncate(body, scope, top)
         if kind == "InsertStmt":
             self.insert(body, scope, ctes, depth + 1, top)
             return "INSERT"
@@ -321,7 +400,17 @@ class _Walker:
             return self.copy(body, scope, ctes, depth + 1, top)
         return "OTHER"
 
-    def select(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
+    def select(
+        self,
+        s: Node,
+        scope: str,
+        ctes: frozenset[str],
+        depth: int,
+        top: bool,
+        *,
+        parent: _Level | None = None,
+    ) -> _Level | None:
+        """Walk a SELECT; returns its level when it is one query block."""
         self._check(depth)
         ctes = self._with(s.get("withClause"), ctes, depth)
         if s.get("op", "SETOP_NONE") != "SETOP_NONE":
@@ -329,22 +418,24 @@ class _Walker:
                 if not side:
                     continue
                 if side.get("op", "SETOP_NONE") != "SETOP_NONE":
-                    self.select(side, scope, ctes, depth + 1, top)
+                    self.select(side, scope, ctes, depth + 1, top, parent=parent)
                 else:
                     self.arms += 1
-                    self.select(side, f"union:{self.arms}", ctes, depth + 1, top)
+                    self.select(side, f"union:{self.arms}", ctes, depth + 1, top, parent=parent)
             self._exprs((s.get("sortClause"), s.get("limitOffset"), s.get("limitCount")), None, ctes, depth)
-            return
+            return None
         if "valuesLists" in s:
             self._exprs(s.get("valuesLists"), None, ctes, depth)
-            return
+            return None
         group = self._open_group()
-        level = _Level()
+        level = self._level(parent)
+        level.targets = s.get("targetList")
         self._collect_from(s.get("fromClause") or (), level, scope, "join", ctes, first_takes_scope=True)
         if top and not self.main_decided and level.rels:
             self.main_decided = True  # a derived table first: the first table read (see walk()) stands in
             if level.rels[0].kind == "table":
                 self.main_table = level.rels[0].table
+        self.stack.append(level)
         if self.sublinks:
             self._exprs((s.get("distinctClause"), s.get("targetList")), None, ctes, depth)
         self._walk_from(s.get("fromClause") or (), level, ctes, depth)
@@ -365,7 +456,33 @@ class _Walker:
                 ctes,
                 depth,
             )
+        self.stack.pop()
         self._judge(level, where, group)
+        return level
+
+    def truncate(self, s: Node, scope: str, top: bool) -> str:
+        """TRUNCATE removes every row of each table: an unscoped write of each tenant table it names."""
+        group = self._open_group()
+        for item in s.get("relations") or ():
+            relation = item.get("RangeVar") if isinstance(item, dict) else None
+            if not relation:
+                continue
+            table = self._register(relation)
+            if top and self.main_table is None:
+                self.main_table = table
+            if table is not None and self._column(relation) is not None:
+                reason = "TRUNCATE removes the rows of every tenant"
+                group.append(ScopeVerdict(scope, table, "write", "missing", reason))
+        return "TRUNCATE"
+
+    def _level(self, parent: _Level | None = None) -> _Level:
+        level = _Level()
+        if parent is not None:
+            level.parent = parent
+            level.narrowing = True
+        elif self.stack:
+            level.parent = self.stack[-1]
+        return level
 
     def insert(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
         self._check(depth)
@@ -466,13 +583,15 @@ class _Walker:
         column = self._column(relation) if table else None
         if top and self.main_table is None:
             self.main_table = table
-        level = _Level()
-        if column is not None:
+        level = self._level()
+        if column is not None and not self._root(relation):
             self.tenant_names.add(column)
         target = _Rel(key=self._rel_key(relation), kind="table", table=table, column=column, scope=scope, role="write")
+        target.root = self._root(relation)
         level.add(target, relation.get("schemaname"))
         level.cores.add(0)
         self._collect_from(extra or (), level, scope, label, ctes, first_takes_scope=False)
+        self.stack.append(level)
         for item in s.get("targetList") or ():
             res = item.get("ResTarget") or {}
             val = res.get("val")
@@ -490,6 +609,7 @@ class _Walker:
         where = s.get("whereClause")
         self._expr(where, level, ctes, depth, filters=True)
         self._returning(s, ctes, depth)
+        self.stack.pop()
         self._judge(level, where, group)
 
     def merge(self, s: Node, scope: str, ctes: frozenset[str], depth: int, top: bool) -> None:
@@ -581,9 +701,12 @@ class _Walker:
             schema = body.get("schemaname")
             key = self._rel_key(body)
             if not schema and relname in ctes:
-                return self._leaf(level, _Rel(key=key, kind="cte", scope=self._name_for(level, key)))
+                cte = _Rel(key=key, kind="cte", scope=self._name_for(level, key), source=relname)
+                self.cte_refs.setdefault(relname, []).append(cte)
+                return self._leaf(level, cte)
             column = self._column(body)
             rel = _Rel(key=key, kind="table", table=relname, column=column, scope=self._name_for(level, key))
+            rel.root = column is not None and self._root(body)
             return self._leaf(level, rel, str(schema).lower() if schema else None)
         if kind in ("RangeSubselect", "RangeFunction", "RangeTableFunc", "JsonTable"):
             alias = str((body.get("alias") or {}).get("aliasname", "")).lower()
@@ -667,7 +790,19 @@ class _Walker:
                 self._register(body)
         elif kind == "RangeSubselect":
             self.subqueries += 1
-            self.statement(body.get("subquery") or {}, f"subquery:{self.subqueries}", ctes, depth + 1, False)
+            scope = f"subquery:{self.subqueries}"
+            inner = (body.get("subquery") or {}).get("SelectStmt")
+            alias = str((body.get("alias") or {}).get("aliasname", "")).lower()
+            rel = level.qualifiers.get(alias) if alias and not body.get("lateral") else None
+            if inner is not None and rel is not None and rel.kind == "subquery":
+                self._check(depth + 1)
+                saved, self.stack = self.stack, []  # a derived table sees no enclosing level (not LATERAL)
+                try:
+                    rel.inner = self.select(inner, scope, ctes, depth + 2, False)
+                finally:
+                    self.stack = saved
+            else:
+                self.statement(body.get("subquery") or {}, scope, ctes, depth + 1, False)
         elif kind == "JoinExpr":
             self._walk_from_item(body.get("larg") or {}, level, ctes, depth + 1)
             self._walk_from_item(body.get("rarg") or {}, level, ctes, depth + 1)
@@ -681,9 +816,13 @@ class _Walker:
         """Find the subqueries (new scopes) in expressions outside filter positions."""
         if not self.sublinks or not nodes:
             return
-        for node in nodes:
-            if node:
-                self._sublinks(node, ctes, depth)
+        saved, self.filtering = self.filtering, False
+        try:
+            for node in nodes:
+                if node:
+                    self._sublinks(node, ctes, depth)
+        finally:
+            self.filtering = saved
 
     def _expr(
         self,
@@ -700,7 +839,12 @@ class _Walker:
         if filters and level is not None:
             self._filters(node, level, depth, negated=False)
         if self.sublinks:
-            self._sublinks(node, ctes, depth)
+            saved = self.filtering
+            self.filtering = filters and level is not None and bool(self.stack) and self.stack[-1] is level
+            try:
+                self._sublinks(node, ctes, depth)
+            finally:
+                self.filtering = saved
 
     def _filters(self, node: Any, level: _Level, depth: int, negated: bool) -> None:
         """Note the tenant values compared along a filter's AND/OR/NOT structure (not under NOT)."""
@@ -735,7 +879,13 @@ class _Walker:
                     self._sublinks(body.get("testexpr"), ctes, depth + 1)
                     self.subqueries += 1
                     scope = f"subquery:{self.subqueries}"
-                    self.statement(body.get("subselect") or {}, scope, ctes, depth + 1, False)
+                    narrows = self.filtering and body.get("subLinkType") in _NARROWING and bool(self.stack)
+                    saved, self.filtering = self.filtering, False
+                    try:
+                        parent = self.stack[-1] if narrows else None
+                        self.statement(body.get("subselect") or {}, scope, ctes, depth + 1, False, parent=parent)
+                    finally:
+                        self.filtering = saved
                     continue
                 if isinstance(body, dict):
                     for field_name, value in body.items():
@@ -762,25 +912,28 @@ class _Walker:
 
     def _judge(self, level: _Level, where: Any, group: list[ScopeVerdict]) -> None:
         tenant_rels = [r for r in level.rels if r.column is not None and r.table is not None]
-        if not tenant_rels:
+        derived = [r for r in level.rels if r.inner is not None or r.source in self.cte_levels]
+        if not tenant_rels and not derived:
             return
         where_atoms = self._atoms(conjuncts(where), level)
         on_atoms: dict[int, list[_Atom]] = {}
         protections: dict[tuple[int, ...], _Protection] = {}
+        for rel in derived:  # filters on the output columns of derived tables and CTEs
+            outer = self._protection(level, rel, where_atoms, on_atoms, protections)
+            key = rel.key
+            columns = {a.left[1] for a in outer.atoms if a.left[0] == key}
+            columns.update(a.right[1] for a in outer.atoms if a.right is not None and a.right[0] == key)
+            protected = [(c, why) for c in columns for ok, why in (outer.check_column(rel, c),) if ok]
+            if protected:
+                outputs = self._outputs(rel)
+                for output_column, why in protected:
+                    if output_column in outputs:
+                        self.derived.append((rel, output_column, f"{key}.{why} in the enclosing query"))
         for rel in tenant_rels:
-            holding = tuple(self._holding_joins(level, rel))
-            protection = protections.get(holding)
-            if protection is None:  # relations under the same joins share their conditions: judged once
-                atoms = list(where_atoms)
-                for index in holding:
-                    if index not in on_atoms:
-                        quals, using = level.on_nodes[index]
-                        found = self._atoms(conjuncts(quals), level)
-                        found.extend(_Atom(a, b) for a, b in using)
-                        on_atoms[index] = found
-                    atoms.extend(on_atoms[index])
-                protection = protections[holding] = _Protection(atoms)
+            protection = self._protection(level, rel, where_atoms, on_atoms, protections)
             ok, reason = protection.check(rel)
+            if ok and rel.root:
+                reason += " (tenant root table)"
             if not ok:
                 column = rel.column
                 if rel.key in level.mentioned:
@@ -791,7 +944,225 @@ class _Walker:
                 else:
                     reason = f"no filter on {rel.key}.{column}"
             assert rel.table is not None
-            group.append(ScopeVerdict(rel.scope, rel.table, rel.role, "present" if ok else "missing", reason))
+            rel.verdict = "present" if ok else "missing"
+            if not ok:
+                rel.links = protection.links_of(rel.key)
+                self.pending.append((rel, level))
+            rel.slot = (group, len(group))
+            group.append(ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason))  # type: ignore[arg-type]
+
+    def _protection(
+        self,
+        level: _Level,
+        rel: _Rel,
+        where_atoms: list[_Atom],
+        on_atoms: dict[int, list[_Atom]],
+        protections: dict[tuple[int, ...], _Protection],
+    ) -> _Protection:
+        """What holds in every row where ``rel`` is not null: relations under the same joins share it."""
+        holding = tuple(self._holding_joins(level, rel))
+        protection = protections.get(holding)
+        if protection is None:
+            atoms = list(where_atoms)
+            for index in holding:
+                if index not in on_atoms:
+                    quals, using = level.on_nodes[index]
+                    found = self._atoms(conjuncts(quals), level)
+                    found.extend(_Atom(a, b) for a, b in using)
+                    on_atoms[index] = found
+                atoms.extend(on_atoms[index])
+            protection = protections[holding] = _Protection(atoms)
+        return protection
+
+    def _outputs(self, rel: _Rel, depth: int = 0) -> dict[str, tuple[_Rel, str]]:
+        """The output columns of a derived table or CTE that carry a tenant column, with where each comes from."""
+        inner = rel.inner if rel.inner is not None else self.cte_levels.get(rel.source or "")
+        if inner is None or depth > self.max_depth:
+            return {}
+        out: dict[str, tuple[_Rel, str]] = {}
+        dup: set[str] = set()
+
+        def put(name: str, source: tuple[_Rel, str]) -> None:
+            if name in out and out[name][0] is not source[0]:
+                dup.add(name)
+            out[name] = source
+
+        for item in inner.targets or ():
+            res = item.get("ResTarget") if isinstance(item, dict) else None
+            if res is None:
+                continue
+            body = (res.get("val") or {}).get("ColumnRef")
+            fields = body.get("fields") if body else None
+            if not fields:
+                continue
+            if "A_Star" in fields[-1]:
+                qualifier = _name(fields[0]) if len(fields) == 2 else None
+                for source in inner.rels:
+                    if qualifier is not None and inner.qualifiers.get(qualifier) is not source:
+                        continue
+                    if source.kind == "table" and source.column is not None:
+                        put(source.column, (source, source.column))
+                    elif source.inner is not None or source.source in self.cte_levels:
+                        for name in self._outputs(source, depth + 1):
+                            put(name, (source, name))
+                continue
+            key = self._key(fields, inner)
+            if key is None:
+                continue
+            found = inner.qualifiers.get(key[0]) or next((r for r in inner.rels if r.key == key[0]), None)
+            if found is None:
+                continue
+            name = str(res.get("name") or key[1]).lower()
+            derived = found.inner is not None or found.source in self.cte_levels
+            if (found.kind == "table" and found.column == key[1]) or (
+                derived and key[1] in self._outputs(found, depth + 1)
+            ):
+                put(name, (found, key[1]))
+        for name in dup:
+            del out[name]
+        return out
+
+    def _trace(self, rel: _Rel, column: str, depth: int) -> tuple[_Rel, str] | None:
+        """The table relation and column an output column of a derived table or CTE comes from, if one."""
+        inner = rel.inner if rel.inner is not None else self.cte_levels.get(rel.source or "")
+        if inner is None or depth > self.max_depth:
+            return None
+        for item in inner.targets or ():
+            res = item.get("ResTarget") if isinstance(item, dict) else None
+            body = ((res or {}).get("val") or {}).get("ColumnRef")
+            fields = body.get("fields") if body else None
+            if not fields or res is None:
+                continue
+            if "A_Star" in fields[-1]:
+                if len(inner.rels) != 1:
+                    return None  # which relation a name comes from is not known here
+                source = inner.rels[0]
+            else:
+                key = self._key(fields, inner)
+                if key is None or str(res.get("name") or key[1]).lower() != column:
+                    continue
+                found = inner.qualifiers.get(key[0])
+                if found is None:
+                    return None
+                source, column = found, key[1]
+            if source.kind == "table":
+                return source, column
+            return self._trace(source, column, depth + 1)
+        return None
+
+    # -- provenance (end of the walk) ----------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Upgrade verdicts by provenance, until nothing changes: filters through derived tables and CTEs
+        (``present``), then ``inherited`` (foreign-key joins, correlation, narrowing subqueries)."""
+        self._settle_derived()
+        pending = [(rel, level) for rel, level in self.pending if rel.verdict == "missing"]
+        changed = True
+        while changed and pending:
+            changed = False
+            still: list[tuple[_Rel, _Level]] = []
+            for rel, level in pending:
+                found = self._inheritance(rel, level) if rel.verdict == "missing" else None
+                if found is None:
+                    if rel.verdict == "missing":
+                        still.append((rel, level))
+                    continue
+                reason, why = found
+                self._set(rel, "inherited", why, reason)
+                changed = True
+            pending = still
+
+    def _settle_derived(self) -> None:
+        if not self.derived:
+            return
+        filtered: dict[int, set[str]] = {}
+        for rel, column, _why in self.derived:
+            filtered.setdefault(id(rel), set()).add(column)
+        for rel, column, why in self.derived:
+            if rel.source is not None:  # a CTE: every reference to it must filter that column
+                refs = self.cte_refs.get(rel.source, [])
+                if not all(column in filtered.get(id(r), ()) for r in refs):
+                    continue
+            self._protect_output(rel, column, why, 0)
+
+    def _protect_output(self, rel: _Rel, column: str, why: str, depth: int) -> None:
+        target = self._outputs(rel).get(column)
+        if target is None or depth > self.max_depth:
+            return
+        source, source_column = target
+        if source.kind == "table":
+            if source.verdict == "missing":
+                self._set(source, "present", why, None)
+            return
+        self._protect_output(source, source_column, why, depth + 1)
+
+    @staticmethod
+    def _set(rel: _Rel, verdict: str, why: str, reason: InheritedReason | None) -> None:
+        rel.verdict = verdict
+        if rel.slot is None:
+            return
+        group, index = rel.slot
+        old = group[index]
+        group[index] = ScopeVerdict(old.scope, old.table, old.role, verdict, why, reason)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _protected(rel: _Rel | None) -> bool:
+        return rel is not None and rel.kind == "table" and rel.verdict in ("present", "inherited")
+
+    def _level_protected(self, level: _Level | None, depth: int = 0) -> bool:
+        """Every tenant table of ``level`` is protected, and it has one (or narrows a protected level itself)."""
+        if level is None or depth > self.max_depth:
+            return False
+        tenant = [r for r in level.rels if r.column is not None and r.table is not None]
+        if any(not self._protected(r) for r in tenant):
+            return False
+        if tenant:
+            return True
+        return level.narrowing and self._level_protected(level.parent, depth + 1)
+
+    def _inheritance(self, rel: _Rel, level: _Level) -> tuple[InheritedReason, str] | None:
+        assert rel.table is not None
+        fks = tuple(self.foreign_keys(rel.table)) if self.foreign_keys is not None else ()
+        if fks and rel.links:
+            pairs: dict[int, tuple[_Rel, str, list[tuple[str, str]]]] = {}
+            for (_mine, my_col), (other_key, link_col) in rel.links:
+                other = level.qualifiers.get(other_key)
+                if other is None or other_key != other.key:
+                    continue
+                via, other_col = other.key, link_col
+                if other.kind != "table":  # a derived table or CTE: the protected table its column comes from
+                    traced = self._trace(other, link_col, 0)
+                    if traced is None:
+                        continue
+                    other, other_col = traced
+                if self._protected(other):
+                    pairs.setdefault(id(other), (other, via, []))[2].append((my_col, other_col))
+            for other, via, columns in pairs.values():
+                assert other.table is not None
+                if _fk_matches(fks, rel.table, other.table, columns):
+                    return "fk_join", f"joined to protected {via} on a foreign key ({_pairs(columns)})"
+            outer: dict[tuple[int, int], tuple[_Rel, list[tuple[str, str]]]] = {}
+            for (_mine, my_col), (other_key, other_col) in rel.links:
+                if not other_key.startswith("^"):
+                    continue
+                qualifier = other_key[1:]
+                ancestor = level.parent
+                while ancestor is not None and qualifier not in ancestor.qualifiers:
+                    ancestor = ancestor.parent
+                other = ancestor.qualifiers.get(qualifier) if ancestor is not None else None
+                if other is not None and other.table is not None and self._protected(other):
+                    entry = outer.setdefault((id(ancestor), id(other)), (other, []))
+                    entry[1].append((my_col, other_col))
+            for other, columns in outer.values():
+                assert other.table is not None
+                if _fk_matches(fks, rel.table, other.table, columns):
+                    return (
+                        "correlated_fk",
+                        f"correlated with protected {other.key} on a foreign key ({_pairs(columns)})",
+                    )
+        if level.narrowing and self._level_protected(level.parent):
+            return "narrowing_scope", "a subquery that only narrows a protected level and returns no rows"
+        return None
 
     @staticmethod
     def _holding_joins(level: _Level, rel: _Rel) -> list[int]:
@@ -828,15 +1199,48 @@ class _Walker:
                 holding.append(join)
         return holding
 
-    def _atoms(self, nodes: list[Any], level: _Level) -> list[_Atom]:
+    def _atoms(self, nodes: list[Any], level: _Level, depth: int = 0) -> list[_Atom]:
         atoms: list[_Atom] = []
         for node in nodes:
-            body = node.get("A_Expr") if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                continue
+            body = node.get("A_Expr")
             if body is not None:
                 atom = self._atom(body, level)
                 if atom is not None:
                     atoms.append(atom)
+                continue
+            body = node.get("BoolExpr")
+            if body is not None and body.get("boolop") == "OR_EXPR":
+                atoms.extend(self._or_atoms(body.get("args") or (), level, depth + 1))
         return atoms
+
+    def _or_atoms(self, arms: Iterable[Any], level: _Level, depth: int) -> list[_Atom]:
+        """What holds in every arm of an OR: a column filtered in each (against the values of all arms), an
+        equality between columns stated in each."""
+        self._check(depth)
+        direct: dict[_Key, list[Value]] | None = None
+        links: set[frozenset[_Key]] = set()
+        for arm in arms:
+            arm_direct: dict[_Key, list[Value]] = {}
+            arm_links: set[frozenset[_Key]] = set()
+            for atom in self._atoms(conjuncts(arm), level, depth + 1):
+                if atom.right is None:
+                    arm_direct.setdefault(atom.left, []).extend(atom.values)
+                else:
+                    arm_links.add(frozenset((atom.left, atom.right)))
+            if direct is None:
+                direct, links = arm_direct, arm_links
+            else:
+                direct = {k: direct[k] + v for k, v in arm_direct.items() if k in direct}
+                links &= arm_links
+            if not direct and not links:
+                return []
+        out = [_Atom(key, None, tuple(values), "OR") for key, values in (direct or {}).items()]
+        for pair in links:
+            a, b = sorted(pair)
+            out.append(_Atom(a, b))
+        return out
 
     def _atom(self, body: Node, level: _Level) -> _Atom | None:
         """The atom an ``A_Expr`` stands for (memoized per level: filters and verdicts both ask)."""
@@ -944,7 +1348,19 @@ class _Walker:
         visible = ctes | {str(c.get("ctename", "")).lower() for c in items}
         for cte in items:
             name = str(cte.get("ctename", "")).lower()
-            self.statement(cte.get("ctequery") or {}, f"cte:{name}", visible, depth + 1, False)
+            query = cte.get("ctequery") or {}
+            select = query.get("SelectStmt")
+            if select is not None and not with_clause.get("recursive") and not cte.get("aliascolnames"):
+                self._check(depth + 1)
+                saved, self.stack = self.stack, []
+                try:
+                    found = self.select(select, f"cte:{name}", visible, depth + 2, False)
+                finally:
+                    self.stack = saved
+                if found is not None:
+                    self.cte_levels[name] = found
+            else:
+                self.statement(query, f"cte:{name}", visible, depth + 1, False)
         return visible
 
     def _returning(self, s: Node, ctes: frozenset[str], depth: int) -> None:
@@ -981,9 +1397,13 @@ class _Walker:
             pass
         column = self.column_for(qualified)
         self.columns[qualified] = column
-        if column is not None:
+        if column is not None and not self._root(relation):
             self.tenant_names.add(column)
         return column
+
+    def _root(self, relation: Node) -> bool:
+        """Whether a ``RangeVar`` names the root table of a tenant key (judged by its key column)."""
+        return self.is_root is not None and self.is_root(self._qualified(relation))
 
     def _written(self, node: Any) -> None:
         value = value_of(node)
@@ -1023,6 +1443,23 @@ class _Walker:
             return
 
 
+def _fk_matches(fks: Iterable[Any], table: str, other: str, pairs: list[tuple[str, str]]) -> bool:
+    """Whether ``pairs`` (``(column of table, column of other)``, equated) cover every column of a declared foreign
+    key between the two tables, in either direction."""
+    equal = set(pairs)
+    for fk in fks:
+        columns = list(zip(fk.columns, fk.referred_columns, strict=False))
+        if fk.table == table and fk.referred == other and all(pair in equal for pair in columns):
+            return True
+        if fk.table == other and fk.referred == table and all((b, a) in equal for a, b in columns):
+            return True
+    return False
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{a} = {b}" for a, b in pairs)
+
+
 def _combine(operations: list[str]) -> int:
     """Index of the statement whose operation represents a multi-statement string (first write, else first read)."""
     for index, op in enumerate(operations):
@@ -1041,12 +1478,16 @@ def walk(
     tenant_columns: Iterable[str],
     max_depth: int,
     has_sublinks: bool = True,
+    foreign_keys: ForeignKeys | None = None,
+    is_root: Callable[[str], bool] | None = None,
 ) -> WalkResult:
     """Walk parsed statements (``[{"stmt": {...}}, ...]``). Raises :class:`TooDeepError` past ``max_depth``.
 
     ``has_sublinks=False`` (no ``SubLink`` anywhere in the tree) lets the walk skip expressions outside filters.
+    ``foreign_keys`` (declared keys from or to a table) and ``is_root`` (tenant root tables) come from
+    :class:`~tenantwatch.sql.tables.TenantTables`.
     """
-    walker = _Walker(column_for, tenant_columns, max_depth)
+    walker = _Walker(column_for, tenant_columns, max_depth, foreign_keys, is_root)
     walker.sublinks = has_sublinks
     operations: list[str] = []
     mains: list[str | None] = []
@@ -1057,6 +1498,7 @@ def walk(
         walker.main_decided = False
         operations.append(walker.statement(raw.get("stmt") or {}, scope, frozenset(), 0, True))
         mains.append(walker.main_table)
+    walker.settle()
     chosen = _combine(operations) if operations else 0
     operation = operations[chosen] if operations else "OTHER"
     main_table = mains[chosen] if mains else None

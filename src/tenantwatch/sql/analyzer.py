@@ -264,6 +264,8 @@ class Analyzer:
             tenant_columns=self.tables.tenant_columns,
             max_depth=self._max_depth,
             has_sublinks='"SubLink"' in raw,
+            foreign_keys=self.tables.foreign_keys,
+            is_root=self.tables.is_root,
         )
 
     def _fallback(self, text: str, fp: str, pg_error: str) -> _Template:
@@ -285,6 +287,8 @@ class Analyzer:
                 column_for=self.tables.column_for,
                 tenant_columns=self.tables.tenant_columns,
                 max_depth=self._max_depth,
+                foreign_keys=self.tables.foreign_keys,
+                is_root=self.tables.is_root,
             )
         except TooDeepError as exc:
             return _Template(None, fp, str(exc))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "InheritedReason",
     "ScopeVerdict",
     "StatementAnalysis",
     "TenantFilter",
@@ -14,7 +15,14 @@ __all__ = [
     "resolve_values",
 ]
 
-TenantFilter = Literal["present", "missing", "partial", "not_applicable", "unknown"]
+TenantFilter = Literal["present", "inherited", "missing", "partial", "not_applicable", "unknown"]
+"""``inherited``: no scope is ``missing`` and at least one is ``inherited`` (see :class:`ScopeVerdict`)."""
+
+InheritedReason = Literal["fk_join", "correlated_fk", "narrowing_scope"]
+"""Why a (scope, table) is ``inherited``: joined by equality on a declared foreign key to a table protected in the
+same level (``fk_join``); correlated through such a key to a protected table of an outer level (``correlated_fk``);
+or a subquery that only narrows a protected level (EXISTS / IN / ANY / ALL in its filter) and returns no rows
+(``narrowing_scope``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +45,16 @@ class ScopeVerdict:
 
     ``scope`` names the scope: ``main``, ``cte:<name>``, ``subquery:<n>``, ``union:<n>`` (arm n of a set
     operation), ``join:<table or alias>``, ``using:<table>`` ...; ``role`` is ``write`` for the target of an
-    INSERT/UPDATE/DELETE, ``read`` otherwise. ``reason`` says why in a few words, for ``tenantwatch explain``.
+    INSERT/UPDATE/DELETE, ``read`` otherwise. ``reason`` says why in a few words, for ``tenantwatch explain``;
+    ``inherited_by`` is set exactly when ``verdict == "inherited"``.
     """
 
     scope: str
     table: str
     role: Literal["read", "write"]
-    verdict: Literal["present", "missing"]
+    verdict: Literal["present", "inherited", "missing"]
     reason: str = ""
+    inherited_by: InheritedReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +90,20 @@ class StatementAnalysis:
             return "unknown"
         if not self.scopes:
             return "not_applicable"
-        present = sum(1 for s in self.scopes if s.verdict == "present")
-        if present == len(self.scopes):
-            return "present"
-        return "missing" if present == 0 else "partial"
+        missing = sum(1 for s in self.scopes if s.verdict == "missing")
+        if missing == 0:
+            return "present" if all(s.verdict == "present" for s in self.scopes) else "inherited"
+        return "missing" if missing == len(self.scopes) else "partial"
 
     @property
     def unfiltered_reads(self) -> tuple[str, ...]:
         """Read scopes without a tenant filter, as ``scope:table``."""
         return tuple(f"{s.scope}:{s.table}" for s in self.scopes if s.role == "read" and s.verdict == "missing")
+
+    @property
+    def inherited_reads(self) -> tuple[str, ...]:
+        """Read scopes whose table inherits its tenant from elsewhere, as ``scope:table:reason``."""
+        return tuple(f"{s.scope}:{s.table}:{s.inherited_by}" for s in self.scopes if s.verdict == "inherited")
 
     @property
     def unscoped_writes(self) -> tuple[str, ...]:

@@ -9,6 +9,13 @@ Precedence, highest first:
    (:meth:`TenantTables.learn_from_connection`). When ``settings.include_tables`` is not empty, only the discovered
    tables it names count.
 
+4. ``settings.tenant_roots``: the root table of a tenant key (``organizations`` for ``organization_id``) is judged by
+   its key column (``id`` unless ``table.column`` is given), unless an entry above names it.
+
+Foreign keys are learned in the same discovery path (:meth:`TenantTables.learn_from_metadata`,
+:meth:`TenantTables.learn_from_connection`, :meth:`TenantTables.learn_foreign_keys`): the walk uses them to tell an
+``inherited`` table (see ``docs/analysis.md``) from a ``missing`` one.
+
 Names are case-insensitive; a table may be named bare (``orders``) or with its schema (``billing.orders``). A
 table discovered in a schema answers to both names. :attr:`TenantTables.version` goes up whenever the answer of
 :meth:`TenantTables.column_for` may have changed, so cached statement analyses can tell they are stale.
@@ -21,11 +28,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tenantwatch.config import Settings
 
-__all__ = ["TenantTables"]
+__all__ = ["ForeignKey", "TenantTables"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +63,20 @@ def _quote_ident(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A declared foreign key: ``table(columns)`` references ``referred(referred_columns)``. Names are bare (no
+    schema) and lower case; ``columns`` and ``referred_columns`` pair up by position."""
+
+    table: str
+    columns: tuple[str, ...]
+    referred: str
+    referred_columns: tuple[str, ...]
+
+
+_NO_FKS: tuple[ForeignKey, ...] = ()
+
+
 class TenantTables:
     """The set of tenant-scoped tables and their tenant column (see the module docstring for precedence)."""
 
@@ -68,7 +90,13 @@ class TenantTables:
         self._lock = threading.Lock()
         self._version = 0
         self._view: Mapping[str, str] = {}
+        self._fk_set: dict[ForeignKey, None] = {}
+        self._fks: Mapping[str, tuple[ForeignKey, ...]] = {}
+        self._roots: dict[str, str] = {}
         with self._lock:
+            for root in self._settings.tenant_roots.values():
+                table, _, key = root.partition(".") if root.count(".") == 1 else (root, "", "")
+                self._roots[_norm(table)] = _norm(key or "id")
             for table, column in self._settings.tenant_tables.items():
                 self._put(self._explicit, table, column)
             self._publish()
@@ -100,6 +128,17 @@ class TenantTables:
         if found is None:
             found = view.get(bare)
         return found or None
+
+    def is_root(self, table: str) -> bool:
+        """Whether ``table`` (bare or qualified) is the root table of a tenant key (``settings.tenant_roots``)."""
+        return bool(self._roots) and _split(table)[1] in self._roots
+
+    def foreign_keys(self, table: str) -> tuple[ForeignKey, ...]:
+        """The declared foreign keys from or to ``table`` (bare or qualified, any case)."""
+        fks = self._fks
+        if not fks:
+            return _NO_FKS
+        return fks.get(_split(table)[1], _NO_FKS)
 
     def snapshot(self) -> dict[str, str]:
         """A copy of every known ``table -> tenant column`` (bare and schema-qualified keys)."""
@@ -133,6 +172,13 @@ class TenantTables:
         The first of ``settings.tenant_columns`` that a table has becomes its tenant column. Tables that have none
         of them, excluded tables and (when ``include_tables`` is set) tables it does not name are not counted.
         """
+        return self._learn(columns_by_table, ())
+
+    def _learn(
+        self, columns_by_table: Iterable[tuple[str | None, str, Iterable[str]]], foreign_keys: Iterable[ForeignKey]
+    ) -> int:
+        """Tenant tables and foreign keys, published together (one version step)."""
+        fks = self._normalized_fks(foreign_keys)
         found: list[tuple[str, str]] = []
         for schema, table, columns in columns_by_table:
             names = {_norm(c) for c in columns}
@@ -147,16 +193,55 @@ class TenantTables:
             changed = False
             for qualified, column in found:
                 changed = self._put(self._discovered, qualified, column) or changed
+            new_fks = [fk for fk in fks if fk not in self._fk_set]
+            for fk in new_fks:
+                self._fk_set[fk] = None
+            if new_fks:
+                self._publish_fks(bump=not changed)
             if changed:
                 self._publish()
         return len(found)
 
+    def learn_foreign_keys(self, foreign_keys: Iterable[ForeignKey]) -> int:
+        """Record declared foreign keys (names normalized here); returns how many were new."""
+        found = self._normalized_fks(foreign_keys)
+        with self._lock:
+            new = [fk for fk in found if fk not in self._fk_set]
+            if new:
+                for fk in new:
+                    self._fk_set[fk] = None
+                self._publish_fks()
+        return len(new)
+
+    @staticmethod
+    def _normalized_fks(foreign_keys: Iterable[ForeignKey]) -> list[ForeignKey]:
+        return [
+            ForeignKey(
+                _split(fk.table)[1],
+                tuple(_norm(c) for c in fk.columns),
+                _split(fk.referred)[1],
+                tuple(_norm(c) for c in fk.referred_columns),
+            )
+            for fk in foreign_keys
+            if fk.columns and len(fk.columns) == len(fk.referred_columns)
+        ]
+
     def learn_from_metadata(self, metadata: Any) -> int:
-        """Discover tenant tables from a SQLAlchemy ``MetaData`` (or anything with ``.tables``); returns the count."""
+        """Discover tenant tables and foreign keys from a SQLAlchemy ``MetaData`` (or anything with ``.tables``);
+        returns the count of tenant tables."""
         triples: list[tuple[str | None, str, list[str]]] = []
+        fks: list[ForeignKey] = []
         for table in getattr(metadata, "tables", {}).values():
             triples.append((table.schema, table.name, [column.name for column in table.columns]))
-        return self.learn(triples)
+            for constraint in getattr(table, "foreign_key_constraints", ()):
+                elements = list(getattr(constraint, "elements", ()))
+                try:
+                    referred = elements[0].column.table.name
+                    pairs = [(e.parent.name, e.column.name) for e in elements]
+                except Exception:  # an unresolved reference (the referred table is not in this MetaData)
+                    continue
+                fks.append(ForeignKey(table.name, tuple(a for a, _ in pairs), referred, tuple(b for _, b in pairs)))
+        return self._learn(triples, fks)
 
     def learn_from_connection(self, dbapi_connection: Any, dialect_name: str) -> int:
         """Discover tenant tables from the database catalog; returns the count. Never raises (logs a warning).
@@ -168,18 +253,21 @@ class TenantTables:
         """
         dialect = dialect_name.lower().partition("+")[0]
         idle = _transaction_idle(dbapi_connection)
+        fks: list[ForeignKey] = []
         try:
             if dialect == "sqlite":
-                triples = self._sqlite_catalog(dbapi_connection)
+                triples, fks = self._sqlite_catalog(dbapi_connection)
             else:
                 triples = self._information_schema(dbapi_connection, postgres=dialect == "postgresql")
+                if dialect == "postgresql":
+                    fks = self._pg_foreign_keys(dbapi_connection)
         except Exception as exc:
             logger.warning("tenantwatch: cannot read the %s catalog to find tenant tables: %s", dialect_name, exc)
             triples = []
         finally:
             if idle:
                 _rollback_quietly(dbapi_connection)
-        return self.learn(triples)
+        return self._learn(triples, fks)
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -212,6 +300,8 @@ class TenantTables:
                 if ("." in key) == qualified_first:
                     view[key] = column
                     view[_split(key)[1]] = column
+        for table, key_column in self._roots.items():
+            view.setdefault(table, key_column)
         for key in list(view):
             bare = _split(key)[1]
             if bare in self._exclude or key in self._exclude:
@@ -220,9 +310,21 @@ class TenantTables:
             self._view = view
             self._version += 1
 
+    def _publish_fks(self, *, bump: bool = True) -> None:
+        """Rebuild the foreign-key view (caller holds the lock): each key under both of its tables."""
+        by_table: dict[str, list[ForeignKey]] = {}
+        for fk in self._fk_set:
+            by_table.setdefault(fk.table, []).append(fk)
+            if fk.referred != fk.table:
+                by_table.setdefault(fk.referred, []).append(fk)
+        self._fks = {table: tuple(found) for table, found in by_table.items()}
+        if bump:
+            self._version += 1
+
     @staticmethod
-    def _sqlite_catalog(conn: Any) -> list[tuple[str | None, str, list[str]]]:
+    def _sqlite_catalog(conn: Any) -> tuple[list[tuple[str | None, str, list[str]]], list[ForeignKey]]:
         triples: list[tuple[str | None, str, list[str]]] = []
+        fks: list[ForeignKey] = []
         cursor = conn.cursor()
         try:
             cursor.execute("PRAGMA database_list")
@@ -237,9 +339,61 @@ class TenantTables:
                     cursor.execute(f"PRAGMA {_quote_ident(schema)}.table_info({_quote_ident(name)})")
                     columns = [str(row[1]) for row in cursor.fetchall()]
                     triples.append((None if schema in ("main", "temp") else schema, name, columns))
+                    cursor.execute(f"PRAGMA {_quote_ident(schema)}.foreign_key_list({_quote_ident(name)})")
+                    # (id, seq, table, from, to, on_update, on_delete, match); "to" is NULL for the primary key
+                    by_id: dict[int, list[tuple[Any, ...]]] = {}
+                    for row in cursor.fetchall():
+                        by_id.setdefault(int(row[0]), []).append(tuple(row))
+                    for rows in by_id.values():
+                        rows.sort(key=lambda r: int(r[1]))
+                        if any(r[4] is None for r in rows):
+                            continue  # references the primary key implicitly: not resolved here
+                        fks.append(
+                            ForeignKey(
+                                name,
+                                tuple(str(r[3]) for r in rows),
+                                str(rows[0][2]),
+                                tuple(str(r[4]) for r in rows),
+                            )
+                        )
         finally:
             cursor.close()
-        return triples
+        return triples, fks
+
+    @staticmethod
+    def _pg_foreign_keys(conn: Any) -> list[ForeignKey]:
+        """Every foreign key of the non-system schemas, from ``pg_constraint`` (columns paired by position)."""
+        sql = (
+            "SELECT c.oid, src.relname, dst.relname, a.attname, b.attname, k.ord "
+            "FROM pg_catalog.pg_constraint c "
+            "JOIN pg_catalog.pg_class src ON src.oid = c.conrelid "
+            "JOIN pg_catalog.pg_class dst ON dst.oid = c.confrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = src.relnamespace "
+            "CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(src_col, dst_col, ord) "
+            "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.src_col "
+            "JOIN pg_catalog.pg_attribute b ON b.attrelid = c.confrelid AND b.attnum = k.dst_col "
+            "WHERE c.contype = 'f' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg\\_%' ESCAPE '\\' "
+            "ORDER BY c.oid, k.ord"
+        )
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        grouped: dict[Any, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            grouped.setdefault(row[0], []).append(tuple(row))
+        return [
+            ForeignKey(
+                str(found[0][1]),
+                tuple(str(r[3]) for r in found),
+                str(found[0][2]),
+                tuple(str(r[4]) for r in found),
+            )
+            for found in grouped.values()
+        ]
 
     def _information_schema(self, conn: Any, *, postgres: bool) -> list[tuple[str | None, str, list[str]]]:
         if not self._tenant_columns:
