@@ -45,6 +45,7 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 from tenantwatch import attributes as A
+from tenantwatch.core.tenant_values import canonical
 
 __all__ = [
     "TenantContext",
@@ -85,7 +86,7 @@ _current: contextvars.ContextVar[TenantContext | None] = contextvars.ContextVar(
 def _clean(value: object | None) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = (value if isinstance(value, str) else canonical(value)).strip()  # a UUID's bytes: its text, not b'...'
     if not text:
         return None
     return text[:_MAX_VALUE_LENGTH]
