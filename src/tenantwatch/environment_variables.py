@@ -87,3 +87,11 @@ TENANTWATCH_TRUST_BAGGAGE: Final = "TENANTWATCH_TRUST_BAGGAGE"
 TENANTWATCH_MASK_STATEMENTS: Final = "TENANTWATCH_MASK_STATEMENTS"
 """``false``: export db statements as their instrumentation recorded them, literals included. Default true: every
 literal of an exported statement is ``?`` (the span itself is never rewritten)."""
+
+TENANTWATCH_ENFORCE_RULES: Final = "TENANTWATCH_ENFORCE_RULES"
+"""Comma-separated rule ids whose findings enforce mode blocks. Default ``missing_tenant_filter, cross_tenant,
+unscoped_write``."""
+
+TENANTWATCH_CODE_LOCATION_SKIP: Final = "TENANTWATCH_CODE_LOCATION_SKIP"
+"""Comma-separated path prefixes skipped when finding the application frame that issued a statement (besides the
+standard library and site-packages)."""

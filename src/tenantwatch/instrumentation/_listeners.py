@@ -5,8 +5,8 @@ Registered at class level on :class:`sqlalchemy.engine.Engine` (so they apply to
 opentelemetry-instrumentation-sqlalchemy registers per engine, which is what this module relies on:
 
 * ``before_cursor_execute`` (enforce mode only) runs before OTel starts the db span: tenantwatch analyzes the
-  statement and, if a critical rule fires, records a blocked span and raises :class:`TenantIsolationError`, so the
-  statement never reaches the database.
+  statement and, if a rule listed in ``settings.enforce.rules`` fires on a certain verdict, records a blocked span
+  and raises :class:`TenantIsolationError`, so the statement never reaches the database.
 * ``after_cursor_execute`` runs before OTel ends the span: tenantwatch sets the facts on it and, for statements that
   return rows, takes the span over so it ends when the result closes (see :mod:`._rows`).
 * ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it and ends it itself, with
@@ -221,10 +221,13 @@ class Listeners:
         from tenantwatch.core.suppressions import is_suppressed
 
         settings = self.settings
+        if facts.tenant_filter == "unknown" or facts.analysis_error is not None:
+            return ()  # only a certain verdict blocks: what could not be analyzed is reported, never stopped
+        enforced = settings.enforce.rules
         return tuple(
             finding
             for finding in evaluate(facts, settings)
-            if finding.severity == "critical" and not is_suppressed(finding, facts, settings)
+            if finding.rule in enforced and not is_suppressed(finding, facts, settings)
         )
 
     def _record_blocked(self, conn: Any, statement: str, facts: SpanFacts, findings: tuple[Any, ...]) -> None:
