@@ -47,7 +47,7 @@ from tenantwatch.config import Settings
 from tenantwatch.context import current_context
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
-from tenantwatch.instrumentation._code_location import find_caller
+from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError, log_internal_error
 from tenantwatch.instrumentation._request import current_request
 from tenantwatch.instrumentation._rls import RlsAssist
@@ -93,6 +93,7 @@ class Listeners:
         self.settings = settings
         self.analyzer = analyzer
         self.tracer = tracer
+        set_skip_prefixes(settings.code_location.skip_prefixes)
         self.adopt = adopt
         """Called with each engine that connects, to have OTel trace it if it does not yet (see :mod:`._otel`)."""
         self.semconv = db_semconv()
