@@ -608,3 +608,26 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], monkeypatch: py
     code, _, err = _run(capsys, monkeypatch, "explain", "SELECT 1", "--fail-on", "loud")
     assert code == 2
     assert "--fail-on" in err
+
+
+@pytest.mark.parametrize(("bound", "expected_code"), [(uuid.UUID(int=7).hex, 0), (uuid.UUID(int=8).hex, 1)])
+def test_explain_compares_uuid_tenants_canonically(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, bound: str, expected_code: int
+) -> None:
+    """The statement binds ``uuid.hex``, the context holds the dashed form: the same tenant is not cross_tenant."""
+    code, out, _ = _run(
+        capsys,
+        monkeypatch,
+        "explain",
+        "SELECT id FROM objectives WHERE organization_id = ?",
+        "--tenant-table",
+        "objectives",
+        "--tenant",
+        str(uuid.UUID(int=7)),
+        "--param",
+        bound,
+        "--json",
+    )
+    (obj,) = _json_lines(out)
+    assert code == expected_code
+    assert _rules(obj) == ([] if expected_code == 0 else ["cross_tenant"])

@@ -23,6 +23,10 @@ ENDUSER_ROLE: Final = "enduser.role"
 UNSCOPED_REASON: Final = "tenantwatch.unscoped.reason"
 """Set when the work runs inside ``tenantwatch.unscoped(reason)``: deliberate cross-tenant work, tagged not flagged."""
 
+UNSCOPED_RULES: Final = "tenantwatch.unscoped.rules"
+"""The rule ids ``tenantwatch.unscoped(reason, rules=[...])`` allows (string array); absent: the rules that honour
+``unscoped`` (the isolation rules)."""
+
 # --- database facts recorded by the instrumentation ------------------------------------------------------------
 
 DB_SYSTEM: Final = "db.system"

@@ -77,9 +77,11 @@ __all__ = [
     "RULE_IDS",
     "RULE_OPTIONS",
     "BlockingSettings",
+    "CodeLocationSettings",
     "ConfigError",
     "ConfigIssue",
     "DedupeSettings",
+    "EnforceSettings",
     "HttpSettings",
     "RlsSettings",
     "RuleSettings",
@@ -320,6 +322,48 @@ class AnalysisSettings(_Model):
     ``max_statement_bytes`` are never cached."""
 
 
+DEFAULT_ENFORCED_RULES: Final = ("missing_tenant_filter", "cross_tenant", "unscoped_write")
+"""The isolation rules enforce mode blocks by default."""
+
+
+class EnforceSettings(_Model):
+    """Enforce mode: which findings stop a statement before it reaches the database."""
+
+    rules: tuple[str, ...] = DEFAULT_ENFORCED_RULES
+    """Rule ids whose findings block (at any severity), on verdicts that are certain: a statement tenantwatch could
+    not analyze (verdict ``unknown``) is never blocked. Every other rule only reports, ``test_data`` included."""
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for rule_id in value:
+            if rule_id not in _RULE_IDS:
+                raise ValueError(f"unknown rule id {rule_id!r}; valid ids: {', '.join(_RULE_IDS)}")
+        return value
+
+
+class CodeLocationSettings(_Model):
+    """Where a statement was issued (``code.*`` on the db span, part of the finding fingerprint)."""
+
+    skip_prefixes: tuple[str, ...] = ()
+    """Path prefixes of code that is not the application's, skipped besides the standard library, site-packages,
+    dist-packages, SQLAlchemy, OpenTelemetry and tenantwatch (a vendored library, a company-wide framework)."""
+
+    @field_validator("skip_prefixes", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class Settings(_Model):
     """Everything tenantwatch can be told. Build with :func:`load_settings` to get the precedence right."""
 
@@ -357,6 +401,8 @@ class Settings(_Model):
     profile: Profile = "default"
     """``strict``: a table that only inherits its tenant (``inherited`` verdict: foreign-key join, correlation,
     narrowing subquery) is a ``missing_tenant_filter`` finding too; ``default``: it is a fact on the span only."""
+    enforce: EnforceSettings = Field(default_factory=EnforceSettings)
+    code_location: CodeLocationSettings = Field(default_factory=CodeLocationSettings)
 
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
     @classmethod
@@ -679,6 +725,8 @@ _ENV_FIELDS: tuple[tuple[str, str], ...] = (
     (env.TENANTWATCH_TRUST_BAGGAGE, "trust_baggage"),
     (env.TENANTWATCH_MASK_STATEMENTS, "mask_statements"),
     (env.TENANTWATCH_PROFILE, "profile"),
+    (env.TENANTWATCH_ENFORCE_RULES, "enforce.rules"),
+    (env.TENANTWATCH_CODE_LOCATION_SKIP, "code_location.skip_prefixes"),
 )
 """Environment variable -> dotted settings path."""
 

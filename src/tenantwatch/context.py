@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -45,6 +45,7 @@ from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
 from tenantwatch import attributes as A
+from tenantwatch.core.tenant_values import canonical
 
 __all__ = [
     "TenantContext",
@@ -65,13 +66,15 @@ class TenantContext:
     """The tenant, user and role the current work acts for.
 
     ``unscoped_reason`` is set inside :func:`unscoped`: deliberate cross-tenant work whose queries are tagged, not
-    flagged.
+    flagged. ``unscoped_rules`` names the rules it allows when :func:`unscoped` was given ``rules``; empty means the
+    rules that honour ``unscoped`` (all the isolation rules), as before.
     """
 
     tenant_id: str | None = None
     user_id: str | None = None
     role: str | None = None
     unscoped_reason: str | None = None
+    unscoped_rules: tuple[str, ...] = ()
 
     @property
     def is_unscoped(self) -> bool:
@@ -85,7 +88,7 @@ _current: contextvars.ContextVar[TenantContext | None] = contextvars.ContextVar(
 def _clean(value: object | None) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = (value if isinstance(value, str) else canonical(value)).strip()  # a UUID's bytes: its text, not b'...'
     if not text:
         return None
     return text[:_MAX_VALUE_LENGTH]
@@ -217,13 +220,31 @@ def trust_baggage(context: otel_context.Context | None = None) -> _ContextScope:
     return _ContextScope(lambda _outer: _from_baggage(context))
 
 
-def unscoped(reason: str) -> _ContextScope:
-    """Mark deliberate cross-tenant work (admin jobs, migrations): its queries are tagged, not flagged.
+def unscoped(reason: str, *, rules: Sequence[str] | None = None) -> _ContextScope:
+    """Mark deliberate cross-tenant work (admin jobs, migrations, seed data): its queries are tagged, not flagged.
 
     The reason is required and lands on every db span as ``tenantwatch.unscoped.reason``. The user and role of the
     outer context are kept, so a superuser write inside ``unscoped`` is still seen.
+
+    ``rules`` names the rules this work may break, and only those are silenced (any rule id, ``test_data``
+    included: ``unscoped("seed the default admin", rules=["test_data"])``); every other rule judges the body as if
+    it were not unscoped. Without ``rules`` the rules that honour ``unscoped`` (the isolation rules) stay silent, as
+    they always have. An unknown rule id raises ``ValueError``.
     """
     text = _clean(reason)
     if text is None:
         raise ValueError("unscoped(reason): reason must be a non-empty string")
-    return _ContextScope(lambda outer: replace(outer, unscoped_reason=text))
+    allowed: tuple[str, ...] = ()
+    if rules is not None:
+        from tenantwatch.rules import RULE_IDS
+
+        if isinstance(rules, str):
+            rules = [rules]
+        allowed = tuple(dict.fromkeys(str(rule).strip() for rule in rules))
+        unknown = [rule for rule in allowed if rule not in RULE_IDS]
+        if unknown or not allowed:
+            raise ValueError(
+                f"unscoped(rules=...): unknown rule id(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                f"valid ids: {', '.join(RULE_IDS)}"
+            )
+    return _ContextScope(lambda outer: replace(outer, unscoped_reason=text, unscoped_rules=allowed))

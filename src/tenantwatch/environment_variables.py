@@ -91,3 +91,11 @@ literal of an exported statement is ``?`` (the span itself is never rewritten)."
 TENANTWATCH_PROFILE: Final = "TENANTWATCH_PROFILE"
 """``strict`` or ``default``: whether tables that only inherit their tenant (foreign-key joins, correlated or
 narrowing subqueries) are ``missing_tenant_filter`` findings (``strict``) or facts on the span only."""
+
+TENANTWATCH_ENFORCE_RULES: Final = "TENANTWATCH_ENFORCE_RULES"
+"""Comma-separated rule ids whose findings enforce mode blocks. Default ``missing_tenant_filter, cross_tenant,
+unscoped_write``."""
+
+TENANTWATCH_CODE_LOCATION_SKIP: Final = "TENANTWATCH_CODE_LOCATION_SKIP"
+"""Comma-separated path prefixes skipped when finding the application frame that issued a statement (besides the
+standard library and site-packages)."""

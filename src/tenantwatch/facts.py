@@ -85,6 +85,8 @@ class SpanFacts:
     user_id: str | None = None
     role: str | None = None
     unscoped_reason: str | None = None
+    unscoped_rules: tuple[str, ...] = ()
+    """The rules ``unscoped(reason, rules=[...])`` allows; empty: the rules that honour ``unscoped_reason``."""
     code_function: str | None = None
     code_filepath: str | None = None
     code_lineno: int | None = None
@@ -141,6 +143,7 @@ class SpanFacts:
             user_id=_str(a.get(A.ENDUSER_ID)),
             role=_str(a.get(A.ENDUSER_ROLE)),
             unscoped_reason=_str(a.get(A.UNSCOPED_REASON)),
+            unscoped_rules=_strs(a.get(A.UNSCOPED_RULES)),
             code_function=_str(a.get(A.CODE_FUNCTION)),
             code_filepath=_str(a.get(A.CODE_FILEPATH)),
             code_lineno=_int(a.get(A.CODE_LINENO)),
@@ -170,6 +173,7 @@ class SpanFacts:
             (A.ENDUSER_ID, self.user_id),
             (A.ENDUSER_ROLE, self.role),
             (A.UNSCOPED_REASON, self.unscoped_reason),
+            (A.UNSCOPED_RULES, self.unscoped_rules),
             (A.CODE_FUNCTION, self.code_function),
             (A.CODE_FILEPATH, self.code_filepath),
             (A.CODE_LINENO, self.code_lineno),
@@ -222,6 +226,7 @@ def facts_for_statement(
         user_id=context.user_id,
         role=context.role,
         unscoped_reason=context.unscoped_reason,
+        unscoped_rules=context.unscoped_rules,
         code_function=code_function,
         code_filepath=code_filepath,
         code_lineno=code_lineno,

@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 from sa_support import Traced, attrs, postgres_url
 
 from tenantwatch import attributes as A
-from tenantwatch.config import RulesSettings, Settings
+from tenantwatch.config import EnforceSettings, RulesSettings, Settings
 from tenantwatch.context import tenant_context
 from tenantwatch.instrumentation import TenantIsolationError, TenantwatchSQLAlchemyInstrumentor
 from tenantwatch.processors import install
@@ -280,7 +280,8 @@ def test_a_failed_write_does_not_leak_the_value_through_the_error_message(
 def test_enforce_mode_blocks_test_data_without_leaking_it(
     exported: Callable[..., Exported], sqlite_users: Callable[[], sa.engine.Engine]
 ) -> None:
-    out = exported(mode="enforce")
+    """When test_data is listed in enforce.rules (by default it only reports, see test_enforce_rules.py)."""
+    out = exported(Settings(enforce=EnforceSettings(rules=("test_data",))), mode="enforce")
     engine = sqlite_users()
     with tenant_context("1"), engine.connect() as conn, pytest.raises(TenantIsolationError) as blocked:
         conn.execute(sa.text("INSERT INTO users (id, organization_id, email) VALUES (1, 1, 'eve@example.com')"))

@@ -126,3 +126,12 @@ def test_cap_zero_folds_every_tenant() -> None:
     buckets = TenantBuckets(0)
     assert buckets("acme") == A.OTHER_TENANTS
     assert buckets(None) == A.NO_TENANT
+
+
+def test_one_uuid_tenant_in_two_forms_is_one_metric_series(pipeline: Pipeline) -> None:
+    dashed = "2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10"
+    pipeline.db_span(replace(CLEAN, tenant_id=dashed))
+    pipeline.db_span(replace(CLEAN, tenant_id=dashed.replace("-", "").upper()))
+    ((labels, duration),) = pipeline.points(A.METRIC_OPERATION_DURATION)
+    assert labels[A.TENANT_BUCKET] == dashed
+    assert duration.count == 2

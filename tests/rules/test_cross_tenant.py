@@ -21,6 +21,27 @@ CASES: list[tuple[str, SpanFacts, list[str]]] = [
     ),
     ("own tenant written", replace(ADMIN_INSERT, role="member"), []),
     ("numeric tenant compared as text", replace(CLEAN, tenant_id="7", tenant_values=("7",)), []),
+    (
+        "uuid.hex bound, dashed UUID in context",
+        replace(
+            CLEAN,
+            tenant_id="2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10",
+            tenant_values=("2f1c6a8e5b7d4c1e9a3f0d2b4c6e8a10", "{2F1C6A8E-5B7D-4C1E-9A3F-0D2B4C6E8A10}"),
+        ),
+        [],
+    ),
+    (
+        "another UUID, hex bound",
+        replace(
+            CLEAN, tenant_id="2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10", tenant_values=("9b8a7c6d5e4f4a3b8c2d1e0f9a8b7c6d",)
+        ),
+        ["cross_tenant"],
+    ),
+    (
+        "int tenant and its text",
+        replace(CLEAN, tenant_id="7", tenant_values=(" 7",), written_tenant_values=("07",)),
+        [],
+    ),
     ("other tenant inside unscoped()", replace(CLEAN, tenant_values=("globex",), unscoped_reason="support"), []),
     (
         "other tenant value with no tenant in context is no_tenant_context, not cross_tenant",

@@ -22,6 +22,16 @@ CASES: list[tuple[str, SpanFacts, list[str]]] = [
     ("RLS setting of another tenant", replace(CLEAN, rls_tenant="globex"), ["stale_tenant_context"]),
     ("RLS setting missing", replace(CLEAN, rls_tenant=""), ["stale_tenant_context"]),
     ("RLS setting matches", replace(CLEAN, rls_tenant="acme"), []),
+    (
+        "RLS setting is the context UUID in another form",
+        replace(
+            CLEAN,
+            tenant_id="2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10",
+            tenant_values=(),
+            rls_tenant="2f1c6a8e5b7d4c1e9a3f0d2b4c6e8a10",
+        ),
+        [],
+    ),
     ("unscoped work in another tenant's request", replace(CLEAN, request_tenant="globex", unscoped_reason="job"), []),
 ]
 """(name, facts, the rules that fire): at least one case where the rule fires and one where it does not."""

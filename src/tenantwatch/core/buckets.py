@@ -15,6 +15,7 @@ import threading
 from typing import Final
 
 from tenantwatch import attributes as A
+from tenantwatch.core.tenant_values import canonical
 
 __all__ = ["OPERATION_LABEL_CAP", "SYSTEM_LABEL_CAP", "TenantBuckets"]
 
@@ -31,19 +32,23 @@ class TenantBuckets:
 
     The first ``cap`` distinct tenants get their own value (first come, first served, for the life of the
     process), every later tenant gets ``__other__``, no tenant gets ``__none__``. ``cap=0`` folds every tenant
-    into ``__other__``.
+    into ``__other__``. With ``canonical=True`` (tenant ids) a value is labelled by its canonical text
+    (:func:`~tenantwatch.core.tenant_values.canonical`), so one tenant bound as a hex or dashed UUID is one series.
     """
 
-    __slots__ = ("_cap", "_lock", "_seen")
+    __slots__ = ("_canonical", "_cap", "_lock", "_seen")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, *, canonical: bool = False) -> None:
         self._cap = max(0, cap)
+        self._canonical = canonical
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, tenant: str | None) -> str:
         if tenant is None:
             return A.NO_TENANT
+        if self._canonical:
+            tenant = canonical(tenant)
         if tenant in self._seen:  # set membership is atomic: no lock on the hot path
             return tenant
         with self._lock:

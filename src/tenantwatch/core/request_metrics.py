@@ -21,7 +21,7 @@ class RequestMetrics:
 
     def __init__(self, meter_provider: MeterProvider | None, *, tenant_cap: int, client_cap: int) -> None:
         meter = (meter_provider or get_meter_provider()).get_meter(A.SCOPE_NAME, __version__)
-        self.tenant_bucket = TenantBuckets(tenant_cap)
+        self.tenant_bucket = TenantBuckets(tenant_cap, canonical=True)
         self.client_bucket = TenantBuckets(client_cap)
         self.requests = meter.create_counter(
             A.METRIC_HTTP_REQUESTS,

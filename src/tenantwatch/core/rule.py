@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -236,12 +236,21 @@ def enabled_rules(settings: Settings) -> tuple[Rule, ...]:
 
 def evaluate(facts: SpanFacts, settings: Settings) -> list[Finding]:
     """Findings of every enabled statement rule for one statement, in rule order. Never raises: a rule that fails is
-    logged (rate limited) and skipped, the others still run."""
+    logged (rate limited) and skipped, the others still run.
+
+    Inside ``unscoped(reason, rules=[...])`` the rules named are skipped and every other rule judges the statement
+    as if it were not unscoped (the finding still carries the facts as recorded)."""
     findings: list[Finding] = []
+    allowed = facts.unscoped_rules
+    judged = facts
+    if allowed:  # unscoped(reason, rules=[...]): those rules are silent, the others judge as if not unscoped
+        judged = replace(facts, unscoped_reason=None, unscoped_rules=())
     for rule in _enabled_statement_rules(settings):
+        if allowed and rule.id in allowed:
+            continue
         found: tuple[Finding, ...] = ()
         with guard(f"rule {rule.id}", outcome="skipped", logger=logger, level=logging.ERROR):
-            found = rule(facts, settings)
+            found = rule(judged, settings)
         if found:
             findings.extend(found)
     return findings

@@ -26,7 +26,7 @@ from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
 
 __all__ = ["AttributeBuilder", "set_span_attributes"]
 
-_CONTEXT_KEYS = (A.TENANT_ID, A.ENDUSER_ID, A.ENDUSER_ROLE, A.UNSCOPED_REASON)
+_CONTEXT_KEYS = (A.TENANT_ID, A.ENDUSER_ID, A.ENDUSER_ROLE, A.UNSCOPED_REASON, A.UNSCOPED_RULES)
 _PER_EXECUTION_KEYS = (
     *_CONTEXT_KEYS,
     A.DB_TENANT_VALUES,

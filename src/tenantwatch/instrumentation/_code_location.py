@@ -1,4 +1,9 @@
-"""Where the application issued a statement: the first frame outside SQLAlchemy, OpenTelemetry and tenantwatch.
+"""Where the application issued a statement: the first frame of the application's own code.
+
+Skipped: SQLAlchemy, OpenTelemetry, tenantwatch, the standard library, anything installed in a ``site-packages`` or
+``dist-packages`` directory (a validation library whose attribute access fires a lazy load is not where the bug is)
+and the path prefixes of ``Settings.code_location.skip_prefixes`` (``TENANTWATCH_CODE_LOCATION_SKIP``). The finding
+fingerprint includes this location, so one bug in the application is one fingerprint, and two are two.
 
 Cheap on purpose (it runs for every statement): a ``sys._getframe`` walk with a per-file cache of "is this a library
 frame", so a warm lookup costs one dict probe per frame. (Keyed by file name, whose hash Python caches, not by code
@@ -12,11 +17,14 @@ parent greenlet's suspended frame, which is the application's coroutine chain.
 from __future__ import annotations
 
 import os
+import site
 import sys
+import sysconfig
+from collections.abc import Iterable
 from types import FrameType
 from typing import Any, NamedTuple
 
-__all__ = ["CodeLocation", "find_caller"]
+__all__ = ["CodeLocation", "find_caller", "set_skip_prefixes"]
 
 
 class CodeLocation(NamedTuple):
@@ -58,7 +66,33 @@ def _library_prefixes() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(_module_dirs(*_LIBRARY_PACKAGES)), tuple(exceptions)
 
 
+def _installed_dirs() -> tuple[str, ...]:
+    """The standard library and the interpreter's (and user's) site-packages directories."""
+    dirs: list[str] = []
+    paths = sysconfig.get_paths()
+    candidates = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    getsitepackages = getattr(site, "getsitepackages", None)  # missing in some embedded interpreters
+    if callable(getsitepackages):
+        candidates += getsitepackages()
+    user_site = getattr(site, "USER_SITE", None)
+    if isinstance(user_site, str):
+        candidates.append(user_site)
+    for path in candidates:
+        if not path:
+            continue
+        for variant in (os.path.abspath(path), os.path.realpath(path)):
+            entry = os.path.join(variant, "")
+            if entry not in dirs:
+                dirs.append(entry)
+    return tuple(dirs)
+
+
+_INSTALLED_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+"""A file under a directory of this name was installed, not written by the application."""
+
 _PREFIXES, _EXCEPTIONS = _library_prefixes()
+_BASE_PREFIXES = _PREFIXES + _installed_dirs()
+_PREFIXES = _BASE_PREFIXES
 _MAX_CACHE = 20_000
 """Source files are finite in most programs; the cap only guards against code generated at run time."""
 
@@ -76,13 +110,28 @@ def _classify_file(filename: str) -> int:
     else:
         kind = _APPLICATION
         for path in (os.path.abspath(filename), os.path.realpath(filename)):
-            if path.startswith(_PREFIXES) and not path.startswith(_EXCEPTIONS):
+            if path.startswith(_EXCEPTIONS):
+                break
+            if path.startswith(_PREFIXES) or any(marker in path for marker in _INSTALLED_MARKERS):
                 kind = _LIBRARY
                 break
     if len(_by_file) >= _MAX_CACHE:
         _by_file.clear()
     _by_file[filename] = kind
     return kind
+
+
+def set_skip_prefixes(prefixes: Iterable[str]) -> None:
+    """Also skip frames whose file is under one of ``prefixes`` (``Settings.code_location.skip_prefixes``); replaces
+    the prefixes set before. Process-wide, like the code it describes."""
+    global _PREFIXES  # noqa: PLW0603 - one process-wide view of which code is the application's
+    extra: list[str] = []
+    for prefix in prefixes:
+        text = prefix.strip()
+        if text:
+            extra += [os.path.abspath(text), os.path.realpath(text)]
+    _PREFIXES = _BASE_PREFIXES + tuple(dict.fromkeys(extra))
+    _by_file.clear()
 
 
 def _module_is_library(module: object) -> bool:

@@ -17,9 +17,10 @@ __all__ = ["TenantIsolationError"]
 
 
 class TenantIsolationError(DeliberateError):
-    """Raised in ``enforce`` mode instead of running a statement that a critical rule flags.
+    """Raised in ``enforce`` mode instead of running a statement that an enforced rule flags.
 
-    The statement never reached the database. ``findings`` holds what the rules found (critical, not suppressed),
+    The statement never reached the database. ``findings`` holds what the rules listed in ``enforce.rules`` found
+    (not suppressed),
     ``facts`` what tenantwatch knew about the statement (tables, tenant filter verdict, tenant values, code
     location, tenant context).
     """

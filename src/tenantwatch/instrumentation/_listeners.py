@@ -5,8 +5,8 @@ Registered at class level on :class:`sqlalchemy.engine.Engine` (so they apply to
 opentelemetry-instrumentation-sqlalchemy registers per engine, which is what this module relies on:
 
 * ``before_cursor_execute`` (enforce mode only) runs before OTel starts the db span: tenantwatch analyzes the
-  statement and, if a critical rule fires, records a blocked span and raises :class:`TenantIsolationError`, so the
-  statement never reaches the database.
+  statement and, if a rule listed in ``settings.enforce.rules`` fires on a certain verdict, records a blocked span
+  and raises :class:`TenantIsolationError`, so the statement never reaches the database.
 * ``after_cursor_execute`` runs before OTel ends the span: tenantwatch sets the facts on it and, for statements that
   return rows, takes the span over so it ends when the result closes (see :mod:`._rows`).
 * ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it and ends it itself, with
@@ -18,7 +18,13 @@ exports (``Settings.mask_statements``).
 * ``begin`` (only with the RLS assist, :mod:`._rls`): sets the tenant setting for the transaction.
 * ``engine_connect``: an engine OTel does not trace yet (created before SQLAlchemy was instrumented, or through a
   ``create_engine`` imported before) gets OTel's tracer (:mod:`._otel`); the first connection of each engine also
-  teaches the analyzer the tenant-scoped tables from the catalog (``settings.discover``).
+  teaches the analyzer the tenant-scoped tables from the catalog (``settings.discover``). The catalog is read again
+  on the next connection of every engine after DDL on any engine (migrations often run on an engine of their own),
+  and when a statement names a table not seen before (at most once per :data:`REDISCOVER_SECONDS`).
+* ``mapper_configured`` (``settings.discover``): every ORM mapped class teaches the analyzer its tables, as do the
+  classes mapped before :meth:`Listeners.register`; so a database whose tables do not exist yet when the engine
+  first connects is still watched. When statements run and still no tenant-scoped table is known, one WARNING
+  says so (everything would read ``not_applicable``).
 
 Semantic-convention keys follow ``OTEL_SEMCONV_STABILITY_OPT_IN`` (:mod:`._semconv`), and an attribute OTel set is
 never replaced.
@@ -49,7 +55,7 @@ from tenantwatch.core.guard import guard
 from tenantwatch.core.request import current_request
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
-from tenantwatch.instrumentation._code_location import find_caller
+from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._rows import (
@@ -76,6 +82,11 @@ logger = logging.getLogger(__name__)
 _FACTS_ATTR = "_tenantwatch_facts"
 """Attribute on the execution context: facts computed by enforce mode's before hook, reused by the after hook."""
 
+REDISCOVER_SECONDS = 30.0
+"""At most one catalog re-read per this many seconds because a statement named a table not seen before."""
+
+_MAX_SEEN_TABLES = 10_000
+
 _OTEL_SPAN_ATTR = "_otel_span"
 """Where opentelemetry-instrumentation-sqlalchemy keeps the db span on the execution context."""
 
@@ -94,12 +105,17 @@ class Listeners:
         self.settings = settings
         self.analyzer = analyzer
         self.tracer = tracer
+        set_skip_prefixes(settings.code_location.skip_prefixes)
         self.adopt = adopt
         """Called with each engine that connects, to have OTel trace it if it does not yet (see :mod:`._otel`)."""
         self.semconv = db_semconv()
         self.attributes = AttributeBuilder(self.semconv)
         self._registered: list[tuple[type, str, Any]] = []
         self._discovered: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._seen_tables: set[str] = set()
+        self._rediscovered_at = float("-inf")
+        self._tenant_tables_checked = False
+        """Set by the first statement that names a table: it logs the WARNING if no tenant-scoped table is known."""
         self.test_data = TestDataScanner(settings) if settings.enabled("test_data") else None
         """Scans INSERT/UPDATE written values for test data (``None``: the rule is off, nothing is scanned)."""
         self.rls = RlsAssist(settings, analyzer, tracer) if settings.rls.enabled else None
@@ -124,9 +140,15 @@ class Listeners:
             wanted.append((Engine, "engine_connect", self.engine_connect))
         if self.rls is not None:
             wanted.append((Engine, "begin", self.rls.begin))
+        if self.settings.discover:
+            from sqlalchemy.orm import Mapper
+
+            wanted.append((Mapper, "mapper_configured", self.mapper_configured))
         for target, name, fn in wanted:
             event.listen(target, name, fn)
             self._registered.append((target, name, fn))
+        if self.settings.discover:
+            self._learn_mapped_classes()
 
     def remove(self) -> None:
         from sqlalchemy import event
@@ -221,10 +243,13 @@ class Listeners:
         from tenantwatch.core.suppressions import is_suppressed
 
         settings = self.settings
+        if facts.tenant_filter == "unknown" or facts.analysis_error is not None:
+            return ()  # only a certain verdict blocks: what could not be analyzed is reported, never stopped
+        enforced = settings.enforce.rules
         return tuple(
             finding
             for finding in evaluate(facts, settings)
-            if finding.severity == "critical" and not is_suppressed(finding, facts, settings)
+            if finding.rule in enforced and not is_suppressed(finding, facts, settings)
         )
 
     def _record_blocked(self, conn: Any, statement: str, facts: SpanFacts, findings: tuple[Any, ...]) -> None:
@@ -277,8 +302,8 @@ class Listeners:
                 sources = request.values.find_in(statement)  # type: ignore[attr-defined]
                 if sources:
                     attributes[A.DB_REQUEST_VALUES_IN_SQL] = sources
-            if operation == "OTHER" and self.settings.discover and _changes_schema(statement):
-                self._discovered.discard(conn.engine)  # learn the tables again on the next connection
+            if self.settings.discover:
+                self._watch_tables(attributes, operation, statement)
             if executemany:
                 # executemany batches (insertmanyvalues included): the DB-API rowcount is the rows affected.
                 rowcount = cursor.rowcount
@@ -291,6 +316,59 @@ class Listeners:
             # result (with the rows affected), the others when the application is done reading. Asking the cursor
             # here (cursor.description) would cost more than the rest of this hook on psycopg.
             self._defer_end(span, attributes, context)
+
+    def _watch_tables(self, attributes: dict[str, Any], operation: str | None, statement: str) -> None:
+        """Re-read the catalogs after DDL or when a statement names an unseen table; warn once if none is known."""
+        if operation == "OTHER" and _changes_schema(statement):
+            self._discovered.clear()  # on any engine: learn the tables again on each engine's next connection
+            return
+        tables = attributes.get(A.DB_TABLES)
+        if not tables:
+            return
+        if not self._tenant_tables_checked:
+            self._tenant_tables_checked = True
+            if len(self.analyzer.tables) == 0:
+                logger.warning(
+                    "tenantwatch: statements run but no tenant-scoped table is known (no table with a column of "
+                    "tenant_columns %s in the catalog or the ORM mappings, none in tenant_tables), so none is checked "
+                    "for tenant isolation; if the tables are created later, tenantwatch looks again",
+                    list(self.settings.tenant_columns),
+                )
+        seen = self._seen_tables
+        new = [table for table in tables if table not in seen]
+        if not new:
+            return
+        if len(seen) + len(new) > _MAX_SEEN_TABLES:
+            seen.clear()
+        seen.update(new)
+        now = time.monotonic()
+        if now - self._rediscovered_at >= REDISCOVER_SECONDS:
+            self._rediscovered_at = now
+            self._discovered.clear()
+
+    def mapper_configured(self, mapper: Any, class_: Any) -> None:
+        """An ORM class was mapped: its tables (with their columns) may be tenant-scoped."""
+        with guard("tenant tables from the ORM"):
+            self._learn_mapper(mapper)
+
+    def _learn_mapped_classes(self) -> None:
+        """The classes mapped before tenantwatch was instrumented."""
+        import sys
+
+        with guard("tenant tables from the ORM"):
+            mapperlib = sys.modules.get("sqlalchemy.orm.mapper")
+            registries = getattr(mapperlib, "_all_registries", None)
+            if not callable(registries):
+                return
+            for registry in registries():
+                for mapper in registry.mappers:
+                    self._learn_mapper(mapper)
+
+    def _learn_mapper(self, mapper: Any) -> None:
+        triples = [(table.schema, table.name, [column.name for column in table.columns]) for table in mapper.tables]
+        learned = self.analyzer.tables.learn(triples)
+        if learned:
+            logger.debug("learned %s tenant-scoped tables from the ORM mapping of %s", learned, mapper.class_)
 
     def _defer_end(self, span: Span, attributes: dict[str, Any], context: Any) -> None:
         """Take the span over from OTel: it ends when the result closes, with the rows the application received."""

@@ -21,7 +21,8 @@ updated by the application's own ``SET [LOCAL|SESSION] <setting> ...`` / ``set_c
 statements with a literal value (an unresolvable one leaves the value unknown, and the attribute off, until the next
 transaction). ``""`` means unset. The ``stale_tenant_context`` rule compares it with ``tenant.id``.
 
-A session-level value left on a pooled connection that differs from the tenant being set is reported on a span of
+A session-level value left on a pooled connection that differs from the tenant being set (compared canonically: the
+dashed and the hex form of one UUID are one tenant) is reported on a span of
 its own, recorded only then: the assist's statement, which ran while the connection carried the other tenant's
 value (``tenantwatch.db.rls_tenant`` = that value, ``tenant.id`` = the context's), so ``stale_tenant_context`` fires
 on it. The statements of the transaction run under the context tenant.
@@ -46,6 +47,7 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import current_context
 from tenantwatch.core.guard import guard
+from tenantwatch.core.tenant_values import same_tenant
 from tenantwatch.facts import facts_for_statement
 from tenantwatch.instrumentation._code_location import find_caller
 
@@ -128,7 +130,7 @@ class RlsAssist:
         end = time.time_ns()
         before = previous or ""
         info[RLS_STATE_KEY] = tenant if sets else before
-        if sets and before and before != tenant:
+        if sets and before and not same_tenant(before, tenant):
             self._report_leftover(conn, sql, before, start, end)
 
     def _skip(self, engine: Any, dialect_name: str) -> None:

@@ -60,9 +60,9 @@ Configuration
     :class:`~tenantwatch.config.ConfigError` naming the field.
 ``mode``
     Overrides ``settings.mode``: ``monitor`` (default: record facts, never interfere), ``enforce`` (a statement
-    that a *critical* rule flags, and no suppression covers, is not sent to the database: a db span marked
-    ``tenantwatch.enforced=true`` with ERROR status is recorded and :class:`TenantIsolationError` is raised), ``off``
-    (tenantwatch adds nothing; OTel's own db spans are still produced).
+    that a rule of ``settings.enforce.rules`` flags, and no suppression covers, is not sent to the database: a db
+    span marked ``tenantwatch.enforced=true`` with ERROR status is recorded and :class:`TenantIsolationError` is
+    raised), ``off`` (tenantwatch adds nothing; OTel's own db spans are still produced).
 ``analyzer``
     A shared :class:`tenantwatch.sql.analyzer.Analyzer`; default one built from ``settings``. With
     ``settings.discover`` (default on), each engine's first connection teaches it the tenant-scoped tables from the
@@ -102,7 +102,11 @@ Enforce mode
 ------------
 
 Enforce mode evaluates the rules in ``before_cursor_execute``, before OTel starts the span and before the driver
-sees the statement; it fails open: if tenantwatch itself fails (an internal error, logged), the statement runs. The
+sees the statement; it fails open: if tenantwatch itself fails (an internal error, logged), the statement runs.
+Only the rules of ``settings.enforce.rules`` block (default ``missing_tenant_filter``, ``cross_tenant``,
+``unscoped_write``), and only on a certain verdict: a statement that could not be analyzed runs. Every other finding,
+``test_data`` included, is reported as in monitor mode. ``unscoped(reason, rules=[...])`` allows the rules it
+names. The
 :class:`TenantIsolationError` carries ``findings`` and ``facts``; the blocked statement's span carries the facts,
 so the processor reports the findings like any other.
 

@@ -70,7 +70,7 @@ class ProcessorMetrics:
             unit="{finding}",
             description="Findings a suppression in the rules file kept off spans, logs and tenantwatch.findings.",
         )
-        self.tenant_bucket = TenantBuckets(tenant_label_cap)
+        self.tenant_bucket = TenantBuckets(tenant_label_cap, canonical=True)
         self.table_bucket = TenantBuckets(table_label_cap)
         """``db.collection.name`` label values: the first ``table_label_cap`` tables, then ``__other__``."""
         self._system_bucket = TenantBuckets(SYSTEM_LABEL_CAP)

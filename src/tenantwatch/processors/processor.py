@@ -331,7 +331,11 @@ class TenantwatchSpanProcessor(SpanProcessor):
         analysis = analyzer.analyze(statement)
         if base.tenant_id is not None or base.unscoped_reason is not None:
             context = TenantContext(
-                tenant_id=base.tenant_id, user_id=base.user_id, role=base.role, unscoped_reason=base.unscoped_reason
+                tenant_id=base.tenant_id,
+                user_id=base.user_id,
+                role=base.role,
+                unscoped_reason=base.unscoped_reason,
+                unscoped_rules=base.unscoped_rules,
             )
         else:
             context = current_context()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.rule import NO_FINDINGS, Rule, RuleMeta, RuleSettings
+from tenantwatch.core.tenant_values import canonical
 from tenantwatch.rules._common import analysis_unknown, quote
 
 if TYPE_CHECKING:
@@ -20,9 +21,10 @@ class CrossTenantSettings(RuleSettings):
 
 
 class CrossTenant(Rule):
-    """Fires once per statement whose filter values or written tenant values (compared as text) include a tenant
-    other than the one in context. Silent with no tenant in context, inside ``unscoped(reason)`` and when the
-    statement could not be analyzed."""
+    """Fires once per statement whose filter values or written tenant values include a tenant other than the one
+    in context, compared canonically (:func:`tenantwatch.core.tenant_values.canonical`: a UUID in any form or as 16
+    bytes, an int and its text are one tenant). Silent with no tenant in context, inside ``unscoped(reason)`` and
+    when the statement could not be analyzed."""
 
     __slots__ = ()
     meta = RuleMeta(
@@ -46,8 +48,9 @@ class CrossTenant(Rule):
         values, written_values = facts.tenant_values, facts.written_tenant_values
         if (not values or values == (tenant,)) and (not written_values or written_values == (tenant,)):
             return NO_FINDINGS
-        read = [value for value in values if value != tenant]
-        written = [value for value in written_values if value != tenant]
+        own = canonical(tenant)
+        read = [value for value in values if value != tenant and canonical(value) != own]
+        written = [value for value in written_values if value != tenant and canonical(value) != own]
         if not read and not written:
             return NO_FINDINGS
         table = facts.main_table or (facts.tenant_tables[0] if facts.tenant_tables else None)

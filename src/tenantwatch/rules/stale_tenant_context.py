@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.rule import NO_FINDINGS, Rule, RuleMeta, RuleSettings
+from tenantwatch.core.tenant_values import same_tenant
 
 if TYPE_CHECKING:
     from tenantwatch.config import Settings
@@ -27,6 +28,7 @@ class StaleTenantContext(Rule):
       from the tenant context, ``""`` meaning the setting is missing: a pooled connection reused with another
       tenant's setting.
 
+    Tenants are compared canonically (a UUID in any form, an int and its text are one tenant).
     Deliberately unscoped work (``tenantwatch.unscoped``) is exempt.
     """
 
@@ -51,12 +53,12 @@ class StaleTenantContext(Rule):
         tenant = facts.tenant_id
         table = facts.tenant_tables[0] if facts.tenant_tables else facts.main_table
         request = facts.request_tenant
-        if request is not None and tenant != request and facts.tenant_tables:
+        if request is not None and facts.tenant_tables and (tenant is None or not same_tenant(tenant, request)):
             seen = "no tenant" if tenant is None else f"tenant {tenant!r}"
             message = f"{facts.operation or 'statement'} on {table} ran with {seen} inside a request for {request!r}"
             return (self.finding(facts, settings, message, table=table),)
         rls = facts.rls_tenant
-        if rls is not None and tenant is not None and rls != tenant:
+        if rls is not None and tenant is not None and (rls == "" or not same_tenant(rls, tenant)):
             setting = "no RLS tenant setting" if rls == "" else f"the RLS setting of tenant {rls!r}"
             message = (
                 f"{facts.operation or 'statement'} on {table} for tenant {tenant!r} ran on a connection with {setting}"

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tenantwatch.core.tenant_values import canonical
+
 __all__ = [
     "InheritedReason",
     "ScopeVerdict",
@@ -136,12 +138,17 @@ def _lookup(params: object, key: str | int | None) -> tuple[bool, object]:
     return False, None
 
 
+def _text(value: object) -> str:
+    """Text as bound; other values (a UUID, its 16 bytes, an int) as their canonical text, never ``b'...'``."""
+    return value if isinstance(value, str) else canonical(value)
+
+
 def _as_texts(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, list | tuple | set | frozenset):
-        return [str(v) for v in value if v is not None]
-    return [str(value)]
+        return [_text(v) for v in value if v is not None]
+    return [_text(value)]
 
 
 def resolve_values(
