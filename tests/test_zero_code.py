@@ -3,14 +3,13 @@ the application (the script below never imports tenantwatch)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
+from console_output import json_objects
 from tenantwatch import attributes as A
 
 APP = textwrap.dedent(
@@ -40,23 +39,6 @@ APP = textwrap.dedent(
 RULES = "tenant_tables: {orders: organization_id}\ndiscover: false\n"
 
 
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    """The JSON objects the console exporter printed, skipping any other output."""
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    index = 0
-    while (start := text.find("{", index)) != -1:
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            index = start + 1
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-        index = end
-    return found
-
-
 def _run_instrumented(tmp_path: Path, rules_text: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "app.py"
     script.write_text(APP, encoding="utf-8")
@@ -81,7 +63,7 @@ def test_opentelemetry_instrument_tags_db_spans(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "APP 2 3" in done.stdout
 
-    spans = [o for o in _json_objects(done.stdout) if "attributes" in o and "context" in o]
+    spans = [o for o in json_objects(done.stdout) if "attributes" in o and "context" in o]
     by_statement = {s["attributes"].get(A.DB_STATEMENT): s for s in spans if A.DB_STATEMENT in s["attributes"]}
     mine = by_statement["SELECT id, total FROM orders WHERE organization_id = ?"]["attributes"]
     everyone = by_statement["SELECT id, total FROM orders"]

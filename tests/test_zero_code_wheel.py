@@ -10,16 +10,15 @@ the test venv's pip driving the new interpreter), in well under 90 s.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from console_output import json_objects
 from tenantwatch import attributes as A
 from tenantwatch.instrumentation.sqlalchemy import NO_SDK_WARNING
 
@@ -48,23 +47,6 @@ APP = textwrap.dedent(
     list_orders()
     """
 )
-
-
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    """The JSON objects the console exporter printed, skipping any other output."""
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    index = 0
-    while (start := text.find("{", index)) != -1:
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            index = start + 1
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-        index = end
-    return found
 
 
 def _pip(venv_python: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -139,7 +121,7 @@ def test_one_install_gives_zero_code_findings(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "APP 2" in done.stdout
     assert NO_SDK_WARNING not in done.stderr
-    spans = [o for o in _json_objects(done.stdout) if "attributes" in o and "context" in o]
+    spans = [o for o in json_objects(done.stdout) if "attributes" in o and "context" in o]
     (unfiltered,) = [s for s in spans if s["attributes"].get(A.DB_STATEMENT) == "SELECT id, total FROM orders"]
     assert "missing_tenant_filter" in unfiltered["attributes"][A.FINDINGS]
     assert unfiltered["attributes"][A.TENANT_ID] == "1"

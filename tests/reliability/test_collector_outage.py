@@ -7,7 +7,6 @@ pointed at the dead endpoint) and measures from its last statement to its exit.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -17,10 +16,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from console_output import json_objects
 from tenantwatch import attributes as A
 
 EXIT_BOUND_SECONDS = 2.0
@@ -96,26 +95,10 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    index = 0
-    while (start := text.find("{", index)) != -1:
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            index = start + 1
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-        index = end
-    return found
-
-
 def _dropped(stdout: str) -> dict[str, int]:
     """The last value of ``tenantwatch.export.dropped`` per signal, as the console metric exporter printed it."""
     totals: dict[str, int] = {}
-    for document in _json_objects(stdout):
+    for document in json_objects(stdout):
         for resource in document.get("resource_metrics", ()):
             for scope in resource.get("scope_metrics", ()):
                 for metric in scope.get("metrics", ()):
