@@ -103,3 +103,15 @@ def test_no_sdk_configured_warns_what_to_install(tmp_path: Path) -> None:
     assert NO_SDK_WARNING in done.stderr
     assert "pip install 'tenantwatch[auto]'" in done.stderr
     assert A.DB_TENANT_FILTER not in done.stdout
+
+
+def test_console_findings_under_opentelemetry_instrument(tmp_path: Path) -> None:
+    """``TENANTWATCH_CONSOLE=1`` prints one line per finding in zero-code mode too, not only with ``configure()``."""
+    done = _run_instrumented(tmp_path, RULES, TENANTWATCH_CONSOLE="1")
+    assert done.returncode == 0, done.stderr
+    lines = [
+        line for line in done.stderr.splitlines() if line.startswith("tenantwatch: CRITICAL missing_tenant_filter")
+    ]
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert "table=orders" in lines[0]
+    assert "SELECT id, total FROM orders" in lines[0]

@@ -470,4 +470,7 @@ def install_processor(
     processor are wired together."""
     from tenantwatch.processors import install
 
-    return install(tracer_provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)
+    processor = install(tracer_provider, settings=settings, analyzer=analyzer, meter_provider=meter_provider)
+    if processor is not None and _console_wanted(None):  # TENANTWATCH_CONSOLE under opentelemetry-instrument too
+        processor.add_finding_listener(ConsoleFindings(None))
+    return processor
