@@ -159,3 +159,10 @@ def test_an_export_to_a_black_hole_gives_up_after_two_seconds(black_hole: int) -
 def test_otlp_timeout_variable_is_honoured(black_hole: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")
     assert _export_seconds(black_hole) < 1.2
+
+
+def test_an_unknown_exporter_name_says_what_is_used_instead(caplog: pytest.LogCaptureFixture) -> None:
+    assert exporter_names("traces", {"OTEL_TRACES_EXPORTER": "consol"}) == ("otlp",)
+    assert "'consol'" in caplog.text
+    assert "exporting traces with: otlp" in caplog.text
+    assert exporter_names("traces", {"OTEL_TRACES_EXPORTER": "none,consol"}) == ()

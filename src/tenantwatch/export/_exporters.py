@@ -76,21 +76,31 @@ def exporter_names(signal: str, environ: Mapping[str, str] | None = None) -> tup
     if raw is None or not raw.strip():
         return ("otlp",)
     names: list[str] = []
+    unknown: list[str] = []
     for part in raw.split(","):
         name = part.strip().lower()
         if not name:
             continue
         if name not in EXPORTERS and name not in _PROTOCOL_ALIASES:
-            logger.warning("ignoring %r in %s=%r: tenantwatch knows %s", name, var, raw, ", ".join(EXPORTERS))
+            unknown.append(name)
             continue
         if name not in names:
             names.append(name)
-    if names == ["none"]:
-        return ()
-    if "none" in names:
+    if "none" in names and len(names) > 1:
         logger.warning("ignoring 'none' in %s=%r: other exporters are listed too", var, raw)
         names.remove("none")
-    return tuple(names) if names else ("otlp",)
+    chosen: tuple[str, ...] = tuple(names) if names else ("otlp",)
+    if unknown:
+        logger.warning(
+            "ignoring %s in %s=%r: tenantwatch knows %s; exporting %s with: %s",
+            ", ".join(repr(n) for n in unknown),
+            var,
+            raw,
+            ", ".join(EXPORTERS),
+            signal,
+            ", ".join(chosen),
+        )
+    return () if chosen == ("none",) else chosen
 
 
 def alias_protocol(name: str) -> str | None:
