@@ -548,6 +548,17 @@ suppressions:
     assert doc["settings"]["mode"] == "enforce"
 
 
+def test_check_config_names_the_environment_that_overrides_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = _write(tmp_path, "rules.yaml", "mode: monitor\n")
+    monkeypatch.setenv("TENANTWATCH_MODE", "enforce")
+    code, out, _ = _run(capsys, monkeypatch, "check-config", str(rules))
+    assert code == 0
+    assert "mode               monitor" in out  # the file is what is checked
+    assert "override this file at run time: TENANTWATCH_MODE" in out
+
+
 def test_check_config_invalid_names_every_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,5 +60,10 @@ def run(args: argparse.Namespace, stdout: IO[str]) -> int:
         f"  slow_query         > {settings.slow_query_ms:g} ms",
         f"  suppressions       {len(settings.suppressions)}",
     ]
+    overriding = sorted(
+        name for name in os.environ if name.startswith("TENANTWATCH_") and name != env.TENANTWATCH_RULES_FILE
+    )
+    if overriding:
+        lines.append(f"  note: not applied here, but override this file at run time: {', '.join(overriding)}")
     stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
