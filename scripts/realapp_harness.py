@@ -16,8 +16,8 @@ What it does:
 3. runs the application's suite once as it is (unless ``--skip-plain``) and once with this file loaded as a pytest
    plugin (``-p realapp_harness``): the plugin calls ``tenantwatch.configure()`` before the application is
    imported, records every finding to a JSON-lines file, counts the statements, and wraps the application's
-   current-user dependency so every request runs inside ``tenantwatch.tenant_context(...)`` (the adopter code,
-   kept here, never in the application);
+   current-user dependency so every request runs inside ``tenantwatch.tenant_context(...)``, and its start-up
+   migrations inside ``tenantwatch.unscoped(...)`` (the adopter code, kept here, never in the application);
 4. prints statements, findings by rule and severity, distinct flagged statements inside requests with a tenant,
    the suite's pass/fail counts and its wall time with and without tenantwatch; ``--baseline`` saves the distinct
    flagged statements (normalized, with rule, severity, code location and the first test that produced each).
@@ -33,6 +33,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,9 @@ class Adapter:
     """Environment the application's own test set-up expects when its models are imported."""
     deselect: tuple[str, ...] = ()
     """Tests that cannot run from a fetched snapshot (say, a fixture file stored out of band), with the reason."""
+    scratch: tuple[str, ...] = ()
+    """Directories (relative to the checkout) the suite keeps state in; removed before each run, so a run that
+    stopped half-way (an enforce run blocking a migration) does not leave a half-migrated database behind."""
 
 
 MEALIE = Adapter(
@@ -86,6 +90,9 @@ MEALIE = Adapter(
     metadata="mealie.db.models._model_base:SqlAlchemyBase",
     models="mealie.db.models._all_models",
     env=(("PRODUCTION", "True"), ("TESTING", "True")),
+    # mealie's conftest means to empty tests/.temp (its SQLite database) first, but calls Path before importing it
+    # and swallows the NameError; its api_client fixture deletes the database only when a session ends normally.
+    scratch=("tests/.temp",),
     # tests/data/migrations/recipekeeper.zip is a large file the snapshot does not hold.
     deselect=(
         "tests/integration_tests/recipe_migration_tests/test_recipe_migrations.py"
@@ -209,6 +216,29 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str
         # mode and rules file come from TENANTWATCH_MODE / TENANTWATCH_RULES_FILE, as in a deployment
     )
     handle.processor.add_finding_listener(_recorder.on_finding)
+    if os.environ.get(_ENV_ADAPTER, MEALIE.name) == MEALIE.name:
+        import wrapt
+
+        # before the app's conftest imports init_db (and binds its `main`), and without importing it earlier
+        wrapt.register_post_import_hook(_unscoped_mealie_startup, "mealie.db.init_db")
+
+
+def _unscoped_mealie_startup(module: Any) -> None:
+    """Adopter code for mealie's start-up (its lifespan and its conftest call ``init_db.main()``): migrations and
+    seed data touch every tenant on purpose. In the app this is ``with unscoped(...): init_db.main()`` in
+    ``lifespan_fn``."""
+    import functools
+
+    import tenantwatch
+
+    main = module.main
+
+    @functools.wraps(main)
+    def unscoped_main(*args: Any, **kwargs: Any) -> Any:
+        with tenantwatch.unscoped("start-up migrations and seed data"):
+            return main(*args, **kwargs)
+
+    module.main = unscoped_main
 
 
 def pytest_sessionstart(session: Any) -> None:
@@ -327,10 +357,13 @@ def tenant_tables(adapter: Adapter, app_dir: Path, venv: Path) -> dict[str, str]
     return {name: adapter.tenant_column for name in names}
 
 
-def write_rules_file(path: Path, adapter: Adapter, tables: dict[str, str]) -> None:
+def write_rules_file(path: Path, adapter: Adapter, tables: dict[str, str], *, suppress: Iterable[str] = ()) -> None:
     import yaml
 
-    rules = {"tenant_columns": [adapter.tenant_column], "tenant_tables": tables}
+    rules: dict[str, Any] = {"tenant_columns": [adapter.tenant_column], "tenant_tables": tables}
+    suppressions = [{"rule": rule, "reason": "suppressed by realapp_harness --suppress"} for rule in suppress]
+    if suppressions:
+        rules["suppressions"] = suppressions
     path.write_text(
         "# written by scripts/realapp_harness.py from the application's SQLAlchemy metadata\n"
         + yaml.safe_dump(rules, sort_keys=True),
@@ -357,6 +390,8 @@ def run_suite(
         env.update(plugin_env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")]))
     cmd += pytest_args
+    for scratch in adapter.scratch:
+        shutil.rmtree(app_dir / scratch, ignore_errors=True)
     log = work / f"pytest-{label}.log"
     print(f"running the suite ({label}); log: {log}", flush=True)
     started = time.perf_counter()
@@ -466,6 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no rules file: tenant tables only from tenantwatch's discovery (the new user's first run)",
     )
+    parser.add_argument(
+        "--suppress",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="suppress a rule in the rules file (repeatable), e.g. test_data for an app that seeds example.com users",
+    )
     parser.add_argument("--app-commit", help="the application's commit, when its checkout has no git metadata")
     parser.add_argument("--work", type=Path, help="where logs, junit files and findings go (default: a temp dir)")
     parser.add_argument(
@@ -501,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.discover_only:
         tables = tenant_tables(adapter, app_dir, venv)
         rules = work / "rules.yaml"
-        write_rules_file(rules, adapter, tables)
+        write_rules_file(rules, adapter, tables, suppress=args.suppress)
         plugin_env["TENANTWATCH_RULES_FILE"] = str(rules)
         print(f"tenant tables from the app's models: {len(tables)} (column {adapter.tenant_column})", flush=True)
     else:
