@@ -23,8 +23,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from mealie.app import app
 from mealie.core import dependencies as deps
+from mealie.core.security.providers.credentials_provider import CredentialsProvider
+from mealie.core.security.providers.ldap_provider import LDAPProvider
+from mealie.core.security.providers.openid_provider import OpenIDProvider
 from mealie.db.db_setup import generate_session
 from mealie.schema.user.user import GroupInDB, PrivateUser
+from mealie.services.user_services.password_reset_service import PasswordResetService
+from mealie.services.user_services.registration_service import RegistrationService
 from sqlalchemy.orm import Session
 
 import tenantwatch
@@ -93,7 +98,26 @@ async def public_group(
         yield group
 
 
+UNSCOPED_PATHS: tuple[tuple[type, str, str], ...] = (
+    (CredentialsProvider, "authenticate", "sign-in: find the user by username or e-mail"),
+    (LDAPProvider, "authenticate", "sign-in: find or create the LDAP user"),
+    (OpenIDProvider, "authenticate", "sign-in: find or create the OpenID user"),
+    (RegistrationService, "register_user", "sign-up: create the user, and the group when it is new"),
+    (PasswordResetService, "generate_reset_token", "password reset: find the user by e-mail"),
+    (PasswordResetService, "reset_password", "password reset: find the user by reset token"),
+)
+"""Deliberately global paths: they run before any tenant is known. In the app these are ``with unscoped(...)``
+around the calls in ``mealie/routes/auth/auth.py`` and ``mealie/routes/users/registration.py`` / ``forgot_password``
+(here the methods themselves are wrapped, as ``unscoped`` also decorates)."""
+
+
 def wire() -> None:
+    for cls, name, reason in UNSCOPED_PATHS:
+        method = cls.__dict__.get(name)
+        if method is not None and not getattr(method, "__tenantwatch_unscoped__", False):
+            wrapped = tenantwatch.unscoped(reason)(method)
+            wrapped.__tenantwatch_unscoped__ = True
+            setattr(cls, name, wrapped)
     app.dependency_overrides.update(
         {
             _get_current_user: current_user,
