@@ -123,3 +123,42 @@ def test_no_warning_when_tenant_tables_are_known(
         conn.execute(sa.text("SELECT name FROM items WHERE organization_id = 1")).all()
     engine.dispose()
     assert not [r for r in caplog.records if WARNING_TEXT in r.getMessage()]
+
+
+def test_foreign_keys_of_mapped_classes_make_joins_inherited(
+    instrument: Instrument, traced: Traced, tmp_path: Path
+) -> None:
+    """The catalog was empty when the engine connected: the ORM mapping alone says ``labels`` is reached through a
+    declared foreign key from a filtered ``foods`` row, so the join inherits the filter (issue 14, item 1)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Label(Base):
+        __tablename__ = "fk_labels"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        organization_id: Mapped[int]
+
+    class Food(Base):
+        __tablename__ = "fk_foods"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        organization_id: Mapped[int]
+        label_id: Mapped[int] = mapped_column(sa.ForeignKey("fk_labels.id"))
+
+    sa.orm.configure_mappers()
+    instrument()
+    path = tmp_path / "fresh.db"
+    engine = _empty_database(path)
+    query = (
+        sa.select(Food.id)
+        .join(Label, Label.id == Food.label_id, isouter=True)
+        .where(Food.organization_id == 1, Food.id == 2)
+    )
+    with tenant_context("1"), engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1")).all()  # discovery ran on this connection: the catalog is empty
+        Base.metadata.create_all(_migrations_engine(path))
+        conn.execute(query).all()
+    engine.dispose()
+    (span,) = traced.db_spans("FROM fk_foods")
+    assert attrs(span)[A.DB_TENANT_FILTER] == "inherited"
+    assert "missing_tenant_filter" not in attrs(span).get(A.FINDINGS, ())

@@ -42,6 +42,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -365,8 +366,10 @@ class Listeners:
                     self._learn_mapper(mapper)
 
     def _learn_mapper(self, mapper: Any) -> None:
-        triples = [(table.schema, table.name, [column.name for column in table.columns]) for table in mapper.tables]
-        learned = self.analyzer.tables.learn(triples)
+        """The mapped tables' tenant columns and their foreign keys (what inherited verdicts need when the catalog
+        was read before the migrations ran)."""
+        tables = SimpleNamespace(tables={table.fullname: table for table in mapper.tables})
+        learned = self.analyzer.tables.learn_from_metadata(tables)
         if learned:
             logger.debug("learned %s tenant-scoped tables from the ORM mapping of %s", learned, mapper.class_)
 
