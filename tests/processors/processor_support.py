@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
@@ -22,6 +23,7 @@ from tenantwatch.config import Settings, load_settings
 from tenantwatch.facts import SpanFacts
 from tenantwatch.processors import TenantwatchSpanProcessor
 from tenantwatch.processors._enriched import EnrichedSpan
+from tenantwatch.processors.detectors import Detectors
 
 
 @dataclass
@@ -160,3 +162,29 @@ def build_pipeline(
     provider = TracerProvider()
     provider.add_span_processor(processor)
     return Pipeline(provider, provider.get_tracer("test"), processor, exporter, reader, log_exporter)
+
+
+NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp()
+"""A weekday noon: inside any off-hours window the tests configure."""
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = NOON) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def detectors(clock: Clock, **rules: dict[str, Any]) -> Detectors:
+    """The windowed detectors with ``rules`` settings, on ``clock``."""
+    return Detectors(load_settings(environ={}, rules=rules), clock)
+
+
+def fired(found: list[Any]) -> list[str]:
+    return [f.rule for f in found]

@@ -6,40 +6,15 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
 
-from processor_support import CLEAN, UNFILTERED, Pipeline, rules_of
+from processor_support import CLEAN, UNFILTERED, Clock, Pipeline, detectors, rules_of
 
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
 from tenantwatch.core.windows.cooldown import Cooldown
 from tenantwatch.core.windows.state import KeyedState
-from tenantwatch.processors.detectors import Detectors
 
 WRITE = replace(CLEAN, operation="UPDATE", returned_rows=1, statement_fingerprint="f00dfeed000000aa")
-NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = NOON) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def detectors(clock: Clock, **rules: dict[str, Any]) -> Detectors:
-    return Detectors(load_settings(environ={}, rules=rules), clock)
-
-
-def fired(found: list[Any]) -> list[str]:
-    return [f.rule for f in found]
 
 
 # --- cooldown / dedupe -------------------------------------------------------------------------------------------

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
 
 from opentelemetry.trace import SpanKind
 from processor_support import CLEAN, Pipeline
 
 from tenantwatch import attributes as A
-from tenantwatch.config import Settings, load_settings
+from tenantwatch.config import Settings
 from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors.detectors import Detectors
 
 DEFAULTS = Settings()
 
@@ -33,33 +30,11 @@ ADMIN_INSERT = replace(
     CLEAN, operation="INSERT", tenant_values=(), written_tenant_values=("acme",), role="admin", user_id="root-7"
 )
 WRITE = replace(CLEAN, operation="UPDATE", returned_rows=1, statement_fingerprint="f00dfeed000000aa")
-NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp()
 
 
 def rules(facts: SpanFacts, settings: Settings = DEFAULTS) -> list[str]:
     """The statement rules that fire on ``facts``, in order."""
     return [finding.rule for finding in evaluate(facts, settings)]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = NOON) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def detectors(clock: Clock, **rules: dict[str, Any]) -> Detectors:
-    return Detectors(load_settings(environ={}, rules=rules), clock)
-
-
-def fired(found: list[Any]) -> list[str]:
-    return [f.rule for f in found]
 
 
 def request(pipeline: Pipeline, tenant: str | None, db: SpanFacts) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from processor_support import CLEAN
-from rule_support import WRITE, Clock, detectors, fired
+from processor_support import CLEAN, Clock, detectors, fired
+from rule_support import WRITE
 
 
 def test_bulk_write_fires_just_over_50_rows_a_minute_not_at_50() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from processor_support import CLEAN
-from rule_support import WRITE, Clock, detectors, fired
+from processor_support import CLEAN, Clock, detectors, fired
+from rule_support import WRITE
 
 
 @pytest.mark.parametrize(

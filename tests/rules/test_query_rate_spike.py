@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from processor_support import CLEAN
-from rule_support import Clock, detectors, fired
+from processor_support import CLEAN, Clock, detectors, fired
 
 from tenantwatch.processors.detectors import Detectors
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rule_support import WRITE, Clock, detectors, fired
+from processor_support import Clock, detectors, fired
+from rule_support import WRITE
 
 
 def test_rapid_write_fires_over_10_rows_a_second_not_at_10() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from processor_support import CLEAN, UNFILTERED, Pipeline, findings_of, rules_of
-from rule_support import Clock
+from processor_support import CLEAN, UNFILTERED, Clock, Pipeline, findings_of, rules_of
 
 from tenantwatch import attributes as A
 
