@@ -220,16 +220,50 @@ def test_lazy_load_through_another_tenants_parent_is_cross_tenant(
 def test_refresh_of_a_scoped_instance_is_present_by_identity(
     instrument: Instrument, traced: Traced, make_engine: Callable[[], sa.engine.Engine]
 ) -> None:
+    """session.refresh() expires the instance before it reads it again: the value kept since the commit says whose."""
     instrument(install_processor=True)
     engine = make_engine()
-    traced.clear()
     with tenant_context("1"), Session(engine) as session:
         project = _scoped_project(session, 1)
+        session.commit()
+        session.refresh(project)
         traced.clear()
         session.refresh(project)
     refresh = _span(traced, "FROM projects")
     assert attrs(refresh)[A.DB_IDENTITY] == ("main:projects",)
     assert _findings(refresh) == {}
+
+
+def test_refresh_of_an_instance_whose_tenant_was_never_kept_is_unchanged(
+    instrument: Instrument, traced: Traced, make_engine: Callable[[], sa.engine.Engine]
+) -> None:
+    """Loaded, never committed nor flushed, refreshed: the tenant is unknown, the analyzer's verdict stands."""
+    instrument(install_processor=True)
+    engine = make_engine()
+    with tenant_context("1"), Session(engine) as session:
+        project = _scoped_project(session, 1)
+        traced.clear()
+        session.refresh(project)
+    refresh = attrs(_span(traced, "FROM projects"))
+    assert refresh[A.DB_IDENTITY_UNKNOWN_ROWS] == 1
+    assert A.DB_IDENTITY not in refresh
+    assert refresh[A.DB_TENANT_FILTER] == "missing"
+
+
+def test_re_read_of_an_instance_expired_by_commit_is_present_by_identity(
+    instrument: Instrument, traced: Traced, make_engine: Callable[[], sa.engine.Engine]
+) -> None:
+    """The commit expires every attribute, the tenant's too: the value kept through expiry still says whose row."""
+    instrument(install_processor=True)
+    engine = make_engine()
+    with tenant_context("1"), Session(engine) as session:
+        project = _scoped_project(session, 1)
+        session.commit()
+        traced.clear()
+        assert project.name == "project 1"
+    reread = _span(traced, "FROM projects")
+    assert attrs(reread)[A.DB_IDENTITY] == ("main:projects",)
+    assert _findings(reread) == {}
 
 
 def test_get_of_a_row_not_in_the_identity_map_stays_missing(
