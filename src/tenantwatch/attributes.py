@@ -137,6 +137,30 @@ DB_SQL_TABLE: Final = "db.sql.table"
 DB_OPERATION_LEGACY: Final = "db.operation"
 """Legacy semconv operation (the old-conventions counterpart of ``db.operation.name``)."""
 
+DB_IDENTITY: Final = "tenantwatch.db.identity"
+"""``scope:table`` of each scope whose verdict is ``present`` by ORM identity: the statement acts on ORM instances (a
+flush UPDATE/DELETE by primary key, a refresh, a lazy load from a loaded parent) whose tenant values, as the session
+knows them, are all known and the context has a tenant (string array). ``cross_tenant`` compares those values."""
+
+DB_IDENTITY_KIND: Final = "tenantwatch.db.identity.kind"
+"""What the ORM instances of ``tenantwatch.db.identity.tenant_values`` are to the statement: ``write`` (the flush
+writes them) or ``load`` (it loads them again, or loads through them: a refresh, a lazy load of a parent)."""
+
+DB_IDENTITY_COLUMN: Final = "tenantwatch.db.identity.column"
+"""``table.column``: the tenant column the instances' tenant values were read from."""
+
+DB_IDENTITY_TENANT_VALUES: Final = "tenantwatch.db.identity.tenant_values"
+"""The distinct tenant values (canonical) of the ORM instances the statement acts on, as loaded from the database
+(never a pending change); at most 16 (string array)."""
+
+DB_IDENTITY_TENANT_ROWS: Final = "tenantwatch.db.identity.tenant_rows"
+"""How many instances hold each of ``tenantwatch.db.identity.tenant_values`` (int array, same order)."""
+
+DB_IDENTITY_UNKNOWN_ROWS: Final = "tenantwatch.db.identity.unknown_rows"
+"""Instances (or executemany parameter sets) of the statement whose tenant the session does not know: tenant
+attribute not loaded, no instance matched, beyond the inspection cap (int; absent when 0). Any of them: no
+``identity`` verdict."""
+
 # --- HTTP requests (server spans, written by the ASGI middleware) ---------------------------------------------
 
 CLIENT_ADDRESS: Final = "client.address"

@@ -19,7 +19,7 @@ from tenantwatch.sql.model import StatementAnalysis, resolve_values
 
 __all__ = ["SpanFacts", "facts_for_statement"]
 
-_AttrValue = str | bool | int | float | tuple[str, ...]
+_AttrValue = str | bool | int | float | tuple[str, ...] | tuple[int, ...]
 
 
 def _strs(value: object) -> tuple[str, ...]:
@@ -44,6 +44,12 @@ def _first(attributes: Mapping[str, Any], key: str, fallback: str) -> Any:
     """``attributes[key]``, else ``attributes[fallback]`` (tenantwatch's key, else the semconv one), else None."""
     value = attributes.get(key)
     return attributes.get(fallback) if value is None else value
+
+
+def _ints(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(v for v in (_int(item) for item in value) if v is not None)
 
 
 def _int(value: object) -> int | None:
@@ -99,6 +105,17 @@ class SpanFacts:
     request_tenant: str | None = None
     """The tenant of the request (server span) this statement ran in, when the processor knows it. Not a span
     attribute of the db span: the processor reads it from the running server span of the same trace."""
+    identity: tuple[str, ...] = ()
+    """``scope:table`` of each scope ``present`` by ORM identity (see :mod:`tenantwatch.core.identity`)."""
+    identity_kind: str | None = None
+    """``write`` or ``load``: what the statement does with the ORM instances of ``identity_tenant_values``."""
+    identity_column: str | None = None
+    """``table.column`` the instances' tenant values come from."""
+    identity_tenant_values: tuple[str, ...] = ()
+    identity_tenant_rows: tuple[int, ...] = ()
+    """Instances per value of ``identity_tenant_values`` (same order)."""
+    identity_unknown_rows: int | None = None
+    """Instances (or parameter sets) whose tenant the session does not know."""
 
     @property
     def is_write(self) -> bool:
@@ -154,6 +171,12 @@ class SpanFacts:
             test_data=_strs(a.get(A.DB_TEST_DATA)),
             rls_tenant=_str(a.get(A.DB_RLS_TENANT)),
             tenant_keys=_tenant_keys(a),
+            identity=_strs(a.get(A.DB_IDENTITY)),
+            identity_kind=_str(a.get(A.DB_IDENTITY_KIND)),
+            identity_column=_str(a.get(A.DB_IDENTITY_COLUMN)),
+            identity_tenant_values=_strs(a.get(A.DB_IDENTITY_TENANT_VALUES)),
+            identity_tenant_rows=_ints(a.get(A.DB_IDENTITY_TENANT_ROWS)),
+            identity_unknown_rows=_int(a.get(A.DB_IDENTITY_UNKNOWN_ROWS)),
         )
 
     def tenant_value(self, key: str) -> str | None:
@@ -199,6 +222,12 @@ class SpanFacts:
             (A.DB_REQUEST_VALUES_IN_SQL, self.request_values_in_sql),
             (A.DB_TEST_DATA, self.test_data),
             (A.DB_RLS_TENANT, self.rls_tenant),
+            (A.DB_IDENTITY, self.identity),
+            (A.DB_IDENTITY_KIND, self.identity_kind),
+            (A.DB_IDENTITY_COLUMN, self.identity_column),
+            (A.DB_IDENTITY_TENANT_VALUES, self.identity_tenant_values),
+            (A.DB_IDENTITY_TENANT_ROWS, self.identity_tenant_rows),
+            (A.DB_IDENTITY_UNKNOWN_ROWS, self.identity_unknown_rows or None),
         )
         out: dict[str, _AttrValue] = {}
         for key, value in pairs:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 from processor_support import CLEAN
-from rule_support import ADMIN_INSERT, DEFAULTS, rules
+from rule_support import ADMIN_INSERT, DEFAULTS, UPDATE_ALL, rules
 
 from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts
@@ -61,3 +61,51 @@ def test_cross_tenant_message_names_values_and_context_tenant() -> None:
     (finding,) = evaluate(replace(CLEAN, tenant_values=("acme", "globex")), DEFAULTS)
     assert "'globex'" in finding.message and "'acme'" in finding.message
     assert finding.table == "objectives"
+
+
+# --- ORM identity: the tenant of the instances a flush writes or a load goes through -----------------------------
+
+UPDATE_BY_KEY = replace(
+    UPDATE_ALL,
+    main_table="objectives",
+    identity=("main:objectives",),
+    unscoped_writes=(),
+    tenant_filter="present",
+    identity_kind="write",
+    identity_column="objectives.organization_id",
+)
+
+
+def test_flushed_instances_of_another_tenant_are_cross_tenant_with_their_row_count() -> None:
+    facts = replace(UPDATE_BY_KEY, identity_tenant_values=("acme", "globex"), identity_tenant_rows=(3, 2))
+    (finding,) = evaluate(facts, DEFAULTS)
+    assert finding.rule == "cross_tenant"
+    assert finding.severity == "critical"
+    assert finding.table == "objectives"
+    assert "writes 2 rows of tenant 'globex'" in finding.message
+    assert "objectives.organization_id" in finding.message
+
+
+def test_a_lazy_load_through_another_tenants_parent_is_a_load() -> None:
+    facts = replace(
+        CLEAN,
+        identity_kind="load",
+        identity_column="goals.organization_id",
+        identity_tenant_values=("globex",),
+        identity_tenant_rows=(1,),
+    )
+    (finding,) = evaluate(facts, DEFAULTS)
+    assert "loads through 1 row of tenant 'globex'" in finding.message
+
+
+def test_instances_of_the_context_tenant_in_another_form_are_not_cross_tenant() -> None:
+    tenant = "2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10"
+    facts = replace(
+        UPDATE_BY_KEY, tenant_id=tenant, identity_tenant_values=(tenant.replace("-", ""),), identity_tenant_rows=(4,)
+    )
+    assert rules(facts) == []
+
+
+def test_instances_without_a_tenant_in_context_are_not_judged() -> None:
+    facts = replace(UPDATE_BY_KEY, tenant_id=None, identity_tenant_values=("globex",), identity_tenant_rows=(1,))
+    assert "cross_tenant" not in rules(facts)

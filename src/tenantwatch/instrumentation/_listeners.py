@@ -53,11 +53,13 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import current_context
 from tenantwatch.core.guard import guard
+from tenantwatch.core.identity import apply_identity
 from tenantwatch.core.request import current_request
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError
+from tenantwatch.instrumentation._identity import IdentityFact, OrmIdentity
 from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,
@@ -121,6 +123,8 @@ class Listeners:
         """Scans INSERT/UPDATE written values for test data (``None``: the rule is off, nothing is scanned)."""
         self.rls = RlsAssist(settings, analyzer, tracer) if settings.rls.enabled else None
         """RLS assist (opt-in): sets the tenant setting per transaction, tracks it per connection."""
+        self.identity = OrmIdentity(analyzer.tables)
+        """ORM identity: the tenant of the instances a flush, refresh or lazy load acts on (:mod:`._identity`)."""
 
     # --- registration ---------------------------------------------------------------------------------------
 
@@ -148,6 +152,7 @@ class Listeners:
         for target, name, fn in wanted:
             event.listen(target, name, fn)
             self._registered.append((target, name, fn))
+        self.identity.register()
         if self.settings.discover:
             self._learn_mapped_classes()
 
@@ -158,13 +163,15 @@ class Listeners:
             target, name, fn = self._registered.pop()
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
+        self.identity.remove()
         finish_all()  # results left open end now, with the rows counted so far
         unhook_shutdowns()
 
     # --- facts ----------------------------------------------------------------------------------------------
 
-    def facts(self, conn: Any, statement: str, parameters: Any, executemany: bool) -> SpanFacts:
-        """Analyze the statement (cached) and combine it with its parameters, the tenant context and the caller."""
+    def facts(self, conn: Any, statement: str, parameters: Any, executemany: bool, context: Any = None) -> SpanFacts:
+        """Analyze the statement (cached) and combine it with its parameters, the tenant context, the caller and
+        what the ORM session knows of the instances it acts on."""
         analysis = self.analyzer.analyze(statement)
         where = find_caller(2)
         facts = facts_for_statement(
@@ -178,6 +185,10 @@ class Listeners:
             code_filepath=where.filepath if where else None,
             code_lineno=where.lineno if where else None,
         )
+        if context is not None:
+            fact = self.identity.fact_for(conn, context)
+            if fact is not None:
+                facts = _with_identity(facts, fact)
         if self.test_data is not None or self.rls is not None:
             facts = self._extra_facts(facts, conn, statement, parameters, executemany)
         request = current_request()
@@ -229,7 +240,7 @@ class Listeners:
         with guard("enforce mode") as attempt:
             if not is_instrumentation_enabled():
                 return
-            facts = self.facts(conn, statement, parameters, executemany)
+            facts = self.facts(conn, statement, parameters, executemany, context)
             setattr(context, _FACTS_ATTR, facts)
             blocking = self._blocking_findings(facts)
         if attempt.failed:
@@ -295,6 +306,9 @@ class Listeners:
                 analysis = self.analyzer.analyze(statement)
                 attributes = self.attributes.build(analysis, parameters, executemany)
                 operation = analysis.operation
+                fact = self.identity.fact_for(conn, context)
+                if fact is not None:
+                    _identity_attributes(attributes, fact)
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
             # injection_signal: request values inside the SQL text (in enforce mode facts() has already looked)
@@ -423,6 +437,7 @@ class Listeners:
                     statement,
                     exception_context.parameters,
                     bool(getattr(context, "executemany", False)),
+                    context,
                 )
             attributes: dict[str, Any] = self.semconv.rename(dict(facts.to_attributes())) if facts is not None else {}
             if facts is not None and facts.test_data and statement is not None and self.test_data is not None:
@@ -433,6 +448,7 @@ class Listeners:
                     found.apply(span, attributes)
                     message = found.scrub(message)
             set_span_attributes(span, attributes)
+        self.identity.failed(getattr(exception_context, "connection", None))  # the flush it belonged to is over
         if span is not None:  # every early return above leaves span None: OTel ends those spans itself
             _end_failed(span, context, message)
 
@@ -465,6 +481,37 @@ class Listeners:
             # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
             learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
             logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
+
+
+def _with_identity(facts: SpanFacts, fact: IdentityFact) -> SpanFacts:
+    """``facts`` with the ORM identity fact recorded and judged (:func:`tenantwatch.core.identity.apply_identity`)."""
+    recorded = replace(
+        facts,
+        identity_kind=fact.kind,
+        identity_column=fact.column,
+        identity_tenant_values=fact.values,
+        identity_tenant_rows=fact.rows,
+        identity_unknown_rows=fact.unknown or None,
+    )
+    return apply_identity(recorded)
+
+
+_IDENTITY_VERDICT_KEYS = (A.DB_UNFILTERED, A.DB_UNSCOPED_WRITES, A.DB_TENANT_FILTER, A.DB_IDENTITY)
+
+
+def _identity_attributes(attributes: dict[str, Any], fact: IdentityFact) -> None:
+    """The identity fact and its verdict into the attributes about to be set on the statement's span."""
+    attributes.update(fact.attributes())
+    judged = apply_identity(SpanFacts.from_attributes(attributes))
+    if not judged.identity:
+        return
+    verdict = judged.to_attributes()
+    for key in _IDENTITY_VERDICT_KEYS:
+        value = verdict.get(key)
+        if value is None:
+            attributes.pop(key, None)
+        else:
+            attributes[key] = value
 
 
 def _end_failed(span: Span, context: Any, message: str) -> None:

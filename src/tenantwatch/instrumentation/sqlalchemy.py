@@ -41,6 +41,10 @@ Every db span then carries, before it ends:
 * ``tenantwatch.db.test_data`` (INSERT/UPDATE only): written values that match ``rules.test_data.patterns``, masked
   (``users.email=***@example.***``); a matching inline literal is masked in ``db.statement`` too, so the raw value
   is exported nowhere;
+* ``tenantwatch.db.identity.*`` for statements the ORM emits on instances (flush ``UPDATE``/``DELETE`` by primary
+  key, refresh and re-read, lazy loads): the tenant values of those instances as the session loaded them; when all
+  are known, the scopes they pin are ``present`` with reason ``identity`` (``tenantwatch.db.identity``), and
+  ``cross_tenant`` reports instances of another tenant (see docs/analysis.md, "ORM identity");
 * ``tenantwatch.db.rls_tenant`` with the RLS assist (``rls.enabled``, PostgreSQL): the tenant setting in force for
   the statement; the assist sets it per transaction with ``SET LOCAL`` semantics (see docs/rls.md).
 

@@ -1,0 +1,365 @@
+"""ORM identity facts: the tenant of the ORM instances a statement acts on, as SQLAlchemy's session knows it.
+
+The statements the ORM emits on instances carry no tenant predicate, but act on rows whose tenant the session has
+loaded. This module records, for such a statement, the tenant values of those instances
+(``tenantwatch.db.identity.*``, see :mod:`tenantwatch.attributes`); :mod:`tenantwatch.core.identity` judges them.
+
+* **Flush UPDATE/DELETE by primary key.** The mapper events ``before_update`` / ``before_delete`` give each target
+  instance and the connection the flush runs its statements on. Each target is noted on that connection under
+  (table, primary key), with the tenant value of the row as loaded — the committed value, never a pending change
+  (an ``UPDATE ... SET org_id = <another tenant>`` is the written value ``cross_tenant`` already checks). A statement
+  on that connection that updates or deletes the table matches its parameter sets (each executemany row) to the
+  notes by primary key; ``after_update`` / ``after_delete`` (which SQLAlchemy calls for every target, also those
+  with no net change), a rollback and a failed statement drop the notes, so none outlives its flush and a later
+  statement that merely has the same shape (a Core ``UPDATE`` of the same row) matches nothing.
+* **Refresh, re-read of expired attributes, lazy loads.** The session event ``do_orm_execute`` says whose load a
+  ``SELECT`` is: ``load_options._refresh_state`` (refresh, expired attributes) is the instance itself,
+  ``lazy_loaded_from`` the parent of a lazy load. Their tenant value travels with that one execution as an
+  execution option, so it can only reach the statement it belongs to. ``selectinload``/``subqueryload`` (many
+  parents) and ``session.get()`` of a row not in the identity map (nothing was loaded scoped) get no fact.
+
+The tenant value of an instance is the loaded value of the attribute mapped to its table's tenant column. Expiry (a
+commit, ``session.refresh()``, ``session.expire()``) drops loaded values, so every instance in the session when it
+commits (``after_commit`` runs before the commit expires them) or flushed (``after_insert``, ``before_update``)
+asks SQLAlchemy to keep the last known value of that one attribute through expiry
+(``InstanceState._track_last_known_value``, what the ORM itself uses for foreign keys of expired instances); what
+is neither loaded nor kept (an explicit ``session.refresh()``/``expire()`` of an instance loaded since the last
+commit and never flushed) is unknown, and the statement is judged as before.
+
+Bounded: at most :data:`MAX_INSPECTED` parameter sets per statement and :data:`MAX_NOTED` notes per connection
+(the rest count as unknown), at most :data:`MAX_VALUES` distinct values. Every listener runs in a guard; nothing
+raises into the application. Without the ORM nothing runs but one dict look-up and one integer test per statement.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tenantwatch import attributes as A
+from tenantwatch.core.guard import guard
+from tenantwatch.core.tenant_values import canonical
+
+if TYPE_CHECKING:
+    from tenantwatch.sql.tables import TenantTables
+
+__all__ = ["MAX_INSPECTED", "MAX_NOTED", "MAX_VALUES", "IdentityFact", "OrmIdentity"]
+
+MAX_INSPECTED = 1000
+"""Parameter sets of one executemany statement matched against the notes; the rest count as unknown."""
+
+MAX_NOTED = 10_000
+"""Flush targets noted per connection at a time; beyond, targets are not noted (their statements: unknown)."""
+
+MAX_VALUES = 16
+"""Distinct tenant values recorded per statement; instances of further values count as unknown."""
+
+OPTION = "_tenantwatch_identity"
+"""Execution option carrying the :class:`IdentityFact` of one ORM load to its statement."""
+
+_NOTES = "_tenantwatch_identity_notes"
+"""Key in a ``Connection``'s ``__dict__``: ``{(table, primary key): (table.column, tenant value or None)}``."""
+
+_Tenant = tuple[str, str]
+"""``(table.column, attribute key)``: where a mapper keeps the tenant of its instances."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFact:
+    """The tenant values of the ORM instances one statement acts on."""
+
+    kind: str
+    """``write`` (flush) or ``load`` (refresh, lazy load)."""
+    column: str
+    """``table.column`` the values come from."""
+    values: tuple[str, ...]
+    rows: tuple[int, ...]
+    unknown: int = 0
+
+    def attributes(self) -> dict[str, Any]:
+        found: dict[str, Any] = {A.DB_IDENTITY_KIND: self.kind, A.DB_IDENTITY_COLUMN: self.column}
+        if self.values:
+            found[A.DB_IDENTITY_TENANT_VALUES] = self.values
+            found[A.DB_IDENTITY_TENANT_ROWS] = self.rows
+        if self.unknown:
+            found[A.DB_IDENTITY_UNKNOWN_ROWS] = self.unknown
+        return found
+
+
+def _fact(kind: str, column: str, found: dict[str | None, int]) -> IdentityFact:
+    values: list[str] = []
+    rows: list[int] = []
+    unknown = found.pop(None, 0)
+    for value, count in found.items():
+        if value is None:
+            continue
+        if len(values) < MAX_VALUES:
+            values.append(value)
+            rows.append(count)
+        else:
+            unknown += count
+    return IdentityFact(kind, column, tuple(values), tuple(rows), unknown)
+
+
+class OrmIdentity:
+    """The ORM listeners of one ``instrument()``: :meth:`register` / :meth:`remove`, and :meth:`fact_for` per
+    statement."""
+
+    def __init__(self, tables: TenantTables) -> None:
+        self.tables = tables
+        self._registered: list[tuple[Any, str, Any]] = []
+        self._noting = 0
+        """Connections with notes right now (a hint: 0 means no statement needs to look)."""
+        self._lock = threading.Lock()
+        self._attributes: dict[Any, tuple[int, _Tenant | None]] = {}
+        """mapper -> (``tables.version``, its tenant attribute)."""
+
+    # --- registration ---------------------------------------------------------------------------------------
+
+    def register(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        from sqlalchemy.orm import Mapper, Session
+
+        wanted: list[tuple[Any, str, Any]] = [
+            (Mapper, "before_update", self.before_update),
+            (Mapper, "before_delete", self.before_delete),
+            (Mapper, "after_update", self.after_update),
+            (Mapper, "after_delete", self.after_delete),
+            (Mapper, "after_insert", self.after_insert),
+            (Session, "after_commit", self.after_commit),
+            (Session, "do_orm_execute", self.do_orm_execute),
+            (Engine, "rollback", self.rollback),
+        ]
+        for target, name, fn in wanted:
+            event.listen(target, name, fn)
+            self._registered.append((target, name, fn))
+
+    def remove(self) -> None:
+        from sqlalchemy import event
+
+        while self._registered:
+            target, name, fn = self._registered.pop()
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
+
+    # --- the tenant of an instance --------------------------------------------------------------------------
+
+    def _tenant_attribute(self, mapper: Any) -> _Tenant | None:
+        """Where ``mapper``'s instances keep their tenant: its first tenant table's column and the attribute mapped
+        to it (cached per mapper until the tenant tables change)."""
+        version = self.tables.version
+        cached = self._attributes.get(mapper)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        found: _Tenant | None = None
+        for table in mapper.tables:
+            column_name = self.tables.column_for(table.name)
+            if column_name is None:
+                continue
+            column = _column(table, column_name)
+            prop = mapper._columntoproperty.get(column) if column is not None else None
+            if prop is not None:
+                found = (f"{table.name.lower()}.{column_name}", prop.key)
+            break
+        if len(self._attributes) >= MAX_NOTED:
+            self._attributes.clear()
+        self._attributes[mapper] = (version, found)
+        return found
+
+    def _tenant_of(self, mapper: Any, state: Any) -> tuple[str, str | None] | None:
+        """``(table.column, canonical value or None)`` of an instance; ``None``: no tenant attribute is mapped."""
+        from sqlalchemy.orm.base import NO_VALUE
+
+        tenant = self._tenant_attribute(mapper)
+        if tenant is None:
+            return None
+        label, key = tenant
+        committed = state.committed_state
+        value = committed[key] if key in committed else state.dict.get(key, NO_VALUE)
+        if value is NO_VALUE or value is None:
+            kept = state._last_known_values
+            value = kept.get(key, NO_VALUE) if kept else NO_VALUE
+        if value is NO_VALUE or value is None:
+            return (label, None)
+        return (label, canonical(value))
+
+    def _keep(self, mapper: Any, state: Any) -> None:
+        """Have SQLAlchemy keep the instance's tenant value through expiry."""
+        tenant = self._tenant_attribute(mapper)
+        if tenant is not None:
+            kept = state._last_known_values
+            if not kept or tenant[1] not in kept:
+                state._track_last_known_value(tenant[1])
+
+    def after_commit(self, session: Any) -> None:
+        """Runs before the commit expires the session's instances: keep their tenant values through it.
+
+        Once per commit, over the identity map (a ``load`` listener would cost every loaded row, read-only requests
+        included: about 2 us per row measured)."""
+        with guard("ORM identity (after_commit)"):
+            if not session.expire_on_commit:
+                return
+            for state in session.identity_map.all_states():
+                if state._last_known_values is None:
+                    self._keep(state.mapper, state)
+
+    # --- flush ----------------------------------------------------------------------------------------------
+
+    def before_update(self, mapper: Any, connection: Any, target: Any) -> None:
+        with guard("ORM identity (before_update)"):
+            self._note(mapper, connection, target)
+            self._keep(mapper, _state(target))
+
+    def before_delete(self, mapper: Any, connection: Any, target: Any) -> None:
+        with guard("ORM identity (before_delete)"):
+            self._note(mapper, connection, target)
+
+    def after_update(self, mapper: Any, connection: Any, target: Any) -> None:
+        with guard("ORM identity (after_update)"):
+            self._forget(mapper, connection, _state(target))
+
+    def after_delete(self, mapper: Any, connection: Any, target: Any) -> None:
+        with guard("ORM identity (after_delete)"):
+            self._forget(mapper, connection, _state(target))
+
+    def after_insert(self, mapper: Any, connection: Any, target: Any) -> None:
+        with guard("ORM identity (after_insert)"):
+            self._keep(mapper, _state(target))
+
+    def _keys(self, mapper: Any, state: Any) -> list[tuple[str, tuple[str, ...]]]:
+        """``(table, primary key)`` of the instance in each tenant table of its mapper, as the flush binds them."""
+        keys = []
+        for table in mapper.tables:
+            if self.tables.column_for(table.name) is None:
+                continue
+            pks = mapper._pks_by_table.get(table)
+            if not pks:
+                continue
+            values = tuple(
+                canonical(mapper._get_committed_state_attr_by_column(state, state.dict, column)) for column in pks
+            )
+            keys.append((table.name.lower(), values))
+        return keys
+
+    def _note(self, mapper: Any, connection: Any, target: Any) -> None:
+        state = _state(target)
+        tenant = self._tenant_of(mapper, state)
+        if tenant is None:
+            return
+        notes = connection.__dict__.get(_NOTES)
+        if notes is None:
+            notes = connection.__dict__[_NOTES] = {}
+            with self._lock:
+                self._noting += 1
+        if len(notes) >= MAX_NOTED:
+            return
+        for key in self._keys(mapper, state):
+            notes[key] = tenant
+
+    def _forget(self, mapper: Any, connection: Any, state: Any) -> None:
+        notes = connection.__dict__.get(_NOTES)
+        if not notes:
+            return
+        for key in self._keys(mapper, state):
+            notes.pop(key, None)
+        if not notes:
+            self._drop(connection)
+
+    def _drop(self, connection: Any) -> None:
+        if connection.__dict__.pop(_NOTES, None) is not None:
+            with self._lock:
+                self._noting = max(0, self._noting - 1)
+
+    def rollback(self, connection: Any) -> None:
+        """A rolled-back flush (an error between ``before_update`` and ``after_update``) leaves no note behind."""
+        if self._noting:
+            with guard("ORM identity (rollback)"):
+                self._drop(connection)
+
+    def failed(self, connection: Any) -> None:
+        """A statement failed on ``connection``: its flush is over."""
+        if self._noting and connection is not None:
+            with guard("ORM identity (failed statement)"):
+                self._drop(connection)
+
+    # --- loads ----------------------------------------------------------------------------------------------
+
+    def do_orm_execute(self, orm_execute_state: Any) -> None:
+        with guard("ORM identity (do_orm_execute)"):
+            if not orm_execute_state.is_select:
+                return
+            options = orm_execute_state.load_options
+            state = getattr(options, "_refresh_state", None)
+            if state is None:
+                state = options._lazy_loaded_from
+            if state is None:
+                return
+            tenant = self._tenant_of(state.mapper, state)
+            if tenant is None:
+                return
+            column, value = tenant
+            orm_execute_state.update_execution_options(**{OPTION: _fact("load", column, {value: 1})})
+
+    # --- per statement --------------------------------------------------------------------------------------
+
+    def fact_for(self, conn: Any, context: Any) -> IdentityFact | None:
+        """The identity fact of the statement ``context`` runs on ``conn``, or ``None``."""
+        found = context.execution_options.get(OPTION)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if not self._noting:
+            return None
+        notes = conn.__dict__.get(_NOTES)
+        if not notes:
+            return None
+        compiled = context.compiled
+        statement = getattr(compiled, "statement", None)
+        if statement is None or not getattr(statement, "is_dml", False):
+            return None
+        update = bool(getattr(statement, "is_update", False))
+        if not update and not getattr(statement, "is_delete", False):
+            return None
+        table = getattr(statement, "table", None)
+        primary_key = getattr(table, "primary_key", None)
+        if primary_key is None or not len(primary_key):
+            return None
+        name = table.name.lower()  # type: ignore[union-attr]
+        bind_names = [column._label if update else column.key for column in primary_key.columns]
+        counts: dict[str | None, int] = {}
+        column = ""
+        matched = 0
+        parameter_sets = context.compiled_parameters or ()
+        for parameters in parameter_sets[:MAX_INSPECTED]:
+            key = (name, tuple(canonical(parameters.get(bind)) for bind in bind_names))
+            note = notes.get(key)
+            if note is None:
+                counts[None] = counts.get(None, 0) + 1
+                continue
+            matched += 1
+            column, value = note
+            counts[value] = counts.get(value, 0) + 1
+        if not matched:
+            return None  # not a statement of this flush: a Core statement that merely looks like one
+        beyond = len(parameter_sets) - MAX_INSPECTED
+        if beyond > 0:
+            counts[None] = counts.get(None, 0) + beyond
+        return _fact("write", column, counts)
+
+
+def _state(target: Any) -> Any:
+    from sqlalchemy.orm.base import instance_state
+
+    return instance_state(target)  # not per loaded row: load() reads the state itself
+
+
+def _column(table: Any, name: str) -> Any:
+    """The column ``name`` of ``table``, matched case-insensitively (tenant columns are recorded lower case)."""
+    column = table.c.get(name)
+    if column is not None:
+        return column
+    for candidate in table.c:
+        if candidate.name.lower() == name:
+            return candidate
+    return None

@@ -1,0 +1,79 @@
+"""core.identity: when the tenant of the ORM instances a statement acts on decides its verdict, and when not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tenantwatch.config import Settings
+from tenantwatch.core.identity import apply_identity
+from tenantwatch.core.rule import evaluate
+from tenantwatch.facts import SpanFacts
+
+FLUSH_UPDATE = SpanFacts(
+    operation="UPDATE",
+    main_table="tools",
+    tables=("tools",),
+    tenant_tables=("tools",),
+    tenant_filter="missing",
+    unscoped_writes=("tools",),
+    statement_fingerprint="0123456789abcdef",
+    tenant_id="7",
+    identity_kind="write",
+    identity_column="tools.org_id",
+    identity_tenant_values=("7",),
+    identity_tenant_rows=(2,),
+)
+LAZY_LOAD = SpanFacts(
+    operation="SELECT",
+    main_table="labels",
+    tables=("labels", "recipes_to_labels"),
+    tenant_tables=("labels",),
+    tenant_filter="missing",
+    unfiltered=("main:labels",),
+    statement_fingerprint="0123456789abcdee",
+    tenant_id="7",
+    identity_kind="load",
+    identity_column="recipes.org_id",
+    identity_tenant_values=("7",),
+    identity_tenant_rows=(1,),
+)
+
+
+def _rules(facts: SpanFacts) -> list[str]:
+    return [finding.rule for finding in evaluate(facts, Settings())]
+
+
+def test_a_flush_of_the_context_tenants_instances_is_present_by_identity() -> None:
+    judged = apply_identity(FLUSH_UPDATE)
+    assert (judged.tenant_filter, judged.identity, judged.unscoped_writes) == ("present", ("main:tools",), ())
+    assert _rules(judged) == []
+    assert apply_identity(judged) == judged
+
+
+def test_a_lazy_load_from_the_context_tenants_parent_is_present_by_identity() -> None:
+    judged = apply_identity(LAZY_LOAD)
+    assert (judged.tenant_filter, judged.identity, judged.unfiltered) == ("present", ("main:labels",), ())
+    assert _rules(judged) == []
+
+
+def test_an_instance_of_unknown_tenant_changes_nothing() -> None:
+    facts = replace(FLUSH_UPDATE, identity_unknown_rows=1)
+    assert apply_identity(facts) == facts
+    assert _rules(apply_identity(facts)) == ["unscoped_write"]
+
+
+def test_no_tenant_in_context_changes_nothing() -> None:
+    facts = replace(LAZY_LOAD, tenant_id=None)
+    assert apply_identity(facts) == facts
+    assert "missing_tenant_filter" in _rules(apply_identity(facts))
+
+
+def test_instances_of_another_tenant_are_pinned_and_cross_tenant_only() -> None:
+    judged = apply_identity(replace(FLUSH_UPDATE, identity_tenant_values=("7", "8"), identity_tenant_rows=(1, 1)))
+    assert judged.identity == ("main:tools",)
+    assert _rules(judged) == ["cross_tenant"]
+
+
+def test_a_write_pins_only_its_own_table() -> None:
+    facts = replace(FLUSH_UPDATE, identity_column="other.org_id")
+    assert apply_identity(facts) == facts
