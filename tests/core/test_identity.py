@@ -77,3 +77,36 @@ def test_instances_of_another_tenant_are_pinned_and_cross_tenant_only() -> None:
 def test_a_write_pins_only_its_own_table() -> None:
     facts = replace(FLUSH_UPDATE, identity_column="other.org_id")
     assert apply_identity(facts) == facts
+
+
+_TEAMS = Settings.model_validate(
+    {
+        "tenant_keys": {
+            "organization": {"columns": ["org_id"]},
+            "team": {"columns": ["team_id"], "parent": "organization"},
+        }
+    }
+)
+TEAM_FLUSH = replace(
+    FLUSH_UPDATE,
+    identity_column="tools.team_id",
+    identity_tenant_values=("t-1",),
+    identity_tenant_rows=(1,),
+    tenant_keys=(("team", "t-1"),),
+)
+
+
+def test_with_a_hierarchy_an_instance_is_compared_with_the_key_of_its_column() -> None:
+    assert apply_identity(TEAM_FLUSH, _TEAMS).identity == ("main:tools",)  # team t-1 == context team t-1
+    assert list(evaluate(apply_identity(TEAM_FLUSH, _TEAMS), _TEAMS)) == []
+    other = replace(TEAM_FLUSH, identity_tenant_values=("t-2",))
+    (finding,) = evaluate(apply_identity(other, _TEAMS), _TEAMS)
+    assert finding.rule == "cross_tenant"
+    assert "of team 't-2'" in finding.message
+    assert "context team is 't-1'" in finding.message
+
+
+def test_with_a_hierarchy_a_context_without_that_key_leaves_the_verdict_alone() -> None:
+    facts = replace(TEAM_FLUSH, tenant_keys=())
+    assert apply_identity(facts, _TEAMS) == facts
+    assert [f.rule for f in evaluate(facts, _TEAMS)] == ["unscoped_write"]

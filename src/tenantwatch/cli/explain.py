@@ -84,7 +84,15 @@ def add_parser(sub: Any) -> None:
         help="strict: tables that only inherit their tenant (foreign-key joins, correlated or narrowing subqueries) "
         "are missing_tenant_filter findings too (default: the rules file's profile)",
     )
-    explain.add_argument("--tenant", help="tenant the statement runs for")
+    explain.add_argument("--tenant", help="tenant the statement runs for (the root key's value with tenant_keys)")
+    explain.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a finer tenant key's value in the context, e.g. team=t-1 (repeatable; keys from the rules file's "
+        "tenant_keys)",
+    )
     explain.add_argument("--user", help="end user the statement runs for")
     explain.add_argument("--role", help="end user's role, e.g. member, admin, superuser")
     explain.add_argument("--unscoped", metavar="REASON", help="run as deliberate cross-tenant work (unscoped)")
@@ -126,6 +134,8 @@ class _Input:
     returned_rows: int | None = None
     duration_ms: float | None = None
     executemany: bool = False
+    keys: tuple[tuple[str, str], ...] = ()
+    """Finer tenant keys' values (``--key team=t-1``, JSON ``"keys": {"team": "t-1"}``), sorted by key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +226,41 @@ def _input_from_json(number: int, line: str, defaults: _Input) -> _Input | _BadI
             returned_rows=_number(data.get("returned_rows", defaults.returned_rows), "returned_rows", int),
             duration_ms=_number(data.get("duration_ms", defaults.duration_ms), "duration_ms", float),
             executemany=_flag(data.get("executemany", defaults.executemany), "executemany"),
+            keys=_json_keys(data["keys"]) if "keys" in data else defaults.keys,
         )
     except ValueError as exc:
         return _BadInput(number, str(exc))
+
+
+def _json_keys(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f'"keys" must be an object of key name to value, got {type(value).__name__}')
+    pairs = []
+    for name, raw in value.items():
+        text = _text(raw, f"keys.{name}")
+        if text is not None:
+            pairs.append((str(name), text))
+    return tuple(sorted(pairs))
+
+
+def _keys_from_flags(values: Sequence[str], settings: Settings) -> tuple[tuple[str, str], ...]:
+    """``--key team=t-1`` (repeatable): a finer key the rules file's ``tenant_keys`` declares."""
+    if not values:
+        return ()
+    finer = settings.finer_keys
+    pairs: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if not sep or not name or not value:
+            raise UsageError(f"--key {item!r}: expected KEY=VALUE, e.g. team=t-1")
+        if name == settings.root_key:
+            raise UsageError(f"--key {item!r}: {name} is the root key; give its value as --tenant")
+        if name not in finer:
+            declared = f"the rules file declares: {', '.join(finer)}" if finer else "the rules file has no tenant_keys"
+            raise UsageError(f"--key {item!r}: unknown tenant key {name!r}; {declared}")
+        pairs[name] = value
+    return tuple(sorted(pairs.items()))
 
 
 def _parse_param_value(raw: str) -> object:
@@ -246,7 +288,9 @@ def _params_from_flags(values: Sequence[str]) -> object:
     return named if named else positional
 
 
-def _iter_inputs(args: argparse.Namespace, stdin: IO[str]) -> Iterator[_Input | _BadInput]:
+def _iter_inputs(
+    args: argparse.Namespace, stdin: IO[str], keys: tuple[tuple[str, str], ...] = ()
+) -> Iterator[_Input | _BadInput]:
     defaults = _Input(
         number=0,
         sql="",
@@ -259,6 +303,7 @@ def _iter_inputs(args: argparse.Namespace, stdin: IO[str]) -> Iterator[_Input | 
         returned_rows=args.returned_rows,
         duration_ms=args.duration_ms,
         executemany=False,
+        keys=keys,
     )
     statements = [s for s in args.sql if s != "-"]
     if statements:
@@ -315,6 +360,10 @@ class _Explained:
     tenant_values: tuple[str, ...]
     written_values: tuple[str, ...]
     tenant_columns: dict[str, str | None]
+    key_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    written_key_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    compared: list[dict[str, Any]] = field(default_factory=list)
+    """A tenant hierarchy: per key with values in the statement, what ``cross_tenant`` compares them with."""
     enforce: bool = False
     """Whether the settings run in ``enforce`` mode."""
     findings: list[Finding] = field(default_factory=list)
@@ -333,7 +382,9 @@ def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: s
     from tenantwatch.facts import facts_for_statement
 
     analysis = analyzer.analyze(item.sql)
-    context = TenantContext(tenant_id=item.tenant, user_id=item.user, role=item.role, unscoped_reason=item.unscoped)
+    context = TenantContext(
+        tenant_id=item.tenant, user_id=item.user, role=item.role, unscoped_reason=item.unscoped, keys=item.keys
+    )
     facts = facts_for_statement(
         analysis,
         item.params,
@@ -352,6 +403,9 @@ def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: s
         tenant_values=facts.tenant_values,
         written_values=facts.written_tenant_values,
         tenant_columns={table: analyzer.tables.column_for(table) for table in analysis.tenant_tables},
+        key_values=facts.key_values,
+        written_key_values=facts.written_key_values,
+        compared=_compared(facts, settings) if settings.tenant_keys else [],
         enforce=settings.mode == "enforce",
     )
     for finding in evaluate(facts, settings):
@@ -361,6 +415,28 @@ def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: s
         else:
             explained.findings.append(finding)
     return explained
+
+
+def _compared(facts: Any, settings: Settings) -> list[dict[str, Any]]:
+    """Per tenant key the statement names values of: the context value ``cross_tenant`` compares them with
+    (``None``: the context holds none, so they are not compared)."""
+    out: list[dict[str, Any]] = []
+    root = settings.root_key
+    read, written = dict(facts.key_values), dict(facts.written_key_values)
+    if facts.tenant_values or facts.written_tenant_values:
+        read[root], written[root] = facts.tenant_values, facts.written_tenant_values
+    for key in (root, *settings.finer_keys):
+        if key not in read and key not in written:
+            continue
+        out.append(
+            {
+                "key": key,
+                "context": facts.tenant_id if key == root else dict(facts.tenant_keys).get(key),
+                "values": list(read.get(key, ())),
+                "written_values": list(written.get(key, ())),
+            }
+        )
+    return out
 
 
 def _finding_json(finding: Finding) -> dict[str, Any]:
@@ -391,11 +467,19 @@ def _explained_json(explained: _Explained) -> dict[str, Any]:
                 "verdict": s.verdict,
                 "reason": s.reason,
                 **({"inherited_by": s.inherited_by} if s.inherited_by else {}),
+                **({"key": s.key} if s.key else {}),
             }
             for s in analysis.scopes
         ],
         "tenant_values": list(explained.tenant_values),
         "written_tenant_values": list(explained.written_values),
+        **({"key_values": {k: list(v) for k, v in explained.key_values}} if explained.key_values else {}),
+        **(
+            {"written_key_values": {k: list(v) for k, v in explained.written_key_values}}
+            if explained.written_key_values
+            else {}
+        ),
+        **({"compared": explained.compared} if explained.compared else {}),
         "fingerprint": analysis.fingerprint or None,
         "analysis_error": analysis.error,
         "context": {
@@ -403,6 +487,7 @@ def _explained_json(explained: _Explained) -> dict[str, Any]:
             "user": ctx.user_id,
             "role": ctx.role,
             "unscoped": ctx.unscoped_reason,
+            **({"keys": dict(ctx.keys)} if ctx.keys else {}),
         },
         "findings": [_finding_json(f) for f in explained.findings],
         "suppressed": [{**_finding_json(f), "reason": reason} for f, reason in explained.suppressed],
@@ -436,11 +521,25 @@ def _explained_text(explained: _Explained) -> str:
         for s in analysis.scopes:
             reason = f"  {s.reason}" if s.reason else ""
             verdict = f"{s.verdict} ({s.inherited_by})" if s.inherited_by else s.verdict
+            if s.key:
+                reason += f" [key {s.key}]"
             out.append(f"    {s.scope:<{width_scope}}  {s.table:<{width_table}}  {s.role:<5}  {verdict:<7}{reason}")
     row("tenant values", or_dash(explained.tenant_values))
     if analysis.is_write:
         row("written values", or_dash(explained.written_values))
-    context = f"tenant={ctx.tenant_id or '-'} user={ctx.user_id or '-'} role={ctx.role or '-'}"
+    for entry in explained.compared:
+        seen = ", ".join(
+            part
+            for part in (
+                f"filters {or_dash(entry['values'])}" if entry["values"] else "",
+                f"writes {or_dash(entry['written_values'])}" if entry["written_values"] else "",
+            )
+            if part
+        )
+        against = f"context {entry['context']}" if entry["context"] is not None else "no value in context: not compared"
+        row(f"key {entry['key']}", f"{seen}; {against}")
+    keys = "".join(f" {name}={value}" for name, value in ctx.keys)
+    context = f"tenant={ctx.tenant_id or '-'}{keys} user={ctx.user_id or '-'} role={ctx.role or '-'}"
     if ctx.unscoped_reason is not None:
         context += f" unscoped={ctx.unscoped_reason!r}"
     row("context", context)
@@ -517,7 +616,8 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
 
     status = EXIT_OK
     label = "statement" if [s for s in args.sql if s != "-"] else "line"
-    for item in _iter_inputs(args, stdin):
+    keys = _keys_from_flags(getattr(args, "key", []) or [], settings)
+    for item in _iter_inputs(args, stdin, keys):
         bad = item if isinstance(item, _BadInput) else None
         if isinstance(item, _Input):
             try:

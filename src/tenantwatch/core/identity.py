@@ -21,24 +21,37 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from tenantwatch.context import DEFAULT_KEY
 from tenantwatch.core.tenant_values import canonical
 
 if TYPE_CHECKING:
+    from tenantwatch.config import Settings
     from tenantwatch.facts import SpanFacts
 
-__all__ = ["IDENTITY_KINDS", "apply_identity", "context_value_for_column", "foreign_identity_rows"]
+__all__ = ["IDENTITY_KINDS", "apply_identity", "context_value_for_column", "foreign_identity_rows", "identity_key"]
 
 IDENTITY_KINDS = ("write", "load")
 """``tenantwatch.db.identity.kind``: the flush writes the instances / the statement loads them or through them."""
 
 
-def context_value_for_column(facts: SpanFacts, column: str | None) -> str | None:
+def identity_key(facts: SpanFacts, settings: Settings | None = None) -> str:
+    """The tenant key the statement's identity column holds (the root key without a hierarchy)."""
+    if settings is None:
+        return DEFAULT_KEY
+    column = facts.identity_column
+    if not column:
+        return settings.root_key
+    return settings.key_of_column(column.rsplit(".", 1)[-1])
+
+
+def context_value_for_column(facts: SpanFacts, column: str | None, settings: Settings | None = None) -> str | None:
     """The context's tenant value to compare with a value of ``column`` (``table.column``), or ``None``.
 
-    One tenant key today: the context tenant whatever the column. The single place a tenant hierarchy (one value per
-    key) changes to pick the key of ``column``."""
-    del column  # every tenant column holds the one tenant key today
-    return facts.tenant_id
+    With one tenant key, the context tenant whatever the column; with a tenant hierarchy (``settings.tenant_keys``)
+    the context's value of the key ``column`` belongs to (``team_id`` -> ``tenant.team.id``)."""
+    if settings is None or not settings.tenant_keys or not column:
+        return facts.tenant_id
+    return facts.tenant_value(settings.key_of_column(column.rsplit(".", 1)[-1]))
 
 
 def _complete(facts: SpanFacts) -> bool:
@@ -51,12 +64,12 @@ def _complete(facts: SpanFacts) -> bool:
     )
 
 
-def apply_identity(facts: SpanFacts) -> SpanFacts:
+def apply_identity(facts: SpanFacts, settings: Settings | None = None) -> SpanFacts:
     """``facts`` with the scopes that ORM identity pins moved from ``missing`` to ``present`` (reason ``identity``).
 
     Unchanged when there is no identity fact, when some instance's tenant is unknown, or without a tenant in
     context. Idempotent."""
-    if not _complete(facts) or context_value_for_column(facts, facts.identity_column) is None:
+    if not _complete(facts) or context_value_for_column(facts, facts.identity_column, settings) is None:
         return facts
     if facts.identity_kind == "write":
         table = _table_of(facts.identity_column)
@@ -79,13 +92,13 @@ def apply_identity(facts: SpanFacts) -> SpanFacts:
     return replace(facts, unfiltered=unfiltered, unscoped_writes=writes, identity=identity, tenant_filter=verdict)
 
 
-def foreign_identity_rows(facts: SpanFacts) -> tuple[tuple[str, int], ...]:
+def foreign_identity_rows(facts: SpanFacts, settings: Settings | None = None) -> tuple[tuple[str, int], ...]:
     """``(tenant value, instances)`` of the statement's ORM instances whose tenant is not the context's.
 
     Empty without an identity fact or a tenant in context; instances of unknown tenant are never counted."""
     if facts.identity_kind not in IDENTITY_KINDS or not facts.identity_tenant_values:
         return ()
-    tenant = context_value_for_column(facts, facts.identity_column)
+    tenant = context_value_for_column(facts, facts.identity_column, settings)
     if tenant is None:
         return ()
     own = canonical(tenant)

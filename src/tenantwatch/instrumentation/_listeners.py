@@ -188,7 +188,7 @@ class Listeners:
         if context is not None:
             fact = self.identity.fact_for(conn, context)
             if fact is not None:
-                facts = _with_identity(facts, fact)
+                facts = _with_identity(facts, fact, self.settings)
         if self.test_data is not None or self.rls is not None:
             facts = self._extra_facts(facts, conn, statement, parameters, executemany)
         request = current_request()
@@ -308,7 +308,7 @@ class Listeners:
                 operation = analysis.operation
                 fact = self.identity.fact_for(conn, context)
                 if fact is not None:
-                    _identity_attributes(attributes, fact)
+                    _identity_attributes(attributes, fact, self.settings)
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
             # injection_signal: request values inside the SQL text (in enforce mode facts() has already looked)
@@ -483,7 +483,7 @@ class Listeners:
             logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
 
 
-def _with_identity(facts: SpanFacts, fact: IdentityFact) -> SpanFacts:
+def _with_identity(facts: SpanFacts, fact: IdentityFact, settings: Settings) -> SpanFacts:
     """``facts`` with the ORM identity fact recorded and judged (:func:`tenantwatch.core.identity.apply_identity`)."""
     recorded = replace(
         facts,
@@ -493,16 +493,16 @@ def _with_identity(facts: SpanFacts, fact: IdentityFact) -> SpanFacts:
         identity_tenant_rows=fact.rows,
         identity_unknown_rows=fact.unknown or None,
     )
-    return apply_identity(recorded)
+    return apply_identity(recorded, settings)
 
 
 _IDENTITY_VERDICT_KEYS = (A.DB_UNFILTERED, A.DB_UNSCOPED_WRITES, A.DB_TENANT_FILTER, A.DB_IDENTITY)
 
 
-def _identity_attributes(attributes: dict[str, Any], fact: IdentityFact) -> None:
+def _identity_attributes(attributes: dict[str, Any], fact: IdentityFact, settings: Settings) -> None:
     """The identity fact and its verdict into the attributes about to be set on the statement's span."""
     attributes.update(fact.attributes())
-    judged = apply_identity(SpanFacts.from_attributes(attributes))
+    judged = apply_identity(SpanFacts.from_attributes(attributes), settings)
     if not judged.identity:
         return
     verdict = judged.to_attributes()

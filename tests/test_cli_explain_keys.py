@@ -1,0 +1,110 @@
+"""``tenantwatch explain`` with a tenant hierarchy: ``--key team=t-1``, the rules file's ``tenant_keys``, which key
+protects each (scope, table) and which key ``cross_tenant`` compares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_support import json_lines, run_cli
+
+_RULES = """\
+tenant_keys:
+  organization: {columns: [organization_id], root: organizations}
+  team: {columns: [team_id], parent: organization, root: teams}
+tenant_tables: {users: organization_id, team_preferences: team_id}
+"""
+_OTHER_TEAM = "SELECT theme FROM team_preferences WHERE team_preferences.team_id = 't-2'"
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> str:
+    path = tmp_path / "rules.yaml"
+    path.write_text(_RULES, encoding="utf-8")
+    return str(path)
+
+
+def test_another_team_is_cross_tenant_naming_the_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str
+) -> None:
+    code, out, _err = run_cli(
+        capsys, monkeypatch, "explain", _OTHER_TEAM, "--rules", rules, "--tenant", "acme", "--key", "team=t-1"
+    )
+    assert code == 1
+    assert "main  team_preferences  read   present  team_id = value [key team]" in out
+    assert "key team        filters t-2; context t-1" in out
+    assert "context         tenant=acme team=t-1 user=- role=-" in out
+    assert (
+        "CRITICAL cross_tenant [team_preferences]: SELECT on team_preferences filters on team 't-2' but the "
+        "context team is 't-1'" in out
+    )
+
+
+def test_the_json_names_the_protecting_key_and_the_comparison(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str
+) -> None:
+    sql = "SELECT * FROM users WHERE users.organization_id = 'acme' AND users.name = 'x'"
+    code, out, _err = run_cli(
+        capsys, monkeypatch, "explain", _OTHER_TEAM, sql, "--rules", rules, "--tenant", "acme", "--key", "team=t-1",
+        "--json",
+    )  # fmt: skip
+    assert code == 1
+    team, users = json_lines(out)
+    assert team["scopes"][0]["key"] == "team"
+    assert team["key_values"] == {"team": ["t-2"]}
+    assert team["compared"] == [{"key": "team", "context": "t-1", "values": ["t-2"], "written_values": []}]
+    assert team["context"]["keys"] == {"team": "t-1"}
+    assert [f["rule"] for f in team["findings"]] == ["cross_tenant"]
+    assert users["scopes"][0]["key"] == "organization"
+    assert users["compared"] == [{"key": "organization", "context": "acme", "values": ["acme"], "written_values": []}]
+    assert users["findings"] == []
+
+
+def test_without_the_team_in_context_a_team_value_is_not_compared(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str
+) -> None:
+    code, out, _err = run_cli(capsys, monkeypatch, "explain", _OTHER_TEAM, "--rules", rules, "--tenant", "acme")
+    assert code == 0
+    assert "key team        filters t-2; no value in context: not compared" in out
+    assert "findings        none" in out
+
+
+def test_json_lines_carry_their_own_keys(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str
+) -> None:
+    lines = (
+        '{"sql": "SELECT * FROM team_preferences WHERE team_id = :t", "params": {"t": "t-1"}, '
+        '"tenant": "acme", "keys": {"team": "t-1"}}\n'
+        '{"sql": "SELECT * FROM team_preferences WHERE team_id = :t", "params": {"t": "t-1"}, '
+        '"tenant": "acme", "keys": {"team": "t-9"}}\n'
+    )
+    code, out, _err = run_cli(capsys, monkeypatch, "explain", "--rules", rules, "--json", stdin=lines)
+    assert code == 1
+    same, other = json_lines(out)
+    assert same["findings"] == []
+    assert [f["rule"] for f in other["findings"]] == ["cross_tenant"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("region=eu", "--key 'region=eu': unknown tenant key 'region'; the rules file declares: team"),
+        ("organization=acme", "--key 'organization=acme': organization is the root key; give its value as --tenant"),
+        ("team", "--key 'team': expected KEY=VALUE, e.g. team=t-1"),
+    ],
+)
+def test_a_bad_key_flag_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str, flag: str, message: str
+) -> None:
+    code, _out, err = run_cli(capsys, monkeypatch, "explain", _OTHER_TEAM, "--rules", rules, "--key", flag)
+    assert code == 2
+    assert message in err
+
+
+def test_a_key_without_tenant_keys_in_the_rules_file_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _out, err = run_cli(capsys, monkeypatch, "explain", "SELECT 1", "--key", "team=t-1")
+    assert code == 2
+    assert "unknown tenant key 'team'; the rules file has no tenant_keys" in err
