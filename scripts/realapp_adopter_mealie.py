@@ -2,8 +2,8 @@
 
 This is what a mealie maintainer would add to adopt tenantwatch, kept here so the application's checkout stays
 untouched: the harness's pytest plugin calls :func:`wire` once the application is imported. In the application
-itself the same three functions would simply replace the bodies of ``get_current_user``, ``try_get_current_user``
-and ``get_public_group`` in ``mealie/core/dependencies/dependencies.py``; here they are installed as
+itself the same four functions would simply replace the bodies of ``get_current_user``, ``try_get_current_user``,
+``get_public_group`` and ``get_admin_user`` in ``mealie/core/dependencies/dependencies.py``; here they are installed as
 ``app.dependency_overrides`` so FastAPI calls them wherever the originals are declared.
 
 Async generator dependencies run in the request's own task: the context entered before ``yield`` holds for the
@@ -40,6 +40,12 @@ TENANT_FORM = "TENANTWATCH_REALAPP_TENANT_FORM"
 _get_current_user = deps.get_current_user
 _try_get_current_user = deps.try_get_current_user
 _get_public_group = deps.get_public_group
+_get_admin_user = deps.get_admin_user
+
+ADMIN_ROLE = "server-admin"
+"""The role of mealie's admins. ``superuser_write`` flags writes by the roles meant to be read-only
+(``superuser_roles``: ``superuser``, ``admin``); mealie's admins are group members who also run the server, and they
+write on purpose, so their role is not named ``admin`` here."""
 
 
 def tenant_value(value: uuid.UUID | str) -> str:
@@ -51,7 +57,7 @@ def tenant_value(value: uuid.UUID | str) -> str:
 def user_scope(user: PrivateUser) -> Any:
     """The tenant context of a signed-in user: their group, their id, and their role."""
     return tenantwatch.tenant_context(
-        tenant_value(user.group_id), user_id=str(user.id), role="admin" if user.admin else "user"
+        tenant_value(user.group_id), user_id=str(user.id), role=ADMIN_ROLE if user.admin else "user"
     )
 
 
@@ -98,6 +104,16 @@ async def public_group(
         yield group
 
 
+async def admin_user(
+    user: Annotated[PrivateUser, Depends(_get_current_user)],
+) -> AsyncIterator[PrivateUser]:
+    """Server administration (``/api/admin/*``: every route behind mealie's ``get_admin_user``) lists and changes
+    every group on purpose: unscoped, once the app has checked that the user is an admin."""
+    admin = await _get_admin_user(user)
+    with tenantwatch.unscoped("server administration (/api/admin): every group on purpose"):
+        yield admin
+
+
 UNSCOPED_PATHS: tuple[tuple[type, str, str], ...] = (
     (CredentialsProvider, "authenticate", "sign-in: find the user by username or e-mail"),
     (LDAPProvider, "authenticate", "sign-in: find or create the LDAP user"),
@@ -123,5 +139,6 @@ def wire() -> None:
             _get_current_user: current_user,
             _try_get_current_user: try_current_user,
             _get_public_group: public_group,
+            _get_admin_user: admin_user,
         }
     )

@@ -6,6 +6,7 @@ dependencies, both outside this repository (the application's code is never comm
     python scripts/realapp_harness.py /tmp/realapp/src --venv /tmp/realapp/venv
     python scripts/realapp_harness.py /tmp/realapp/src --venv /tmp/realapp/venv --mode enforce --skip-plain
     python scripts/realapp_harness.py APP --venv VENV --baseline /work/notes/realapp-baseline.jsonl -- -k shopping
+    python scripts/realapp_harness.py /tmp/realapp/src --venv /tmp/realapp/venv --skip-plain --plant all
 
 What it does:
 
@@ -21,6 +22,12 @@ What it does:
 4. prints statements, findings by rule and severity, distinct flagged statements inside requests with a tenant,
    the suite's pass/fail counts and its wall time with and without tenantwatch; ``--baseline`` saves the distinct
    flagged statements (normalized, with rule, severity, code location and the first test that produced each).
+
+``--plant KIND`` (repeatable, or ``all``) installs planted isolation bugs of our own into the application
+(scripts/realapp_plants_mealie.py: a list without its filter, a by-id read of another tenant's row, a raw ``text()``
+read, an UPDATE and a DELETE without filter, a write stamping another tenant's id), runs only the application tests
+that reach them (unless tests are given after ``--``) and reports each plant caught (rule, severity, code location)
+or missed; the exit code is 1 when one is missed.
 
 Adapters: only mealie (mealie-recipes/mealie, FastAPI + SQLAlchemy 2, groups as tenants) for now; an adapter names
 the tenant column, the module holding the SQLAlchemy metadata, and wires the tenant context from the application's
@@ -52,6 +59,8 @@ PLUGIN = "realapp_harness"
 _ENV_OUT = "TENANTWATCH_REALAPP_OUT"
 """Directory the plugin writes findings.jsonl and summary.json to; the plugin does nothing without it."""
 _ENV_ADAPTER = "TENANTWATCH_REALAPP_ADAPTER"
+_ENV_PLANTS = "TENANTWATCH_REALAPP_PLANTS"
+"""Planted bugs the plugin installs (comma-separated kinds); the adapter's plants module reads it too."""
 _ENV_TENANT_FORM = "TENANTWATCH_REALAPP_TENANT_FORM"
 """How the adopter writes the tenant id into the context: ``dashed`` (``str(uuid)``, the natural choice) or ``hex``
 (what the application binds on SQLite)."""
@@ -81,6 +90,8 @@ class Adapter:
     scratch: tuple[str, ...] = ()
     """Directories (relative to the checkout) the suite keeps state in; removed before each run, so a run that
     stopped half-way (an enforce run blocking a migration) does not leave a half-migrated database behind."""
+    plants: str | None = None
+    """Module (in scripts/) of planted bugs for ``--plant``: ``PLANTS``, ``install()``, ``judge()``."""
 
 
 MEALIE = Adapter(
@@ -98,6 +109,7 @@ MEALIE = Adapter(
         "tests/integration_tests/recipe_migration_tests/test_recipe_migrations.py"
         "::test_recipe_migration[recipekeeper_archive]",
     ),
+    plants="realapp_plants_mealie",
 )
 
 ADAPTERS = {MEALIE.name: MEALIE}
@@ -250,6 +262,11 @@ def pytest_sessionstart(session: Any) -> None:
         import realapp_adopter_mealie
 
         realapp_adopter_mealie.wire()
+    if adapter.plants and os.environ.get(_ENV_PLANTS):
+        import importlib
+
+        planted = importlib.import_module(adapter.plants).install(os.environ[_ENV_PLANTS].split(","))
+        print(f"realapp_harness: planted {', '.join(plant.kind for plant in planted)}", file=sys.stderr)
 
 
 def pytest_runtest_setup(item: Any) -> None:
@@ -514,6 +531,14 @@ def main(argv: list[str] | None = None) -> int:
         "--from-work", action="store_true", help="run nothing: report on what an earlier run left in --work"
     )
     parser.add_argument("--baseline", type=Path, help="write the distinct flagged statements here (JSON lines)")
+    parser.add_argument(
+        "--plant",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="install a planted bug (repeatable; 'all' for every one) and report whether it was caught; without "
+        "tests after --, runs only the application tests that reach the plants",
+    )
     argv = sys.argv[1:] if argv is None else argv
     pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -522,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     app_dir = args.app.resolve()
     venv = (args.venv or app_dir / ".venv").resolve()
     adapter = detect_adapter(app_dir)
+    plants = plants_of(adapter, args.plant, parser)
+    if plants and not args.pytest_args:
+        args.pytest_args = sorted({test for plant in plants for test in plant.tests})
     work = (args.work or Path(tempfile.mkdtemp(prefix="realapp-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     if args.from_work and args.work is None:
@@ -538,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
 
     plugin_env = {_ENV_OUT: str(work), _ENV_ADAPTER: adapter.name, _ENV_TENANT_FORM: args.tenant_form}
     plugin_env["TENANTWATCH_MODE"] = args.mode
+    if plants:
+        plugin_env[_ENV_PLANTS] = ",".join(plant.kind for plant in plants)
     if args.from_work:
         pass
     elif not args.discover_only:
@@ -594,7 +624,41 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 stream.write(json.dumps({"app": adapter.name, "app_commit": commit or None, **row}) + "\n")
         print(f"wrote {len(rows)} distinct flagged statements to {args.baseline}")
+    if plants:
+        results = plants_module(adapter).judge(findings, plants)
+        print("planted bugs (a finding inside a request with a tenant, at the plant's line, with its rule):")
+        failed = {name for run in runs for name in run.failures}
+        for result in results:
+            own = [test for test in result.plant.tests if junit_name(test) in failed]
+            verdict = f"; the app's own test failed too: {len(own)} of {len(result.plant.tests)}" if own else ""
+            print("  " + result.line() + verdict)
+        print(f"  {sum(r.caught for r in results)} of {len(results)} caught")
+        return 0 if all(r.caught for r in results) else 1
     return 0
+
+
+def junit_name(node_id: str) -> str:
+    """``tests/a/b.py::test_x[p]`` as the junit file names it (``tests.a.b::test_x[p]``, see read_junit)."""
+    path, _, name = node_id.partition("::")
+    return f"{path.removesuffix('.py').replace('/', '.')}::{name}"
+
+
+def plants_module(adapter: Adapter) -> Any:
+    import importlib
+
+    if adapter.plants is None:
+        raise SystemExit(f"realapp_harness: no planted bugs for {adapter.name}")
+    sys.path.insert(0, str(Path(__file__).parent))
+    return importlib.import_module(adapter.plants)
+
+
+def plants_of(adapter: Adapter, names: list[str], parser: argparse.ArgumentParser) -> tuple[Any, ...]:
+    if not names:
+        return ()
+    try:
+        return tuple(plants_module(adapter).select_plants(names))
+    except ValueError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":
