@@ -1,7 +1,12 @@
-"""Schema creation and seed data: three tenants with realistic volumes (acme has more than 5,000 objectives)."""
+"""Schema creation and seed data: three tenants with realistic volumes (acme has more than 5,000 objectives).
+
+Organization ids are UUIDs derived from the slug (:func:`organization_id`), so they are the same in every database
+and every run; user and objective ids are deterministic integers (:func:`user_id`, :func:`objective_ids`).
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select
@@ -10,33 +15,62 @@ from .models import Base, KeyResult, Objective, Organization, User
 
 ROLES = ("member", "admin", "superuser")
 
+_NAMESPACE = uuid.UUID("7d0f3c8e-2b5a-4e61-9f47-c3a18b6e0d25")
+"""Namespace of the seeded ids (``uuid5``): fixed, so tokens minted in one process work against a database seeded
+in another."""
+
+
+def organization_id(slug: str) -> uuid.UUID:
+    """The UUID :func:`seed` gives the organization ``slug``."""
+    return uuid.uuid5(_NAMESPACE, f"organization/{slug}")
+
 
 @dataclass(frozen=True)
 class Tenant:
-    id: int
+    number: int
+    """1, 2, 3, ...: the seeded users of this tenant are numbered from ``number * 100 + 1``."""
     slug: str
     objectives: int
 
+    @property
+    def id(self) -> uuid.UUID:
+        """The organization id: what the tokens carry (``tenant_id`` claim) and every tenant column holds."""
+        return organization_id(self.slug)
+
 
 DEFAULT_TENANTS = (Tenant(1, "acme", 5200), Tenant(2, "globex", 400), Tenant(3, "initech", 150))
-"""Tenant ids are what the tokens carry (``tenant_id`` claim)."""
 
 USERS_PER_TENANT = 6
 
 
-def user_id(tenant: int, role: str) -> int:
+def tenant(name: str, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> Tenant:
+    """The seeded tenant named by its slug, its number or its organization id (any UUID form)."""
+    for t in tenants:
+        if name in (t.slug, str(t.number)):
+            return t
+    try:
+        wanted = uuid.UUID(name)
+    except ValueError:
+        wanted = None
+    for t in tenants:
+        if t.id == wanted:
+            return t
+    raise KeyError(name)
+
+
+def user_id(tenant: Tenant, role: str) -> int:
     """The seeded user of ``tenant`` with ``role`` (ids are deterministic, for tokens and tests)."""
-    return tenant * 100 + ROLES.index(role) + 1
+    return tenant.number * 100 + ROLES.index(role) + 1
 
 
-def objective_ids(tenant: int, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> range:
+def objective_ids(tenant: Tenant, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> range:
     """The ids :func:`seed` gives ``tenant``'s objectives (consecutive, tenants in order), for traffic and tests."""
     start = 1
     for t in tenants:
-        if t.id == tenant:
+        if t.id == tenant.id:
             return range(start, start + t.objectives)
         start += t.objectives
-    raise KeyError(tenant)
+    raise KeyError(tenant.slug)
 
 
 def create_schema(engine: Engine) -> None:
@@ -54,7 +88,7 @@ def seed(engine: Engine, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> bool:
         for t in tenants:
             for n in range(USERS_PER_TENANT):
                 role = ROLES[n] if n < len(ROLES) else "member"
-                uid = user_id(t.id, role) if n < len(ROLES) else t.id * 100 + n + 1
+                uid = user_id(t, role) if n < len(ROLES) else t.number * 100 + n + 1
                 users.append({"id": uid, "organization_id": t.id, "email": f"user{n + 1}@{t.slug}.io", "role": role})
         conn.execute(insert(User), users)
         objectives, key_results = [], []
@@ -66,7 +100,7 @@ def seed(engine: Engine, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> bool:
                     {
                         "id": next_id,
                         "organization_id": t.id,
-                        "owner_id": user_id(t.id, "member"),
+                        "owner_id": user_id(t, "member"),
                         "title": f"Q{n % 4 + 1} objective {n + 1} of {t.slug}",
                         "status": status,
                     }

@@ -1,4 +1,5 @@
-"""The example OKR service on real PostgreSQL: every endpoint produces exactly its expected findings."""
+"""The example OKR service on real PostgreSQL and on SQLite, with UUID tenant ids: every endpoint produces exactly its
+expected findings, whatever form (UUID, dashed text, hex) the app hands the tenant to the context in."""
 
 from __future__ import annotations
 
@@ -17,17 +18,16 @@ from opentelemetry.trace import SpanKind
 
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
+from tenantwatch.core.tenant_values import canonical
 from tenantwatch.processors.detectors import DETECTOR_IDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.okr_app import auth
-from examples.okr_app.main import create_app
+from examples.okr_app.main import ContextForm, create_app
 from examples.okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
 
-pytestmark = pytest.mark.postgres
-
-ACME, GLOBEX = 1, 2
+ACME, GLOBEX = DEFAULT_TENANTS[0], DEFAULT_TENANTS[1]
 GLOBEX_OBJECTIVE = objective_ids(GLOBEX)[0]
 SQLI = "%27%20OR%20%271%27%3D%271"  # ' OR '1'='1
 
@@ -50,9 +50,10 @@ CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
     ("archive done (scoped bulk update)", "POST", "/objectives/archive", "member", NONE),
     ("stats", "GET", "/stats", "member", NONE),
     ("missing tenant filter", "GET", "/buggy/objectives", "member", db("missing_tenant_filter")),
-    ("cross-tenant lookup by id", "GET", f"/buggy/objectives/{GLOBEX_OBJECTIVE}?org_id={GLOBEX}", "member",
+    ("cross-tenant lookup by id", "GET", f"/buggy/objectives/{GLOBEX_OBJECTIVE}?org_id={GLOBEX.id}", "member",
      db("cross_tenant")),
-    ("same-tenant lookup", "GET", f"/buggy/objectives/3?org_id={ACME}", "member", NONE),
+    ("same-tenant lookup", "GET", f"/buggy/objectives/3?org_id={ACME.id}", "member", NONE),
+    ("same-tenant lookup, id as hex", "GET", f"/buggy/objectives/3?org_id={ACME.id.hex}", "member", NONE),
     ("unscoped bulk update", "POST", "/buggy/objectives/archive-all", "member", db("unscoped_write")),
     ("superuser write", "POST", "/admin/objectives/4/title?title=Renamed", "superuser", db("superuser_write")),
     ("admin write", "POST", "/admin/objectives/5/title?title=Renamed", "admin", db("superuser_write")),
@@ -65,18 +66,40 @@ CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def okr(postgres_dsn: dict[str, Any]) -> Iterator[tuple[Any, InMemorySpanExporter]]:
-    admin = psycopg.connect(
-        host=postgres_dsn["host"],
-        port=postgres_dsn["port"],
-        user=postgres_dsn["user"],
-        dbname=postgres_dsn["dbname"],
-        autocommit=True,
-    )
-    admin.execute("DROP DATABASE IF EXISTS okr_example")
-    admin.execute("CREATE DATABASE okr_example")
-    url = f"postgresql+psycopg://{postgres_dsn['user']}@{postgres_dsn['host']}:{postgres_dsn['port']}/okr_example"
+BACKENDS: list[tuple[str, ContextForm]] = [
+    # (database, form of the tenant in the context): PostgreSQL binds uuid.UUID, SQLite binds uuid.hex
+    ("postgresql", "uuid"),
+    ("postgresql", "hex"),
+    ("sqlite", "uuid"),
+    ("sqlite", "text"),
+]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(b, id="-".join(b), marks=[pytest.mark.postgres] if b[0] == "postgresql" else []) for b in BACKENDS
+    ],
+)
+def okr(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, InMemorySpanExporter]]:
+    database, form = request.param
+    admin = None
+    if database == "postgresql":
+        postgres_dsn: dict[str, Any] = request.getfixturevalue("postgres_dsn")
+        admin = psycopg.connect(
+            host=postgres_dsn["host"],
+            port=postgres_dsn["port"],
+            user=postgres_dsn["user"],
+            dbname=postgres_dsn["dbname"],
+            autocommit=True,
+        )
+        admin.execute("DROP DATABASE IF EXISTS okr_example")
+        admin.execute("CREATE DATABASE okr_example")
+        url = f"postgresql+psycopg://{postgres_dsn['user']}@{postgres_dsn['host']}:{postgres_dsn['port']}/okr_example"
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('okr')}/okr.db"
     exporter = InMemorySpanExporter()
     settings = load_settings(
         environ={},
@@ -85,15 +108,21 @@ def okr(postgres_dsn: dict[str, Any]) -> Iterator[tuple[Any, InMemorySpanExporte
         rules={rule: {"enabled": False} for rule in DETECTOR_IDS},
     )
     app, handle, engine = create_app(
-        url, settings=settings, exporters=False, span_exporter=SimpleSpanProcessor(exporter), set_global=False
+        url,
+        settings=settings,
+        context_form=form,
+        exporters=False,
+        span_exporter=SimpleSpanProcessor(exporter),
+        set_global=False,
     )
     try:
         yield app, exporter
     finally:
         handle.shutdown()
         engine.dispose()
-        admin.execute("DROP DATABASE IF EXISTS okr_example WITH (FORCE)")
-        admin.close()
+        if admin is not None:
+            admin.execute("DROP DATABASE IF EXISTS okr_example WITH (FORCE)")
+            admin.close()
 
 
 def findings_by_kind(spans: list[ReadableSpan]) -> dict[str, set[str]]:
@@ -116,7 +145,7 @@ def findings_by_kind(spans: list[ReadableSpan]) -> dict[str, set[str]]:
 async def call(
     app: Any, method: str, path: str, role: str, *, token: str | None = None, client: str = "127.0.0.1"
 ) -> httpx.Response:
-    bearer = token if token is not None else auth.make_token(ACME, user_id(ACME, role), role)
+    bearer = token if token is not None else auth.make_token(ACME.id, user_id(ACME, role), role)
     transport = httpx.ASGITransport(app=app, client=(client, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://okr") as http:
         return await http.request(method, path, headers={"authorization": f"Bearer {bearer}"})
@@ -138,7 +167,10 @@ async def test_endpoint_produces_exactly_its_findings_on_the_right_span(
     spans = list(exporter.get_finished_spans())
     assert findings_by_kind(spans) == expected
     server = next(s for s in spans if s.kind is SpanKind.SERVER)
-    assert (server.attributes or {})[A.TENANT_ID] == str(ACME)
+    assert (server.attributes or {})[A.TENANT_ID] == str(ACME.id)
+    statements = [s for s in spans if A.DB_TENANT_FILTER in (s.attributes or {})]
+    assert statements or path == "/healthz"  # the request ran its statements, every one in the caller's tenant
+    assert {canonical((s.attributes or {}).get(A.TENANT_ID)) for s in statements} <= {str(ACME.id)}
 
 
 async def test_sqli_through_the_string_built_where_breaks_the_tenant_scope(
@@ -168,8 +200,8 @@ async def test_export_returns_more_than_1000_rows_and_the_span_says_so(okr: tupl
 async def test_requests_without_a_valid_token_are_refused(okr: tuple[Any, InMemorySpanExporter]) -> None:
     app, exporter = okr
     exporter.clear()
-    forged = auth.make_token(ACME, 1, "member", key="not-the-secret-not-the-secret-not-the")
-    expired = auth.make_token(ACME, 1, "member", ttl=-60)
+    forged = auth.make_token(ACME.id, 1, "member", key="not-the-secret-not-the-secret-not-the")
+    expired = auth.make_token(ACME.id, 1, "member", ttl=-60)
     for token in (forged, expired):
         response = await call(app, "GET", "/objectives", "member", token=token, client="127.0.0.7")
         assert response.status_code == 401
@@ -185,7 +217,7 @@ async def test_repeated_bad_tokens_from_one_client_become_brute_force(okr: tuple
     flagged = []
     for _ in range(threshold + 1):
         exporter.clear()
-        expired = auth.make_token(ACME, user_id(ACME, "member"), "member", ttl=-60)
+        expired = auth.make_token(ACME.id, user_id(ACME, "member"), "member", ttl=-60)
         assert (await call(app, "GET", "/objectives", "member", token=expired, client="127.0.0.9")).status_code == 401
         found = findings_by_kind(list(exporter.get_finished_spans()))
         assert found["db"] == set()
