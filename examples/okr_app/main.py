@@ -3,10 +3,10 @@
     DATABASE_URL=postgresql+psycopg://... uvicorn examples.okr_app.main:app
 
 Every request needs ``Authorization: Bearer <jwt>`` (see auth.py). The app's current-user dependency
-(:func:`principal`) verifies it and runs the request in ``tenantwatch.tenant_context(<organization UUID>)``, as an
-adopter wraps their own auth dependency; tenantwatch's JWT resolver verifies the same token for the server span.
-The buggy endpoints are the classic multi-tenant mistakes, one per tenantwatch rule; docs/okr-app.md lists what
-each one triggers.
+(:func:`principal`) verifies it and runs the request in ``tenantwatch.tenant_context(<organization UUID>,
+team=<team UUID>)``, as an adopter wraps their own auth dependency; tenantwatch's JWT resolver verifies the same
+token for the server span. The buggy endpoints are the classic multi-tenant mistakes, one per tenantwatch rule;
+docs/okr-app.md lists what each one triggers.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import Depends, FastAPI, HTTPException, Request
-from sqlalchemy import Engine, Uuid, bindparam, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, Uuid, bindparam, create_engine, event, func, insert, select, text, update
 
 import tenantwatch
 
 from . import auth
-from .models import KeyResult, Objective
+from .models import CheckIn, KeyResult, Objective
 from .seed import DEFAULT_TENANTS, Tenant, seed
 
 DEFAULT_URL = "sqlite:///okr.db"
@@ -34,11 +34,18 @@ DEFAULT_URL = "sqlite:///okr.db"
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: the organization (tenant), user and role from the verified bearer token."""
+    """Who is calling: the organization (tenant), team, user and role from the verified bearer token."""
 
     org: uuid.UUID
     user: str | None
     role: str | None
+    team: uuid.UUID | None = None
+
+    def team_id(self) -> uuid.UUID:
+        """The caller's team; 403 for a token that names none."""
+        if self.team is None:
+            raise HTTPException(status_code=403, detail="this token names no team")
+        return self.team
 
 
 ContextForm = Literal["uuid", "text", "hex"]
@@ -56,7 +63,13 @@ def _caller(request: Request) -> Caller:
         if scheme.lower() != "bearer" or not token.strip():
             raise ValueError("no bearer token")
         claims = auth.verify(token.strip())
-        return Caller(org=uuid.UUID(str(claims["tenant_id"])), user=str(claims["sub"]), role=str(claims["role"]))
+        team = claims.get("team_id")
+        return Caller(
+            org=uuid.UUID(str(claims["tenant_id"])),
+            user=str(claims["sub"]),
+            role=str(claims["role"]),
+            team=None if team is None else uuid.UUID(str(team)),
+        )
     except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
         raise HTTPException(status_code=401, detail="a valid bearer token is required") from exc
 
@@ -70,7 +83,8 @@ async def principal(request: Request) -> AsyncIterator[Caller]:
     """
     caller = _caller(request)
     to_context = _CONTEXT_FORMS[getattr(request.app.state, "context_form", "uuid")]
-    with tenantwatch.tenant_context(to_context(caller.org), user_id=caller.user, role=caller.role):
+    keys = {} if caller.team is None else {"team": to_context(caller.team)}
+    with tenantwatch.tenant_context(to_context(caller.org), user_id=caller.user, role=caller.role, **keys):
         yield caller
 
 
@@ -175,6 +189,47 @@ def build_api(engine: Engine, *, context_form: ContextForm = "uuid") -> FastAPI:
             ).rowcount
         return {"updated": changed}
 
+    # --- correct team endpoints: filtered by the finer key (team) only ----------------------------------------
+
+    @api.get("/team/key-results")
+    def team_key_results(who: Who) -> list[dict[str, Any]]:
+        """The caller's team's key results: ``team_id`` alone scopes them (a team is inside one organization)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(KeyResult.id, KeyResult.title, KeyResult.progress)
+                .where(KeyResult.team_id == who.team_id())
+                .order_by(KeyResult.id)
+                .limit(100)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/team/check-ins")
+    def team_check_ins(who: Who) -> list[dict[str, Any]]:
+        """The caller's team's check-ins (a table that only has ``team_id``)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(CheckIn.id, CheckIn.key_result_id, CheckIn.progress, CheckIn.note)
+                .where(CheckIn.team_id == who.team_id())
+                .order_by(CheckIn.id)
+                .limit(100)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.post("/team/key-results/{key_result_id}/check-ins")
+    def check_in(who: Who, key_result_id: int, progress: int, note: str = "") -> dict[str, int]:
+        """Records a check-in on one of the caller's team's key results (INSERT with the team's id)."""
+        team = who.team_id()
+        with engine.begin() as conn:
+            found = conn.execute(
+                select(KeyResult.id).where(KeyResult.id == key_result_id, KeyResult.team_id == team)
+            ).first()
+            if found is None:
+                raise HTTPException(status_code=404)
+            conn.execute(
+                insert(CheckIn).values(team_id=team, key_result_id=key_result_id, progress=progress, note=note)
+            )
+        return {"created": 1}
+
     # --- deliberately buggy endpoints ------------------------------------------------------------------------
 
     @api.get("/buggy/objectives")
@@ -247,6 +302,27 @@ def build_api(engine: Engine, *, context_form: ContextForm = "uuid") -> FastAPI:
                 ).bindparams(_ORG),
                 {"org": who.org},
             ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/buggy/team/key-results")
+    def buggy_team_key_results(who: Who, team_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Trusts a team id from the query string: another team's key results, even inside the caller's own
+        organization (cross_tenant on the ``team`` key)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(KeyResult.id, KeyResult.title)
+                .where(KeyResult.team_id == team_id)
+                .order_by(KeyResult.id)
+                .limit(100)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/buggy/check-ins")
+    def buggy_check_ins(who: Who) -> list[dict[str, Any]]:
+        """Forgot the team filter on a team-only table: every team's check-ins, of every organization
+        (missing_tenant_filter)."""
+        with engine.connect() as conn:
+            rows = conn.execute(select(CheckIn.id, CheckIn.note).order_by(CheckIn.id.desc()).limit(50)).all()
         return [dict(r._mapping) for r in rows]
 
     @api.get("/stats")

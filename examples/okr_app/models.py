@@ -1,4 +1,8 @@
-"""The schema: organizations (the tenants), users, objectives and key results. Tenant tables carry organization_id.
+"""The schema: organizations (the tenants) and their teams, users, objectives, key results and check-ins.
+
+Two nested tenant keys, organization ⊃ team: organization tables carry ``organization_id``; a key result belongs to a
+team as well (``organization_id`` and ``team_id``), and a check-in only to a team (``team_id``, no
+``organization_id``). ``organizations`` and ``teams`` are the root tables of the two keys.
 
 Tenant ids are UUIDs, as in most real applications: SQLAlchemy's ``Uuid`` type is a native ``uuid`` on PostgreSQL
 and ``CHAR(32)`` holding ``uuid.hex`` on SQLite, so one tenant is bound in two textual forms depending on the
@@ -25,6 +29,14 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+
+
 class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,6 +60,18 @@ class KeyResult(Base):
     __tablename__ = "key_results"
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id"), index=True)
     objective_id: Mapped[int] = mapped_column(ForeignKey("objectives.id"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     progress: Mapped[int] = mapped_column(default=0)
+
+
+class CheckIn(Base):
+    """A team's weekly update on one of its key results: the table that only has the finer key."""
+
+    __tablename__ = "check_ins"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id"), index=True)
+    key_result_id: Mapped[int] = mapped_column(ForeignKey("key_results.id"), index=True)
+    progress: Mapped[int] = mapped_column(default=0)
+    note: Mapped[str] = mapped_column(String(500))

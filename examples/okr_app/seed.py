@@ -1,7 +1,8 @@
 """Schema creation and seed data: three tenants with realistic volumes (acme has more than 5,000 objectives).
 
-Organization ids are UUIDs derived from the slug (:func:`organization_id`), so they are the same in every database
-and every run; user and objective ids are deterministic integers (:func:`user_id`, :func:`objective_ids`).
+Organization and team ids are UUIDs derived from the slugs (:func:`organization_id`, :func:`team_id`), so they are
+the same in every database and every run; every organization has the teams :data:`TEAMS`. User, objective, key result
+and check-in ids are deterministic integers (:func:`user_id`, :func:`objective_ids`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select
 
-from .models import Base, KeyResult, Objective, Organization, User
+from .models import Base, CheckIn, KeyResult, Objective, Organization, Team, User
 
 ROLES = ("member", "admin", "superuser")
+
+TEAMS = ("growth", "platform")
+"""The teams of every seeded organization; key results (and their check-ins) alternate between them."""
 
 _NAMESPACE = uuid.UUID("7d0f3c8e-2b5a-4e61-9f47-c3a18b6e0d25")
 """Namespace of the seeded ids (``uuid5``): fixed, so tokens minted in one process work against a database seeded
@@ -23,6 +27,11 @@ in another."""
 def organization_id(slug: str) -> uuid.UUID:
     """The UUID :func:`seed` gives the organization ``slug``."""
     return uuid.uuid5(_NAMESPACE, f"organization/{slug}")
+
+
+def team_id(organization: str, team: str) -> uuid.UUID:
+    """The UUID :func:`seed` gives team ``team`` of organization ``organization`` (slugs)."""
+    return uuid.uuid5(_NAMESPACE, f"organization/{organization}/team/{team}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,12 @@ class Tenant:
     def id(self) -> uuid.UUID:
         """The organization id: what the tokens carry (``tenant_id`` claim) and every tenant column holds."""
         return organization_id(self.slug)
+
+    def team(self, slug: str = TEAMS[0]) -> uuid.UUID:
+        """The id of this organization's team ``slug`` (the ``team_id`` claim of its members' tokens)."""
+        if slug not in TEAMS:
+            raise KeyError(slug)
+        return team_id(self.slug, slug)
 
 
 DEFAULT_TENANTS = (Tenant(1, "acme", 5200), Tenant(2, "globex", 400), Tenant(3, "initech", 150))
@@ -84,6 +99,14 @@ def seed(engine: Engine, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> bool:
         if conn.execute(select(Organization.id).limit(1)).first() is not None:
             return False
         conn.execute(insert(Organization), [{"id": t.id, "slug": t.slug, "name": t.slug.title()} for t in tenants])
+        conn.execute(
+            insert(Team),
+            [
+                {"id": t.team(team), "organization_id": t.id, "slug": team, "name": f"{t.slug.title()} {team}"}
+                for t in tenants
+                for team in TEAMS
+            ],
+        )
         users = []
         for t in tenants:
             for n in range(USERS_PER_TENANT):
@@ -91,7 +114,7 @@ def seed(engine: Engine, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> bool:
                 uid = user_id(t, role) if n < len(ROLES) else t.number * 100 + n + 1
                 users.append({"id": uid, "organization_id": t.id, "email": f"user{n + 1}@{t.slug}.io", "role": role})
         conn.execute(insert(User), users)
-        objectives, key_results = [], []
+        objectives, key_results, check_ins = [], [], []
         next_id = 1
         for t in tenants:
             for n in range(t.objectives):
@@ -106,15 +129,24 @@ def seed(engine: Engine, tenants: tuple[Tenant, ...] = DEFAULT_TENANTS) -> bool:
                     }
                 )
                 if n % 5 == 0:
+                    number = len(key_results) + 1
+                    team = t.team(TEAMS[number % len(TEAMS)])
                     key_results.append(
                         {
+                            "id": number,
                             "organization_id": t.id,
+                            "team_id": team,
                             "objective_id": next_id,
                             "title": f"key result of objective {n + 1}",
                             "progress": n % 100,
                         }
                     )
+                    if number % 4 < 2:  # half of the key results have a check-in, of both teams
+                        check_ins.append(
+                            {"team_id": team, "key_result_id": number, "progress": n % 100, "note": "on track"}
+                        )
                 next_id += 1
         conn.execute(insert(Objective), objectives)
         conn.execute(insert(KeyResult), key_results)
+        conn.execute(insert(CheckIn), check_ins)
     return True

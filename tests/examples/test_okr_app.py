@@ -30,12 +30,17 @@ from examples.okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
 ACME, GLOBEX = DEFAULT_TENANTS[0], DEFAULT_TENANTS[1]
 GLOBEX_OBJECTIVE = objective_ids(GLOBEX)[0]
 SQLI = "%27%20OR%20%271%27%3D%271"  # ' OR '1'='1
+ACME_GROWTH, ACME_PLATFORM = ACME.team("growth"), ACME.team("platform")
+"""The callers of these tests are in acme's growth team (``team_id`` claim)."""
+GROWTH_KEY_RESULT = 2
+"""Key results alternate teams (seed.py): number 2 is acme growth's, number 1 acme platform's."""
 
-NONE: dict[str, set[str]] = {"server": set(), "db": set()}
+NONE: dict[str, set[str]] = {"server": set(), "db": set(), "tables": set()}
 
 
-def db(*rules: str) -> dict[str, set[str]]:
-    return {"server": set(), "db": set(rules)}
+def db(*rules: str, table: str = "objectives") -> dict[str, set[str]]:
+    """Findings of ``rules`` on the db span, each naming ``table``."""
+    return {"server": set(), "db": set(rules), "tables": {table}}
 
 
 CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
@@ -62,7 +67,19 @@ CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
     ("slow report", "GET", "/buggy/report", "member", db("slow_query")),
     ("string-built WHERE", "GET", "/buggy/search?q=objective%2042", "member", db("injection_signal")),
     ("SQLi payload on the bound search", "GET", f"/search?q={SQLI}", "member",
-     {"server": {"injection_signal"}, "db": set()}),
+     {"server": {"injection_signal"}, "db": set(), "tables": set()}),
+    # organization ⊃ team: the finer key alone scopes a table, and is checked against the caller's team
+    ("team key results (team filter only)", "GET", "/team/key-results", "member", NONE),
+    ("team check-ins (team-only table)", "GET", "/team/check-ins", "member", NONE),
+    ("check-in on the team's key result", "POST", f"/team/key-results/{GROWTH_KEY_RESULT}/check-ins?progress=40",
+     "member", NONE),
+    ("own team by a trusted team id", "GET", f"/buggy/team/key-results?team_id={ACME_GROWTH}", "member", NONE),
+    ("another team of the same organization", "GET", f"/buggy/team/key-results?team_id={ACME_PLATFORM}", "member",
+     db("cross_tenant", table="key_results")),
+    ("a team of another organization", "GET", f"/buggy/team/key-results?team_id={GLOBEX.team()}", "member",
+     db("cross_tenant", table="key_results")),
+    ("team-only table without filter", "GET", "/buggy/check-ins", "member",
+     db("missing_tenant_filter", table="check_ins")),
 ]  # fmt: skip
 
 
@@ -126,8 +143,8 @@ def okr(
 
 
 def findings_by_kind(spans: list[ReadableSpan]) -> dict[str, set[str]]:
-    """Rule ids on the server span and on the db spans (every finding event on a db span names its table)."""
-    found: dict[str, set[str]] = {"server": set(), "db": set()}
+    """Rule ids on the server span and on the db spans, and the tables the db spans' finding events name."""
+    found: dict[str, set[str]] = {"server": set(), "db": set(), "tables": set()}
     for span in spans:
         rules = set((span.attributes or {}).get(A.FINDINGS, ()))
         if not rules:
@@ -137,7 +154,7 @@ def findings_by_kind(spans: list[ReadableSpan]) -> dict[str, set[str]]:
             assert span.kind is SpanKind.CLIENT and A.DB_TENANT_FILTER in (span.attributes or {}), span.name
             events = [e.attributes or {} for e in span.events if e.name == A.FINDING_EVENT]
             assert {str(e[A.RULE]) for e in events} == rules
-            assert {e.get(A.FINDING_TABLE) for e in events} == {"objectives"}
+            found["tables"] |= {str(e.get(A.FINDING_TABLE)) for e in events}
         found[kind] |= rules
     return found
 
@@ -145,7 +162,7 @@ def findings_by_kind(spans: list[ReadableSpan]) -> dict[str, set[str]]:
 async def call(
     app: Any, method: str, path: str, role: str, *, token: str | None = None, client: str = "127.0.0.1"
 ) -> httpx.Response:
-    bearer = token if token is not None else auth.make_token(ACME.id, user_id(ACME, role), role)
+    bearer = token if token is not None else auth.make_token(ACME.id, user_id(ACME, role), role, team=ACME_GROWTH)
     transport = httpx.ASGITransport(app=app, client=(client, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://okr") as http:
         return await http.request(method, path, headers={"authorization": f"Bearer {bearer}"})
@@ -171,6 +188,9 @@ async def test_endpoint_produces_exactly_its_findings_on_the_right_span(
     statements = [s for s in spans if A.DB_TENANT_FILTER in (s.attributes or {})]
     assert statements or path == "/healthz"  # the request ran its statements, every one in the caller's tenant
     assert {canonical((s.attributes or {}).get(A.TENANT_ID)) for s in statements} <= {str(ACME.id)}
+    if path != "/healthz":  # the endpoints behind the app's auth dependency act for the caller's team too
+        team = A.tenant_key_attribute("team")
+        assert {canonical((s.attributes or {}).get(team)) for s in statements} == {str(ACME_GROWTH)}
 
 
 async def test_sqli_through_the_string_built_where_breaks_the_tenant_scope(
