@@ -28,10 +28,11 @@ import fnmatch
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -45,6 +46,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tenantwatch import environment_variables as env
+from tenantwatch.context import DEFAULT_KEY
 from tenantwatch.core.findings import Severity
 from tenantwatch.core.rule import RuleSettings
 from tenantwatch.redaction import DEFAULT_REDACT_QUERY_KEYS
@@ -89,6 +91,7 @@ __all__ = [
     "Settings",
     "StateSettings",
     "Suppression",
+    "TenantKey",
     "load_settings",
 ]
 
@@ -364,6 +367,43 @@ class CodeLocationSettings(_Model):
         return value
 
 
+_KEY_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class TenantKey(_Model):
+    """One key of a tenant hierarchy (``tenant_keys.<name>``): the columns that hold it, its parent key (none for
+    the root, whose context value is ``tenant.id``) and its root table."""
+
+    columns: tuple[str, ...] = Field(min_length=1)
+    """Column names that hold this key; a table with one of them is tenant-scoped, a filter on it protects it."""
+    parent: str | None = None
+    """The key this one is nested in (``team`` in ``organization``); exactly one key has none: the root."""
+    root: str | None = None
+    """The root table of this key, ``table`` (key column ``id``) or ``table.column``, as in ``tenant_roots``."""
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
+        if isinstance(value, list | tuple):
+            return tuple(str(v).lower() for v in value)
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for column in value:
+            if not re.match(_KEY_NAME, column):
+                raise ValueError(f"{column!r} is not a column name (letters, digits and _)")
+        return value
+
+    @field_validator("parent", "root", mode="after")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+
 class Settings(_Model):
     """Everything tenantwatch can be told. Build with :func:`load_settings` to get the precedence right."""
 
@@ -403,6 +443,10 @@ class Settings(_Model):
     narrowing subquery) is a ``missing_tenant_filter`` finding too; ``default``: it is a fact on the span only."""
     enforce: EnforceSettings = Field(default_factory=EnforceSettings)
     code_location: CodeLocationSettings = Field(default_factory=CodeLocationSettings)
+    tenant_keys: dict[str, TenantKey] = Field(default_factory=dict)
+    """A tenant hierarchy (``organization`` ⊃ ``team``): per key name its columns, parent and root table. Empty: one
+    key, ``tenant``, made of ``tenant_columns`` and ``tenant_roots``. Set: those two are derived from it (root key's
+    columns first), and giving them too, with other values, is an error."""
 
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
     @classmethod
@@ -436,6 +480,8 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _watches_something(self) -> Settings:
+        if self.tenant_keys:
+            self._derive_from_keys()
         if self.mode != "off" and not self.tenant_columns and not self.tenant_tables:
             raise PydanticCustomError(
                 "watches_nothing",
@@ -444,6 +490,66 @@ class Settings(_Model):
                 {"field": "tenant_columns"},
             )
         return self
+
+    def _derive_from_keys(self) -> None:
+        """Validate ``tenant_keys`` (names, one root, parents, no cycle, a column in one key) and derive
+        ``tenant_columns`` and ``tenant_roots`` from it."""
+        keys = self.tenant_keys
+        order = _key_order(keys)
+        columns: list[str] = []
+        owner: dict[str, str] = {}
+        roots: dict[str, str] = {}
+        for name in order:
+            key = keys[name]
+            for column in key.columns:
+                if column in owner and owner[column] != name:
+                    raise _key_error(
+                        f"tenant_keys.{name}.columns",
+                        f"column {column!r} belongs to key {owner[column]!r} already; a column holds one key",
+                    )
+                owner[column] = name
+                columns.append(column)
+            if key.root is not None:
+                roots[key.columns[0]] = key.root
+        derived_columns = tuple(dict.fromkeys(columns))
+        if "tenant_columns" in self.model_fields_set and set(self.tenant_columns) != set(derived_columns):
+            raise _key_error(
+                "tenant_columns",
+                "tenant_keys declares the tenant columns (here: "
+                f"{', '.join(derived_columns)}); remove tenant_columns, or list its columns under a key",
+            )
+        if "tenant_roots" in self.model_fields_set and self.tenant_roots != roots:
+            raise _key_error(
+                "tenant_roots",
+                "tenant_keys declares the root tables (tenant_keys.<key>.root); remove tenant_roots, or move each "
+                "entry to the root of its key",
+            )
+        object.__setattr__(self, "tenant_columns", derived_columns)  # a frozen model: derived once, here
+        object.__setattr__(self, "tenant_roots", roots)
+
+    @property
+    def root_key(self) -> str:
+        """The name of the root tenant key (its context value is ``tenant.id``): ``tenant`` without ``tenant_keys``."""
+        for name, key in self.tenant_keys.items():
+            if key.parent is None:
+                return name
+        return DEFAULT_TENANT_KEY
+
+    @property
+    def finer_keys(self) -> tuple[str, ...]:
+        """The keys below the root (``team`` in ``organization``), parents before children; empty with one key."""
+        if not self.tenant_keys:
+            return ()
+        return _key_order(self.tenant_keys)[1:]
+
+    def key_of_column(self, column: str) -> str:
+        """The tenant key a tenant column holds (the root key for a column of ``tenant_columns`` or one no key
+        names, e.g. an explicit ``tenant_tables`` column)."""
+        column = column.lower()
+        for name, key in self.tenant_keys.items():
+            if column in key.columns:
+                return name
+        return self.root_key
 
     def rule(self, rule_id: str) -> RuleSettings:
         """The settings of ``rule_id`` (its own model; typed access: ``settings.rules.<id>``)."""
@@ -474,6 +580,46 @@ class Settings(_Model):
 
 
 _DEFAULT_RULE = RuleSettings()
+
+DEFAULT_TENANT_KEY: Final = DEFAULT_KEY
+"""The name of the one tenant key when the rules file declares no ``tenant_keys`` (``tenant``)."""
+
+
+def _key_error(field: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError("tenant_keys", message, {"field": field})
+
+
+def _key_order(keys: Mapping[str, TenantKey]) -> tuple[str, ...]:
+    """The key names, root first, then each key after its parent (declaration order among siblings). Raises a
+    ``PydanticCustomError`` naming the field for a bad name, no or several roots, a missing parent, a cycle."""
+    for name in keys:
+        if not re.match(_KEY_NAME, name):
+            raise _key_error(f"tenant_keys.{name}", f"{name!r} is not a key name (letters, digits and _)")
+    roots = [name for name, key in keys.items() if key.parent is None]
+    if len(roots) != 1:
+        found = f"{len(roots)} have none ({', '.join(roots)})" if roots else "every key has one (a cycle)"
+        raise _key_error("tenant_keys", f"exactly one key must have no parent (the root, tenant.id); {found}")
+    for name, key in keys.items():
+        if key.parent is not None and key.parent not in keys:
+            raise _key_error(
+                f"tenant_keys.{name}.parent",
+                f"unknown key {key.parent!r}{_did_you_mean(key.parent, keys)}; keys: {', '.join(keys)}",
+            )
+        if key.parent == name:
+            raise _key_error(f"tenant_keys.{name}.parent", f"key {name!r} cannot be its own parent")
+    order = [roots[0]]
+    placed = {roots[0]}
+    while len(order) < len(keys):
+        added = [n for n, k in keys.items() if n not in placed and k.parent in placed]
+        if not added:
+            cycle = sorted(n for n in keys if n not in placed)
+            raise _key_error(
+                f"tenant_keys.{cycle[0]}.parent",
+                f"keys {', '.join(cycle)} are parents of each other (a cycle); every key must lead up to the root",
+            )
+        order.extend(added)
+        placed.update(added)
+    return tuple(order)
 
 
 def _without_empty(data: Any) -> Any:
@@ -636,16 +782,19 @@ def _read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Marks]:
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The settings model a validation location points into (``("rules", "x")`` -> RulesSettings), if any."""
     model: type[BaseModel] | None = Settings
+    by_name = False
     for part in loc:
         if model is None:
             return None
-        if isinstance(part, int):
+        if isinstance(part, int) or by_name:  # a list index, or the key of a mapping of models (tenant_keys.<name>)
+            by_name = False
             continue
         field = model.model_fields.get(part)
         if field is None:
             return None
         candidates = (field.annotation, *get_args(field.annotation))
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        by_name = model is not None and get_origin(field.annotation) is dict
     return model
 
 
@@ -678,7 +827,7 @@ def _issues(error: ValidationError, marks: Marks | None = None) -> list[ConfigIs
         loc = tuple(item["loc"])
         ctx = item.get("ctx") or {}
         if not loc and isinstance(ctx.get("field"), str):
-            loc = (ctx["field"],)
+            loc = tuple(ctx["field"].split("."))
         path = ".".join(str(part) for part in loc) or "<root>"
         message = _unknown_key(loc) if item["type"] == "extra_forbidden" and loc else item["msg"]
         line = column = None

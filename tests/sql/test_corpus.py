@@ -22,14 +22,16 @@ _CASES: list[dict[str, Any]] = _DATA["cases"]
 @cache
 def _analyzer(config_key: str) -> Analyzer:
     config = yaml.safe_load(config_key) or {}
+    optional = {key: config[key] for key in ("tenant_roots", "tenant_keys") if key in config}
     settings = Settings(
         tenant_tables=config.get("tenant_tables", _DATA["defaults"]["tenant_tables"]),
         exclude_tables=config.get("exclude_tables", ()),
         include_tables=config.get("include_tables", ()),
-        tenant_roots=config.get("tenant_roots", {}),
+        **optional,
     )
     analyzer = Analyzer(settings)
     analyzer.tables.learn_foreign_keys(_foreign_key(text) for text in config.get("foreign_keys", ()))
+    analyzer.tables.learn((None, table, columns) for table, columns in (config.get("columns") or {}).items())
     return analyzer
 
 
@@ -71,6 +73,9 @@ def _actual(case: dict[str, Any], analysis: StatementAnalysis) -> dict[str, Any]
         "tables": list(analysis.tables),
         "main_table": analysis.main_table,
         "tenant_filter": analysis.tenant_filter,
+        "keys": {f"{s.scope} {s.table}": s.key for s in analysis.scopes if s.key is not None},
+        "key_filter_values": {key: [_value(v) for v in values] for key, values in analysis.key_filter_values},
+        "key_written_values": {key: [_value(v) for v in values] for key, values in analysis.key_written_values},
     }
     for key, value in optional.items():
         if key in case:
@@ -82,7 +87,17 @@ def _actual(case: dict[str, Any], analysis: StatementAnalysis) -> dict[str, Any]
 
 def _expected(case: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"op": case["op"], "scopes": dict(case.get("scopes") or {})}
-    for key in ("filter_values", "written_values", "tables", "main_table", "tenant_filter", "error"):
+    for key in (
+        "filter_values",
+        "written_values",
+        "tables",
+        "main_table",
+        "tenant_filter",
+        "error",
+        "keys",
+        "key_filter_values",
+        "key_written_values",
+    ):
         if key in case:
             out[key] = case[key]
     return out

@@ -124,7 +124,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from tenantwatch.config import ConfigError, Mode, Settings, load_settings
-from tenantwatch.context import set_baggage_trust
+from tenantwatch.context import DEFAULT_KEY, set_baggage_trust, set_tenant_hierarchy
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._listeners import Listeners, tenantwatch_tracer
 from tenantwatch.instrumentation._otel import OTelEngines
@@ -166,6 +166,7 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if settings.mode == "off":
             return traced
         set_baggage_trust(settings.trust_baggage)
+        set_tenant_hierarchy(settings.root_key, settings.finer_keys)
         install_processor = kwargs.get("install_processor")
         if install_processor is None or install_processor:
             _install_processor(tracer_provider, settings, analyzer, kwargs.get("meter_provider"))
@@ -180,6 +181,7 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if listeners is not None:
             listeners.remove()  # ends the spans of results still open
             set_baggage_trust(False)
+            set_tenant_hierarchy(DEFAULT_KEY)
         patched, self._patched = self._patched, None
         if patched:
             unwrap_cursor_result(patched)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from tenantwatch.sql.model import InheritedReason, ScopeVerdict
 
-__all__ = ["TooDeepError", "Value", "WalkResult", "walk"]
+__all__ = ["Hierarchy", "TooDeepError", "Value", "WalkResult", "walk"]
 
 Value = int | str
 """``k`` (> 0): parameter ``$k`` of the parsed text; ``-k``: its negation; ``str``: an inline constant."""
@@ -65,6 +65,22 @@ class WalkResult:
     scopes: tuple[ScopeVerdict, ...]
     filter_values: tuple[Value, ...]
     written_values: tuple[Value, ...]
+    key_filter_values: tuple[tuple[str, tuple[Value, ...]], ...] = ()
+    """With a tenant hierarchy: per finer key, the values its columns are compared with (``filter_values`` holds
+    the root key's)."""
+    key_written_values: tuple[tuple[str, tuple[Value, ...]], ...] = ()
+    """With a tenant hierarchy: per finer key, the values written to its columns."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    """What the walk needs to know of a tenant hierarchy (from :class:`~tenantwatch.sql.tables.TenantTables`)."""
+
+    other_columns: Callable[[str], tuple[str, ...]]
+    """``table -> its key columns besides its tenant column``: a filter on any of them protects it."""
+    key_of: Callable[[str | None, str], str | None]
+    """``(table or None, column) -> the finer key it holds``, ``None`` for the root key."""
+    root_key: str
 
 
 @dataclass(slots=True)
@@ -85,6 +101,8 @@ class _Rel:
     """The query block a ``subquery`` relation reads (when it is one block)."""
     root: bool = False
     """The root table of a tenant key, judged by its key column."""
+    others: tuple[str, ...] = ()
+    """With a tenant hierarchy: the table's key columns besides ``column``; a filter on any of them protects it."""
     verdict: str = ""
     slot: tuple[list[ScopeVerdict], int] | None = None
     """Where this relation's verdict sits (for the end-of-walk upgrades)."""
@@ -280,6 +298,17 @@ class _Protection:
         assert rel.column is not None
         return self.check_column(rel, rel.column)
 
+    def check_keys(self, rel: _Rel) -> tuple[bool, str, str]:
+        """:meth:`check` on every key column of ``rel`` (a tenant hierarchy): the first that protects it."""
+        assert rel.column is not None
+        ok, why = self.check_column(rel, rel.column)
+        if not ok:
+            for column in rel.others:
+                found, reason = self.check_column(rel, column)
+                if found:
+                    return True, reason, column
+        return ok, why, rel.column
+
     def links_of(self, key: str) -> tuple[tuple[_Key, _Key], ...]:
         """The column equalities with one side on relation ``key`` (that side first)."""
         out: list[tuple[_Key, _Key]] = []
@@ -320,8 +349,14 @@ class _Walker:
         max_depth: int,
         foreign_keys: ForeignKeys | None = None,
         is_root: Callable[[str], bool] | None = None,
+        *,
+        hierarchy: Hierarchy | None = None,
     ) -> None:
         self.column_for = column_for
+        self.hierarchy = hierarchy
+        self.key_filter_values: dict[str, list[Value]] = {}
+        self.key_written_values: dict[str, list[Value]] = {}
+        self.others: dict[str, tuple[str, ...]] = {}
         self.foreign_keys = foreign_keys
         self.is_root = is_root
         self.stack: list[_Level] = []
@@ -495,6 +530,10 @@ class _Walker:
             self.main_table = table
         cols = [str((c.get("ResTarget") or {}).get("name", "")).lower() for c in s.get("cols") or ()]
         index = cols.index(column) if column is not None and column in cols else None
+        others = self._others(relation) if column is not None and self.hierarchy is not None else ()
+        keyed = [(cols.index(c), self._key_of(table, c)) for c in others if c in cols]
+        # with a tenant hierarchy: the other key columns written, by position, with their key
+        own_key = self._key_of(table, column) if column is not None else None
         select = (s.get("selectStmt") or {}).get("SelectStmt")
         writes_column = False
         if select is not None:
@@ -503,15 +542,21 @@ class _Walker:
                     items = (row.get("List") or {}).get("items") or []
                     self._exprs(items, None, ctes, depth)
                     if index is not None and index < len(items):
-                        self._written(items[index])
+                        self._written(items[index], own_key)
+                    for position, key in keyed:
+                        if position < len(items):
+                            self._written(items[position], key)
             else:
                 self.select(select, _child(scope, "select"), ctes, depth + 1, top=False)
                 if index is not None:
-                    self._written_from_select(select, index)
-            writes_column = index is not None or not cols
+                    self._written_from_select(select, index, own_key)
+                for position, key in keyed:
+                    self._written_from_select(select, position, key)
+            writes_column = index is not None or bool(keyed) or not cols
         if column is not None and table is not None:
             if writes_column:
-                reason = f"INSERT writes {column}" if cols else "INSERT without a column list writes every column"
+                written = column if index is not None or not keyed else cols[keyed[0][0]]
+                reason = f"INSERT writes {written}" if cols else "INSERT without a column list writes every column"
                 group.append(ScopeVerdict(scope, table, "write", "present", reason))
             else:
                 group.append(ScopeVerdict(scope, table, "write", "missing", f"INSERT does not write {column}"))
@@ -549,7 +594,7 @@ class _Walker:
         for target in conflict.get("targetList") or ():
             res = target.get("ResTarget") or {}
             if column is not None and str(res.get("name", "")).lower() == column:
-                self._written(res.get("val"))
+                self._written(res.get("val"), self._key_of(table, column))
             self._expr(res.get("val"), None, ctes, depth)
         level = _Level()
         rel = _Rel(key=key, kind="table", table=table, column=column, scope=_child(scope, "on_conflict"))
@@ -588,6 +633,8 @@ class _Walker:
             self.tenant_names.add(column)
         target = _Rel(key=self._rel_key(relation), kind="table", table=table, column=column, scope=scope, role="write")
         target.root = self._root(relation)
+        if column is not None and self.hierarchy is not None:
+            target.others = self._others(relation)
         level.add(target, relation.get("schemaname"))
         level.cores.add(0)
         self._collect_from(extra or (), level, scope, label, ctes, first_takes_scope=False)
@@ -595,15 +642,18 @@ class _Walker:
         for item in s.get("targetList") or ():
             res = item.get("ResTarget") or {}
             val = res.get("val")
-            if column is not None and str(res.get("name", "")).lower() == column:
+            name = str(res.get("name", "")).lower()
+            if name in target.others and (val or {}).get("MultiAssignRef") is None:
+                self._written(val, self._key_of(table, name))
+            if column is not None and name == column:
                 multi = (val or {}).get("MultiAssignRef")
                 if multi is not None:
                     args = ((multi.get("source") or {}).get("RowExpr") or {}).get("args") or []
                     colno = int(multi.get("colno", 0))
                     if 0 < colno <= len(args):
-                        self._written(args[colno - 1])
+                        self._written(args[colno - 1], self._key_of(table, column))
                 else:
-                    self._written(val)
+                    self._written(val, self._key_of(table, column))
             self._expr(val, None, ctes, depth)
         self._walk_from(extra or (), level, ctes, depth)
         where = s.get("whereClause")
@@ -707,6 +757,8 @@ class _Walker:
             column = self._column(body)
             rel = _Rel(key=key, kind="table", table=relname, column=column, scope=self._name_for(level, key))
             rel.root = column is not None and self._root(body)
+            if column is not None and self.hierarchy is not None:
+                rel.others = self._others(body)
             return self._leaf(level, rel, str(schema).lower() if schema else None)
         if kind in ("RangeSubselect", "RangeFunction", "RangeTableFunc", "JsonTable"):
             alias = str((body.get("alias") or {}).get("aliasname", "")).lower()
@@ -900,13 +952,19 @@ class _Walker:
         if atom is None or atom.right is not None:
             return
         rel = level.qualifiers.get(atom.left[0])
+        table: str | None = None
         if rel is not None and rel.kind == "table":
-            if rel.column != atom.left[1]:
+            if rel.column != atom.left[1] and atom.left[1] not in rel.others:
                 return
             level.mentioned.add(rel.key)
+            table = rel.table
         elif atom.left[1] not in self.tenant_names:
             return
-        self.filter_values.extend(atom.values)
+        key = self._key_of(table, atom.left[1])
+        if key is None:
+            self.filter_values.extend(atom.values)
+        else:
+            self.key_filter_values.setdefault(key, []).extend(atom.values)
 
     # -- judging -------------------------------------------------------------------------------------------------
 
@@ -931,8 +989,17 @@ class _Walker:
                         self.derived.append((rel, output_column, f"{key}.{why} in the enclosing query"))
         for rel in tenant_rels:
             protection = self._protection(level, rel, where_atoms, on_atoms, protections)
-            ok, reason = protection.check(rel)
-            if ok and rel.root:
+            protected_by: str | None = None
+            if rel.others:
+                ok, reason, by = protection.check_keys(rel)
+                if ok and self.hierarchy is not None:
+                    protected_by = self._key_of(rel.table, by) or self.hierarchy.root_key
+            else:
+                ok, reason = protection.check(rel)
+                by = rel.column or ""
+                if ok and self.hierarchy is not None:
+                    protected_by = self._key_of(rel.table, by) or self.hierarchy.root_key
+            if ok and rel.root and (self.hierarchy is None or by not in self.tenant_names):
                 reason += " (tenant root table)"
             if not ok:
                 column = rel.column
@@ -942,14 +1009,45 @@ class _Walker:
                         "(under OR/NOT, or on the other side of an outer join)"
                     )
                 else:
-                    reason = f"no filter on {rel.key}.{column}"
+                    reason = f"no filter on {' or '.join(f'{rel.key}.{c}' for c in (column, *rel.others))}"
             assert rel.table is not None
             rel.verdict = "present" if ok else "missing"
             if not ok:
                 rel.links = protection.links_of(rel.key)
                 self.pending.append((rel, level))
             rel.slot = (group, len(group))
-            group.append(ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason))  # type: ignore[arg-type]
+            verdict = ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason, key=protected_by)  # type: ignore[arg-type]
+            group.append(verdict)
+        if self.hierarchy is not None:
+            self._nested_roots(level, tenant_rels)
+
+    def _nested_roots(self, level: _Level, rels: list[_Rel]) -> None:
+        """A tenant hierarchy: ``users.team_id = teams.id`` where ``teams``, the root table of the team key, is
+        protected (by the organization key) protects ``users`` by the team key, the one its rows are in."""
+        assert self.hierarchy is not None
+        changed = True
+        while changed:
+            changed = False
+            for rel in rels:
+                if rel.verdict != "missing" or rel.table is None:
+                    continue
+                for (_mine, column), (other_key, other_column) in rel.links:
+                    other = level.qualifiers.get(other_key)
+                    if other is None or not other.root or other.verdict != "present" or other.table is None:
+                        continue
+                    if column != rel.column and column not in rel.others:
+                        continue
+                    key = self._key_of(rel.table, column)
+                    if key is None or self._key_of(other.table, other_column) != key:
+                        continue
+                    why = f"{column} equals {other.key}.{other_column}, the protected root table of key {key}"
+                    rel.verdict = "present"
+                    if rel.slot is not None:
+                        group, index = rel.slot
+                        old = group[index]
+                        group[index] = ScopeVerdict(old.scope, old.table, old.role, "present", why, key=key)
+                    changed = True
+                    break
 
     def _protection(
         self,
@@ -1001,7 +1099,8 @@ class _Walker:
                     if qualifier is not None and inner.qualifiers.get(qualifier) is not source:
                         continue
                     if source.kind == "table" and source.column is not None:
-                        put(source.column, (source, source.column))
+                        for name in (source.column, *source.others):
+                            put(name, (source, name))
                     elif source.inner is not None or source.source in self.cte_levels:
                         for name in self._outputs(source, depth + 1):
                             put(name, (source, name))
@@ -1014,7 +1113,7 @@ class _Walker:
                 continue
             name = str(res.get("name") or key[1]).lower()
             derived = found.inner is not None or found.source in self.cte_levels
-            if (found.kind == "table" and found.column == key[1]) or (
+            if (found.kind == "table" and (found.column == key[1] or key[1] in found.others)) or (
                 derived and key[1] in self._outputs(found, depth + 1)
             ):
                 put(name, (found, key[1]))
@@ -1321,7 +1420,7 @@ class _Walker:
         merged = level.merged.get(column)
         if merged is not None:
             return (merged.key, column)
-        candidates = [r for r in level.rels if r.column == column]
+        candidates = [r for r in level.rels if r.column == column or column in r.others]
         if len(candidates) == 1:
             return (candidates[0].key, column)
         if len(candidates) > 1:
@@ -1405,12 +1504,27 @@ class _Walker:
         """Whether a ``RangeVar`` names the root table of a tenant key (judged by its key column)."""
         return self.is_root is not None and self.is_root(self._qualified(relation))
 
-    def _written(self, node: Any) -> None:
+    def _others(self, relation: Node) -> tuple[str, ...]:
+        """A tenant hierarchy: the key columns of a ``RangeVar`` besides its tenant column (once per walk)."""
+        qualified = self._qualified(relation)
+        found = self.others.get(qualified)
+        if found is None and self.hierarchy is not None:
+            found = self.others[qualified] = self.hierarchy.other_columns(qualified)
+        return found or ()
+
+    def _key_of(self, table: str | None, column: str) -> str | None:
+        """The finer key ``column`` holds (a tenant hierarchy), ``None`` for the root key or without one."""
+        return self.hierarchy.key_of(table, column) if self.hierarchy is not None else None
+
+    def _written(self, node: Any, key: str | None = None) -> None:
         value = value_of(node)
         if value is not None:
-            self.written_values.append(value)
+            if key is None:
+                self.written_values.append(value)
+            else:
+                self.key_written_values.setdefault(key, []).append(value)
 
-    def _written_from_select(self, select: Node, index: int) -> None:
+    def _written_from_select(self, select: Node, index: int, key: str | None = None) -> None:
         """INSERT ... SELECT: the value written to column ``index``, including SQLAlchemy's insertmanyvalues form
         ``SELECT p0::INT, p1 FROM (VALUES (...), (...)) AS imp_sen(p0, p1, sen_counter)``."""
         if select.get("op", "SETOP_NONE") != "SETOP_NONE":
@@ -1421,7 +1535,7 @@ class _Walker:
         val = (targets[index].get("ResTarget") or {}).get("val")
         value = value_of(val)
         if value is not None:
-            self.written_values.append(value)
+            self._written_value(value, key)
             return
         fields = _column_fields(val)
         if fields is None:
@@ -1439,8 +1553,14 @@ class _Walker:
             for row in values_body.get("valuesLists") or ():
                 items = (row.get("List") or {}).get("items") or []
                 if position < len(items):
-                    self._written(items[position])
+                    self._written(items[position], key)
             return
+
+    def _written_value(self, value: Value, key: str | None) -> None:
+        if key is None:
+            self.written_values.append(value)
+        else:
+            self.key_written_values.setdefault(key, []).append(value)
 
 
 def _fk_matches(fks: Iterable[Any], table: str, other: str, pairs: list[tuple[str, str]]) -> bool:
@@ -1480,6 +1600,7 @@ def walk(
     has_sublinks: bool = True,
     foreign_keys: ForeignKeys | None = None,
     is_root: Callable[[str], bool] | None = None,
+    hierarchy: Hierarchy | None = None,
 ) -> WalkResult:
     """Walk parsed statements (``[{"stmt": {...}}, ...]``). Raises :class:`TooDeepError` past ``max_depth``.
 
@@ -1487,7 +1608,7 @@ def walk(
     ``foreign_keys`` (declared keys from or to a table) and ``is_root`` (tenant root tables) come from
     :class:`~tenantwatch.sql.tables.TenantTables`.
     """
-    walker = _Walker(column_for, tenant_columns, max_depth, foreign_keys, is_root)
+    walker = _Walker(column_for, tenant_columns, max_depth, foreign_keys, is_root, hierarchy=hierarchy)
     walker.sublinks = has_sublinks
     operations: list[str] = []
     mains: list[str | None] = []
@@ -1512,4 +1633,6 @@ def walk(
         scopes=tuple([v for group in walker.groups for v in group]),
         filter_values=tuple(walker.filter_values),
         written_values=tuple(walker.written_values),
+        key_filter_values=tuple((k, tuple(v)) for k, v in walker.key_filter_values.items()),
+        key_written_values=tuple((k, tuple(v)) for k, v in walker.key_written_values.items()),
     )

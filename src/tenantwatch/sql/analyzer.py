@@ -46,7 +46,7 @@ from tenantwatch.sql._normalize import (
     paren_depth,
     slim_for_parse,
 )
-from tenantwatch.sql._scope import TooDeepError, Value, WalkResult, walk
+from tenantwatch.sql._scope import Hierarchy, TooDeepError, Value, WalkResult, walk
 from tenantwatch.sql.model import ScopeVerdict, StatementAnalysis, ValueSource
 from tenantwatch.sql.tables import TenantTables
 
@@ -131,6 +131,10 @@ class Analyzer:
         self._exact: LRUCache[str, tuple[int, StatementAnalysis]] = LRUCache(bounds.cache_size, half)
         self._shapes: LRUCache[str, tuple[int, _Template]] = LRUCache(bounds.cache_size, half)
         self._version = self.tables.version
+        tables = self.tables
+        self._hierarchy = (
+            Hierarchy(tables.other_columns, tables.key_of, tables.root_key) if tables.hierarchical else None
+        )
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -266,6 +270,7 @@ class Analyzer:
             has_sublinks='"SubLink"' in raw,
             foreign_keys=self.tables.foreign_keys,
             is_root=self.tables.is_root,
+            hierarchy=self._hierarchy,
         )
 
     def _fallback(self, text: str, fp: str, pg_error: str) -> _Template:
@@ -289,6 +294,7 @@ class Analyzer:
                 max_depth=self._max_depth,
                 foreign_keys=self.tables.foreign_keys,
                 is_root=self.tables.is_root,
+                hierarchy=self._hierarchy,
             )
         except TooDeepError as exc:
             return _Template(None, fp, str(exc))
@@ -415,4 +421,15 @@ def _bind(template: _Template, sources: tuple[ValueSource, ...]) -> StatementAna
         written_values=_bind_values(result.written_values, sources, template.expansions),
         fingerprint=template.fingerprint,
         main_table=result.main_table,
+        key_filter_values=_bind_keyed(result.key_filter_values, sources, template.expansions),
+        key_written_values=_bind_keyed(result.key_written_values, sources, template.expansions),
     )
+
+
+def _bind_keyed(
+    keyed: tuple[tuple[str, tuple[Value, ...]], ...], sources: tuple[ValueSource, ...], expansions: Expansions | None
+) -> tuple[tuple[str, tuple[ValueSource, ...]], ...]:
+    """:func:`_bind_values` per finer tenant key (a tenant hierarchy; empty without one)."""
+    if not keyed:
+        return ()
+    return tuple((key, _bind_values(values, sources, expansions)) for key, values in keyed)

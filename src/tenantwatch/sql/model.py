@@ -57,6 +57,9 @@ class ScopeVerdict:
     verdict: Literal["present", "inherited", "missing"]
     reason: str = ""
     inherited_by: InheritedReason | None = None
+    key: str | None = None
+    """With a tenant hierarchy (``tenant_keys``): the key whose filter protects a ``present`` table (``team`` for
+    ``users.team_id IN (...)``); ``None`` otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,11 @@ class StatementAnalysis:
     """Why the statement was not analyzed (verdict ``unknown``); ``None`` when it was."""
     main_table: str | None = field(default=None)
     """The write target, or the first table read."""
+    key_filter_values: tuple[tuple[str, tuple[ValueSource, ...]], ...] = ()
+    """With a tenant hierarchy: per finer key (``team``), the sources of the values its columns are compared with;
+    ``filter_values`` holds the root key's, the ones ``cross_tenant`` compares with ``tenant.id``."""
+    key_written_values: tuple[tuple[str, tuple[ValueSource, ...]], ...] = ()
+    """With a tenant hierarchy: per finer key, the sources of the values an INSERT or UPDATE writes to its columns."""
 
     @property
     def is_write(self) -> bool:

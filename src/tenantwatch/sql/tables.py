@@ -93,10 +93,26 @@ class TenantTables:
         self._fk_set: dict[ForeignKey, None] = {}
         self._fks: Mapping[str, tuple[ForeignKey, ...]] = {}
         self._roots: dict[str, str] = {}
+        self._hierarchical = bool(self._settings.finer_keys)
+        self._root_key = self._settings.root_key
+        self._column_keys: dict[str, str] = {}
+        """Tenant column -> its finer key (a hierarchy's ``team_id`` -> ``team``); root-key columns are absent."""
+        self._root_keys: dict[str, str] = {}
+        """Root table of a finer key -> that key (``teams`` -> ``team``)."""
+        self._others: dict[str, tuple[str, ...]] = {}
+        self._others_view: Mapping[str, tuple[str, ...]] = {}
+        if self._hierarchical:
+            for column in self._tenant_columns:
+                key = self._settings.key_of_column(column)
+                if key != self._root_key:
+                    self._column_keys[column] = key
         with self._lock:
-            for root in self._settings.tenant_roots.values():
+            for column, root in self._settings.tenant_roots.items():
                 table, _, key = root.partition(".") if root.count(".") == 1 else (root, "", "")
                 self._roots[_norm(table)] = _norm(key or "id")
+                owner = self._column_keys.get(_norm(column))
+                if owner is not None:
+                    self._root_keys[_norm(table)] = owner
             for table, column in self._settings.tenant_tables.items():
                 self._put(self._explicit, table, column)
             self._publish()
@@ -132,6 +148,44 @@ class TenantTables:
     def is_root(self, table: str) -> bool:
         """Whether ``table`` (bare or qualified) is the root table of a tenant key (``settings.tenant_roots``)."""
         return bool(self._roots) and _split(table)[1] in self._roots
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether the settings declare a tenant hierarchy (``tenant_keys`` with a key below the root)."""
+        return self._hierarchical
+
+    @property
+    def root_key(self) -> str:
+        """The root tenant key's name (``tenant`` without ``tenant_keys``)."""
+        return self._root_key
+
+    def other_columns(self, table: str) -> tuple[str, ...]:
+        """With a tenant hierarchy: the key columns of ``table`` besides :meth:`column_for` (``team_id`` of a table
+        that has ``organization_id`` too; ``id`` of the root table of a finer key that is a tenant table itself):
+        a filter on any of them protects the table. Empty without a hierarchy."""
+        view = self._others_view
+        if not view:
+            return ()
+        found = view.get(table.lower())
+        if found is None:
+            found = view.get(_split(table)[1], ())
+        return found
+
+    def key_of(self, table: str | None, column: str) -> str | None:
+        """The finer tenant key ``column`` of ``table`` holds (``team`` for ``team_id``, or for ``teams.id`` when
+        ``teams`` is the team key's root); ``None`` for the root key, and always without a hierarchy. ``table`` is
+        ``None`` for a column known by name only (a derived table's output, an outer reference)."""
+        if not self._hierarchical:
+            return None
+        column = _norm(column)
+        if table is not None:
+            bare = _split(table)[1]
+            key = self._root_keys.get(bare)
+            if key is not None and self._roots.get(bare) == column:
+                return key
+            if bare in self._roots and self._roots[bare] == column:
+                return None
+        return self._column_keys.get(column)
 
     def foreign_keys(self, table: str) -> tuple[ForeignKey, ...]:
         """The declared foreign keys from or to ``table`` (bare or qualified, any case)."""
@@ -180,6 +234,7 @@ class TenantTables:
         """Tenant tables and foreign keys, published together (one version step)."""
         fks = self._normalized_fks(foreign_keys)
         found: list[tuple[str, str]] = []
+        others: dict[str, tuple[str, ...]] = {}
         for schema, table, columns in columns_by_table:
             names = {_norm(c) for c in columns}
             column = next((c for c in self._tenant_columns if c in names), None)
@@ -189,10 +244,16 @@ class TenantTables:
             if not self._counts(qualified):
                 continue
             found.append((qualified, column))
+            if self._hierarchical:
+                others[qualified] = tuple(c for c in self._tenant_columns if c in names and c != column)
         with self._lock:
             changed = False
             for qualified, column in found:
                 changed = self._put(self._discovered, qualified, column) or changed
+            for qualified, extra in others.items():
+                if self._others.get(qualified, ()) != extra:
+                    self._others[qualified] = extra
+                    changed = True
             new_fks = [fk for fk in fks if fk not in self._fk_set]
             for fk in new_fks:
                 self._fk_set[fk] = None
@@ -306,9 +367,36 @@ class TenantTables:
             bare = _split(key)[1]
             if bare in self._exclude or key in self._exclude:
                 view[key] = ""  # present but excluded: "" reads as not tenant-scoped
-        if view != self._view:
+        others_changed = False
+        if self._hierarchical:
+            others = self._other_view(view)
+            others_changed = others != self._others_view
+            self._others_view = others
+        if view != self._view or others_changed:
             self._view = view
             self._version += 1
+
+    def _other_view(self, view: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+        """Per table (bare and qualified, as ``view``): its key columns besides its tenant column (caller holds the
+        lock). A discovered table's other key columns (explicit entries name one column), and the key column of a
+        root table of a finer key that is a tenant table by another column."""
+        out: dict[str, tuple[str, ...]] = {}
+        explicit = {_split(key)[1] for key in self._explicit} | set(self._explicit)
+        for key, column in view.items():
+            if not column:
+                continue
+            extra: tuple[str, ...] = ()
+            if key not in explicit:
+                extra = self._others.get(key, ())
+                if not extra and "." not in key:
+                    extra = next((v for k, v in self._others.items() if _split(k)[1] == key), ())
+            root_column = self._roots.get(_split(key)[1])
+            if root_column is not None and root_column != column and root_column not in extra:
+                extra = (*extra, root_column)
+            extra = tuple(c for c in extra if c != column)
+            if extra:
+                out[key] = extra
+        return out
 
     def _publish_fks(self, *, bump: bool = True) -> None:
         """Rebuild the foreign-key view (caller holds the lock): each key under both of its tables."""
