@@ -31,6 +31,22 @@ from .seed import DEFAULT_TENANTS, Tenant, seed
 
 DEFAULT_URL = "sqlite:///okr.db"
 
+TENANT_KEYS: dict[str, Any] = {
+    "organization": {"columns": ["organization_id"], "root": "organizations"},
+    "team": {"columns": ["team_id"], "parent": "organization", "root": "teams"},
+}
+"""The app's tenant hierarchy, organization ⊃ team (the same as ``tenant_keys`` in examples/rules.yaml): a filter on
+either key scopes a table, and each key is checked against the caller's value of that key."""
+
+
+def okr_settings(rules_file: str | os.PathLike[str] | None = None, **overrides: Any) -> tenantwatch.Settings:
+    """The tenantwatch settings of the app: its tenant hierarchy, and the bearer token verified with the app's
+    secret. ``rules_file`` and ``overrides`` go to :func:`tenantwatch.load_settings` (``environ``, ``rules``, ...;
+    ``tenant_keys=None`` leaves the hierarchy to the rules file)."""
+    overrides.setdefault("http", {"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]})
+    overrides.setdefault("tenant_keys", TENANT_KEYS)
+    return tenantwatch.load_settings(rules_file, **overrides)
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -351,7 +367,7 @@ def create_app(
     seed(engine, tenants)
     # tenantwatch, as a user sets it up: verify the bearer token, then instrument SQLAlchemy and the app.
     if settings is None:
-        settings = tenantwatch.load_settings(http={"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]})
+        settings = okr_settings()
     configure.setdefault("service_name", os.environ.get("OTEL_SERVICE_NAME") or "okr-app")
     handle = tenantwatch.configure(settings=settings, engine=engine, **configure)
     return handle.instrument_app(build_api(engine, context_form=context_form)), handle, engine

@@ -17,14 +17,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from tenantwatch import attributes as A
-from tenantwatch.config import load_settings
 from tenantwatch.core.tenant_values import canonical
 from tenantwatch.processors.detectors import DETECTOR_IDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.okr_app import auth
-from examples.okr_app.main import ContextForm, create_app
+from examples.okr_app.main import TENANT_KEYS, ContextForm, create_app, okr_settings
 from examples.okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
 
 ACME, GLOBEX = DEFAULT_TENANTS[0], DEFAULT_TENANTS[1]
@@ -83,13 +82,16 @@ CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
 ]  # fmt: skip
 
 
-BACKENDS: list[tuple[str, ContextForm]] = [
-    # (database, form of the tenant in the context): PostgreSQL binds uuid.UUID, SQLite binds uuid.hex
-    ("postgresql", "uuid"),
-    ("postgresql", "hex"),
-    ("sqlite", "uuid"),
-    ("sqlite", "text"),
+BACKENDS: list[tuple[str, ContextForm, str]] = [
+    # (database, form of the tenant in the context, where the tenant hierarchy is declared): PostgreSQL binds
+    # uuid.UUID, SQLite binds uuid.hex; "app" is okr_settings(), "rules.yaml" the shipped examples/rules.yaml
+    ("postgresql", "uuid", "app"),
+    ("postgresql", "hex", "app"),
+    ("sqlite", "uuid", "app"),
+    ("sqlite", "text", "app"),
+    ("sqlite", "uuid", "rules.yaml"),
 ]
+RULES_FILE = Path(__file__).resolve().parents[2] / "examples" / "rules.yaml"
 
 
 @pytest.fixture(
@@ -101,7 +103,7 @@ BACKENDS: list[tuple[str, ContextForm]] = [
 def okr(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, InMemorySpanExporter]]:
-    database, form = request.param
+    database, form, declared = request.param
     admin = None
     if database == "postgresql":
         postgres_dsn: dict[str, Any] = request.getfixturevalue("postgres_dsn")
@@ -118,9 +120,10 @@ def okr(
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('okr')}/okr.db"
     exporter = InMemorySpanExporter()
-    settings = load_settings(
+    settings = okr_settings(
+        RULES_FILE if declared == "rules.yaml" else None,
+        tenant_keys=None if declared == "rules.yaml" else TENANT_KEYS,
         environ={},
-        http={"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]},
         # the windowed detectors judge streams, not single requests; tests/processors/test_windows.py covers them
         rules={rule: {"enabled": False} for rule in DETECTOR_IDS},
     )
