@@ -4,9 +4,9 @@
 
 Kinds of request (``--mix kind=weight,...``):
 
-* ``normal``: the correct endpoints, with valid tokens of every seeded tenant;
+* ``normal``: the correct endpoints, with valid tokens of every seeded tenant (members of its growth team);
 * ``buggy``: the deliberately buggy endpoints (missing filter, cross-tenant lookup, unscoped update, superuser write,
-  large export, slow report, string-built search);
+  large export, slow report, string-built search, another team's key results, check-ins without a team filter);
 * ``auth``: missing, forged, expired and unsigned tokens (401s, rejected tokens, brute force);
 * ``attack``: SQL injection, XSS, path traversal and command injection patterns in query strings.
 
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 
 if __package__:  # examples.traffic in a checkout, tenantwatch_examples.traffic when installed
     from .okr_app import auth
-    from .okr_app.seed import DEFAULT_TENANTS, Tenant, objective_ids, user_id
+    from .okr_app.seed import DEFAULT_TENANTS, TEAMS, Tenant, objective_ids, user_id
 else:  # python examples/traffic.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples.okr_app import auth
-    from examples.okr_app.seed import DEFAULT_TENANTS, Tenant, objective_ids, user_id
+    from examples.okr_app.seed import DEFAULT_TENANTS, TEAMS, Tenant, objective_ids, user_id
 
 DEFAULT_MIX = {"normal": 70, "buggy": 12, "auth": 10, "attack": 8}
 
@@ -86,7 +86,7 @@ def _parse_mix(text: str) -> dict[str, int]:
 
 
 def _token(tenant: Tenant, role: str = "member", *, ttl: int = 3600, key: str | None = None) -> str:
-    return auth.make_token(tenant.id, user_id(tenant, role), role, ttl=ttl, key=key)
+    return auth.make_token(tenant.id, user_id(tenant, role), role, team=tenant.team(TEAMS[0]), ttl=ttl, key=key)
 
 
 def _unsigned_token(tenant: Tenant) -> str:
@@ -118,12 +118,16 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
                 "/stats",
                 "/search?q=objective",
                 f"/objectives/{own}/key-results",
+                "/team/key-results",
+                "/team/check-ins",
             )
         )
         return "GET", path, bearer
     if kind == "buggy":
         other = rng.choice([t for t in DEFAULT_TENANTS if t.id != tenant.id])
-        choice = rng.choice(("list", "lookup", "archive", "superuser", "export", "report", "search"))
+        choice = rng.choice(
+            ("list", "lookup", "archive", "superuser", "export", "report", "search", "team", "check-ins")
+        )
         if choice == "superuser":
             return (
                 "POST",
@@ -137,6 +141,8 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
             "export": ("GET", "/buggy/export", bearer),
             "report": ("GET", "/buggy/report", bearer),
             "search": ("GET", f"/buggy/search?q=objective%20{rng.randint(1, 99)}", bearer),
+            "team": ("GET", f"/buggy/team/key-results?team_id={tenant.team(TEAMS[1])}", bearer),
+            "check-ins": ("GET", "/buggy/check-ins", bearer),
         }[choice]
     if kind == "auth":
         variant = rng.choice(("none", "forged", "expired", "unsigned"))
