@@ -88,6 +88,19 @@ DB_TENANT_VALUES: Final = "tenantwatch.db.tenant_values"
 DB_WRITTEN_TENANT_VALUES: Final = "tenantwatch.db.written_tenant_values"
 """Tenant values written by INSERT/UPDATE, resolved from parameters or literals (string array)."""
 
+
+def db_key_values_attribute(key: str) -> str:
+    """A tenant hierarchy: the values a finer key's columns are compared with, ``tenantwatch.db.tenant_values.<key>``
+    (string array; :data:`DB_TENANT_VALUES` holds the root key's)."""
+    return f"{DB_TENANT_VALUES}.{key}"
+
+
+def db_written_key_values_attribute(key: str) -> str:
+    """A tenant hierarchy: the values written to a finer key's columns,
+    ``tenantwatch.db.written_tenant_values.<key>`` (string array)."""
+    return f"{DB_WRITTEN_TENANT_VALUES}.{key}"
+
+
 DB_FINGERPRINT: Final = "tenantwatch.db.fingerprint"
 """Stable fingerprint of the statement's shape (literals and parameters removed)."""
 

@@ -9,15 +9,15 @@ over stored traces.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, tenant_hierarchy
-from tenantwatch.sql.model import StatementAnalysis, resolve_values
+from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
 
-__all__ = ["SpanFacts", "facts_for_statement"]
+__all__ = ["SpanFacts", "facts_for_statement", "resolve_keyed"]
 
 _AttrValue = str | bool | int | float | tuple[str, ...]
 
@@ -96,6 +96,11 @@ class SpanFacts:
     rls_tenant: str | None = None
     tenant_keys: tuple[tuple[str, str], ...] = ()
     """The context's values of a tenant hierarchy's finer keys (``tenant.<key>.id``), sorted by key name."""
+    key_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """A tenant hierarchy: per finer key, the values its columns are compared with
+    (``tenantwatch.db.tenant_values.<key>``); ``tenant_values`` holds the root key's."""
+    written_key_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """A tenant hierarchy: per finer key, the values written to its columns."""
     request_tenant: str | None = None
     """The tenant of the request (server span) this statement ran in, when the processor knows it. Not a span
     attribute of the db span: the processor reads it from the running server span of the same trace."""
@@ -154,6 +159,8 @@ class SpanFacts:
             test_data=_strs(a.get(A.DB_TEST_DATA)),
             rls_tenant=_str(a.get(A.DB_RLS_TENANT)),
             tenant_keys=_tenant_keys(a),
+            key_values=_key_values(a, A.db_key_values_attribute),
+            written_key_values=_key_values(a, A.db_written_key_values_attribute),
         )
 
     def tenant_value(self, key: str) -> str | None:
@@ -207,6 +214,12 @@ class SpanFacts:
             out[key] = value  # type: ignore[assignment]
         for name, value in self.tenant_keys:
             out[A.tenant_key_attribute(name)] = value
+        for name, values in self.key_values:
+            if values:
+                out[A.db_key_values_attribute(name)] = values
+        for name, values in self.written_key_values:
+            if values:
+                out[A.db_written_key_values_attribute(name)] = values
         return out
 
 
@@ -249,6 +262,8 @@ def facts_for_statement(
         unscoped_reason=context.unscoped_reason,
         unscoped_rules=context.unscoped_rules,
         tenant_keys=context.keys,
+        key_values=resolve_keyed(analysis.key_filter_values, params, executemany=executemany),
+        written_key_values=resolve_keyed(analysis.key_written_values, params, executemany=executemany),
         code_function=code_function,
         code_filepath=code_filepath,
         code_lineno=code_lineno,
@@ -267,3 +282,31 @@ def _tenant_keys(attrs: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         if isinstance(value, str) and value:
             pairs.append((name, value))
     return tuple(sorted(pairs))
+
+
+def resolve_keyed(
+    keyed: tuple[tuple[str, tuple[ValueSource, ...]], ...], params: object, *, executemany: bool = False
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """:func:`~tenantwatch.sql.model.resolve_values` per finer tenant key; keys that resolve to nothing are left
+    out."""
+    if not keyed:
+        return ()
+    out = []
+    for key, sources in keyed:
+        values = resolve_values(sources, params, executemany=executemany)
+        if values:
+            out.append((key, values))
+    return tuple(out)
+
+
+def _key_values(attrs: Mapping[str, Any], name: Callable[[str], str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The per-key value arrays a span carries for the declared finer tenant keys."""
+    _root, finer = tenant_hierarchy()
+    if not finer:
+        return ()
+    pairs = []
+    for key in finer:
+        values = _strs(attrs.get(name(key)))
+        if values:
+            pairs.append((key, values))
+    return tuple(pairs)

@@ -8,6 +8,7 @@ import pytest
 from processor_support import CLEAN
 from rule_support import ADMIN_INSERT, DEFAULTS, rules
 
+from tenantwatch.config import Settings
 from tenantwatch.core.rule import evaluate
 from tenantwatch.facts import SpanFacts
 
@@ -61,3 +62,46 @@ def test_cross_tenant_message_names_values_and_context_tenant() -> None:
     (finding,) = evaluate(replace(CLEAN, tenant_values=("acme", "globex")), DEFAULTS)
     assert "'globex'" in finding.message and "'acme'" in finding.message
     assert finding.table == "objectives"
+
+
+_HIERARCHY = Settings.model_validate(
+    {
+        "tenant_keys": {
+            "organization": {"columns": ["organization_id"]},
+            "team": {"columns": ["team_id"], "parent": "organization"},
+        }
+    }
+)
+_TEAM_CONTEXT = replace(CLEAN, tenant_keys=(("team", "t-1"),))
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (replace(_TEAM_CONTEXT, key_values=(("team", ("t-1",)),)), None),
+        (
+            replace(_TEAM_CONTEXT, key_values=(("team", ("t-2",)),)),
+            "filters on team 't-2' but the context team is 't-1'",
+        ),
+        (
+            replace(_TEAM_CONTEXT, written_key_values=(("team", ("t-2",)),)),
+            "writes team 't-2' but the context team is 't-1'",
+        ),
+        (replace(CLEAN, key_values=(("team", ("t-2",)),)), None),  # no team in context: not compared
+        (
+            replace(_TEAM_CONTEXT, tenant_values=("globex",), key_values=(("team", ("t-1",)),)),
+            "filters on organization 'globex' but the context organization is 'acme'",
+        ),
+    ],
+    ids=["own team", "another team", "writes another team", "no team in context", "another organization"],
+)
+def test_cross_tenant_compares_each_key_with_the_same_key_of_the_context(
+    facts: SpanFacts, expected: str | None
+) -> None:
+    findings = evaluate(facts, _HIERARCHY)
+    if expected is None:
+        assert not findings
+    else:
+        (finding,) = findings
+        assert finding.rule == "cross_tenant"
+        assert finding.message == f"SELECT on objectives {expected}"

@@ -18,6 +18,11 @@ CASES: list[tuple[str, SpanFacts, list[str]]] = [
         replace(CLEAN, tenant_id=None, tenant_tables=(), tenant_filter="not_applicable"),
         [],
     ),
+    (
+        "a tenant hierarchy's finer key alone is a tenant context",
+        replace(CLEAN, tenant_id=None, tenant_values=(), tenant_keys=(("team", "t-1"),)),
+        [],
+    ),
 ]
 """(name, facts, the rules that fire): at least one case where the rule fires and one where it does not."""
 

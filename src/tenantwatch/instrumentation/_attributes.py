@@ -19,7 +19,7 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, current_context
-from tenantwatch.facts import facts_for_statement
+from tenantwatch.facts import facts_for_statement, resolve_keyed
 from tenantwatch.instrumentation._code_location import find_caller
 from tenantwatch.instrumentation._semconv import DbSemconv, db_semconv
 from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
@@ -89,6 +89,12 @@ class AttributeBuilder:
                 values = resolve_values(sources, parameters, executemany=executemany)
             if values:
                 attributes[A.DB_WRITTEN_TENANT_VALUES] = values
+        if analysis.key_filter_values:  # a tenant hierarchy's finer keys
+            for key, found in resolve_keyed(analysis.key_filter_values, parameters, executemany=executemany):
+                attributes[A.db_key_values_attribute(key)] = found
+        if analysis.key_written_values:
+            for key, found in resolve_keyed(analysis.key_written_values, parameters, executemany=executemany):
+                attributes[A.db_written_key_values_attribute(key)] = found
         where = find_caller(skip + 1)
         if where is not None:
             attributes[A.CODE_FUNCTION] = where.function
@@ -100,6 +106,10 @@ class AttributeBuilder:
         static: _AttributeMap = facts_for_statement(analysis, None, TenantContext()).to_attributes()
         for key in _PER_EXECUTION_KEYS:
             static.pop(key, None)
+        for key, _sources in analysis.key_filter_values:
+            static.pop(A.db_key_values_attribute(key), None)
+        for key, _sources in analysis.key_written_values:
+            static.pop(A.db_written_key_values_attribute(key), None)
         self.semconv.rename(static)
         entry = (analysis, static)
         with self._lock:

@@ -24,7 +24,11 @@ class CrossTenant(Rule):
     """Fires once per statement whose filter values or written tenant values include a tenant other than the one
     in context, compared canonically (:func:`tenantwatch.core.tenant_values.canonical`: a UUID in any form or as 16
     bytes, an int and its text are one tenant). Silent with no tenant in context, inside ``unscoped(reason)`` and
-    when the statement could not be analyzed."""
+    when the statement could not be analyzed.
+
+    With a tenant hierarchy (``tenant_keys``) each key is compared with the context value of the same key: the root
+    key's values with ``tenant.id``, a finer key's (``team``) with ``tenant.team.id``; a key the context holds no
+    value for is not compared. The message names the key."""
 
     __slots__ = ()
     meta = RuleMeta(
@@ -38,31 +42,48 @@ class CrossTenant(Rule):
         stages=("statement",),
         settings=CrossTenantSettings,
         verdict="the tenant values the scope walk (`tenantwatch.sql._scope`) found in tenant filters and written "
-        "rows: `tenantwatch.db.tenant_values` and the written tenant values",
+        "rows: `tenantwatch.db.tenant_values` and the written tenant values; with a tenant hierarchy also "
+        "`tenantwatch.db.tenant_values.<key>` per finer key, compared with `tenant.<key>.id`",
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:
         tenant = facts.tenant_id
         if tenant is None or facts.unscoped_reason is not None or analysis_unknown(facts):
             return NO_FINDINGS
+        parts: list[str] = []
         values, written_values = facts.tenant_values, facts.written_tenant_values
-        if (not values or values == (tenant,)) and (not written_values or written_values == (tenant,)):
-            return NO_FINDINGS
-        own = canonical(tenant)
-        read = [value for value in values if value != tenant and canonical(value) != own]
-        written = [value for value in written_values if value != tenant and canonical(value) != own]
-        if not read and not written:
+        if (values and values != (tenant,)) or (written_values and written_values != (tenant,)):
+            key = settings.root_key if settings.tenant_keys else None
+            parts.extend(_differences(key, tenant, values, written_values))
+        if facts.key_values or facts.written_key_values:  # a tenant hierarchy's finer keys, each with its own
+            read_by_key, written_by_key = dict(facts.key_values), dict(facts.written_key_values)
+            for key in dict.fromkeys((*read_by_key, *written_by_key)):
+                own = facts.tenant_value(key)
+                if own is not None:  # no value of that key in context: nothing to compare with
+                    parts.extend(_differences(key, own, read_by_key.get(key, ()), written_by_key.get(key, ())))
+        if not parts:
             return NO_FINDINGS
         table = facts.main_table or (facts.tenant_tables[0] if facts.tenant_tables else None)
         operation = facts.operation or "statement"
-        what = []
-        if read:
-            what.append(f"filters on tenant {quote(read)}")
-        if written:
-            what.append(f"writes tenant {quote(written)}")
         target = f" on {table}" if table else ""
-        message = f"{operation}{target} {' and '.join(what)} but the context tenant is {tenant!r}"
+        message = f"{operation}{target} {'; '.join(parts)}"
         return (self.finding(facts, settings, message, table=table),)
+
+
+def _differences(key: str | None, own: str, values: tuple[str, ...], written_values: tuple[str, ...]) -> list[str]:
+    """What differs from the context value ``own`` of tenant key ``key`` (``None``: the one key), in words."""
+    mine = canonical(own)
+    read = [value for value in values if value != own and canonical(value) != mine]
+    written = [value for value in written_values if value != own and canonical(value) != mine]
+    if not read and not written:
+        return []
+    noun = key or "tenant"
+    what = []
+    if read:
+        what.append(f"filters on {noun} {quote(read)}")
+    if written:
+        what.append(f"writes {noun} {quote(written)}")
+    return [f"{' and '.join(what)} but the context {noun} is {own!r}"]
 
 
 RULE = CrossTenant()

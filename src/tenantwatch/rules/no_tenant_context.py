@@ -41,6 +41,7 @@ class NoTenantContext(Rule):
         if (
             not facts.tenant_tables
             or facts.tenant_id is not None
+            or facts.tenant_keys  # a tenant hierarchy: a finer key alone (a team) is a tenant context too
             or facts.unscoped_reason is not None
             or analysis_unknown(facts)
         ):
