@@ -333,6 +333,16 @@ def build_api(engine: Engine, *, context_form: ContextForm = "uuid") -> FastAPI:
             ).all()
         return [dict(r._mapping) for r in rows]
 
+    @api.post("/buggy/team/key-results/{key_result_id}/check-ins")
+    def buggy_check_in(who: Who, key_result_id: int, team_id: uuid.UUID, progress: int) -> dict[str, int]:
+        """Stamps the check-in with a team id from the query string instead of the caller's (cross_tenant: it
+        writes another team's row)."""
+        with engine.begin() as conn:
+            conn.execute(
+                insert(CheckIn).values(team_id=team_id, key_result_id=key_result_id, progress=progress, note="")
+            )
+        return {"created": 1}
+
     @api.get("/buggy/check-ins")
     def buggy_check_ins(who: Who) -> list[dict[str, Any]]:
         """Forgot the team filter on a team-only table: every team's check-ins, of every organization

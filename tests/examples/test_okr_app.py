@@ -79,6 +79,11 @@ CASES: list[tuple[str, str, str, str, dict[str, set[str]]]] = [
      db("cross_tenant", table="key_results")),
     ("team-only table without filter", "GET", "/buggy/check-ins", "member",
      db("missing_tenant_filter", table="check_ins")),
+    ("check-in stamped with another team", "POST",
+     f"/buggy/team/key-results/{GROWTH_KEY_RESULT - 1}/check-ins?team_id={ACME_PLATFORM}&progress=10", "member",
+     db("cross_tenant", table="check_ins")),
+    ("check-in stamped with the caller's team", "POST",
+     f"/buggy/team/key-results/{GROWTH_KEY_RESULT}/check-ins?team_id={ACME_GROWTH}&progress=10", "member", NONE),
 ]  # fmt: skip
 
 
@@ -209,6 +214,33 @@ async def test_sqli_through_the_string_built_where_breaks_the_tenant_scope(
     assert found["server"] == {"injection_signal"}
     # the value breaks out of the literal, so only the scope verdict (not the value match) sees it on the db span
     assert found["db"] - {"injection_signal"} == {"missing_tenant_filter"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "verb"),
+    [
+        ("GET", f"/buggy/team/key-results?team_id={ACME_PLATFORM}", "filters on"),
+        ("POST", f"/buggy/team/key-results/1/check-ins?team_id={ACME_PLATFORM}&progress=5", "writes"),
+    ],
+    ids=["read", "write"],
+)
+async def test_cross_team_finding_names_the_team_key_and_both_teams(
+    okr: tuple[Any, InMemorySpanExporter], method: str, path: str, verb: str
+) -> None:
+    """Another team of the caller's own organization: the organization matches, the team does not, and the finding
+    says so in the team key's terms (whatever form the database bound the id in)."""
+    app, exporter = okr
+    exporter.clear()
+    response = await call(app, method, path, "member")
+    assert response.status_code == 200, response.text
+    events = [e.attributes or {} for s in exporter.get_finished_spans() for e in s.events if e.name == A.FINDING_EVENT]
+    assert [e[A.RULE] for e in events] == ["cross_tenant"]
+    message = str(events[0][A.MESSAGE])
+    assert f"{verb} team " in message and "but the context team is" in message, message
+    assert str(ACME_PLATFORM) in message or ACME_PLATFORM.hex in message, message
+    assert str(ACME_GROWTH) in message or ACME_GROWTH.hex in message, message
+    assert "organization" not in message and "tenant" not in message, message
+    assert events[0][A.SEVERITY] == "critical"
 
 
 async def test_export_returns_more_than_1000_rows_and_the_span_says_so(okr: tuple[Any, InMemorySpanExporter]) -> None:
