@@ -55,7 +55,7 @@ def _serve(config: str, requests: int, database: str) -> float:
     sys.path.insert(0, str(ROOT))
     from examples.okr_app import auth
     from examples.okr_app.main import build_api
-    from examples.okr_app.seed import user_id
+    from examples.okr_app.seed import DEFAULT_TENANTS, user_id
 
     from tenantwatch import attributes as A
 
@@ -112,7 +112,8 @@ def _serve(config: str, requests: int, database: str) -> float:
             api, settings=settings, tracer_provider=tracer_provider, meter_provider=meter_provider, processor=processor
         )
 
-    token = auth.make_token(1, user_id(1, "member"), "member")
+    acme = DEFAULT_TENANTS[0]
+    token = auth.make_token(acme.id, user_id(acme, "member"), "member")
     headers = {"authorization": f"Bearer {token}"}
 
     async def batch(client: httpx.AsyncClient, n: int) -> float:

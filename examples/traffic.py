@@ -4,9 +4,9 @@
 
 Kinds of request (``--mix kind=weight,...``):
 
-* ``normal``: the correct endpoints, with valid tokens of every seeded tenant;
+* ``normal``: the correct endpoints, with valid tokens of every seeded tenant (members of its growth team);
 * ``buggy``: the deliberately buggy endpoints (missing filter, cross-tenant lookup, unscoped update, superuser write,
-  large export, slow report, string-built search);
+  large export, slow report, string-built search, another team's key results, check-ins without a team filter);
 * ``auth``: missing, forged, expired and unsigned tokens (401s, rejected tokens, brute force);
 * ``attack``: SQL injection, XSS, path traversal and command injection patterns in query strings.
 
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 
 if __package__:  # examples.traffic in a checkout, tenantwatch_examples.traffic when installed
     from .okr_app import auth
-    from .okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
+    from .okr_app.seed import DEFAULT_TENANTS, TEAMS, Tenant, objective_ids, user_id
 else:  # python examples/traffic.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples.okr_app import auth
-    from examples.okr_app.seed import DEFAULT_TENANTS, objective_ids, user_id
+    from examples.okr_app.seed import DEFAULT_TENANTS, TEAMS, Tenant, objective_ids, user_id
 
 DEFAULT_MIX = {"normal": 70, "buggy": 12, "auth": 10, "attack": 8}
 
@@ -85,21 +85,21 @@ def _parse_mix(text: str) -> dict[str, int]:
     return mix
 
 
-def _token(tenant: int, role: str = "member", *, ttl: int = 3600, key: str | None = None) -> str:
-    return auth.make_token(tenant, user_id(tenant, role), role, ttl=ttl, key=key)
+def _token(tenant: Tenant, role: str = "member", *, ttl: int = 3600, key: str | None = None) -> str:
+    return auth.make_token(tenant.id, user_id(tenant, role), role, team=tenant.team(TEAMS[0]), ttl=ttl, key=key)
 
 
-def _unsigned_token(tenant: int) -> str:
+def _unsigned_token(tenant: Tenant) -> str:
     """A token with ``alg: none`` and no signature (must never be accepted)."""
 
     def part(data: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    claims = {"tenant_id": str(tenant), "sub": "1", "role": "superuser", "exp": int(time.time()) + 3600}
+    claims = {"tenant_id": str(tenant.id), "sub": "1", "role": "superuser", "exp": int(time.time()) + 3600}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-def _objective(tenant: int, rng: random.Random) -> int:
+def _objective(tenant: Tenant, rng: random.Random) -> int:
     """An id of one of ``tenant``'s seeded objectives (among its first 200, where traffic concentrates)."""
     ids = objective_ids(tenant)
     return rng.choice(ids[:200])
@@ -108,8 +108,8 @@ def _objective(tenant: int, rng: random.Random) -> int:
 def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
     """(method, path, headers) of one request of ``kind``."""
     tenant = rng.choice(DEFAULT_TENANTS)
-    bearer = {"authorization": f"Bearer {_token(tenant.id)}"}
-    own = _objective(tenant.id, rng)
+    bearer = {"authorization": f"Bearer {_token(tenant)}"}
+    own = _objective(tenant, rng)
     if kind == "normal":
         path = rng.choice(
             (
@@ -118,33 +118,39 @@ def _request(kind: str, rng: random.Random) -> tuple[str, str, dict[str, str]]:
                 "/stats",
                 "/search?q=objective",
                 f"/objectives/{own}/key-results",
+                "/team/key-results",
+                "/team/check-ins",
             )
         )
         return "GET", path, bearer
     if kind == "buggy":
         other = rng.choice([t for t in DEFAULT_TENANTS if t.id != tenant.id])
-        choice = rng.choice(("list", "lookup", "archive", "superuser", "export", "report", "search"))
+        choice = rng.choice(
+            ("list", "lookup", "archive", "superuser", "export", "report", "search", "team", "check-ins")
+        )
         if choice == "superuser":
             return (
                 "POST",
                 f"/admin/objectives/{own}/title?title=Renamed",
-                {"authorization": f"Bearer {_token(tenant.id, 'superuser')}"},
+                {"authorization": f"Bearer {_token(tenant, 'superuser')}"},
             )
         return {
             "list": ("GET", "/buggy/objectives", bearer),
-            "lookup": ("GET", f"/buggy/objectives/{_objective(other.id, rng)}?org_id={other.id}", bearer),
+            "lookup": ("GET", f"/buggy/objectives/{_objective(other, rng)}?org_id={other.id}", bearer),
             "archive": ("POST", "/buggy/objectives/archive-all", bearer),
             "export": ("GET", "/buggy/export", bearer),
             "report": ("GET", "/buggy/report", bearer),
             "search": ("GET", f"/buggy/search?q=objective%20{rng.randint(1, 99)}", bearer),
+            "team": ("GET", f"/buggy/team/key-results?team_id={tenant.team(TEAMS[1])}", bearer),
+            "check-ins": ("GET", "/buggy/check-ins", bearer),
         }[choice]
     if kind == "auth":
         variant = rng.choice(("none", "forged", "expired", "unsigned"))
         headers = {
             "none": {},
-            "forged": {"authorization": f"Bearer {_token(tenant.id, key='forged-forged-forged-forged-forged')}"},
-            "expired": {"authorization": f"Bearer {_token(tenant.id, ttl=-60)}"},
-            "unsigned": {"authorization": f"Bearer {_unsigned_token(tenant.id)}"},
+            "forged": {"authorization": f"Bearer {_token(tenant, key='forged-forged-forged-forged-forged')}"},
+            "expired": {"authorization": f"Bearer {_token(tenant, ttl=-60)}"},
+            "unsigned": {"authorization": f"Bearer {_unsigned_token(tenant)}"},
         }[variant]
         return "GET", "/objectives", headers
     return "GET", rng.choice(ATTACKS), bearer

@@ -40,7 +40,8 @@ def test_documented_explain_example_runs_verbatim(doc: str, capsys: Capsys, monk
 def test_shipped_example_rules_file_is_valid(capsys: Capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     path = ROOT / "examples" / "rules.yaml"
     settings = load_settings(path, environ={})
-    assert {"objectives", "key_results", "users"} <= set(settings.tenant_tables)
+    assert {"objectives", "users", "check_ins"} <= set(settings.tenant_tables)
+    assert (settings.root_key, settings.finer_keys) == ("organization", ("team",))  # organization ⊃ team
     assert run_cli(capsys, monkeypatch, "check-config", str(path))[0] == EXIT_OK
 
 

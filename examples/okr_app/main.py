@@ -2,9 +2,11 @@
 
     DATABASE_URL=postgresql+psycopg://... uvicorn examples.okr_app.main:app
 
-Every request needs ``Authorization: Bearer <jwt>`` (see auth.py); tenantwatch verifies the token and puts the tenant
-in context, and the endpoints read it from there. The buggy endpoints are the classic multi-tenant mistakes, one per
-tenantwatch rule; docs/okr-app.md lists what each one triggers.
+Every request needs ``Authorization: Bearer <jwt>`` (see auth.py). The app's current-user dependency
+(:func:`principal`) verifies it and runs the request in ``tenantwatch.tenant_context(<organization UUID>,
+team=<team UUID>)``, as an adopter wraps their own auth dependency; tenantwatch's JWT resolver verifies the same
+token for the server span. The buggy endpoints are the classic multi-tenant mistakes, one per tenantwatch rule;
+docs/okr-app.md lists what each one triggers.
 """
 
 from __future__ import annotations
@@ -12,37 +14,94 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+import jwt
+from fastapi import Depends, FastAPI, HTTPException, Request
+from sqlalchemy import Engine, Uuid, bindparam, create_engine, event, func, insert, select, text, update
 
 import tenantwatch
-from tenantwatch.context import current_context
 
 from . import auth
-from .models import KeyResult, Objective
+from .models import CheckIn, KeyResult, Objective
 from .seed import DEFAULT_TENANTS, Tenant, seed
 
 DEFAULT_URL = "sqlite:///okr.db"
 
+TENANT_KEYS: dict[str, Any] = {
+    "organization": {"columns": ["organization_id"], "root": "organizations"},
+    "team": {"columns": ["team_id"], "parent": "organization", "root": "teams"},
+}
+"""The app's tenant hierarchy, organization ⊃ team (the same as ``tenant_keys`` in examples/rules.yaml): a filter on
+either key scopes a table, and each key is checked against the caller's value of that key."""
+
+
+def okr_settings(rules_file: str | os.PathLike[str] | None = None, **overrides: Any) -> tenantwatch.Settings:
+    """The tenantwatch settings of the app: its tenant hierarchy, and the bearer token verified with the app's
+    secret. ``rules_file`` and ``overrides`` go to :func:`tenantwatch.load_settings` (``environ``, ``rules``, ...;
+    ``tenant_keys=None`` leaves the hierarchy to the rules file)."""
+    overrides.setdefault("http", {"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]})
+    overrides.setdefault("tenant_keys", TENANT_KEYS)
+    return tenantwatch.load_settings(rules_file, **overrides)
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: the organization (tenant), user and role from the verified bearer token."""
+    """Who is calling: the organization (tenant), team, user and role from the verified bearer token."""
 
-    org: int
+    org: uuid.UUID
     user: str | None
     role: str | None
+    team: uuid.UUID | None = None
+
+    def team_id(self) -> uuid.UUID:
+        """The caller's team; 403 for a token that names none."""
+        if self.team is None:
+            raise HTTPException(status_code=403, detail="this token names no team")
+        return self.team
 
 
-def principal() -> Caller:
-    """The caller, as tenantwatch resolved it from the verified token; 401 without one."""
-    ctx = current_context()
-    if ctx.tenant_id is None or not ctx.tenant_id.isdigit():
-        raise HTTPException(status_code=401, detail="a valid bearer token is required")
-    return Caller(org=int(ctx.tenant_id), user=ctx.user_id, role=ctx.role)
+ContextForm = Literal["uuid", "text", "hex"]
+"""How :func:`principal` hands the organization id to ``tenant_context``: the ``uuid.UUID`` itself, its dashed text
+or its 32 hex digits. Applications do all three; tenantwatch compares them canonically with what the database binds
+(a UUID on PostgreSQL, hex text on SQLite)."""
+
+_CONTEXT_FORMS: dict[str, Callable[[uuid.UUID], object]] = {"uuid": lambda u: u, "text": str, "hex": lambda u: u.hex}
+
+
+def _caller(request: Request) -> Caller:
+    """The caller named by the request's verified bearer token; 401 without one."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ValueError("no bearer token")
+        claims = auth.verify(token.strip())
+        team = claims.get("team_id")
+        return Caller(
+            org=uuid.UUID(str(claims["tenant_id"])),
+            user=str(claims["sub"]),
+            role=str(claims["role"]),
+            team=None if team is None else uuid.UUID(str(team)),
+        )
+    except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+        raise HTTPException(status_code=401, detail="a valid bearer token is required") from exc
+
+
+async def principal(request: Request) -> AsyncIterator[Caller]:
+    """The current-user dependency: the caller, with the rest of the request run in their tenant context.
+
+    An *async* generator on purpose: FastAPI runs it in the request's task, so the context entered before ``yield``
+    holds for the endpoint (sync endpoints run in the thread pool with a copy of it) and is left after it. The
+    organization id goes to the context in the app's :data:`ContextForm` (``app.state.context_form``).
+    """
+    caller = _caller(request)
+    to_context = _CONTEXT_FORMS[getattr(request.app.state, "context_form", "uuid")]
+    keys = {} if caller.team is None else {"team": to_context(caller.team)}
+    with tenantwatch.tenant_context(to_context(caller.org), user_id=caller.user, role=caller.role, **keys):
+        yield caller
 
 
 Who = Annotated[Caller, Depends(principal)]
@@ -65,8 +124,14 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def build_api(engine: Engine) -> FastAPI:
+_ORG = bindparam("org", type_=Uuid())
+"""The organization id in raw ``text()`` SQL: typed, so each database gets the form its column holds (a native
+``uuid`` on PostgreSQL, hex text on SQLite) instead of whatever the driver makes of a ``uuid.UUID``."""
+
+
+def build_api(engine: Engine, *, context_form: ContextForm = "uuid") -> FastAPI:
     api = FastAPI(title="OKR example (tenantwatch)")
+    api.state.context_form = context_form
 
     @api.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -140,6 +205,47 @@ def build_api(engine: Engine) -> FastAPI:
             ).rowcount
         return {"updated": changed}
 
+    # --- correct team endpoints: filtered by the finer key (team) only ----------------------------------------
+
+    @api.get("/team/key-results")
+    def team_key_results(who: Who) -> list[dict[str, Any]]:
+        """The caller's team's key results: ``team_id`` alone scopes them (a team is inside one organization)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(KeyResult.id, KeyResult.title, KeyResult.progress)
+                .where(KeyResult.team_id == who.team_id())
+                .order_by(KeyResult.id)
+                .limit(100)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/team/check-ins")
+    def team_check_ins(who: Who) -> list[dict[str, Any]]:
+        """The caller's team's check-ins (a table that only has ``team_id``)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(CheckIn.id, CheckIn.key_result_id, CheckIn.progress, CheckIn.note)
+                .where(CheckIn.team_id == who.team_id())
+                .order_by(CheckIn.id)
+                .limit(100)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.post("/team/key-results/{key_result_id}/check-ins")
+    def check_in(who: Who, key_result_id: int, progress: int, note: str = "") -> dict[str, int]:
+        """Records a check-in on one of the caller's team's key results (INSERT with the team's id)."""
+        team = who.team_id()
+        with engine.begin() as conn:
+            found = conn.execute(
+                select(KeyResult.id).where(KeyResult.id == key_result_id, KeyResult.team_id == team)
+            ).first()
+            if found is None:
+                raise HTTPException(status_code=404)
+            conn.execute(
+                insert(CheckIn).values(team_id=team, key_result_id=key_result_id, progress=progress, note=note)
+            )
+        return {"created": 1}
+
     # --- deliberately buggy endpoints ------------------------------------------------------------------------
 
     @api.get("/buggy/objectives")
@@ -150,7 +256,7 @@ def build_api(engine: Engine) -> FastAPI:
         return [dict(r._mapping) for r in rows]
 
     @api.get("/buggy/objectives/{objective_id}")
-    def buggy_lookup(who: Who, objective_id: int, org_id: int) -> dict[str, Any]:
+    def buggy_lookup(who: Who, objective_id: int, org_id: uuid.UUID) -> dict[str, Any]:
         """Trusts an organization id from the query string (cross_tenant when it is not the caller's)."""
         with engine.connect() as conn:
             row = conn.execute(
@@ -197,7 +303,7 @@ def build_api(engine: Engine) -> FastAPI:
                 text(
                     "WITH pause AS MATERIALIZED (SELECT pg_sleep(0.6) AS slept) "
                     "SELECT count(*) FROM objectives CROSS JOIN pause WHERE objectives.organization_id = :org"
-                ),
+                ).bindparams(_ORG),
                 {"org": who.org},
             ).scalar_one()
         return {"objectives": int(count)}
@@ -207,9 +313,42 @@ def build_api(engine: Engine) -> FastAPI:
         """Raw SQL with a string-built WHERE (injection_signal: the request value is in the SQL text)."""
         with engine.connect() as conn:
             rows = conn.execute(
-                text(f"SELECT id, title FROM objectives WHERE organization_id = :org AND title LIKE '%{q}%' LIMIT 20"),
+                text(
+                    f"SELECT id, title FROM objectives WHERE organization_id = :org AND title LIKE '%{q}%' LIMIT 20"
+                ).bindparams(_ORG),
                 {"org": who.org},
             ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.get("/buggy/team/key-results")
+    def buggy_team_key_results(who: Who, team_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Trusts a team id from the query string: another team's key results, even inside the caller's own
+        organization (cross_tenant on the ``team`` key)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(KeyResult.id, KeyResult.title)
+                .where(KeyResult.team_id == team_id)
+                .order_by(KeyResult.id)
+                .limit(100)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @api.post("/buggy/team/key-results/{key_result_id}/check-ins")
+    def buggy_check_in(who: Who, key_result_id: int, team_id: uuid.UUID, progress: int) -> dict[str, int]:
+        """Stamps the check-in with a team id from the query string instead of the caller's (cross_tenant: it
+        writes another team's row)."""
+        with engine.begin() as conn:
+            conn.execute(
+                insert(CheckIn).values(team_id=team_id, key_result_id=key_result_id, progress=progress, note="")
+            )
+        return {"created": 1}
+
+    @api.get("/buggy/check-ins")
+    def buggy_check_ins(who: Who) -> list[dict[str, Any]]:
+        """Forgot the team filter on a team-only table: every team's check-ins, of every organization
+        (missing_tenant_filter)."""
+        with engine.connect() as conn:
+            rows = conn.execute(select(CheckIn.id, CheckIn.note).order_by(CheckIn.id.desc()).limit(50)).all()
         return [dict(r._mapping) for r in rows]
 
     @api.get("/stats")
@@ -228,18 +367,20 @@ def create_app(
     *,
     tenants: tuple[Tenant, ...] = DEFAULT_TENANTS,
     settings: tenantwatch.Settings | None = None,
+    context_form: ContextForm = "uuid",
     **configure: Any,
 ) -> tuple[Any, tenantwatch.TenantwatchHandle, Engine]:
     """The instrumented ASGI app, the tenantwatch handle and the engine. ``configure`` goes to
-    :func:`tenantwatch.configure` (exporters, service name, ...)."""
+    :func:`tenantwatch.configure` (exporters, service name, ...); ``context_form`` is how the tenant is handed to the
+    context (:data:`ContextForm`)."""
     engine = _engine(database_url or os.environ.get("DATABASE_URL") or DEFAULT_URL)
     seed(engine, tenants)
     # tenantwatch, as a user sets it up: verify the bearer token, then instrument SQLAlchemy and the app.
     if settings is None:
-        settings = tenantwatch.load_settings(http={"jwt_key_file": auth.secret_file(), "resolvers": ["jwt"]})
+        settings = okr_settings()
     configure.setdefault("service_name", os.environ.get("OTEL_SERVICE_NAME") or "okr-app")
     handle = tenantwatch.configure(settings=settings, engine=engine, **configure)
-    return handle.instrument_app(build_api(engine)), handle, engine
+    return handle.instrument_app(build_api(engine, context_form=context_form)), handle, engine
 
 
 def __getattr__(name: str) -> Any:
