@@ -119,6 +119,10 @@ class _Level:
     """A subquery in a filter of ``parent`` (EXISTS / IN / ANY / ALL): it returns no rows to the caller."""
     targets: Any = None
     """The target list (a SELECT's output columns)."""
+    conditions: tuple[list[_Atom], dict[int, list[_Atom]], dict[tuple[int, ...], _Protection]] | None = None
+    """What :meth:`_Walker._judge` computed (WHERE atoms, ON atoms per join, protections per set of holding joins),
+    kept so that the end of the walk can ask what holds for a table without a tenant column (an association
+    table) without walking the conditions again."""
 
     def add(self, rel: _Rel, schema: str | None = None) -> None:
         self.rels.append(rel)
@@ -918,6 +922,7 @@ class _Walker:
         where_atoms = self._atoms(conjuncts(where), level)
         on_atoms: dict[int, list[_Atom]] = {}
         protections: dict[tuple[int, ...], _Protection] = {}
+        level.conditions = (where_atoms, on_atoms, protections)
         for rel in derived:  # filters on the output columns of derived tables and CTEs
             outer = self._protection(level, rel, where_atoms, on_atoms, protections)
             key = rel.key
@@ -1120,27 +1125,77 @@ class _Walker:
             return True
         return level.narrowing and self._level_protected(level.parent, depth + 1)
 
+    def _linked(
+        self, links: Iterable[tuple[_Key, _Key]], level: _Level
+    ) -> dict[int, tuple[_Rel, str, list[tuple[str, str]]]]:
+        """The tables of ``level`` that ``links`` equate with, by table relation (a derived table or CTE column
+        traced to the table it comes from): ``(table, name in this level, [(own column, its column)])``."""
+        found: dict[int, tuple[_Rel, str, list[tuple[str, str]]]] = {}
+        for (_mine, my_col), (other_key, link_col) in links:
+            other = level.qualifiers.get(other_key)
+            if other is None or other_key != other.key:
+                continue
+            via, other_col = other.key, link_col
+            if other.kind != "table":  # a derived table or CTE: the table its column comes from
+                traced = self._trace(other, link_col, 0)
+                if traced is None:
+                    continue
+                other, other_col = traced
+            if other.kind == "table" and other.table is not None:
+                found.setdefault(id(other), (other, via, []))[2].append((my_col, other_col))
+        return found
+
+    def _carrier(self, rel: _Rel, level: _Level, depth: int) -> str | None:
+        """Whether a table without a tenant column (an association table) carries a protected table's tenant: it
+        *refers* by a declared foreign key, on every column pair, to a protected table of the level (or to such a
+        carrier), through conditions that hold for each of its rows. Its rows then belong to protected rows, as a
+        child's do. Only that direction: a table without a tenant column that a protected row refers to (``users``
+        shared by every tenant) may be reached from any tenant, so it carries nothing. Returns the chain for the
+        reason (``"recipes_to_categories_1, which refers to protected recipes"``) or ``None``."""
+        if depth > 8 or level.conditions is None or rel.table is None or self.foreign_keys is None:
+            return None
+        fks = [fk for fk in self.foreign_keys(rel.table) if fk.table == rel.table]
+        if not fks:
+            return None
+        where_atoms, on_atoms, protections = level.conditions
+        links = self._protection(level, rel, where_atoms, on_atoms, protections).links_of(rel.key)
+        for other, via, columns in self._linked(links, level).values():
+            if other is rel or other.table is None:
+                continue
+            if self._protected(other):
+                chain = f"protected {via}"
+            elif other.column is None:
+                found = self._carrier(other, level, depth + 1)
+                if found is None:
+                    continue
+                chain = found
+            else:
+                continue
+            if any(
+                fk.referred == other.table and all(pair in columns for pair in zip(fk.columns, fk.referred_columns))
+                for fk in fks
+            ):
+                return f"{rel.key}, which refers to {chain}"
+        return None
+
     def _inheritance(self, rel: _Rel, level: _Level) -> tuple[InheritedReason, str] | None:
         assert rel.table is not None
         fks = tuple(self.foreign_keys(rel.table)) if self.foreign_keys is not None else ()
         if fks and rel.links:
-            pairs: dict[int, tuple[_Rel, str, list[tuple[str, str]]]] = {}
-            for (_mine, my_col), (other_key, link_col) in rel.links:
-                other = level.qualifiers.get(other_key)
-                if other is None or other_key != other.key:
-                    continue
-                via, other_col = other.key, link_col
-                if other.kind != "table":  # a derived table or CTE: the protected table its column comes from
-                    traced = self._trace(other, link_col, 0)
-                    if traced is None:
-                        continue
-                    other, other_col = traced
+            carried: list[tuple[_Rel, str, list[tuple[str, str]]]] = []
+            for other, via, columns in self._linked(rel.links, level).values():
                 if self._protected(other):
-                    pairs.setdefault(id(other), (other, via, []))[2].append((my_col, other_col))
-            for other, via, columns in pairs.values():
+                    assert other.table is not None
+                    if _fk_matches(fks, rel.table, other.table, columns):
+                        return "fk_join", f"joined to protected {via} on a foreign key ({_pairs(columns)})"
+                elif other.column is None:
+                    carried.append((other, via, columns))
+            for other, _via, columns in carried:  # through an association table (no tenant column of its own)
                 assert other.table is not None
                 if _fk_matches(fks, rel.table, other.table, columns):
-                    return "fk_join", f"joined to protected {via} on a foreign key ({_pairs(columns)})"
+                    chain = self._carrier(other, level, 0)
+                    if chain is not None:
+                        return "fk_join", f"joined on a foreign key ({_pairs(columns)}) to {chain}"
             outer: dict[tuple[int, int], tuple[_Rel, list[tuple[str, str]]]] = {}
             for (_mine, my_col), (other_key, other_col) in rel.links:
                 if not other_key.startswith("^"):
