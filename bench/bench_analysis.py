@@ -8,6 +8,13 @@ subquery, a CTE, insert / insertmanyvalues, update, delete. The peers are measur
   pure-Python choice);
 * pglast ``parse_sql`` — libpg_query into Python AST objects (parse only).
 
+``--provenance`` measures instead what the provenance work (the end-of-walk upgrades to ``inherited`` and the
+links they read; see docs/analysis.md) adds to the walk of each statement: the statements above plus what the ORM
+emits for the ORM corpus (tests/sql/orm_capture.py, captured on SQLite), each parse tree loaded once, the walk timed
+with and without that work, interleaved; per statement the fastest batch of each (interference on a shared machine
+only ever adds time), and over statements the median. Target: <= 10 us per statement, also where provenance
+decides.
+
 Targets: cache hit <= 5 us; cold analysis p50 <= 150 us. Times are the CPU time of the measuring thread
 (``time.thread_time_ns``), so other processes on a shared machine do not inflate them; ratios compare peers measured
 in the same run the same way.
@@ -18,19 +25,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pglast
 import sqlglot
-from sqlalchemy import ForeignKey, String, func, insert, select, update
+from sqlalchemy import ForeignKey, String, create_engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, relationship
 
 from tenantwatch.config import Settings
-from tenantwatch.sql import Analyzer
+from tenantwatch.sql import Analyzer, _scope
 from tenantwatch.sql import analyzer as _analyzer_module
-from tenantwatch.sql._normalize import normalize
+from tenantwatch.sql._normalize import collapse_lists, normalize, slim_for_parse
 
 
 class Base(DeclarativeBase):
@@ -142,6 +152,95 @@ def _summary(label: str, samples: list[float], note: str) -> None:
     print(f"{label:<18} p50 {p50:8.2f} us  p95 {p95:8.2f} us   ({note})")
 
 
+def _orm_corpus() -> tuple[dict[str, str], Analyzer]:
+    """The statements of the ORM corpus (captured on SQLite) and an analyzer that knows its model."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "sql"))
+    import orm_capture
+
+    engine = create_engine("sqlite://")
+    orm_capture.seed(engine)
+    out: dict[str, str] = {}
+    for label, action in orm_capture.CASES.items():
+        for number, item in enumerate(orm_capture.capture(engine, action), start=1):
+            out.setdefault(item.sql, f"{label} #{number}")
+    return {name: sql for sql, name in out.items()}, orm_capture.analyzer()
+
+
+def _tree(sql: str) -> tuple[list[Any], bool]:
+    """The parse tree the analyzer walks for ``sql`` (normalized, lists collapsed, slimmed), loaded once."""
+    text = slim_for_parse(collapse_lists(normalize(sql).text)[0])
+    raw = pglast.parser.parse_sql_json(text)
+    return json.loads(raw).get("stmts") or [], '"SubLink"' in raw
+
+
+def provenance(rounds: int) -> None:
+    """Walk time with and without the provenance work, per statement (see the module docstring)."""
+    corpus, orm_analyzer = _orm_corpus()
+    bench_analyzer = Analyzer(Settings(tenant_tables={"users": "organization_id", "orders": "organization_id"}))
+    bench_analyzer.tables.learn_from_metadata(Base.metadata)
+    work = [(name, sql, bench_analyzer) for name, sql in statements().items()]
+    work += [(name, sql, orm_analyzer) for name, sql in corpus.items()]
+    settle, links_of = _scope._Walker.settle, _scope._Protection.links_of
+
+    def off() -> None:
+        _scope._Walker.settle = lambda self: None  # type: ignore[method-assign]
+        _scope._Protection.links_of = lambda self, key: ()  # type: ignore[method-assign]
+
+    def on() -> None:
+        _scope._Walker.settle = settle  # type: ignore[method-assign]
+        _scope._Protection.links_of = links_of  # type: ignore[method-assign]
+
+    print(f"{'statement':<46} {'walk':>8} {'+prov':>7}  verdict")
+    everything: list[float] = []
+    deciding: list[float] = []
+    walks: list[float] = []
+    for name, sql, analyzer in work:
+        tables = analyzer.tables
+        stmts, sublinks = _tree(sql)
+
+        keys = {"fk_links": tables.fk_links} if hasattr(tables, "fk_links") else {"foreign_keys": tables.foreign_keys}
+
+        def once(stmts: list[Any] = stmts, sublinks: bool = sublinks, tables: Any = tables, keys: Any = keys) -> None:
+            _scope.walk(
+                stmts,
+                column_for=tables.column_for,
+                tenant_columns=tables.tenant_columns,
+                max_depth=100,
+                has_sublinks=sublinks,
+                is_root=tables.is_root,
+                **keys,
+            )
+
+        with_samples: list[float] = []
+        without_samples: list[float] = []
+        for _ in range(rounds):  # interleaved: a noisy neighbour slows both alike
+            on()
+            with_samples += _timed(once, 1, batch=10)
+            off()
+            without_samples += _timed(once, 1, batch=10)
+        on()
+        base, extra = min(without_samples), min(with_samples)  # interference only ever adds time
+        analysis = analyzer.analyze(sql)
+        decides = any(v.verdict == "inherited" for v in analysis.scopes)
+        everything.append(extra - base)
+        walks.append(base)
+        if decides:
+            deciding.append(extra - base)
+        print(f"{name[:46]:<46} {base:>7.1f}u {extra - base:>+6.1f}u  {analysis.tenant_filter}")
+    print()
+    print(f"statements: {len(everything)}, provenance decides in {len(deciding)}")
+    print(f"walk without provenance, p50 {statistics.median(walks):6.2f} us")
+    p50_all, max_all = statistics.median(everything), max(everything)
+    print(f"provenance work, all statements:        p50 {p50_all:+6.2f} us  max {max_all:+6.2f} us")
+    if deciding:
+        print(
+            f"provenance work, where it decides:      p50 {statistics.median(deciding):+6.2f} us  "
+            f"max {max(deciding):+6.2f} us   (target <= 10 us)"
+        )
+    hit = _timed(lambda: bench_analyzer.analyze(work[1][1]), rounds, batch=100)
+    print(f"cache hit (provenance is in the cached result): p50 {statistics.median(hit):.2f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=400, help="timed calls per statement and method")
@@ -150,8 +249,12 @@ def main() -> None:
         action="store_true",
         help="learn the ORM's MetaData first (its foreign keys: the provenance work runs on every missing verdict)",
     )
+    parser.add_argument("--provenance", action="store_true", help="measure the provenance work alone (see above)")
     args = parser.parse_args()
     rounds: int = args.rounds
+    if args.provenance:
+        provenance(max(20, rounds // 4))
+        return
 
     analyzer = Analyzer(Settings(tenant_tables={"users": "organization_id", "orders": "organization_id"}))
     if args.learn_metadata:

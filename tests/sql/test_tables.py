@@ -11,6 +11,7 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table
 
 from tenantwatch.config import Settings
 from tenantwatch.sql import Analyzer, TenantTables
+from tenantwatch.sql.tables import ForeignKey as DeclaredKey
 
 
 def _metadata() -> MetaData:
@@ -209,3 +210,25 @@ async def test_learn_through_sqlalchemy_asyncpg_adapter(postgres_url: str) -> No
             await conn.commit()
     finally:
         await engine.dispose()
+
+
+def test_fk_links_index_every_key_under_both_tables_with_its_direction() -> None:
+    """The provenance walk reads keys by pair of tables: both directions, self-references, composite keys."""
+    tables = TenantTables(Settings())
+    tables.learn_foreign_keys(
+        [
+            DeclaredKey("Recipes_To_Categories", ("recipe_id",), "recipes", ("id",)),
+            DeclaredKey("users", ("manager_id",), "users", ("id",)),
+            DeclaredKey("foods", ("org_id", "recipe_id"), "recipes", ("org_id", "id")),
+        ]
+    )
+    assert tables.fk_links("recipes_to_categories") == {"recipes": ((frozenset({("recipe_id", "id")}), True),)}
+    assert tables.fk_links("recipes")["recipes_to_categories"] == ((frozenset({("id", "recipe_id")}), False),)
+    assert tables.fk_links("recipes")["foods"] == ((frozenset({("org_id", "org_id"), ("id", "recipe_id")}), False),)
+    assert set(tables.fk_links("users")["users"]) == {
+        (frozenset({("manager_id", "id")}), True),
+        (frozenset({("id", "manager_id")}), False),
+    }
+    assert tables.fk_links("recipes", True) == {}  # recipes holds no key
+    assert tables.fk_links("users", True) == {"users": ((frozenset({("manager_id", "id")}), True),)}
+    assert tables.fk_links("unknown") == {}

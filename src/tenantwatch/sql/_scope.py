@@ -25,11 +25,12 @@ stayed inline), and bound to the caller's parameters later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tenantwatch.sql.model import InheritedReason, ScopeVerdict
+from tenantwatch.sql.tables import KeyPairs
 
 __all__ = ["Hierarchy", "TooDeepError", "Value", "WalkResult", "walk"]
 
@@ -38,8 +39,9 @@ Value = int | str
 
 Node = dict[str, Any]
 _Key = tuple[str, str]
-ForeignKeys = Callable[[str], Iterable[Any]]
-"""``table -> foreign keys from or to it`` (each with ``table``, ``columns``, ``referred``, ``referred_columns``)."""
+FkLinks = Callable[[str, bool], Mapping[str, KeyPairs]]
+"""``(table, only the keys it holds) -> {other table: its declared keys with that table}`` (:meth:`TenantTables.fk_links
+<tenantwatch.sql.tables.TenantTables.fk_links>`)."""
 _NARROWING = frozenset({"EXISTS_SUBLINK", "ANY_SUBLINK", "ALL_SUBLINK"})
 """Subqueries that only decide whether a row of the enclosing level is kept, when they stand in a filter."""
 
@@ -109,6 +111,8 @@ class _Rel:
     links: tuple[tuple[_Key, _Key], ...] = ()
     """Column equalities holding in every row where this relation is not null, this relation's column first (the
     other relation of such an equality is then not null either)."""
+    index: int = -1
+    """Position in its level's ``rels``."""
 
 
 @dataclass(slots=True)
@@ -137,8 +141,13 @@ class _Level:
     """A subquery in a filter of ``parent`` (EXISTS / IN / ANY / ALL): it returns no rows to the caller."""
     targets: Any = None
     """The target list (a SELECT's output columns)."""
+    conditions: tuple[list[_Atom], dict[int, list[_Atom]], dict[tuple[int, ...], _Protection]] | None = None
+    """What :meth:`_Walker._judge` computed (WHERE atoms, ON atoms per join, protections per set of holding joins),
+    kept so that the end of the walk can ask what holds for a table without a tenant column (an association
+    table) without walking the conditions again."""
 
     def add(self, rel: _Rel, schema: str | None = None) -> None:
+        rel.index = len(self.rels)
         self.rels.append(rel)
         self.qualifiers.setdefault(rel.key, rel)
         if schema and rel.table is not None and rel.key == rel.table:
@@ -347,7 +356,7 @@ class _Walker:
         column_for: Callable[[str], str | None],
         tenant_columns: Iterable[str],
         max_depth: int,
-        foreign_keys: ForeignKeys | None = None,
+        fk_links: FkLinks | None = None,
         is_root: Callable[[str], bool] | None = None,
         *,
         hierarchy: Hierarchy | None = None,
@@ -357,7 +366,7 @@ class _Walker:
         self.key_filter_values: dict[str, list[Value]] = {}
         self.key_written_values: dict[str, list[Value]] = {}
         self.others: dict[str, tuple[str, ...]] = {}
-        self.foreign_keys = foreign_keys
+        self.fk_links = fk_links
         self.is_root = is_root
         self.stack: list[_Level] = []
         """The levels being walked, innermost last: the parent of a subquery in an expression."""
@@ -365,6 +374,9 @@ class _Walker:
         """Whether the expression being walked is a filter (WHERE, HAVING, ON) of the innermost level."""
         self.pending: list[tuple[_Rel, _Level]] = []
         """The ``missing`` verdicts, with their level: what the end of the walk may upgrade."""
+        self.protected = False
+        """Some table of the statement is ``present``: without one, nothing can be inherited."""
+        self.traces: dict[tuple[int, str], tuple[_Rel, str] | None] = {}
         self.derived: list[tuple[_Rel, str, str]] = []
         """``(subquery or CTE relation, output column, reason)``: the outer level filters that column."""
         self.cte_levels: dict[str, _Level] = {}
@@ -976,6 +988,7 @@ class _Walker:
         where_atoms = self._atoms(conjuncts(where), level)
         on_atoms: dict[int, list[_Atom]] = {}
         protections: dict[tuple[int, ...], _Protection] = {}
+        level.conditions = (where_atoms, on_atoms, protections)
         for rel in derived:  # filters on the output columns of derived tables and CTEs
             outer = self._protection(level, rel, where_atoms, on_atoms, protections)
             key = rel.key
@@ -1012,11 +1025,22 @@ class _Walker:
                     reason = f"no filter on {' or '.join(f'{rel.key}.{c}' for c in (column, *rel.others))}"
             assert rel.table is not None
             rel.verdict = "present" if ok else "missing"
-            if not ok:
+            inherited: InheritedReason | None = None
+            if ok:
+                self.protected = True
+            else:
                 rel.links = protection.links_of(rel.key)
-                self.pending.append((rel, level))
+                # Decided here when a table judged before it already protects it (the ORM's joins: the filtered
+                # table comes first), else at the end of the walk. Verdicts only ever go up, so deciding early
+                # never says more than the end of the walk would.
+                found = self._inheritance(rel, level) if self.protected and rel.links else None
+                if found is None:
+                    self.pending.append((rel, level))
+                else:
+                    inherited, reason = found
+                    rel.verdict = "inherited"
             rel.slot = (group, len(group))
-            verdict = ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason, key=protected_by)  # type: ignore[arg-type]
+            verdict = ScopeVerdict(rel.scope, rel.table, rel.role, rel.verdict, reason, inherited, key=protected_by)  # type: ignore[arg-type]
             group.append(verdict)
         if self.hierarchy is not None:
             self._nested_roots(level, tenant_rels)
@@ -1029,7 +1053,7 @@ class _Walker:
         while changed:
             changed = False
             for rel in rels:
-                if rel.verdict != "missing" or rel.table is None:
+                if rel.verdict not in {"missing", "inherited"} or rel.table is None:
                     continue
                 for (_mine, column), (other_key, other_column) in rel.links:
                     other = level.qualifiers.get(other_key)
@@ -1137,8 +1161,11 @@ class _Walker:
                     return None  # which relation a name comes from is not known here
                 source = inner.rels[0]
             else:
+                name = res.get("name")
+                if (str(name).lower() if name else _name(fields[-1])) != column:
+                    continue  # the output name first: resolving a column costs more
                 key = self._key(fields, inner)
-                if key is None or str(res.get("name") or key[1]).lower() != column:
+                if key is None:
                     continue
                 found = inner.qualifiers.get(key[0])
                 if found is None:
@@ -1153,9 +1180,16 @@ class _Walker:
 
     def settle(self) -> None:
         """Upgrade verdicts by provenance, until nothing changes: filters through derived tables and CTEs
-        (``present``), then ``inherited`` (foreign-key joins, correlation, narrowing subqueries)."""
+        (``present``), then ``inherited`` (foreign-key joins, correlation, narrowing subqueries).
+
+        Cheap by construction (it runs on every cold analysis with a ``missing`` verdict): nothing to do when no
+        table of the statement is protected (nothing can be inherited from), the declared keys come precomputed per
+        pair of tables (:meth:`~tenantwatch.sql.tables.TenantTables.fk_links`), and traces through derived tables
+        are computed once per walk."""
         self._settle_derived()
         pending = [(rel, level) for rel, level in self.pending if rel.verdict == "missing"]
+        if not pending or not self.protected:
+            return
         changed = True
         while changed and pending:
             changed = False
@@ -1190,8 +1224,9 @@ class _Walker:
             return
         source, source_column = target
         if source.kind == "table":
-            if source.verdict == "missing":
+            if source.verdict in ("missing", "inherited"):  # a filter of its own beats provenance
                 self._set(source, "present", why, None)
+                self.protected = True
             return
         self._protect_output(source, source_column, why, depth + 1)
 
@@ -1219,28 +1254,84 @@ class _Walker:
             return True
         return level.narrowing and self._level_protected(level.parent, depth + 1)
 
+    def _traced(self, rel: _Rel, column: str) -> tuple[_Rel, str] | None:
+        """:meth:`_trace`, once per walk for each derived table column."""
+        key = (id(rel), column)
+        traces = self.traces
+        if key not in traces:
+            traces[key] = self._trace(rel, column, 0)
+        return traces[key]
+
+    def _linked(
+        self, links: Iterable[tuple[_Key, _Key]], level: _Level, keyed: Mapping[str, KeyPairs]
+    ) -> dict[int, tuple[_Rel, str, set[tuple[str, str]]]]:
+        """The tables of ``level`` that ``links`` equate with and that a declared key joins (``keyed``: by table), by
+        table relation (a derived table or CTE column traced to the table it comes from): ``(table, name in this
+        level, {(own column, its column)})``."""
+        found: dict[int, tuple[_Rel, str, set[tuple[str, str]]]] = {}
+        qualifiers = level.qualifiers
+        for (_mine, my_col), (other_key, link_col) in links:
+            other = qualifiers.get(other_key)
+            if other is None or other_key != other.key:
+                continue
+            via, other_col = other_key, link_col
+            if other.kind != "table":  # a derived table or CTE: the table its column comes from
+                traced = self._traced(other, link_col)
+                if traced is None:
+                    continue
+                other, other_col = traced
+            if other.table in keyed:
+                entry = found.get(id(other))
+                if entry is None:
+                    found[id(other)] = (other, via, {(my_col, other_col)})
+                else:
+                    entry[2].add((my_col, other_col))
+        return found
+
+    def _carrier(self, rel: _Rel, level: _Level, depth: int) -> str | None:
+        """Whether a table without a tenant column (an association table) carries a protected table's tenant: it
+        *refers* by a declared foreign key, on every column pair, to a protected table of the level (or to such a
+        carrier), through conditions that hold for each of its rows. Its rows then belong to protected rows, as a
+        child's do. Only that direction: a table without a tenant column that a protected row refers to (``users``
+        shared by every tenant) may be reached from any tenant, so it carries nothing. Returns the chain for the
+        reason (``"recipes_to_categories_1, which refers to protected recipes"``) or ``None``."""
+        if depth > 8 or level.conditions is None or rel.table is None or self.fk_links is None:
+            return None
+        refers = self.fk_links(rel.table, True)
+        if not refers:
+            return None
+        where_atoms, on_atoms, protections = level.conditions
+        links = self._protection(level, rel, where_atoms, on_atoms, protections).links_of(rel.key)
+        for other, via, columns in self._linked(links, level, refers).values():
+            if other is rel or other.table is None:
+                continue
+            if not any(pairs <= columns for pairs, _refers in refers[other.table]):
+                continue
+            if self._protected(other):
+                return f"{rel.key}, which refers to protected {via}"
+            if other.column is None:
+                found = self._carrier(other, level, depth + 1)
+                if found is not None:
+                    return f"{rel.key}, which refers to {found}"
+        return None
+
     def _inheritance(self, rel: _Rel, level: _Level) -> tuple[InheritedReason, str] | None:
         assert rel.table is not None
-        fks = tuple(self.foreign_keys(rel.table)) if self.foreign_keys is not None else ()
-        if fks and rel.links:
-            pairs: dict[int, tuple[_Rel, str, list[tuple[str, str]]]] = {}
-            for (_mine, my_col), (other_key, link_col) in rel.links:
-                other = level.qualifiers.get(other_key)
-                if other is None or other_key != other.key:
+        keyed = self.fk_links(rel.table, False) if self.fk_links is not None and rel.links else None
+        if keyed:
+            carried: list[tuple[_Rel, set[tuple[str, str]]]] = []
+            for other, via, columns in self._linked(rel.links, level, keyed).values():
+                if not any(pairs <= columns for pairs, _refers in keyed[other.table or ""]):
                     continue
-                via, other_col = other.key, link_col
-                if other.kind != "table":  # a derived table or CTE: the protected table its column comes from
-                    traced = self._trace(other, link_col, 0)
-                    if traced is None:
-                        continue
-                    other, other_col = traced
                 if self._protected(other):
-                    pairs.setdefault(id(other), (other, via, []))[2].append((my_col, other_col))
-            for other, via, columns in pairs.values():
-                assert other.table is not None
-                if _fk_matches(fks, rel.table, other.table, columns):
                     return "fk_join", f"joined to protected {via} on a foreign key ({_pairs(columns)})"
-            outer: dict[tuple[int, int], tuple[_Rel, list[tuple[str, str]]]] = {}
+                if other.column is None:
+                    carried.append((other, columns))
+            for other, columns in carried:  # through an association table (no tenant column of its own)
+                chain = self._carrier(other, level, 0)
+                if chain is not None:
+                    return "fk_join", f"joined on a foreign key ({_pairs(columns)}) to {chain}"
+            outer: dict[tuple[int, int], tuple[_Rel, set[tuple[str, str]]]] = {}
             for (_mine, my_col), (other_key, other_col) in rel.links:
                 if not other_key.startswith("^"):
                     continue
@@ -1248,16 +1339,16 @@ class _Walker:
                 ancestor = level.parent
                 while ancestor is not None and qualifier not in ancestor.qualifiers:
                     ancestor = ancestor.parent
-                other = ancestor.qualifiers.get(qualifier) if ancestor is not None else None
-                if other is not None and other.table is not None and self._protected(other):
-                    entry = outer.setdefault((id(ancestor), id(other)), (other, []))
-                    entry[1].append((my_col, other_col))
-            for other, columns in outer.values():
-                assert other.table is not None
-                if _fk_matches(fks, rel.table, other.table, columns):
+                found_rel = ancestor.qualifiers.get(qualifier) if ancestor is not None else None
+                if found_rel is not None and found_rel.table in keyed and self._protected(found_rel):
+                    entry = outer.setdefault((id(ancestor), id(found_rel)), (found_rel, set()))
+                    entry[1].add((my_col, other_col))
+            for correlated, columns in outer.values():
+                assert correlated.table is not None
+                if any(pairs <= columns for pairs, _refers in keyed[correlated.table]):
                     return (
                         "correlated_fk",
-                        f"correlated with protected {other.key} on a foreign key ({_pairs(columns)})",
+                        f"correlated with protected {correlated.key} on a foreign key ({_pairs(columns)})",
                     )
         if level.narrowing and self._level_protected(level.parent):
             return "narrowing_scope", "a subquery that only narrows a protected level and returns no rows"
@@ -1274,7 +1365,7 @@ class _Walker:
         """
         if not level.joins:
             return []
-        index = level.rels.index(rel)
+        index = rel.index
         present = {index} | level.cores
         for join, side in rel.path:
             jointype, _left, _right, lcore, rcore = level.joins[join]
@@ -1563,21 +1654,8 @@ class _Walker:
             self.key_written_values.setdefault(key, []).append(value)
 
 
-def _fk_matches(fks: Iterable[Any], table: str, other: str, pairs: list[tuple[str, str]]) -> bool:
-    """Whether ``pairs`` (``(column of table, column of other)``, equated) cover every column of a declared foreign
-    key between the two tables, in either direction."""
-    equal = set(pairs)
-    for fk in fks:
-        columns = list(zip(fk.columns, fk.referred_columns, strict=False))
-        if fk.table == table and fk.referred == other and all(pair in equal for pair in columns):
-            return True
-        if fk.table == other and fk.referred == table and all((b, a) in equal for a, b in columns):
-            return True
-    return False
-
-
-def _pairs(pairs: list[tuple[str, str]]) -> str:
-    return ", ".join(f"{a} = {b}" for a, b in pairs)
+def _pairs(pairs: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{a} = {b}" for a, b in sorted(pairs))
 
 
 def _combine(operations: list[str]) -> int:
@@ -1598,17 +1676,17 @@ def walk(
     tenant_columns: Iterable[str],
     max_depth: int,
     has_sublinks: bool = True,
-    foreign_keys: ForeignKeys | None = None,
+    fk_links: FkLinks | None = None,
     is_root: Callable[[str], bool] | None = None,
     hierarchy: Hierarchy | None = None,
 ) -> WalkResult:
     """Walk parsed statements (``[{"stmt": {...}}, ...]``). Raises :class:`TooDeepError` past ``max_depth``.
 
     ``has_sublinks=False`` (no ``SubLink`` anywhere in the tree) lets the walk skip expressions outside filters.
-    ``foreign_keys`` (declared keys from or to a table) and ``is_root`` (tenant root tables) come from
+    ``fk_links`` (declared keys between tables) and ``is_root`` (tenant root tables) come from
     :class:`~tenantwatch.sql.tables.TenantTables`.
     """
-    walker = _Walker(column_for, tenant_columns, max_depth, foreign_keys, is_root, hierarchy=hierarchy)
+    walker = _Walker(column_for, tenant_columns, max_depth, fk_links, is_root, hierarchy=hierarchy)
     walker.sublinks = has_sublinks
     operations: list[str] = []
     mains: list[str | None] = []

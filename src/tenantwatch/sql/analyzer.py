@@ -268,7 +268,7 @@ class Analyzer:
             tenant_columns=self.tables.tenant_columns,
             max_depth=self._max_depth,
             has_sublinks='"SubLink"' in raw,
-            foreign_keys=self.tables.foreign_keys,
+            fk_links=self.tables.fk_links,
             is_root=self.tables.is_root,
             hierarchy=self._hierarchy,
         )
@@ -292,7 +292,7 @@ class Analyzer:
                 column_for=self.tables.column_for,
                 tenant_columns=self.tables.tenant_columns,
                 max_depth=self._max_depth,
-                foreign_keys=self.tables.foreign_keys,
+                fk_links=self.tables.fk_links,
                 is_root=self.tables.is_root,
                 hierarchy=self._hierarchy,
             )

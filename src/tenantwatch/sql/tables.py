@@ -76,6 +76,11 @@ class ForeignKey:
 
 _NO_FKS: tuple[ForeignKey, ...] = ()
 
+KeyPairs = tuple[tuple[frozenset[tuple[str, str]], bool], ...]
+"""The declared keys between a table and one other table, as the walk asks for them: per key, its column pairs
+``(column of the table, column of the other)`` and whether the table holds the key (refers to the other)."""
+_NO_LINKS: Mapping[str, KeyPairs] = {}
+
 
 class TenantTables:
     """The set of tenant-scoped tables and their tenant column (see the module docstring for precedence)."""
@@ -92,6 +97,8 @@ class TenantTables:
         self._view: Mapping[str, str] = {}
         self._fk_set: dict[ForeignKey, None] = {}
         self._fks: Mapping[str, tuple[ForeignKey, ...]] = {}
+        self._fk_links: Mapping[str, Mapping[str, KeyPairs]] = {}
+        self._fk_refers: Mapping[str, Mapping[str, KeyPairs]] = {}
         self._roots: dict[str, str] = {}
         self._hierarchical = bool(self._settings.finer_keys)
         self._root_key = self._settings.root_key
@@ -193,6 +200,13 @@ class TenantTables:
         if not fks:
             return _NO_FKS
         return fks.get(_split(table)[1], _NO_FKS)
+
+    def fk_links(self, table: str, refers: bool = False) -> Mapping[str, KeyPairs]:
+        """The declared keys from or to ``table`` (bare, lower case: as the walk names tables), by the other table;
+        with ``refers``, only the keys ``table`` holds. Precomputed when keys are learned, so the provenance walk
+        does one lookup per table."""
+        links = self._fk_refers if refers else self._fk_links
+        return links.get(table, _NO_LINKS) if links else _NO_LINKS
 
     def snapshot(self) -> dict[str, str]:
         """A copy of every known ``table -> tenant column`` (bare and schema-qualified keys)."""
@@ -406,6 +420,16 @@ class TenantTables:
             if fk.referred != fk.table:
                 by_table.setdefault(fk.referred, []).append(fk)
         self._fks = {table: tuple(found) for table, found in by_table.items()}
+        links: dict[str, dict[str, list[tuple[frozenset[tuple[str, str]], bool]]]] = {}
+        for fk in self._fk_set:
+            pairs = list(zip(fk.columns, fk.referred_columns, strict=False))
+            own = links.setdefault(fk.table, {}).setdefault(fk.referred, [])
+            own.append((frozenset(pairs), True))
+            other = links.setdefault(fk.referred, {}).setdefault(fk.table, [])
+            other.append((frozenset((b, a) for a, b in pairs), False))
+        self._fk_links = {t: {o: tuple(keys) for o, keys in by.items()} for t, by in links.items()}
+        refers = {t: {o: tuple(k for k in keys if k[1]) for o, keys in by.items()} for t, by in links.items()}
+        self._fk_refers = {t: {o: keys for o, keys in by.items() if keys} for t, by in refers.items()}
         if bump:
             self._version += 1
 
