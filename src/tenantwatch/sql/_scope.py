@@ -65,6 +65,8 @@ class WalkResult:
     scopes: tuple[ScopeVerdict, ...]
     filter_values: tuple[Value, ...]
     written_values: tuple[Value, ...]
+    keyed: tuple[str, ...] = ()
+    """``scope:table`` of the unfiltered reads a key pins to one row (set by :mod:`tenantwatch.sql.keyed`)."""
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ when :attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import json
@@ -47,6 +48,7 @@ from tenantwatch.sql._normalize import (
     slim_for_parse,
 )
 from tenantwatch.sql._scope import TooDeepError, Value, WalkResult, walk
+from tenantwatch.sql.keyed import keyed_reads
 from tenantwatch.sql.model import ScopeVerdict, StatementAnalysis, ValueSource
 from tenantwatch.sql.tables import TenantTables
 
@@ -258,8 +260,9 @@ class Analyzer:
             raise TooDeepError(f"statement nested deeper than {self._max_depth} levels") from exc
         except ValueError as exc:  # orjson refuses trees nested deeper than 1024
             raise TooDeepError(f"statement nested deeper than {self._max_depth} levels ({exc})") from exc
-        return walk(
-            tree.get("stmts") or [],
+        stmts = tree.get("stmts") or []
+        result = walk(
+            stmts,
             column_for=self.tables.column_for,
             tenant_columns=self.tables.tenant_columns,
             max_depth=self._max_depth,
@@ -267,6 +270,14 @@ class Analyzer:
             foreign_keys=self.tables.foreign_keys,
             is_root=self.tables.is_root,
         )
+        return self._with_keys(stmts, result)
+
+    def _with_keys(self, stmts: list[Any], result: WalkResult) -> WalkResult:
+        """``result`` with its lookups by key (only statements with an unfiltered read pay for the look)."""
+        if result.operation != "SELECT" or not any(s.verdict == "missing" for s in result.scopes):
+            return result
+        keyed = keyed_reads(stmts, result.scopes, self.tables.keys_for)
+        return dataclasses.replace(result, keyed=keyed) if keyed else result
 
     def _fallback(self, text: str, fp: str, pg_error: str) -> _Template:
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -290,6 +301,7 @@ class Analyzer:
                 foreign_keys=self.tables.foreign_keys,
                 is_root=self.tables.is_root,
             )
+            result = self._with_keys(stmts, result)
         except TooDeepError as exc:
             return _Template(None, fp, str(exc))
         except RecursionError:
@@ -415,4 +427,5 @@ def _bind(template: _Template, sources: tuple[ValueSource, ...]) -> StatementAna
         written_values=_bind_values(result.written_values, sources, template.expansions),
         fingerprint=template.fingerprint,
         main_table=result.main_table,
+        keyed=result.keyed,
     )

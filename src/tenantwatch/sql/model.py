@@ -81,6 +81,9 @@ class StatementAnalysis:
     """Why the statement was not analyzed (verdict ``unknown``); ``None`` when it was."""
     main_table: str | None = field(default=None)
     """The write target, or the first table read."""
+    keyed: tuple[str, ...] = ()
+    """``scope:table`` of each ``missing`` read scope that a primary or unique key pins to one row: a lookup by key
+    (:mod:`tenantwatch.sql.keyed`)."""
 
     @property
     def is_write(self) -> bool:
