@@ -187,9 +187,12 @@ class TenantTables:
         return self._learn(columns_by_table, ())
 
     def _learn(
-        self, columns_by_table: Iterable[tuple[str | None, str, Iterable[str]]], foreign_keys: Iterable[ForeignKey]
+        self,
+        columns_by_table: Iterable[tuple[str | None, str, Iterable[str]]],
+        foreign_keys: Iterable[ForeignKey],
+        keys: Iterable[tuple[str, Iterable[str]]] = (),
     ) -> int:
-        """Tenant tables and foreign keys, published together (one version step)."""
+        """Tenant tables, foreign keys and primary/unique keys, published together (one version step)."""
         fks = self._normalized_fks(foreign_keys)
         found: list[tuple[str, str]] = []
         for schema, table, columns in columns_by_table:
@@ -208,10 +211,14 @@ class TenantTables:
             new_fks = [fk for fk in fks if fk not in self._fk_set]
             for fk in new_fks:
                 self._fk_set[fk] = None
+            new_keys = self._merge_keys(keys)
+            before = self._version
             if new_fks:
                 self._publish_fks(bump=not changed)
             if changed:
                 self._publish()
+            if new_keys and self._version == before:
+                self._version += 1
         return len(found)
 
     def learn_foreign_keys(self, foreign_keys: Iterable[ForeignKey]) -> int:
@@ -228,23 +235,26 @@ class TenantTables:
     def learn_keys(self, keys: Iterable[tuple[str, Iterable[str]]]) -> int:
         """Record primary or unique keys as ``(table, columns)`` pairs (names normalized here); returns how many were
         new. A new key bumps :attr:`version` (cached analyses tell lookups by key from other reads)."""
-        found: dict[str, list[tuple[str, ...]]] = {}
+        with self._lock:
+            new = self._merge_keys(keys)
+            if new:
+                self._version += 1
+        return new
+
+    def _merge_keys(self, keys: Iterable[tuple[str, Iterable[str]]]) -> int:
+        """Publish new keys (caller holds the lock; the version is the caller's to bump); returns how many."""
+        merged = {table: list(known) for table, known in self._keys.items()}
+        new = 0
         for table, columns in keys:
             key = tuple(_norm(c) for c in columns)
-            if key:
-                found.setdefault(_split(table)[1], []).append(key)
-        with self._lock:
-            merged = {table: list(known) for table, known in self._keys.items()}
-            new = 0
-            for table, table_keys in found.items():
-                known = merged.setdefault(table, [])
-                for key in table_keys:
-                    if key not in known:
-                        known.append(key)
-                        new += 1
-            if new:
-                self._keys = {table: tuple(known) for table, known in merged.items()}
-                self._version += 1
+            if not key:
+                continue
+            known = merged.setdefault(_split(table)[1], [])
+            if key not in known:
+                known.append(key)
+                new += 1
+        if new:
+            self._keys = {table: tuple(known) for table, known in merged.items()}
         return new
 
     @staticmethod
@@ -277,8 +287,7 @@ class TenantTables:
                 except Exception:  # an unresolved reference (the referred table is not in this MetaData)
                     continue
                 fks.append(ForeignKey(table.name, tuple(a for a, _ in pairs), referred, tuple(b for _, b in pairs)))
-        self.learn_keys(keys)
-        return self._learn(triples, fks)
+        return self._learn(triples, fks, keys)
 
     def learn_from_connection(self, dbapi_connection: Any, dialect_name: str) -> int:
         """Discover tenant tables from the database catalog; returns the count. Never raises (logs a warning).
@@ -307,8 +316,7 @@ class TenantTables:
         finally:
             if idle:
                 _rollback_quietly(dbapi_connection)
-        self.learn_keys(keys)
-        return self._learn(triples, fks)
+        return self._learn(triples, fks, keys)
 
     # -- internals -----------------------------------------------------------------------------------------------
 
