@@ -325,3 +325,19 @@ async def test_asyncpg_session_get_of_another_tenants_row(
     span = _select_span(traced)
     assert _counts(span) == (1, 0, 1, 0)
     assert _findings(span)["cross_tenant_read"][0] == "critical"
+
+
+def test_a_row_it_cannot_read_switches_inspection_off_without_raising() -> None:
+    """Counts are recorded only when every fetched row could be read; the application's rows are never touched."""
+    from tenantwatch.instrumentation._row_tenants import InspectionPlan, RowTenants
+
+    tenants = RowTenants(InspectionPlan([(2, "notes", "organization_id")]), ("1",), max_rows=10)
+    tenants.rows([(1, "a", 1), (2, "b", None), (3, "c", "0002")])
+    recorded: dict[str, Any] = {}
+    tenants.record(recorded)
+    assert (recorded[A.DB_TENANT_ROWS_INSPECTED], recorded[A.DB_TENANT_ROWS_OWN]) == (3, 1)  # NULL: no tenant's row
+    assert recorded[A.DB_TENANT_ROWS_OTHER] == 1  # "0002" is tenant 2, canonically
+    tenants.row((4,))  # too short: cannot be read
+    broken: dict[str, Any] = {}
+    tenants.record(broken)
+    assert broken == {}

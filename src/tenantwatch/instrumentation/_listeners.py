@@ -126,6 +126,8 @@ class Listeners:
         observed = settings.enabled("cross_tenant_read") or settings.enabled("missing_tenant_filter")
         self._max_inspected_rows = settings.rules.cross_tenant_read.max_rows if observed else 0
         """Rows whose tenant values are compared per unfiltered read (0: no inspection, see :mod:`._row_tenants`)."""
+        self._expected: tuple[Any, tuple[str, ...], tuple[str, ...]] = (None, (), ())
+        """The last context, tenant columns and their expected canonical values (a request keeps one context)."""
 
     # --- registration ---------------------------------------------------------------------------------------
 
@@ -389,7 +391,7 @@ class Listeners:
             return None  # every rule that reads these counts is silent inside unscoped(reason)
         with guard("row tenant inspection"):
             tables = self.analyzer.tables
-            columns = tenant_columns(
+            plan = tenant_columns(
                 context,
                 cursor,
                 unfiltered_tables(attributes),
@@ -397,13 +399,19 @@ class Listeners:
                 version=tables.version,
                 statement_tables=attributes.get(A.DB_TABLES) or (),
             )
-            if not columns:
+            if plan is None:
                 return None
             tenant = current_context()
-            expected = [expected_row_tenant(tenant, column) for _, _, column in columns]
-            if any(value is None for value in expected):
-                return None
-            return RowTenants(columns, [value for value in expected if value is not None], self._max_inspected_rows)
+            cached = self._expected
+            if cached[0] is tenant and cached[1] == plan.names:
+                expected = cached[2]
+            else:
+                values = tuple(expected_row_tenant(tenant, column) for column in plan.names)
+                if any(value is None for value in values):
+                    return None
+                expected = tuple(value for value in values if value is not None)
+                self._expected = (tenant, plan.names, expected)
+            return RowTenants(plan, expected, self._max_inspected_rows)
         return None  # an internal error (logged by the guard): no inspection
 
     def _defer_end(

@@ -29,7 +29,7 @@ from typing import Any
 from tenantwatch import attributes as A
 from tenantwatch.core.tenant_values import canonical
 
-__all__ = ["RowTenants", "TenantColumn", "tenant_columns", "unfiltered_tables"]
+__all__ = ["InspectionPlan", "RowTenants", "TenantColumn", "tenant_columns", "unfiltered_tables"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,18 @@ _CACHE_ATTR = "_tenantwatch_tenant_columns"
 _MEMO_SIZE = 256
 """Distinct raw tenant values whose comparison is remembered per result."""
 
+class InspectionPlan:
+    """Which positions of a result row to compare, for which table and tenant column (computed once per compiled
+    statement or cursor description)."""
+
+    __slots__ = ("columns", "names", "positions", "tables")
+
+    def __init__(self, columns: Sequence[TenantColumn]) -> None:
+        self.columns = tuple(columns)
+        self.positions = tuple((position, index) for index, (position, _, _) in enumerate(columns))
+        self.tables = tuple(table for _, table, _ in columns)
+        self.names = tuple(column for _, _, column in columns)
+
 
 class RowTenants:
     """Counts, for one result, the rows of the context tenant and of other tenants (see the module docstring)."""
@@ -49,10 +61,10 @@ class RowTenants:
     __slots__ = ("broken", "columns", "expected", "inspected", "max_rows", "memo", "other", "other_tables",
                  "own", "tables", "uninspected")  # fmt: skip
 
-    def __init__(self, columns: Sequence[TenantColumn], expected: Sequence[str], max_rows: int) -> None:
-        self.columns = tuple((position, index) for index, (position, _, _) in enumerate(columns))
-        self.tables = tuple(table for _, table, _ in columns)
-        self.expected = tuple(expected)
+    def __init__(self, plan: InspectionPlan, expected: tuple[str, ...], max_rows: int) -> None:
+        self.columns = plan.positions
+        self.tables = plan.tables
+        self.expected = expected
         """The canonical context value per inspected column (same order as ``columns``)."""
         self.max_rows = max_rows
         self.inspected = 0
@@ -119,14 +131,26 @@ class RowTenants:
             )
 
 
+_unfiltered_memo: dict[tuple[Any, Any], frozenset[str]] = {}
+_MAX_MEMO = 4096
+
+
 def unfiltered_tables(attributes: dict[str, Any]) -> frozenset[str]:
     """The tables a statement reads without a direct tenant filter (``missing`` or ``inherited`` read scopes)."""
-    found: set[str] = set()
-    for item in attributes.get(A.DB_UNFILTERED) or ():
-        found.add(item.rpartition(":")[2])
-    for item in attributes.get(A.DB_INHERITED) or ():
-        found.add(item.rpartition(":")[0].rpartition(":")[2])
-    return frozenset(found)
+    key = (attributes.get(A.DB_UNFILTERED), attributes.get(A.DB_INHERITED))
+    found = _unfiltered_memo.get(key)
+    if found is not None:
+        return found
+    tables: set[str] = set()
+    for item in key[0] or ():
+        tables.add(item.rpartition(":")[2])
+    for item in key[1] or ():
+        tables.add(item.rpartition(":")[0].rpartition(":")[2])
+    found = frozenset(tables)
+    if len(_unfiltered_memo) >= _MAX_MEMO:
+        _unfiltered_memo.clear()
+    _unfiltered_memo[key] = found
+    return found
 
 
 def tenant_columns(
@@ -137,18 +161,21 @@ def tenant_columns(
     column_for: Any,
     version: int,
     statement_tables: Sequence[str],
-) -> tuple[TenantColumn, ...]:
-    """The result columns that are tenant columns of the ``wanted`` tables (see the module docstring)."""
+) -> InspectionPlan | None:
+    """The result columns that are tenant columns of the ``wanted`` tables (see the module docstring); ``None`` when
+    there is none."""
     compiled = getattr(context, "compiled", None)
     entries = getattr(compiled, "_result_columns", None) if compiled is not None else None
     if entries and not getattr(compiled, "_textual_ordered_columns", False):
         cached = compiled.__dict__.get(_CACHE_ATTR)
         if cached is not None and cached[0] == version and cached[1] == wanted:
             return cached[2]  # type: ignore[no-any-return]
-        found = _from_compiled(entries, wanted, column_for)
+        columns = _from_compiled(entries, wanted, column_for)
+        found = InspectionPlan(columns) if columns else None
         compiled.__dict__[_CACHE_ATTR] = (version, wanted, found)
         return found
-    return _from_description(getattr(cursor, "description", None), wanted, column_for, statement_tables)
+    columns = _from_description(getattr(cursor, "description", None), wanted, column_for, statement_tables)
+    return InspectionPlan(columns) if columns else None
 
 
 def _from_compiled(entries: Sequence[Any], wanted: frozenset[str], column_for: Any) -> tuple[TenantColumn, ...]:

@@ -152,7 +152,14 @@ def _atoms(nodes: Iterable[Any], rels: list[_Rel]) -> tuple[set[_Col], list[tupl
 
 def _keyed(rels: list[_Rel], where: list[Any], keys_for: KeysFor) -> set[int]:
     """Indexes of the keyed relations (a fixpoint: a relation keyed through another one needs that one first)."""
-    facts = [_atoms([*where, *rel.filters], rels) for rel in rels]
+    base = _atoms(where, rels)
+    facts = []
+    for rel in rels:
+        if not rel.filters:
+            facts.append(base)
+            continue
+        valued, links = _atoms(rel.filters, rels)
+        facts.append((valued | base[0], links + base[1]))
     keys = [(keys_for(rel.table) or (FALLBACK_KEY,)) if rel.table else () for rel in rels]
     keyed: set[int] = set()
     changed = True
