@@ -42,6 +42,7 @@ _CACHE_ATTR = "_tenantwatch_tenant_columns"
 _MEMO_SIZE = 256
 """Distinct raw tenant values whose comparison is remembered per result."""
 
+
 class InspectionPlan:
     """Which positions of a result row to compare, for which table and tenant column (computed once per compiled
     statement or cursor description)."""
