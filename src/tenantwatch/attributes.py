@@ -20,6 +20,18 @@ ENDUSER_ID: Final = "enduser.id"
 ENDUSER_ROLE: Final = "enduser.role"
 """The end user's role, e.g. ``member``, ``admin``, ``superuser`` (semconv)."""
 
+TENANT_KEY_PREFIX: Final = "tenant."
+TENANT_KEY_SUFFIX: Final = ".id"
+"""A tenant hierarchy's finer keys (``team`` inside an ``organization``) travel as ``tenant.<key>.id`` (span
+attribute and W3C baggage key, see :func:`tenant_key_attribute`); the root key's value is ``tenant.id``."""
+
+
+def tenant_key_attribute(key: str) -> str:
+    """The span attribute and baggage key of a finer tenant key: ``tenant_key_attribute("team")`` is
+    ``"tenant.team.id"``."""
+    return f"{TENANT_KEY_PREFIX}{key}{TENANT_KEY_SUFFIX}"
+
+
 UNSCOPED_REASON: Final = "tenantwatch.unscoped.reason"
 """Set when the work runs inside ``tenantwatch.unscoped(reason)``: deliberate cross-tenant work, tagged not flagged."""
 

@@ -20,6 +20,10 @@ Usage::
     with tenant_context("acme", user_id="u-1", role="member"):
         session.execute(select(Objective))      # db spans carry tenant.id=acme
 
+    # a tenant hierarchy (the rules file declares ``tenant_keys``: organization ⊃ team)
+    with tenant_context("acme", team="t-1"):   # or tenant_context({"organization": "acme", "team": "t-1"})
+        ...                                     # db spans carry tenant.id=acme, tenant.team.id=t-1
+
     @tenant_context("acme")
     async def job() -> None: ...
 
@@ -36,7 +40,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -50,6 +54,7 @@ from tenantwatch.core.tenant_values import canonical
 __all__ = [
     "TenantContext",
     "current_context",
+    "set_tenant_hierarchy",
     "tenant_context",
     "trust_baggage",
     "unscoped",
@@ -75,10 +80,58 @@ class TenantContext:
     role: str | None = None
     unscoped_reason: str | None = None
     unscoped_rules: tuple[str, ...] = ()
+    keys: tuple[tuple[str, str], ...] = ()
+    """The values of a tenant hierarchy's finer keys, ``(("team", "t-1"),)``, sorted by key name; the root key's
+    value is ``tenant_id``. Empty with one tenant key (the simple default)."""
 
     @property
     def is_unscoped(self) -> bool:
         return self.unscoped_reason is not None
+
+    def value_of(self, key: str) -> str | None:
+        """This context's value of tenant key ``key``: ``tenant_id`` for the root key (by its declared name, or
+        ``tenant``), the finer key's value otherwise; ``None`` when the context holds none."""
+        if key in (_hierarchy.root, DEFAULT_KEY):
+            return self.tenant_id
+        for name, value in self.keys:
+            if name == key:
+                return value
+        return None
+
+
+DEFAULT_KEY = "tenant"
+"""The name of the one tenant key when the rules file declares no ``tenant_keys``; always an alias of the root."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Hierarchy:
+    root: str = DEFAULT_KEY
+    finer: tuple[str, ...] = ()
+
+
+_hierarchy = _Hierarchy()
+
+
+def set_tenant_hierarchy(root: str, finer: Sequence[str] = ()) -> None:
+    """Declare the tenant keys process-wide (set from the rules file's ``tenant_keys`` by the instrumentor): the
+    root key, whose value is ``tenant.id``, and the finer keys below it (``tenant.<key>.id`` in baggage and on
+    spans). Called again, it replaces the declaration; ``set_tenant_hierarchy("tenant")`` is the simple default."""
+    global _hierarchy  # noqa: PLW0603 - one process-wide declaration, read when contexts are built
+    _hierarchy = _Hierarchy(root=str(root), finer=tuple(dict.fromkeys(str(k) for k in finer if str(k) != root)))
+
+
+def tenant_hierarchy() -> tuple[str, tuple[str, ...]]:
+    """The declared root key and finer keys (see :func:`set_tenant_hierarchy`)."""
+    return _hierarchy.root, _hierarchy.finer
+
+
+def _key_values(values: Mapping[str, object | None]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for name, value in values.items():
+        text = _clean(value)
+        if text is not None:
+            pairs.append((str(name), text))
+    return tuple(sorted(pairs))
 
 
 _EMPTY = TenantContext()
@@ -128,7 +181,20 @@ def _from_baggage(context: otel_context.Context | None) -> TenantContext:
         tenant_id=tenant,
         user_id=_clean(baggage.get_baggage(A.ENDUSER_ID, context)),
         role=_clean(baggage.get_baggage(A.ENDUSER_ROLE, context)),
+        keys=_key_values({key: baggage.get_baggage(A.tenant_key_attribute(key), context) for key in _hierarchy.finer}),
     )
+
+
+def _baggage_pairs(ctx: TenantContext) -> list[tuple[str, str | None]]:
+    pairs: list[tuple[str, str | None]] = [
+        (A.TENANT_ID, ctx.tenant_id),
+        (A.ENDUSER_ID, ctx.user_id),
+        (A.ENDUSER_ROLE, ctx.role),
+    ]
+    held = dict(ctx.keys)
+    for key in dict.fromkeys((*_hierarchy.finer, *held)):
+        pairs.append((A.tenant_key_attribute(key), held.get(key)))
+    return pairs
 
 
 class _ContextScope:
@@ -142,7 +208,7 @@ class _ContextScope:
         ctx = self._make(current_context())
         token = _current.set(ctx)
         otel_ctx = otel_context.get_current()
-        for key, value in ((A.TENANT_ID, ctx.tenant_id), (A.ENDUSER_ID, ctx.user_id), (A.ENDUSER_ROLE, ctx.role)):
+        for key, value in _baggage_pairs(ctx):
             otel_ctx = (
                 baggage.set_baggage(key, value, otel_ctx)
                 if value is not None
@@ -193,17 +259,33 @@ class _ContextScope:
 
 
 def tenant_context(
-    tenant_id: str | int | None,
+    tenant_id: str | int | object | Mapping[str, object] | None,
     *,
     user_id: str | int | None = None,
     role: str | None = None,
+    **keys: object,
 ) -> _ContextScope:
     """Run the body (``with``) or every call of the decorated function as ``tenant_id``.
+
+    With a tenant hierarchy (the rules file's ``tenant_keys``), ``tenant_id`` is the root key's value and the finer
+    keys come as keywords, ``tenant_context("acme", team="t-1")``, or everything as one mapping by key name,
+    ``tenant_context({"organization": "acme", "team": "t-1"})``. Values may be strings, ints or UUIDs (compared
+    canonically).
 
     Nested contexts replace the outer one for their body and restore it afterwards. Values are stripped and
     truncated to 256 characters; an empty tenant means "no tenant".
     """
-    ctx = TenantContext(tenant_id=_clean(tenant_id), user_id=_clean(user_id), role=_clean(role))
+    values: dict[str, object] = dict(keys)
+    root_value: object | None = tenant_id
+    if isinstance(tenant_id, Mapping):
+        mapping = {str(k): v for k, v in tenant_id.items()}
+        root_value = mapping.pop(_hierarchy.root, mapping.pop(DEFAULT_KEY, None))
+        values = {**mapping, **values}
+    values.pop(_hierarchy.root, None)
+    values.pop(DEFAULT_KEY, None)
+    ctx = TenantContext(
+        tenant_id=_clean(root_value), user_id=_clean(user_id), role=_clean(role), keys=_key_values(values)
+    )
     return _ContextScope(lambda _outer: ctx)
 
 

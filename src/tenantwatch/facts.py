@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenantwatch import attributes as A
-from tenantwatch.context import TenantContext
+from tenantwatch.context import TenantContext, tenant_hierarchy
 from tenantwatch.sql.model import StatementAnalysis, resolve_values
 
 __all__ = ["SpanFacts", "facts_for_statement"]
@@ -94,6 +94,8 @@ class SpanFacts:
     request_values_in_sql: tuple[str, ...] = ()
     test_data: tuple[str, ...] = ()
     rls_tenant: str | None = None
+    tenant_keys: tuple[tuple[str, str], ...] = ()
+    """The context's values of a tenant hierarchy's finer keys (``tenant.<key>.id``), sorted by key name."""
     request_tenant: str | None = None
     """The tenant of the request (server span) this statement ran in, when the processor knows it. Not a span
     attribute of the db span: the processor reads it from the running server span of the same trace."""
@@ -169,6 +171,23 @@ class SpanFacts:
             tenant_rows_uninspected=_int(a.get(A.DB_TENANT_ROWS_UNINSPECTED)),
             tenant_rows_tables=_strs(a.get(A.DB_TENANT_ROWS_TABLES)),
             tenant_rows_other_tables=_strs(a.get(A.DB_TENANT_ROWS_OTHER_TABLES)),
+            tenant_keys=_tenant_keys(a),
+        )
+
+    def tenant_value(self, key: str) -> str | None:
+        """The context's value of tenant key ``key`` (the root key's is ``tenant_id``), as
+        :meth:`TenantContext.value_of`."""
+        return self.context().value_of(key)
+
+    def context(self) -> TenantContext:
+        """The tenant context these facts were recorded in."""
+        return TenantContext(
+            tenant_id=self.tenant_id,
+            user_id=self.user_id,
+            role=self.role,
+            unscoped_reason=self.unscoped_reason,
+            unscoped_rules=self.unscoped_rules,
+            keys=self.tenant_keys,
         )
 
     def to_attributes(self) -> dict[str, _AttrValue]:
@@ -211,6 +230,8 @@ class SpanFacts:
             if value is None or value == ():
                 continue
             out[key] = value  # type: ignore[assignment]
+        for name, value in self.tenant_keys:
+            out[A.tenant_key_attribute(name)] = value
         return out
 
 
@@ -253,8 +274,22 @@ def facts_for_statement(
         role=context.role,
         unscoped_reason=context.unscoped_reason,
         unscoped_rules=context.unscoped_rules,
+        tenant_keys=context.keys,
         code_function=code_function,
         code_filepath=code_filepath,
         code_lineno=code_lineno,
         route=route,
     )
+
+
+def _tenant_keys(attrs: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The declared finer tenant keys a span carries (``tenant.<key>.id``), see ``set_tenant_hierarchy``."""
+    _root, finer = tenant_hierarchy()
+    if not finer:
+        return ()
+    pairs = []
+    for name in finer:
+        value = attrs.get(A.tenant_key_attribute(name))
+        if isinstance(value, str) and value:
+            pairs.append((name, value))
+    return tuple(sorted(pairs))

@@ -139,7 +139,10 @@ def _single_value(sources: tuple[ValueSource, ...], parameters: Any) -> tuple[st
 
 def _context_attributes(context: TenantContext) -> _AttributeMap:
     attributes = facts_for_statement(StatementAnalysis("UNKNOWN"), None, context).to_attributes()
-    return {key: value for key, value in attributes.items() if key in _CONTEXT_KEYS}
+    kept = {key: value for key, value in attributes.items() if key in _CONTEXT_KEYS}
+    for name, value in context.keys:
+        kept[A.tenant_key_attribute(name)] = value
+    return kept
 
 
 def _sdk_span_type() -> type | None:

@@ -336,6 +336,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
                 role=base.role,
                 unscoped_reason=base.unscoped_reason,
                 unscoped_rules=base.unscoped_rules,
+                keys=base.tenant_keys,
             )
         else:
             context = current_context()
