@@ -173,6 +173,28 @@ DB_IDENTITY_UNKNOWN_ROWS: Final = "tenantwatch.db.identity.unknown_rows"
 """Instances (or executemany parameter sets) of the statement whose tenant the session does not know: tenant
 attribute not loaded, no instance matched, beyond the inspection cap (int; absent when 0). Any of them: no
 ``identity`` verdict."""
+DB_KEYED: Final = "tenantwatch.db.keyed"
+"""Unfiltered read scopes that a primary or unique key pins to one row (a lookup by key, ``session.get()``), each
+as ``scope:table`` (string array)."""
+
+DB_TENANT_ROWS_INSPECTED: Final = "tenantwatch.db.tenant_rows.inspected"
+"""Rows returned by a read without a direct tenant filter whose tenant columns were compared with the context
+tenant (int; at most ``rules.cross_tenant_read.max_rows``). Counts only: the values are never recorded."""
+
+DB_TENANT_ROWS_OWN: Final = "tenantwatch.db.tenant_rows.own"
+"""Inspected rows whose tenant values are all the context tenant's (int)."""
+
+DB_TENANT_ROWS_OTHER: Final = "tenantwatch.db.tenant_rows.other"
+"""Inspected rows with a tenant value of another tenant (int): what ``cross_tenant_read`` reports."""
+
+DB_TENANT_ROWS_UNINSPECTED: Final = "tenantwatch.db.tenant_rows.uninspected"
+"""Rows returned after the inspection cap was reached (int): counted, not compared."""
+
+DB_TENANT_ROWS_TABLES: Final = "tenantwatch.db.tenant_rows.tables"
+"""Tables whose tenant column was in the result and inspected (string array)."""
+
+DB_TENANT_ROWS_OTHER_TABLES: Final = "tenantwatch.db.tenant_rows.other_tables"
+"""Tables with a row of another tenant among the inspected rows (string array)."""
 
 # --- HTTP requests (server spans, written by the ASGI middleware) ---------------------------------------------
 

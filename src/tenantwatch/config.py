@@ -55,6 +55,7 @@ from tenantwatch.rules import RULE_IDS as _RULE_IDS
 from tenantwatch.rules.brute_force import BruteForceSettings
 from tenantwatch.rules.bulk_write import BulkWriteSettings
 from tenantwatch.rules.cross_tenant import CrossTenantSettings
+from tenantwatch.rules.cross_tenant_read import CrossTenantReadSettings
 from tenantwatch.rules.injection_signal import InjectionSignalSettings
 from tenantwatch.rules.large_result import LargeResultSettings
 from tenantwatch.rules.missing_tenant_filter import MissingTenantFilterSettings
@@ -201,6 +202,7 @@ class RulesSettings(_Model):
     off_hours_write: OffHoursWriteSettings = Field(default_factory=OffHoursWriteSettings)
     query_rate_spike: QueryRateSpikeSettings = Field(default_factory=QueryRateSpikeSettings)
     repeated_violations: RepeatedViolationsSettings = Field(default_factory=RepeatedViolationsSettings)
+    cross_tenant_read: CrossTenantReadSettings = Field(default_factory=CrossTenantReadSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -328,6 +330,9 @@ class AnalysisSettings(_Model):
 DEFAULT_ENFORCED_RULES: Final = ("missing_tenant_filter", "cross_tenant", "unscoped_write")
 """The isolation rules enforce mode blocks by default."""
 
+OBSERVED_ONLY_RULES: Final = ("cross_tenant_read",)
+"""Rules that judge rows already read: enforce mode cannot block them, so ``enforce.rules`` may not list them."""
+
 
 class EnforceSettings(_Model):
     """Enforce mode: which findings stop a statement before it reaches the database."""
@@ -349,6 +354,10 @@ class EnforceSettings(_Model):
         for rule_id in value:
             if rule_id not in _RULE_IDS:
                 raise ValueError(f"unknown rule id {rule_id!r}; valid ids: {', '.join(_RULE_IDS)}")
+            if rule_id in OBSERVED_ONLY_RULES:
+                raise ValueError(
+                    f"{rule_id} judges rows already read, so it cannot block a statement; it reports in every mode"
+                )
         return value
 
 

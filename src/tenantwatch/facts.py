@@ -121,6 +121,17 @@ class SpanFacts:
     """Instances per value of ``identity_tenant_values`` (same order)."""
     identity_unknown_rows: int | None = None
     """Instances (or parameter sets) whose tenant the session does not know."""
+    keyed: tuple[str, ...] = ()
+    """``scope:table`` of the unfiltered reads a key pins to one row (``tenantwatch.db.keyed``)."""
+    tenant_rows_inspected: int | None = None
+    """Returned rows whose tenant values were compared with the context (``None``: no inspection)."""
+    tenant_rows_own: int | None = None
+    tenant_rows_other: int | None = None
+    tenant_rows_uninspected: int | None = None
+    tenant_rows_tables: tuple[str, ...] = ()
+    """Tables whose tenant column was inspected in the result."""
+    tenant_rows_other_tables: tuple[str, ...] = ()
+    """Tables with an inspected row of another tenant."""
 
     @property
     def is_write(self) -> bool:
@@ -175,6 +186,13 @@ class SpanFacts:
             request_values_in_sql=_strs(a.get(A.DB_REQUEST_VALUES_IN_SQL)),
             test_data=_strs(a.get(A.DB_TEST_DATA)),
             rls_tenant=_str(a.get(A.DB_RLS_TENANT)),
+            keyed=_strs(a.get(A.DB_KEYED)),
+            tenant_rows_inspected=_int(a.get(A.DB_TENANT_ROWS_INSPECTED)),
+            tenant_rows_own=_int(a.get(A.DB_TENANT_ROWS_OWN)),
+            tenant_rows_other=_int(a.get(A.DB_TENANT_ROWS_OTHER)),
+            tenant_rows_uninspected=_int(a.get(A.DB_TENANT_ROWS_UNINSPECTED)),
+            tenant_rows_tables=_strs(a.get(A.DB_TENANT_ROWS_TABLES)),
+            tenant_rows_other_tables=_strs(a.get(A.DB_TENANT_ROWS_OTHER_TABLES)),
             tenant_keys=_tenant_keys(a),
             identity=_strs(a.get(A.DB_IDENTITY)),
             identity_kind=_str(a.get(A.DB_IDENTITY_KIND)),
@@ -235,6 +253,13 @@ class SpanFacts:
             (A.DB_IDENTITY_TENANT_VALUES, self.identity_tenant_values),
             (A.DB_IDENTITY_TENANT_ROWS, self.identity_tenant_rows),
             (A.DB_IDENTITY_UNKNOWN_ROWS, self.identity_unknown_rows or None),
+            (A.DB_KEYED, self.keyed),
+            (A.DB_TENANT_ROWS_INSPECTED, self.tenant_rows_inspected),
+            (A.DB_TENANT_ROWS_OWN, self.tenant_rows_own),
+            (A.DB_TENANT_ROWS_OTHER, self.tenant_rows_other),
+            (A.DB_TENANT_ROWS_UNINSPECTED, self.tenant_rows_uninspected),
+            (A.DB_TENANT_ROWS_TABLES, self.tenant_rows_tables),
+            (A.DB_TENANT_ROWS_OTHER_TABLES, self.tenant_rows_other_tables),
         )
         out: dict[str, _AttrValue] = {}
         for key, value in pairs:
@@ -279,6 +304,7 @@ def facts_for_statement(
         unfiltered=analysis.unfiltered_reads,
         unscoped_writes=analysis.unscoped_writes,
         inherited=analysis.inherited_reads,
+        keyed=analysis.keyed,
         tenant_values=resolve_values(analysis.filter_values, params, executemany=executemany),
         written_tenant_values=resolve_values(analysis.written_values, params, executemany=executemany),
         statement_fingerprint=analysis.fingerprint or None,

@@ -110,3 +110,15 @@ def test_with_a_hierarchy_a_context_without_that_key_leaves_the_verdict_alone() 
     facts = replace(TEAM_FLUSH, tenant_keys=())
     assert apply_identity(facts, _TEAMS) == facts
     assert [f.rule for f in evaluate(facts, _TEAMS)] == ["unscoped_write"]
+
+
+def test_row_tenants_compare_a_team_column_with_the_context_team() -> None:
+    from tenantwatch.context import TenantContext
+    from tenantwatch.core.row_tenants import context_value_for_column, expected_row_tenant
+
+    context = TenantContext("0f0e0d0c-0000-4000-8000-000000000001", keys=(("team", "t-1"),))
+    assert context_value_for_column(context, "check_ins.team_id", _TEAMS) == "t-1"
+    assert context_value_for_column(context, "org_id", _TEAMS) == context.tenant_id
+    assert context_value_for_column(TenantContext("acme"), "team_id", _TEAMS) is None  # no team: nothing to compare
+    assert context_value_for_column(context, "team_id") == context.tenant_id  # one key: the tenant, whatever column
+    assert expected_row_tenant(context, "org_id", _TEAMS) == "0f0e0d0c-0000-4000-8000-000000000001"

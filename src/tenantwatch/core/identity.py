@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tenantwatch.context import DEFAULT_KEY
+from tenantwatch.core import row_tenants
 from tenantwatch.core.tenant_values import canonical
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def context_value_for_column(facts: SpanFacts, column: str | None, settings: Set
     the context's value of the key ``column`` belongs to (``team_id`` -> ``tenant.team.id``)."""
     if settings is None or not settings.tenant_keys or not column:
         return facts.tenant_id
-    return facts.tenant_value(settings.key_of_column(column.rsplit(".", 1)[-1]))
+    return row_tenants.context_value_for_column(facts.context(), column, settings)
 
 
 def _complete(facts: SpanFacts) -> bool:

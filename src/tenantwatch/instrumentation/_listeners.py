@@ -55,12 +55,14 @@ from tenantwatch.context import current_context
 from tenantwatch.core.guard import guard
 from tenantwatch.core.identity import apply_identity
 from tenantwatch.core.request import current_request
+from tenantwatch.core.row_tenants import expected_row_tenant
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._identity import IdentityFact, OrmIdentity
 from tenantwatch.instrumentation._rls import RlsAssist
+from tenantwatch.instrumentation._row_tenants import RowTenants, tenant_columns, unfiltered_tables
 from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,
     STATE_ATTR,
@@ -125,6 +127,11 @@ class Listeners:
         """RLS assist (opt-in): sets the tenant setting per transaction, tracks it per connection."""
         self.identity = OrmIdentity(analyzer.tables)
         """ORM identity: the tenant of the instances a flush, refresh or lazy load acts on (:mod:`._identity`)."""
+        observed = settings.enabled("cross_tenant_read") or settings.enabled("missing_tenant_filter")
+        self._max_inspected_rows = settings.rules.cross_tenant_read.max_rows if observed else 0
+        """Rows whose tenant values are compared per unfiltered read (0: no inspection, see :mod:`._row_tenants`)."""
+        self._expected: tuple[Any, tuple[str, ...], tuple[str, ...]] = (None, (), ())
+        """The last context, tenant columns and their expected canonical values (a request keeps one context)."""
 
     # --- registration ---------------------------------------------------------------------------------------
 
@@ -330,7 +337,7 @@ class Listeners:
             # Everything else ends when its result closes: statements without rows the moment SQLAlchemy builds the
             # result (with the rows affected), the others when the application is done reading. Asking the cursor
             # here (cursor.description) would cost more than the rest of this hook on psycopg.
-            self._defer_end(span, attributes, context)
+            self._defer_end(span, attributes, context, self._row_tenants(attributes, context, cursor))
 
     def _watch_tables(self, attributes: dict[str, Any], operation: str | None, statement: str) -> None:
         """Re-read the catalogs after DDL or when a statement names an unseen table; warn once if none is known."""
@@ -387,7 +394,43 @@ class Listeners:
         if learned:
             logger.debug("learned %s tenant-scoped tables from the ORM mapping of %s", learned, mapper.class_)
 
-    def _defer_end(self, span: Span, attributes: dict[str, Any], context: Any) -> None:
+    def _row_tenants(self, attributes: dict[str, Any], context: Any, cursor: Any) -> RowTenants | None:
+        """Row tenant inspection for a read without a direct tenant filter whose tenant column is in the result,
+        with a tenant in context (see :mod:`._row_tenants`); ``None`` for everything else (the common case)."""
+        if self._max_inspected_rows == 0 or (A.DB_UNFILTERED not in attributes and A.DB_INHERITED not in attributes):
+            return None
+        if attributes.get(A.DB_OPERATION) != "SELECT" or attributes.get(A.TENANT_ID) is None:
+            return None
+        if A.UNSCOPED_REASON in attributes and A.UNSCOPED_RULES not in attributes:
+            return None  # every rule that reads these counts is silent inside unscoped(reason)
+        with guard("row tenant inspection"):
+            tables = self.analyzer.tables
+            plan = tenant_columns(
+                context,
+                cursor,
+                unfiltered_tables(attributes),
+                column_for=tables.column_for,
+                version=tables.version,
+                statement_tables=attributes.get(A.DB_TABLES) or (),
+            )
+            if plan is None:
+                return None
+            tenant = current_context()
+            cached = self._expected
+            if cached[0] is tenant and cached[1] == plan.names:
+                expected = cached[2]
+            else:
+                values = tuple(expected_row_tenant(tenant, column, self.settings) for column in plan.names)
+                if any(value is None for value in values):
+                    return None
+                expected = tuple(value for value in values if value is not None)
+                self._expected = (tenant, plan.names, expected)
+            return RowTenants(plan, expected, self._max_inspected_rows)
+        return None  # an internal error (logged by the guard): no inspection
+
+    def _defer_end(
+        self, span: Span, attributes: dict[str, Any], context: Any, tenants: RowTenants | None = None
+    ) -> None:
         """Take the span over from OTel: it ends when the result closes, with the rows the application received."""
         end_ns = time.time_ns()
         state = context.__dict__
@@ -405,6 +448,7 @@ class Listeners:
             if open_results is None:
                 open_results = info[OPEN_RESULTS_KEY] = {}
         pending = PendingResult(span, attributes, end_ns, open_results, self.semconv.returned_rows_keys)
+        pending.tenants = tenants
         if "statement" not in state:
             # A context of its own for a default or sequence (Connection.scalar(Sequence(...))): SQLAlchemy reads the
             # value straight from the cursor and builds no result.

@@ -41,6 +41,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from tenantwatch import attributes as A
 from tenantwatch.core.guard import guard
 from tenantwatch.instrumentation._attributes import set_span_attributes
+from tenantwatch.instrumentation._row_tenants import RowTenants
 
 __all__ = [
     "OPEN_RESULTS_KEY",
@@ -92,6 +93,7 @@ class PendingResult:
         "rows",
         "rows_keys",
         "span",
+        "tenants",
     )
 
     def __init__(
@@ -113,6 +115,8 @@ class PendingResult:
         self.rows_keys = rows_keys
         """The attribute keys the row count goes under (see :mod:`._semconv`)."""
         self.open_results = open_results
+        self.tenants: RowTenants | None = None
+        """Row tenant inspection (:mod:`._row_tenants`), for reads without a direct tenant filter."""
         ref = weakref.ref(self)
         _live[id(self)] = ref
         if open_results is not None:
@@ -132,6 +136,8 @@ class PendingResult:
         if self.open_results is not None:
             self.open_results.pop(id(self), None)
             self.open_results = None
+        if self.tenants is not None:
+            self.tenants.record(self.attributes)
         _end(span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys)
 
     def fail(self, message: str) -> None:
@@ -150,6 +156,8 @@ class PendingResult:
             _live.pop(id(self), None)
             if self.open_results is not None:
                 self.open_results.pop(id(self), None)
+            if self.tenants is not None:
+                self.tenants.record(self.attributes)
             orphaned.append((span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys))
         except Exception:  # nothing may escape a finalizer
             pass
@@ -261,6 +269,9 @@ def _patch_fetchone(original: _Method) -> _Method:
             pending = self.context.__dict__.get(STATE_ATTR)
             if pending is not None:
                 pending.rows += 1
+                tenants = pending.tenants
+                if tenants is not None:
+                    tenants.row(row)
         return row
 
     return _fetchone_impl
@@ -276,6 +287,9 @@ def _count_list(original: _Method, result: Any, args: tuple[Any, ...]) -> Any:
     try:
         rows = original(result, *args)
         pending.rows += len(rows)
+        tenants = pending.tenants
+        if tenants is not None:
+            tenants.rows(rows)
     finally:
         pending.busy = False
         if pending.closed:
@@ -300,8 +314,11 @@ def _patch_fetchall(original: _Method) -> _Method:
 
 
 def _counting(rows: Iterator[Any], pending: PendingResult) -> Iterator[Any]:
+    tenants = pending.tenants
     for row in rows:
         pending.rows += 1
+        if tenants is not None:
+            tenants.row(row)
         yield row
 
 

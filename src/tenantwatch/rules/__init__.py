@@ -14,6 +14,7 @@ from tenantwatch.rules import (
     brute_force,
     bulk_write,
     cross_tenant,
+    cross_tenant_read,
     injection_signal,
     large_result,
     missing_tenant_filter,
@@ -34,6 +35,7 @@ __all__ = ["CATALOGUE", "RULE_IDS"]
 CATALOGUE: tuple[Rule, ...] = (
     missing_tenant_filter.RULE,
     cross_tenant.RULE,
+    cross_tenant_read.RULE,
     unscoped_write.RULE,
     no_tenant_context.RULE,
     superuser_write.RULE,

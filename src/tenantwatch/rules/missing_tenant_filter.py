@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from tenantwatch.core.findings import Finding
+from pydantic import Field
+
+from tenantwatch.core.findings import Finding, Severity
 from tenantwatch.core.rule import NO_FINDINGS, Rule, RuleMeta, RuleSettings
 from tenantwatch.rules._common import analysis_unknown, table_of_scope
 
@@ -16,13 +19,29 @@ __all__ = ["RULE", "MissingTenantFilter", "MissingTenantFilterSettings"]
 
 
 class MissingTenantFilterSettings(RuleSettings):
-    """``rules.missing_tenant_filter``: no options besides ``enabled`` and ``severity``."""
+    """``rules.missing_tenant_filter``."""
+
+    latent_key_severity: Severity = Field(
+        default="warning",
+        description="severity of a lookup by key (an equality on the primary key or a unique column) whose returned "
+        "rows were all inspected and all the context tenant's: a latent risk of one row",
+    )
+    latent_severity: Severity | None = Field(
+        default=None,
+        description="severity of any other latent read (no key predicate); default: the rule's severity, since a "
+        "list query without its filter stays critical whatever it returned",
+    )
 
 
 class MissingTenantFilter(Rule):
     """One finding per tenant-scoped table that some read scope (main, CTE, subquery, UNION arm, JOIN) leaves
     unfiltered (``missing``). A table that only inherits its tenant (``inherited``) is a finding only with
-    ``profile: strict``. Silent inside ``unscoped(reason)`` and when the statement could not be analyzed."""
+    ``profile: strict``. Silent inside ``unscoped(reason)`` and when the statement could not be analyzed.
+
+    **Latent**: when the instrumentation inspected every row the read returned (the table's tenant column in the
+    result, see ``cross_tenant_read``) and none was another tenant's, the finding says it is latent; a lookup by key
+    (``tenantwatch.db.keyed``) then takes ``latent_key_severity`` (default ``warning``), any other read
+    ``latent_severity`` (default: unchanged)."""
 
     __slots__ = ()
     meta = RuleMeta(
@@ -59,13 +78,7 @@ class MissingTenantFilter(Rule):
         operation = facts.operation or "statement"
         context = f"context tenant {facts.tenant_id!r}" if facts.tenant_id else "no tenant in context"
         found = [
-            self.finding(
-                facts,
-                settings,
-                f"{operation} reads {table} without a tenant filter in scope {', '.join(table_scopes)}: "
-                f"it can see rows of every tenant; {context}",
-                table=table,
-            )
+            self._missing(facts, settings, operation, table, table_scopes, context)
             for table, table_scopes in scopes.items()
         ]
         found.extend(
@@ -79,6 +92,36 @@ class MissingTenantFilter(Rule):
             for table, table_scopes in inherited.items()
         )
         return tuple(found)
+
+    def _missing(  # noqa: PLR0917 - one call site
+        self, facts: SpanFacts, settings: Settings, operation: str, table: str, scopes: list[str], context: str
+    ) -> Finding:
+        message = (
+            f"{operation} reads {table} without a tenant filter in scope {', '.join(scopes)}: "
+            f"it can see rows of every tenant; {context}"
+        )
+        if not _latent(facts, table, scopes):
+            return self.finding(facts, settings, message, table=table)
+        rows = facts.tenant_rows_inspected or 0
+        returned = f"the {rows} row(s) it returned were all the context tenant's" if rows else "it returned no row"
+        own = settings.rules.missing_tenant_filter
+        by_key = all(f"{scope}:{table}" in facts.keyed for scope in scopes)
+        severity = own.latent_key_severity if by_key else own.latent_severity
+        what = "a lookup by key" if by_key else "a read"
+        finding = self.finding(facts, settings, f"{message}; latent, {what}: {returned}", table=table)
+        return replace(finding, severity=severity) if severity is not None else finding
+
+
+def _latent(facts: SpanFacts, table: str, scopes: list[str]) -> bool:
+    """Whether every row ``table`` contributed to the result was inspected and none was another tenant's (only for
+    scopes of the outermost block, whose rows are the result)."""
+    return (
+        facts.tenant_rows_inspected is not None
+        and not facts.tenant_rows_uninspected
+        and table in facts.tenant_rows_tables
+        and table not in facts.tenant_rows_other_tables
+        and all(scope == "main" or scope.startswith("join:") for scope in scopes)
+    )
 
 
 RULE = MissingTenantFilter()

@@ -72,6 +72,8 @@ class WalkResult:
     the root key's)."""
     key_written_values: tuple[tuple[str, tuple[Value, ...]], ...] = ()
     """With a tenant hierarchy: per finer key, the values written to its columns."""
+    keyed: tuple[str, ...] = ()
+    """``scope:table`` of the unfiltered reads a key pins to one row (set by :mod:`tenantwatch.sql.keyed`)."""
 
 
 @dataclass(frozen=True, slots=True)

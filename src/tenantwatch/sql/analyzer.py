@@ -19,6 +19,7 @@ when :attr:`TenantTables.version <tenantwatch.sql.tables.TenantTables.version>` 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import json
@@ -47,6 +48,7 @@ from tenantwatch.sql._normalize import (
     slim_for_parse,
 )
 from tenantwatch.sql._scope import Hierarchy, TooDeepError, Value, WalkResult, walk
+from tenantwatch.sql.keyed import keyed_reads
 from tenantwatch.sql.model import ScopeVerdict, StatementAnalysis, ValueSource
 from tenantwatch.sql.tables import TenantTables
 
@@ -262,8 +264,9 @@ class Analyzer:
             raise TooDeepError(f"statement nested deeper than {self._max_depth} levels") from exc
         except ValueError as exc:  # orjson refuses trees nested deeper than 1024
             raise TooDeepError(f"statement nested deeper than {self._max_depth} levels ({exc})") from exc
-        return walk(
-            tree.get("stmts") or [],
+        stmts = tree.get("stmts") or []
+        result = walk(
+            stmts,
             column_for=self.tables.column_for,
             tenant_columns=self.tables.tenant_columns,
             max_depth=self._max_depth,
@@ -272,6 +275,14 @@ class Analyzer:
             is_root=self.tables.is_root,
             hierarchy=self._hierarchy,
         )
+        return self._with_keys(stmts, result)
+
+    def _with_keys(self, stmts: list[Any], result: WalkResult) -> WalkResult:
+        """``result`` with its lookups by key (only statements with an unfiltered read pay for the look)."""
+        if result.operation != "SELECT" or not any(s.verdict == "missing" for s in result.scopes):
+            return result
+        keyed = keyed_reads(stmts, result.scopes, self.tables.keys_for)
+        return dataclasses.replace(result, keyed=keyed) if keyed else result
 
     def _fallback(self, text: str, fp: str, pg_error: str) -> _Template:
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -296,6 +307,7 @@ class Analyzer:
                 is_root=self.tables.is_root,
                 hierarchy=self._hierarchy,
             )
+            result = self._with_keys(stmts, result)
         except TooDeepError as exc:
             return _Template(None, fp, str(exc))
         except RecursionError:
@@ -423,6 +435,7 @@ def _bind(template: _Template, sources: tuple[ValueSource, ...]) -> StatementAna
         main_table=result.main_table,
         key_filter_values=_bind_keyed(result.key_filter_values, sources, template.expansions),
         key_written_values=_bind_keyed(result.key_written_values, sources, template.expansions),
+        keyed=result.keyed,
     )
 
 

@@ -89,6 +89,9 @@ class StatementAnalysis:
     ``filter_values`` holds the root key's, the ones ``cross_tenant`` compares with ``tenant.id``."""
     key_written_values: tuple[tuple[str, tuple[ValueSource, ...]], ...] = ()
     """With a tenant hierarchy: per finer key, the sources of the values an INSERT or UPDATE writes to its columns."""
+    keyed: tuple[str, ...] = ()
+    """``scope:table`` of each ``missing`` read scope that a primary or unique key pins to one row: a lookup by key
+    (:mod:`tenantwatch.sql.keyed`)."""
 
     @property
     def is_write(self) -> bool:

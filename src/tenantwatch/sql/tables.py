@@ -14,7 +14,9 @@ Precedence, highest first:
 
 Foreign keys are learned in the same discovery path (:meth:`TenantTables.learn_from_metadata`,
 :meth:`TenantTables.learn_from_connection`, :meth:`TenantTables.learn_foreign_keys`): the walk uses them to tell an
-``inherited`` table (see ``docs/analysis.md``) from a ``missing`` one.
+``inherited`` table (see ``docs/analysis.md``) from a ``missing`` one. Primary keys and unique keys are learned
+there too (:meth:`TenantTables.keys_for`): they tell a lookup by key from a list query (``missing_tenant_filter``'s
+latent severity, :mod:`tenantwatch.sql.keyed`).
 
 Names are case-insensitive; a table may be named bare (``orders``) or with its schema (``billing.orders``). A
 table discovered in a schema answers to both names. :attr:`TenantTables.version` goes up whenever the answer of
@@ -113,6 +115,8 @@ class TenantTables:
                 key = self._settings.key_of_column(column)
                 if key != self._root_key:
                     self._column_keys[column] = key
+        self._keys: Mapping[str, tuple[tuple[str, ...], ...]] = {}
+        """Bare table -> its primary key and unique keys (each a tuple of columns)."""
         with self._lock:
             for column, root in self._settings.tenant_roots.items():
                 table, _, key = root.partition(".") if root.count(".") == 1 else (root, "", "")
@@ -208,6 +212,14 @@ class TenantTables:
         links = self._fk_refers if refers else self._fk_links
         return links.get(table, _NO_LINKS) if links else _NO_LINKS
 
+    def keys_for(self, table: str) -> tuple[tuple[str, ...], ...]:
+        """The primary key and unique keys of ``table`` (bare or qualified, any case) learned from MetaData or the
+        catalog, each as a tuple of columns; ``()`` when none is known."""
+        keys = self._keys
+        if not keys:
+            return ()
+        return keys.get(_split(table)[1], ())
+
     def snapshot(self) -> dict[str, str]:
         """A copy of every known ``table -> tenant column`` (bare and schema-qualified keys)."""
         return {k: v for k, v in self._view.items() if v}
@@ -243,9 +255,12 @@ class TenantTables:
         return self._learn(columns_by_table, ())
 
     def _learn(
-        self, columns_by_table: Iterable[tuple[str | None, str, Iterable[str]]], foreign_keys: Iterable[ForeignKey]
+        self,
+        columns_by_table: Iterable[tuple[str | None, str, Iterable[str]]],
+        foreign_keys: Iterable[ForeignKey],
+        keys: Iterable[tuple[str, Iterable[str]]] = (),
     ) -> int:
-        """Tenant tables and foreign keys, published together (one version step)."""
+        """Tenant tables, foreign keys and primary/unique keys, published together (one version step)."""
         fks = self._normalized_fks(foreign_keys)
         found: list[tuple[str, str]] = []
         others: dict[str, tuple[str, ...]] = {}
@@ -271,10 +286,14 @@ class TenantTables:
             new_fks = [fk for fk in fks if fk not in self._fk_set]
             for fk in new_fks:
                 self._fk_set[fk] = None
+            new_keys = self._merge_keys(keys)
+            before = self._version
             if new_fks:
                 self._publish_fks(bump=not changed)
             if changed:
                 self._publish()
+            if new_keys and self._version == before:
+                self._version += 1
         return len(found)
 
     def learn_foreign_keys(self, foreign_keys: Iterable[ForeignKey]) -> int:
@@ -287,6 +306,31 @@ class TenantTables:
                     self._fk_set[fk] = None
                 self._publish_fks()
         return len(new)
+
+    def learn_keys(self, keys: Iterable[tuple[str, Iterable[str]]]) -> int:
+        """Record primary or unique keys as ``(table, columns)`` pairs (names normalized here); returns how many were
+        new. A new key bumps :attr:`version` (cached analyses tell lookups by key from other reads)."""
+        with self._lock:
+            new = self._merge_keys(keys)
+            if new:
+                self._version += 1
+        return new
+
+    def _merge_keys(self, keys: Iterable[tuple[str, Iterable[str]]]) -> int:
+        """Publish new keys (caller holds the lock; the version is the caller's to bump); returns how many."""
+        merged = {table: list(known) for table, known in self._keys.items()}
+        new = 0
+        for table, columns in keys:
+            key = tuple(_norm(c) for c in columns)
+            if not key:
+                continue
+            known = merged.setdefault(_split(table)[1], [])
+            if key not in known:
+                known.append(key)
+                new += 1
+        if new:
+            self._keys = {table: tuple(known) for table, known in merged.items()}
+        return new
 
     @staticmethod
     def _normalized_fks(foreign_keys: Iterable[ForeignKey]) -> list[ForeignKey]:
@@ -306,8 +350,10 @@ class TenantTables:
         returns the count of tenant tables."""
         triples: list[tuple[str | None, str, list[str]]] = []
         fks: list[ForeignKey] = []
+        keys: list[tuple[str, list[str]]] = []
         for table in getattr(metadata, "tables", {}).values():
             triples.append((table.schema, table.name, [column.name for column in table.columns]))
+            keys.extend((table.name, columns) for columns in _metadata_keys(table))
             for constraint in getattr(table, "foreign_key_constraints", ()):
                 elements = list(getattr(constraint, "elements", ()))
                 try:
@@ -316,7 +362,7 @@ class TenantTables:
                 except Exception:  # an unresolved reference (the referred table is not in this MetaData)
                     continue
                 fks.append(ForeignKey(table.name, tuple(a for a, _ in pairs), referred, tuple(b for _, b in pairs)))
-        return self._learn(triples, fks)
+        return self._learn(triples, fks, keys)
 
     def learn_from_connection(self, dbapi_connection: Any, dialect_name: str) -> int:
         """Discover tenant tables from the database catalog; returns the count. Never raises (logs a warning).
@@ -329,20 +375,23 @@ class TenantTables:
         dialect = dialect_name.lower().partition("+")[0]
         idle = _transaction_idle(dbapi_connection)
         fks: list[ForeignKey] = []
+        keys: list[tuple[str, list[str]]] = []
         try:
             if dialect == "sqlite":
                 triples, fks = self._sqlite_catalog(dbapi_connection)
+                keys = _sqlite_keys(dbapi_connection, [table for schema, table, _ in triples if schema is None])
             else:
                 triples = self._information_schema(dbapi_connection, postgres=dialect == "postgresql")
                 if dialect == "postgresql":
                     fks = self._pg_foreign_keys(dbapi_connection)
+                    keys = _pg_keys(dbapi_connection)
         except Exception as exc:
             logger.warning("tenantwatch: cannot read the %s catalog to find tenant tables: %s", dialect_name, exc)
             triples = []
         finally:
             if idle:
                 _rollback_quietly(dbapi_connection)
-        return self._learn(triples, fks)
+        return self._learn(triples, fks, keys)
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -531,6 +580,71 @@ class TenantTables:
             (None if schema.lower() in _DEFAULT_SCHEMAS else schema, table, columns)
             for (schema, table), columns in by_table.items()
         ]
+
+
+def _metadata_keys(table: Any) -> list[list[str]]:
+    """The primary key, unique constraints (``unique=True`` columns included) and unique indexes of a SQLAlchemy
+    ``Table``, as column-name lists (expression indexes left out)."""
+    found: list[list[str]] = []
+    primary = getattr(table, "primary_key", None)
+    if primary is not None and len(primary.columns):
+        found.append([column.name for column in primary.columns])
+    for constraint in getattr(table, "constraints", ()):
+        if type(constraint).__name__ == "UniqueConstraint" and len(constraint.columns):
+            found.append([column.name for column in constraint.columns])
+    for index in getattr(table, "indexes", ()):
+        if getattr(index, "unique", False) and len(index.columns) and len(index.expressions) == len(index.columns):
+            found.append([column.name for column in index.columns])
+    return found
+
+
+def _pg_keys(conn: Any) -> list[tuple[str, list[str]]]:
+    """Every primary key and unique index (not partial, no expression) of the non-system schemas, from
+    ``pg_index`` (primary keys and unique constraints are backed by one)."""
+    sql = (
+        "SELECT i.indexrelid, src.relname, a.attname, k.ord "
+        "FROM pg_catalog.pg_index i "
+        "JOIN pg_catalog.pg_class src ON src.oid = i.indrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = src.relnamespace "
+        "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(col, ord) "
+        "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.col "
+        "WHERE i.indisunique AND i.indpred IS NULL AND NOT (0 = ANY(i.indkey::int2[])) "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ESCAPE '\\' "
+        "ORDER BY i.indexrelid, k.ord"
+    )
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    grouped: dict[Any, tuple[str, list[str]]] = {}
+    for index, table, column, _ord in rows:
+        grouped.setdefault(index, (str(table), []))[1].append(str(column))
+    return list(grouped.values())
+
+
+def _sqlite_keys(conn: Any, tables: list[str]) -> list[tuple[str, list[str]]]:
+    """Primary keys (``pragma table_info``) and unique indexes (``pragma index_list``/``index_info``) of the tables
+    of the main database."""
+    found: list[tuple[str, list[str]]] = []
+    cursor = conn.cursor()
+    try:
+        for table in tables:
+            cursor.execute(f"PRAGMA table_info({_quote_ident(table)})")
+            primary = sorted((int(row[5]), str(row[1])) for row in cursor.fetchall() if int(row[5] or 0) > 0)
+            if primary:
+                found.append((table, [name for _, name in primary]))
+            cursor.execute(f"PRAGMA index_list({_quote_ident(table)})")
+            unique = [str(row[1]) for row in cursor.fetchall() if int(row[2] or 0) and not int(row[4] or 0)]
+            for index in unique:
+                cursor.execute(f"PRAGMA index_info({_quote_ident(index)})")
+                columns = [row[2] for row in sorted(cursor.fetchall(), key=lambda r: int(r[0]))]
+                if columns and all(c is not None for c in columns):
+                    found.append((table, [str(c) for c in columns]))
+    finally:
+        cursor.close()
+    return found
 
 
 def _transaction_idle(conn: Any) -> bool:
