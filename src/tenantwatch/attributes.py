@@ -192,6 +192,10 @@ RESOLUTION_FAILED_RESOLVER: Final = "resolver_error"
 RESOLUTION_FAILED_INTERNAL: Final = "internal_error"
 """Value of :data:`TENANT_RESOLUTION_FAILED`: tenantwatch's own resolution raised."""
 
+RESOLUTION_FAILED_KEY_WITHOUT_ROOT: Final = "key_without_root"
+"""Value of :data:`TENANT_RESOLUTION_FAILED`: a source named a finer tenant key (``team``) but no root tenant; the
+finer key is ignored."""
+
 ERROR_TYPE: Final = "error.type"
 """Why something failed (semconv), as a metric label from a bounded set fixed by the code: the class name of an
 exception, or the reason an export dropped items."""
