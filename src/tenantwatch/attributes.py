@@ -226,6 +226,11 @@ FINDING_TABLE: Final = "tenantwatch.table"
 FINDING_SUGGESTION: Final = "tenantwatch.suggestion"
 """A suggested fix, e.g. the cleanup statement of a ``test_data`` finding (never executed by tenantwatch)."""
 
+FINDING_TENANT_KEY: Final = "tenantwatch.tenant_key"
+"""The tenant key a finding is about in a tenant hierarchy (``team``): event and log record attribute, and a label
+of ``tenantwatch.findings`` (key names come from the rules file, so the label is bounded). Absent for the root key.
+"""
+
 FINDING_REPEATS: Final = "tenantwatch.finding.repeats"
 """On a log record after a cooldown: how many times the same finding fired since the last record."""
 
