@@ -251,6 +251,10 @@ RESOLUTION_FAILED_RESOLVER: Final = "resolver_error"
 RESOLUTION_FAILED_INTERNAL: Final = "internal_error"
 """Value of :data:`TENANT_RESOLUTION_FAILED`: tenantwatch's own resolution raised."""
 
+RESOLUTION_FAILED_KEY_WITHOUT_ROOT: Final = "key_without_root"
+"""Value of :data:`TENANT_RESOLUTION_FAILED`: a source named a finer tenant key (``team``) but no root tenant; the
+finer key is ignored."""
+
 ERROR_TYPE: Final = "error.type"
 """Why something failed (semconv), as a metric label from a bounded set fixed by the code: the class name of an
 exception, or the reason an export dropped items."""
@@ -280,6 +284,11 @@ FINDING_TABLE: Final = "tenantwatch.table"
 
 FINDING_SUGGESTION: Final = "tenantwatch.suggestion"
 """A suggested fix, e.g. the cleanup statement of a ``test_data`` finding (never executed by tenantwatch)."""
+
+FINDING_TENANT_KEY: Final = "tenantwatch.tenant_key"
+"""The tenant key a finding is about in a tenant hierarchy (``team``): event and log record attribute, and a label
+of ``tenantwatch.findings`` (key names come from the rules file, so the label is bounded). Absent for the root key.
+"""
 
 FINDING_REPEATS: Final = "tenantwatch.finding.repeats"
 """On a log record after a cooldown: how many times the same finding fired since the last record."""

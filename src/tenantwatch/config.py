@@ -210,6 +210,23 @@ class RulesSettings(_Model):
         return _without_empty(data)
 
 
+_SETTING_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
+"""A custom PostgreSQL setting: ``prefix.name``."""
+
+
+def _tenant_key_map(value: dict[str, str], *, lower_values: bool) -> dict[str, str]:
+    """``{tenant key: header / claim / setting}``: key names are identifiers, values non-empty."""
+    out: dict[str, str] = {}
+    for key, target in value.items():
+        if not (key.isascii() and key.isidentifier()):
+            raise ValueError(f"{key!r} is not a tenant key name (letters, digits, underscores)")
+        text = target.strip().lower() if lower_values else target.strip()
+        if not text:
+            raise ValueError(f"{key}: empty name")
+        out[key] = text
+    return out
+
+
 class HttpSettings(_Model):
     """How the ASGI middleware resolves the tenant and watches requests (see docs/asgi.md)."""
 
@@ -244,6 +261,12 @@ class HttpSettings(_Model):
     """Longer request values are not kept (nor scanned past this many bytes)."""
     redact_query_keys: tuple[str, ...] = DEFAULT_REDACT_QUERY_KEYS
     """Query-string fields whose name contains one of these words get their value redacted on server spans."""
+    key_headers: dict[str, str] = Field(default_factory=dict)
+    """A tenant hierarchy's finer keys by header, ``{team: x-team-id}``: read with the tenant header, only from
+    trusted peers, and only when that header names the root tenant too (see docs/asgi.md)."""
+    key_claims: dict[str, str] = Field(default_factory=dict)
+    """A tenant hierarchy's finer keys by JWT claim, ``{team: team_id}``: read from a verified token that also
+    carries ``jwt_tenant_claim``."""
 
     @field_validator("trusted_proxies", "resolvers", "jwt_algorithms", "redact_query_keys", mode="before")
     @classmethod
@@ -274,6 +297,16 @@ class HttpSettings(_Model):
     def _lower(cls, value: str) -> str:
         return value.strip().lower()
 
+    @field_validator("key_headers")
+    @classmethod
+    def _key_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return _tenant_key_map(value, lower_values=True)
+
+    @field_validator("key_claims")
+    @classmethod
+    def _key_claims(cls, value: dict[str, str]) -> dict[str, str]:
+        return _tenant_key_map(value, lower_values=False)
+
 
 class BlockingSettings(_Model):
     """Response actions (opt-in): answer 429/403 to a client or tenant after repeated critical findings."""
@@ -299,7 +332,20 @@ class RlsSettings(_Model):
     """RLS assist (opt-in, PostgreSQL): ``SET LOCAL <setting>`` from the tenant context in every transaction."""
 
     enabled: bool = False
-    setting: str = Field(default="app.tenant_id", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+    setting: str = Field(default="app.tenant_id", pattern=_SETTING_NAME)
+    key_settings: dict[str, str] = Field(default_factory=dict)
+    """A tenant hierarchy's finer keys by setting, ``{team: app.team_id}``: ``SET LOCAL`` to the context's trusted
+    value of that key in every transaction that sets the tenant, and to ``''`` in every other one."""
+
+    @field_validator("key_settings")
+    @classmethod
+    def _key_settings(cls, value: dict[str, str]) -> dict[str, str]:
+        value = _tenant_key_map(value, lower_values=False)
+        for key, setting in value.items():
+            parts = setting.split(".")
+            if len(parts) != 2 or not all(part.isascii() and part.isidentifier() for part in parts):
+                raise ValueError(f"{key}: {setting!r} is not a setting name like app.team_id")
+        return value
 
 
 class DedupeSettings(_Model):

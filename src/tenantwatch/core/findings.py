@@ -54,3 +54,6 @@ class Finding:
     table: str | None = None
     suggestion: str | None = None
     """A suggested fix (``test_data``: the cleanup statement). Shown, never executed."""
+    tenant_key: str | None = None
+    """The tenant key a finding is about in a tenant hierarchy (``team`` when a team value differs from the
+    context's team); ``None`` for the root key and for findings about no key in particular."""

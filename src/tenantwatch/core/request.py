@@ -41,6 +41,8 @@ class RequestInfo:
     values: object | None = None
     """The security observer's per-request value store (:class:`tenantwatch.security.values.RequestValues`)."""
     path_params: dict[str, str] = field(default_factory=dict)
+    tenant_keys: tuple[tuple[str, str], ...] = ()
+    """The trusted values of a tenant hierarchy's finer keys (``(("team", "t-1"),)``), set with ``tenant_id``."""
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case)."""

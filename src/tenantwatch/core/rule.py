@@ -168,6 +168,7 @@ class Rule:
         *,
         table: str | None = None,
         fingerprint: str | None = None,
+        tenant_key: str | None = None,
     ) -> Finding:
         """A finding of this rule with the configured severity; the fingerprint defaults to the stable one of the
         statement (``facts``)."""
@@ -176,7 +177,12 @@ class Rule:
                 raise ValueError("a finding needs facts or an explicit fingerprint")
             fingerprint = finding_fingerprint(self.id, facts)
         return Finding(
-            rule=self.id, severity=settings.severity(self.id), message=message, fingerprint=fingerprint, table=table
+            rule=self.id,
+            severity=settings.severity(self.id),
+            message=message,
+            fingerprint=fingerprint,
+            table=table,
+            tenant_key=tenant_key,
         )
 
 

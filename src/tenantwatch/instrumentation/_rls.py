@@ -15,6 +15,11 @@ With no tenant in context, or inside ``unscoped(reason)``, nothing is set and on
 (``SELECT current_setting(...)``): that read is what reveals a session-level value another piece of code left on a
 pooled connection (``SET app.tenant_id = ...`` without ``LOCAL``).
 
+A tenant hierarchy's finer keys get a setting each with ``Settings.rls.key_settings`` (``{team: app.team_id}``),
+in the same statement: ``set_config('app.team_id', <context team>, true)`` when the tenant is set and the context
+holds a team (only ever a trusted one, like the tenant), ``set_config('app.team_id', '', true)`` in every other
+transaction, so a team left on a pooled connection, or a team without its organization, never reaches a policy.
+
 Every db span then carries ``tenantwatch.db.rls_tenant``: the setting in force when the statement ran, as far as
 tenantwatch can tell without asking the database again: the value it set (or read) at the start of the transaction,
 updated by the application's own ``SET [LOCAL|SESSION] <setting> ...`` / ``set_config('<setting>', '...', ...)``
@@ -65,14 +70,8 @@ unknown)."""
 _SETS = re.compile(r"(?i)\bset_config\b|^\s*(?:set|reset)\b")
 """A statement that may change a setting."""
 
-_PLACEHOLDERS = {
-    "pyformat": ("%(setting)s", "%(tenant)s"),
-    "format": ("%s", "%s"),
-    "numeric_dollar": ("$1", "$2"),
-    "numeric": (":1", ":2"),
-    "qmark": ("?", "?"),
-    "named": (":setting", ":tenant"),
-}
+_NAMED_STYLES = ("pyformat", "named")
+"""DB-API paramstyles that bind by name (a dict); the others bind by position (a tuple)."""
 
 
 class RlsAssist:
@@ -80,6 +79,8 @@ class RlsAssist:
 
     def __init__(self, settings: Settings, analyzer: Analyzer, tracer: Tracer) -> None:
         self.setting = settings.rls.setting
+        self.key_settings = tuple(settings.rls.key_settings.items())
+        """(tenant key, setting) pairs: the finer keys' settings, set or cleared in every transaction."""
         self.analyzer = analyzer
         self.tracer = tracer
         name = re.escape(self.setting)
@@ -113,14 +114,13 @@ class RlsAssist:
             paramstyle = dialect.paramstyle
         if attempt.failed:
             return
-        setting_ph, tenant_ph = _PLACEHOLDERS.get(paramstyle, _PLACEHOLDERS["format"])
         sets = tenant is not None and not autocommit
-        if sets:
-            sql = f"SELECT current_setting({setting_ph}, true), set_config({setting_ph}, {tenant_ph}, true)"
-            parameters: Any = _parameters(paramstyle, self.setting, tenant, twice=True)
-        else:
-            sql = f"SELECT current_setting({setting_ph}, true)"
-            parameters = _parameters(paramstyle, self.setting, None, twice=False)
+        assignments: list[tuple[str, str]] = [(self.setting, tenant)] if sets and tenant is not None else []
+        if not autocommit:
+            for key, setting in self.key_settings:
+                value = context.value_of(key) if sets else None
+                assignments.append((setting, value or ""))
+        sql, parameters = _statement(paramstyle, self.setting, assignments)
         start = time.time_ns()
         with guard("RLS assist") as attempt:
             previous = _run(dbapi_connection, sql, parameters)
@@ -191,12 +191,34 @@ class RlsAssist:
         conn.info[RLS_STATE_KEY] = value
 
 
-def _parameters(paramstyle: str, setting: str, tenant: str | None, *, twice: bool) -> Any:
-    if paramstyle in ("pyformat", "named"):
-        return {"setting": setting, "tenant": tenant} if twice else {"setting": setting}
-    if paramstyle in ("numeric_dollar", "numeric"):
-        return (setting, tenant) if twice else (setting,)
-    return (setting, setting, tenant) if twice else (setting,)
+def _statement(paramstyle: str, read: str, assignments: list[tuple[str, str]]) -> tuple[str, Any]:
+    """``SELECT current_setting(<read>, true), set_config(<name>, <value>, true), ...`` for ``paramstyle``, every
+    name and value a bound parameter, and its parameters (a dict for named styles, else a tuple)."""
+    values = [read]
+    for name, value in assignments:
+        values += [name, value]
+    marks = [_mark(paramstyle, index) for index in range(len(values))]
+    parts = [f"current_setting({marks[0]}, true)"]
+    parts += [f"set_config({marks[1 + 2 * i]}, {marks[2 + 2 * i]}, true)" for i in range(len(assignments))]
+    sql = "SELECT " + ", ".join(parts)
+    if paramstyle in _NAMED_STYLES:
+        return sql, {f"p{index}": value for index, value in enumerate(values)}
+    return sql, tuple(values)
+
+
+def _mark(paramstyle: str, index: int) -> str:
+    """The placeholder of parameter ``index`` (0-based) in ``paramstyle``; ``format`` (``%s``) when unknown."""
+    if paramstyle == "pyformat":
+        return f"%(p{index})s"
+    if paramstyle == "named":
+        return f":p{index}"
+    if paramstyle == "numeric_dollar":
+        return f"${index + 1}"
+    if paramstyle == "numeric":
+        return f":{index + 1}"
+    if paramstyle == "qmark":
+        return "?"
+    return "%s"
 
 
 def _run(dbapi_connection: Any, sql: str, parameters: Any) -> str | None:

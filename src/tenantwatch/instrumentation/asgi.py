@@ -7,13 +7,15 @@ other scope types pass through untouched):
 1. resolves the tenant, user and role: a custom callable first, then the resolvers of ``Settings.http.resolvers``
    in order (JWT verified against a key or JWKS; tenant headers and incoming W3C baggage only from trusted proxies;
    subdomain; path parameter of the matched route). A rejected token or an untrusted header never sets a tenant; both
-   are counted.
+   are counted. With a tenant hierarchy, the source that names the root tenant may name the finer keys too
+   (``http.key_headers``, ``http.key_claims``, the callable, trusted baggage ``tenant.<key>.id``); a finer key
+   without the root tenant is ignored and counted as a resolution failure (``key_without_root``).
 2. puts them in the tenant context and W3C baggage for the whole request (db spans and outgoing calls see them),
    replacing whatever baggage the peer sent: with no trusted answer the request runs with **no** tenant, and a
    custom resolver that raises fails closed the same way (counted on ``tenantwatch.http.tenant_resolution_failures``,
    logged at most once a minute); and on the server span (``tenant.id``, ``enduser.id``, ``enduser.role``,
-   ``tenant.bucket``, ``client.address``, ``tenantwatch.tenant.source``), and sets ``http.route`` from the
-   framework's matched route;
+   ``tenant.bucket``, ``client.address``, ``tenantwatch.tenant.source``, ``tenant.<key>.id`` of the finer keys),
+   and sets ``http.route`` from the framework's matched route;
 3. runs the request observers (by default the :class:`~tenantwatch.security.SecurityObserver`: attack patterns,
    request values for ``injection_signal``, auth failures, response actions), which may refuse the request;
 4. counts ``tenantwatch.http.requests`` and ``tenantwatch.http.request.duration`` on bounded labels (tenant bucket,
@@ -34,7 +36,8 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry import baggage, trace
@@ -44,8 +47,8 @@ from opentelemetry.trace import TracerProvider
 
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
-from tenantwatch.context import TenantContext, tenant_context
-from tenantwatch.core.guard import guard, log_internal_error
+from tenantwatch.context import DEFAULT_KEY, TenantContext, tenant_context, tenant_hierarchy
+from tenantwatch.core.guard import RateLimitedLog, guard, log_internal_error
 from tenantwatch.core.handover import FindingSource, FindingSubscription, offered
 from tenantwatch.core.request import (
     RequestInfo,
@@ -54,7 +57,7 @@ from tenantwatch.core.request import (
     set_current_request,
 )
 from tenantwatch.core.request_metrics import RequestMetrics
-from tenantwatch.instrumentation.resolvers import Resolution
+from tenantwatch.instrumentation.resolvers import Resolution, declared_keys
 from tenantwatch.instrumentation.resolvers.header import HeaderResolver
 from tenantwatch.instrumentation.resolvers.jwt import JWTResolver
 from tenantwatch.instrumentation.resolvers.path import PathResolver
@@ -83,9 +86,15 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 TenantResolver = Callable[
-    [RequestInfo], "TenantContext | Resolution | Awaitable[TenantContext | Resolution | None] | None"
+    [RequestInfo],
+    "TenantContext | Resolution | Mapping[str, object] | Awaitable[TenantContext | Resolution | Mapping[str, object] "
+    "| None] | None",
 ]
-"""A custom resolver: gets the request, returns a TenantContext (or None); may be async."""
+"""A custom resolver: gets the request, returns a TenantContext (with the finer tenant keys in ``keys``), a mapping
+by tenant key name (``{"organization": "acme", "team": "t-1"}``) or None; may be async."""
+
+_KEY_WITHOUT_ROOT_LOG = RateLimitedLog()
+"""One warning a minute per source when a finer tenant key arrives without the root tenant."""
 
 
 class TenantwatchMiddleware:
@@ -237,10 +246,11 @@ class TenantwatchMiddleware:
             except Exception as exc:  # the host's resolver: fail closed, never fall back to weaker sources
                 self._resolution_failed(request, A.RESOLUTION_FAILED_RESOLVER, exc)
                 return None
-            if isinstance(answer, Resolution):
-                return answer
-            if isinstance(answer, TenantContext) and answer.tenant_id is not None:
-                return Resolution(answer.tenant_id, answer.user_id, answer.role, "callable")
+            given = _from_callable(answer)
+            if given is not None:
+                given = self._with_root(request, given)
+                if given is not None:
+                    return given
         metrics = self.metrics
         for name in self._order:
             found: Resolution | None = None
@@ -260,16 +270,50 @@ class TenantwatchMiddleware:
                 found = self._subdomain.resolve(request)
             elif name == "path" and self._path is not None:
                 found = self._path.resolve(request, scope)
-            if found is not None and found.tenant_id is not None:
-                return found
+            if found is not None:
+                found = self._with_root(request, found)
+                if found is not None and found.tenant_id is not None:
+                    return found
         incoming = baggage.get_baggage(A.TENANT_ID)
-        if incoming is not None:
+        _root, finer = tenant_hierarchy()
+        keys = declared_keys({key: baggage.get_baggage(A.tenant_key_attribute(key)) for key in finer}) if finer else ()
+        if incoming is not None or keys:
             if trusted:
                 user, role = baggage.get_baggage(A.ENDUSER_ID), baggage.get_baggage(A.ENDUSER_ROLE)
-                return Resolution(
-                    str(incoming), None if user is None else str(user), None if role is None else str(role), "baggage"
+                return self._with_root(
+                    request,
+                    Resolution(
+                        None if incoming is None else str(incoming),
+                        None if user is None else str(user),
+                        None if role is None else str(role),
+                        "baggage",
+                        keys=keys,
+                    ),
                 )
             metrics.ignored_headers.add(1, {A.CLIENT_BUCKET: metrics.client_bucket(request.client_address)})
+        return None
+
+    def _with_root(self, request: RequestInfo, found: Resolution) -> Resolution | None:
+        """``found``, unless it names finer tenant keys but no root tenant: those are ignored (logged once a minute
+        per source, counted on ``tenantwatch.http.tenant_resolution_failures{reason="key_without_root"}``, marked
+        on the server span) and the next source is tried."""
+        if found.tenant_id is not None or not found.keys:
+            return found
+        names = ", ".join(key for key, _value in found.keys)
+        _KEY_WITHOUT_ROOT_LOG.emit(
+            found.source,
+            "tenantwatch: the %s named the tenant key(s) %s but no root tenant (%s); ignored, the request runs "
+            "without them",
+            found.source or "resolver",
+            names,
+            tenant_hierarchy()[0],
+            logger=logger,
+            exc_info=False,
+        )
+        with guard("ASGI middleware metrics"):
+            self.metrics.resolution_failures.add(1, {"reason": A.RESOLUTION_FAILED_KEY_WITHOUT_ROOT})
+            if request.span is not None and request.span.is_recording():
+                request.span.set_attribute(A.TENANT_RESOLUTION_FAILED, A.RESOLUTION_FAILED_KEY_WITHOUT_ROOT)
         return None
 
     def _resolution_failed(self, request: RequestInfo, reason: str, exc: BaseException) -> None:
@@ -298,6 +342,8 @@ class TenantwatchMiddleware:
                 attributes[A.ENDUSER_ID] = found.user_id
             if found.role is not None:
                 attributes[A.ENDUSER_ROLE] = found.role
+            for key, value in request.tenant_keys:
+                attributes[A.tenant_key_attribute(key)] = value
         span.set_attributes(attributes)  # one call: one lock, one validation pass
 
     async def _tenant_layer(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -320,6 +366,7 @@ class TenantwatchMiddleware:
         if found is not None:
             request.tenant_id, request.user_id, request.role = found.tenant_id, found.user_id, found.role
             request.tenant_source = found.source
+            request.tenant_keys = found.keys if found.tenant_id is not None else ()
         with guard("ASGI middleware span attributes"):
             self._annotate(request, found)
         token = set_current_request(request)
@@ -334,7 +381,8 @@ class TenantwatchMiddleware:
             await send(message)
 
         try:
-            with tenant_context(request.tenant_id, user_id=request.user_id, role=request.role):
+            values = {DEFAULT_KEY: request.tenant_id, **dict(request.tenant_keys)}
+            with tenant_context(values, user_id=request.user_id, role=request.role):
                 refusal = self._before(request)
                 if refusal is not None:
                     await self._refuse(scope, send_wrapper, *refusal)
@@ -393,6 +441,28 @@ class TenantwatchMiddleware:
             self.metrics.duration.record(seconds, labels)
             labels[A.HTTP_RESPONSE_STATUS_CODE] = status  # type: ignore[assignment]
             self.metrics.requests.add(1, labels)
+
+
+def _from_callable(answer: object) -> Resolution | None:
+    """What a custom resolver's answer says: a Resolution as is; a TenantContext or a mapping by tenant key name
+    (the root key by its declared name or ``tenant``) with its declared finer keys; anything else nothing."""
+    if isinstance(answer, Resolution):
+        keys = declared_keys(dict(answer.keys))
+        return answer if keys == answer.keys else replace(answer, keys=keys)
+    if isinstance(answer, TenantContext):
+        keys = declared_keys(dict(answer.keys))
+        if answer.tenant_id is None and not keys:
+            return None
+        return Resolution(answer.tenant_id, answer.user_id, answer.role, "callable", keys=keys)
+    if isinstance(answer, Mapping):
+        values = {str(key): value for key, value in answer.items()}
+        root = values.get(tenant_hierarchy()[0], values.get(DEFAULT_KEY))
+        tenant = None if root is None else (str(root).strip()[:256] or None)
+        keys = declared_keys(values)
+        if tenant is None and not keys:
+            return None
+        return Resolution(tenant, source="callable", keys=keys)
+    return None
 
 
 def _status(message: Message) -> int | None:

@@ -73,6 +73,8 @@ def finding_event(finding: Finding, timestamp: int | None) -> Event:
         attributes[A.FINDING_TABLE] = finding.table
     if finding.suggestion is not None:
         attributes[A.FINDING_SUGGESTION] = finding.suggestion
+    if finding.tenant_key is not None:
+        attributes[A.FINDING_TENANT_KEY] = finding.tenant_key
     return Event(A.FINDING_EVENT, attributes=attributes, timestamp=timestamp)
 
 

@@ -1,10 +1,11 @@
 """One OpenTelemetry log record per finding, correlated with the db span it was found on.
 
 Severity ``WARN`` for ``info``/``warning`` findings, ``ERROR`` for ``high``/``critical``; the body is the finding's
-message; the attributes carry the rule, severity, fingerprint, table and suggestion (if any), who ran the statement
-(``tenant.id``, ``enduser.*``), the statement (``db.query.text``, normalized: every literal is ``?``) and where it
-came from (``code.*``, ``http.route``). The record's trace and span ids are the db span's, so a log backend links
-straight to the trace. The body and every string attribute are capped at ``max_length`` characters.
+message; the attributes carry the rule, severity, fingerprint, table, tenant key and suggestion (if any), who ran
+the statement (``tenant.id``, the finer tenant keys ``tenant.<key>.id``, ``enduser.*``), the statement
+(``db.query.text``, normalized: every literal is ``?``) and where it came from (``code.*``, ``http.route``). The
+record's trace and span ids are the db span's, so a log backend links straight to the trace. The body and every
+string attribute are capped at ``max_length`` characters.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0, max_length
         (A.FINGERPRINT, finding.fingerprint),
         (A.FINDING_TABLE, finding.table),
         (A.FINDING_SUGGESTION, finding.suggestion),
+        (A.FINDING_TENANT_KEY, finding.tenant_key),
         (A.TENANT_ID, facts.tenant_id),
         (A.ENDUSER_ID, facts.user_id),
         (A.ENDUSER_ROLE, facts.role),
@@ -69,6 +71,7 @@ def _attributes(finding: Finding, facts: SpanFacts, repeats: int = 0, max_length
         (A.CODE_LINENO, facts.code_lineno),
         (A.HTTP_ROUTE, facts.route),
         (A.FINDING_REPEATS, repeats or None),
+        *((A.tenant_key_attribute(key), value) for key, value in facts.tenant_keys),
     )
     return {
         key: cap(value, max_length) if isinstance(value, str) else value for key, value in pairs if value is not None

@@ -6,7 +6,8 @@ Instruments (meter ``tenantwatch``):
   ``db.operation.name``, ``db.collection.name`` and ``tenant.bucket``.
 * ``tenantwatch.db.returned_rows`` (histogram, rows): every db span with a known row count, same labels.
 * ``tenantwatch.findings`` (counter): every finding that was not suppressed, labelled ``tenantwatch.rule``,
-  ``tenantwatch.severity``, ``db.collection.name`` (the finding's table) and ``tenant.bucket``.
+  ``tenantwatch.severity``, ``db.collection.name`` (the finding's table) and ``tenant.bucket``, and, for a finding
+  about a finer key of a tenant hierarchy, ``tenantwatch.tenant_key`` (the key's name, never its value).
 * ``tenantwatch.findings.suppressed`` (counter): findings a suppression kept quiet, labelled ``tenantwatch.rule``,
   ``tenantwatch.severity`` and ``db.collection.name``.
 
@@ -17,6 +18,9 @@ code is bounded the same way (:mod:`tenantwatch.core.buckets`): ``db.collection.
 tables), ``db.system.name`` and ``db.operation.name`` (first ``SYSTEM_LABEL_CAP`` / ``OPERATION_LABEL_CAP`` values,
 for spans of other instrumentations). So each instrument has at most (tenant cap + 2) x (table cap + 1) x ...
 series, whatever the traffic.
+
+A tenant hierarchy adds no value label: ``tenant.bucket`` stays the root tenant's (a team's id would multiply every
+series by the teams of each organization); only the findings counter says which key a finding is about, by name.
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ class ProcessorMetrics:
 
     def _finding_labels(self, finding: Finding, bucket: str | None) -> dict[str, str]:
         labels = {A.RULE: finding.rule, A.SEVERITY: finding.severity}
+        if finding.tenant_key is not None:
+            labels[A.FINDING_TENANT_KEY] = finding.tenant_key
         if finding.table is not None:
             labels[A.DB_COLLECTION_NAME] = self.table_bucket(finding.table)
         if bucket is not None:

@@ -26,7 +26,7 @@ from jwt import PyJWK
 
 from tenantwatch.config import HttpSettings
 from tenantwatch.core.request import RequestInfo
-from tenantwatch.instrumentation.resolvers import Resolution
+from tenantwatch.instrumentation.resolvers import Resolution, declared_keys
 
 __all__ = ["JWTResolver"]
 
@@ -224,8 +224,9 @@ class JWTResolver:
     def _claims(self, claims: dict[str, Any]) -> Resolution | None:
         http = self._http
         tenant = claims.get(http.jwt_tenant_claim)
+        keys = declared_keys({key: claims.get(claim) for key, claim in http.key_claims.items()})
         if tenant is None:
-            return None
+            return Resolution(None, source="jwt", keys=keys) if keys else None
         user = claims.get(http.jwt_user_claim)
         role = claims.get(http.jwt_role_claim)
         return Resolution(
@@ -233,4 +234,5 @@ class JWTResolver:
             None if user is None else str(user)[:256],
             None if role is None else str(role)[:256],
             "jwt",
+            keys=keys,
         )
