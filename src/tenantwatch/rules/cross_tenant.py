@@ -57,25 +57,35 @@ class CrossTenant(Rule):
             return NO_FINDINGS
         parts: list[str] = []
         values, written_values = facts.tenant_values, facts.written_tenant_values
+        differing: list[str] = []  # the tenant keys that differ, for the finding's tenant_key (hierarchy only)
         if (values and values != (tenant,)) or (written_values and written_values != (tenant,)):
             key = settings.root_key if settings.tenant_keys else None
-            parts.extend(_differences(key, tenant, values, written_values))
+            found = _differences(key, tenant, values, written_values)
+            parts.extend(found)
+            if found and key is not None:
+                differing.append(key)
         if facts.key_values or facts.written_key_values:  # a tenant hierarchy's finer keys, each with its own
             read_by_key, written_by_key = dict(facts.key_values), dict(facts.written_key_values)
             for key in dict.fromkeys((*read_by_key, *written_by_key)):
                 own = facts.tenant_value(key)
                 if own is not None:  # no value of that key in context: nothing to compare with
-                    parts.extend(_differences(key, own, read_by_key.get(key, ()), written_by_key.get(key, ())))
+                    found = _differences(key, own, read_by_key.get(key, ()), written_by_key.get(key, ()))
+                    parts.extend(found)
+                    if found:
+                        differing.append(key)
         instances = foreign_identity_rows(facts, settings) if facts.identity_kind is not None else ()
         if instances:
             parts.append(_instances(facts, instances, settings))
+            if settings.tenant_keys:
+                differing.append(identity_key(facts, settings))
         if not parts:
             return NO_FINDINGS
         table = facts.main_table or (facts.tenant_tables[0] if facts.tenant_tables else None)
         operation = facts.operation or "statement"
         target = f" on {table}" if table else ""
         message = f"{operation}{target} {'; '.join(parts)}"
-        return (self.finding(facts, settings, message, table=table),)
+        tenant_key = differing[0] if differing else None
+        return (self.finding(facts, settings, message, table=table, tenant_key=tenant_key),)
 
 
 def _instances(facts: SpanFacts, instances: tuple[tuple[str, int], ...], settings: Settings) -> str:
