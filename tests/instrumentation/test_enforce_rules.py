@@ -128,3 +128,40 @@ def test_enforce_rules_from_the_environment_and_checked() -> None:
     assert settings.enforce.rules == ("cross_tenant", "test_data")
     with pytest.raises(ConfigError, match=r"enforce\.rules"):
         load_settings(environ={}, enforce={"rules": ["cross_tenants"]})
+
+
+def test_the_strict_profile_reports_an_inherited_table_and_never_blocks_it(
+    instrument: Instrument, traced: Traced, sqlite_path: Path
+) -> None:
+    """``profile: strict`` makes a table that only inherits its tenant a finding; enforce mode still runs the
+    statement: its scope through the foreign key is not a certain leak."""
+    engine = sqlite_engine(sqlite_path)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE labels (id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, name TEXT, "
+                "item_id INTEGER REFERENCES items (id))"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO labels (id, organization_id, name, item_id) "
+                "SELECT 1, 1, 'red', min(id) FROM items WHERE organization_id = 1"
+            )
+        )
+    engine.dispose()
+    settings = load_settings(environ={}, profile="strict")
+    instrument(mode="enforce", install_processor=True, settings=settings)
+    engine = sqlite_engine(sqlite_path)
+    query = sa.text(
+        "SELECT labels.name FROM items JOIN labels ON labels.item_id = items.id WHERE items.organization_id = 1"
+    )
+    with tenant_context("1"), engine.connect() as conn:
+        assert conn.execute(query).scalars().all() == ["red"]
+        unfiltered = sa.text("SELECT labels.name FROM labels")
+        with pytest.raises(TenantIsolationError):
+            conn.execute(unfiltered)
+    engine.dispose()
+    (span,) = traced.db_spans("JOIN labels")
+    assert attrs(span).get(A.DB_INHERITED)
+    assert "missing_tenant_filter" in _findings(traced, "JOIN labels")

@@ -265,10 +265,15 @@ class Listeners:
         if facts.tenant_filter == "unknown" or facts.analysis_error is not None:
             return ()  # only a certain verdict blocks: what could not be analyzed is reported, never stopped
         enforced = settings.enforce.rules
+        # A table that only inherits its tenant is a finding in the strict profile, never a block: the statement
+        # is scoped through its provenance (a foreign key, a narrowing subquery), so stopping it is not certain.
+        unfiltered = {item.rpartition(":")[2] for item in facts.unfiltered}
         return tuple(
             finding
             for finding in evaluate(facts, settings)
-            if finding.rule in enforced and not is_suppressed(finding, facts, settings)
+            if finding.rule in enforced
+            and not (finding.rule == "missing_tenant_filter" and finding.table not in unfiltered)
+            and not is_suppressed(finding, facts, settings)
         )
 
     def _record_blocked(self, conn: Any, statement: str, facts: SpanFacts, findings: tuple[Any, ...]) -> None:
