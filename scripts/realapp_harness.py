@@ -61,6 +61,8 @@ _ENV_OUT = "TENANTWATCH_REALAPP_OUT"
 _ENV_ADAPTER = "TENANTWATCH_REALAPP_ADAPTER"
 _ENV_PLANTS = "TENANTWATCH_REALAPP_PLANTS"
 """Planted bugs the plugin installs (comma-separated kinds); the adapter's plants module reads it too."""
+_ENV_KEYS = "TENANTWATCH_REALAPP_KEYS"
+"""The tenant keys the rules file declares (comma-separated); without it the adopter code sets the root key only."""
 _ENV_TENANT_FORM = "TENANTWATCH_REALAPP_TENANT_FORM"
 """How the adopter writes the tenant id into the context: ``dashed`` (``str(uuid)``, the natural choice) or ``hex``
 (what the application binds on SQLite)."""
@@ -92,6 +94,9 @@ class Adapter:
     stopped half-way (an enforce run blocking a migration) does not leave a half-migrated database behind."""
     plants: str | None = None
     """Module (in scripts/) of planted bugs for ``--plant``: ``PLANTS``, ``install()``, ``judge()``."""
+    tenant_keys: tuple[tuple[str, str, str, str | None], ...] = ()
+    """A tenant hierarchy, ``(key, column, root table, parent key)`` per key, root first: written as the rules
+    file's ``tenant_keys`` (unless ``--one-key``); the adopter code then sets every key of the context."""
 
 
 MEALIE = Adapter(
@@ -110,6 +115,8 @@ MEALIE = Adapter(
         "::test_recipe_migration[recipekeeper_archive]",
     ),
     plants="realapp_plants_mealie",
+    # mealie's groups hold households; many tables carry both ids, some only household_id
+    tenant_keys=(("group", "group_id", "groups", None), ("household", "household_id", "households", "group")),
 )
 
 ADAPTERS = {MEALIE.name: MEALIE}
@@ -374,10 +381,23 @@ def tenant_tables(adapter: Adapter, app_dir: Path, venv: Path) -> dict[str, str]
     return {name: adapter.tenant_column for name in names}
 
 
-def write_rules_file(path: Path, adapter: Adapter, tables: dict[str, str], *, suppress: Iterable[str] = ()) -> None:
+def write_rules_file(
+    path: Path, adapter: Adapter, tables: dict[str, str], *, suppress: Iterable[str] = (), one_key: bool = False
+) -> None:
+    """The adopter's rules file. With the adapter's tenant hierarchy, ``tenant_keys`` and no table list: every
+    mapped table with a key column is learned from the ORM; with one key, the tables read from the models."""
     import yaml
 
-    rules: dict[str, Any] = {"tenant_columns": [adapter.tenant_column], "tenant_tables": tables}
+    rules: dict[str, Any]
+    if adapter.tenant_keys and not one_key:
+        rules = {
+            "tenant_keys": {
+                key: {"columns": [column], "root": root, **({"parent": parent} if parent else {})}
+                for key, column, root, parent in adapter.tenant_keys
+            }
+        }
+    else:
+        rules = {"tenant_columns": [adapter.tenant_column], "tenant_tables": tables}
     suppressions = [{"rule": rule, "reason": "suppressed by realapp_harness --suppress"} for rule in suppress]
     if suppressions:
         rules["suppressions"] = suppressions
@@ -528,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-commit", help="the application's commit, when its checkout has no git metadata")
     parser.add_argument("--work", type=Path, help="where logs, junit files and findings go (default: a temp dir)")
     parser.add_argument(
+        "--one-key",
+        action="store_true",
+        help="declare only the root tenant key (the app's tenant column), not its tenant hierarchy",
+    )
+    parser.add_argument(
         "--from-work", action="store_true", help="run nothing: report on what an earlier run left in --work"
     )
     parser.add_argument("--baseline", type=Path, help="write the distinct flagged statements here (JSON lines)")
@@ -573,7 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.discover_only:
         tables = tenant_tables(adapter, app_dir, venv)
         rules = work / "rules.yaml"
-        write_rules_file(rules, adapter, tables, suppress=args.suppress)
+        write_rules_file(rules, adapter, tables, suppress=args.suppress, one_key=args.one_key)
+        if adapter.tenant_keys and not args.one_key:
+            plugin_env[_ENV_KEYS] = ",".join(key for key, *_rest in adapter.tenant_keys)
         plugin_env["TENANTWATCH_RULES_FILE"] = str(rules)
         print(f"tenant tables from the app's models: {len(tables)} (column {adapter.tenant_column})", flush=True)
     else:
