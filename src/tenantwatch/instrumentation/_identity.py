@@ -48,6 +48,7 @@ statement.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from dataclasses import dataclass
@@ -407,7 +408,7 @@ class OrmIdentity:
     def _selectin_fact(self, orm_execute_state: Any, keys: Any) -> IdentityFact | None:
         """The parents of a selectin load, from the keys it binds (see the module docstring)."""
         from sqlalchemy.orm import RelationshipDirection
-        from sqlalchemy.orm.base import instance_state
+        from sqlalchemy.orm.base import NO_VALUE, instance_state
 
         path = orm_execute_state.loader_strategy_path
         prop = getattr(path, "prop", None)
@@ -418,7 +419,23 @@ class OrmIdentity:
         if tenant is None:
             return None
         session = orm_execute_state.session
+        attribute = tenant[1]
         counts: dict[str | None, int] = {}
+        canonical_of: dict[Any, str | None] = {}
+
+        def count(state: Any) -> None:
+            committed = state.committed_state
+            raw = committed[attribute] if attribute in committed else state.dict.get(attribute)
+            if raw is None or raw is NO_VALUE:
+                raw = _raw_value(state, attribute)
+            try:
+                value = canonical_of[raw]
+            except KeyError:
+                value = canonical_of[raw] = None if raw is None else canonical(raw)
+            except TypeError:  # an unhashable value
+                value = None if raw is None else canonical(raw)
+            counts[value] = counts.get(value, 0) + 1
+
         joined = bool(getattr(orm_execute_state.statement, "_setup_joins", ()))
         if prop.direction is RelationshipDirection.MANYTOONE and not joined:
             # the keys are the related rows' primary keys: the parents hold them as foreign keys
@@ -429,25 +446,29 @@ class OrmIdentity:
                 return None
             explained: set[tuple[Any, ...]] = set()
             for state in states:
-                if not state.mapper.isa(parent):
+                mapper = state.mapper
+                if mapper is not parent and not mapper.isa(parent):
                     continue
-                fk = tuple(state.dict.get(attribute) for attribute in columns)
-                if fk not in wanted:
-                    continue
-                explained.add(fk)
-                _, value = self._tenant_of(state.mapper, state) or ("", None)
-                counts[value] = counts.get(value, 0) + 1
+                values = state.dict
+                fk = tuple(values.get(column) for column in columns)
+                if fk in wanted:
+                    explained.add(fk)
+                    count(state)
             counts[None] = counts.get(None, 0) + len(keys) - len(explained)
         else:
-            # the keys are the parents' primary keys
-            identity_map = session.identity_map
+            # the keys are the parents' primary keys (the identity map holds states under (class, key, token))
+            by_identity = getattr(session.identity_map, "_dict", None)
+            identity_class = getattr(parent, "_identity_class", None)
             for key in keys[:MAX_INSPECTED]:
-                instance = identity_map.get(parent.identity_key_from_primary_key(list(_key_tuple(key))))
-                value = None
-                if instance is not None:
-                    state = instance_state(instance)
-                    _, value = self._tenant_of(state.mapper, state) or ("", None)
-                counts[value] = counts.get(value, 0) + 1
+                if by_identity is not None and identity_class is not None:
+                    state = by_identity.get((identity_class, _key_tuple(key), None))
+                else:
+                    instance = session.identity_map.get(parent.identity_key_from_primary_key(list(_key_tuple(key))))
+                    state = None if instance is None else instance_state(instance)
+                if state is None:
+                    counts[None] = counts.get(None, 0) + 1
+                else:
+                    count(state)
             counts[None] = counts.get(None, 0) + max(0, len(keys) - MAX_INSPECTED)
         if not counts.get(None):
             counts.pop(None, None)
@@ -536,6 +557,19 @@ class OrmIdentity:
         return None
 
 
+def _raw_value(state: Any, key: str) -> Any:
+    """The loaded value of attribute ``key`` (the committed one when a change is pending; the value kept through
+    expiry), ``None`` when unknown (what :meth:`OrmIdentity._tenant_of` reads, without the canonical form)."""
+    from sqlalchemy.orm.base import NO_VALUE
+
+    committed = state.committed_state
+    value = committed[key] if key in committed else state.dict.get(key, NO_VALUE)
+    if value is NO_VALUE or value is None:
+        kept = state._last_known_values
+        value = kept.get(key, NO_VALUE) if kept else NO_VALUE
+    return None if value is NO_VALUE else value
+
+
 def _key_tuple(key: Any) -> tuple[Any, ...]:
     return key if isinstance(key, tuple) else (key,)
 
@@ -556,19 +590,26 @@ def _foreign_columns(prop: Any) -> tuple[str, ...] | None:
 _SUBQUERY_NAMES = frozenset({"select", "scalar_subquery", "exists", "subquery", "lateral", "cte", "textclause"})
 
 
-def _by_key(statement: Any) -> tuple[Any, tuple[Any, ...]] | None:
-    """``(mapper, primary key)`` when ``statement`` is an ORM ``SELECT`` of one mapped class, from its table alone
-    (no join, no explicit FROM), whose top-level ``WHERE`` binds every primary key column by equality and holds no
-    subquery: it reads that one row."""
-    from sqlalchemy import inspect
+@functools.cache
+def _sql() -> tuple[Any, ...]:
+    """What :func:`_by_key` uses of SQLAlchemy, imported once (an import statement per ORM statement costs)."""
     from sqlalchemy.sql import operators
     from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
     from sqlalchemy.sql.visitors import iterate
 
+    return operators, BinaryExpression, BindParameter, BooleanClauseList, iterate
+
+
+def _by_key(statement: Any) -> tuple[Any, tuple[Any, ...]] | None:
+    """``(mapper, primary key)`` when ``statement`` is an ORM ``SELECT`` of one mapped class, from its table alone
+    (no join, no explicit FROM), whose top-level ``WHERE`` binds every primary key column by equality and holds no
+    subquery: it reads that one row."""
     criteria = getattr(statement, "_where_criteria", None)
     if not criteria or getattr(statement, "_setup_joins", None) or getattr(statement, "_from_obj", None):
         return None
+    operators, BinaryExpression, BindParameter, BooleanClauseList, iterate = _sql()  # noqa: N806
     bound: dict[Any, Any] = {}
+    bound_columns: list[Any] = []
     pending = list(criteria)
     while pending:
         clause = pending.pop()
@@ -581,23 +622,19 @@ def _by_key(statement: Any) -> tuple[Any, tuple[Any, ...]] | None:
                 left, right = right, left
             if isinstance(right, BindParameter) and not right.expanding and getattr(left, "table", None) is not None:
                 bound.setdefault((left.table, left.name), right)
+                bound_columns.append(left)
                 continue
         if any(element.__visit_name__ in _SUBQUERY_NAMES for element in iterate(clause)):
             return None
-    if not bound:
-        return None
-    descriptions = statement.column_descriptions
+    if not any(getattr(bind_column, "primary_key", False) for bind_column in bound_columns):
+        return None  # most ORM statements: no primary key column bound, nothing more to look at
     mapper = None
-    for description in descriptions:
-        entity = description.get("entity")
-        if entity is None:
-            return None
-        found = inspect(entity, raiseerr=False)
-        found = getattr(found, "mapper", None)
-        if found is None or (mapper is not None and found is not mapper):
-            return None
-        mapper = found
-    if mapper is None or getattr(descriptions[0].get("entity"), "is_aliased_class", False):
+    for raw in getattr(statement, "_raw_columns", ()):
+        entity = getattr(raw, "_annotations", {}).get("parententity")
+        if entity is None or getattr(entity, "is_aliased_class", True) or (mapper is not None and entity is not mapper):
+            return None  # a column of no mapped class, an aliased class, or a second class
+        mapper = entity
+    if mapper is None:
         return None
     key = []
     for column in mapper.primary_key:
