@@ -15,8 +15,22 @@ loaded. This module records, for such a statement, the tenant values of those in
 * **Refresh, re-read of expired attributes, lazy loads.** The session event ``do_orm_execute`` says whose load a
   ``SELECT`` is: ``load_options._refresh_state`` (refresh, expired attributes) is the instance itself,
   ``lazy_loaded_from`` the parent of a lazy load. Their tenant value travels with that one execution as an
-  execution option, so it can only reach the statement it belongs to. ``selectinload``/``subqueryload`` (many
-  parents) and ``session.get()`` of a row not in the identity map (nothing was loaded scoped) get no fact.
+  execution option, so it can only reach the statement it belongs to.
+* **selectin loads** (``selectinload``, ``lazy="selectin"``): one statement for many parents, their keys bound as
+  ``primary_keys``. A one-to-many or many-to-many load binds the parents' primary keys: each is looked up in the
+  session's identity map. A many-to-one load binds the related rows' keys, which are the parents' foreign keys: the
+  parents are the session's instances of the parent mapper holding one of them (at most :data:`MAX_SCANNED`
+  instances looked at). A key no loaded parent explains counts as unknown. ``immediateload`` is a lazy load per
+  parent; ``subqueryload`` repeats the parents' own query inside its statement (the analyzer judges that).
+* **By-key reads of rows this transaction knows.** An ORM ``SELECT`` of one mapped class whose top-level ``WHERE``
+  binds its whole primary key by equality (no join, no subquery) reads that one row. If a session that runs on the
+  same connection holds the instance (loaded, or inserted and flushed), or a flush on that connection inserted or
+  updated the row in this transaction, the row's tenant is known. That covers a second ``Session(bind=connection)``
+  opened inside ORM event listeners (``after_insert``, ``after_flush``) to read rows by ids taken from the flushed
+  instances. The sessions are registered on the connection by ``after_begin`` (at most :data:`MAX_SESSIONS`, weakly
+  held) and the written rows noted by ``after_insert``/``after_update`` (at most :data:`MAX_NOTED`); both are
+  dropped when the connection commits or rolls back (the written rows also at a savepoint rollback). A row nobody
+  in this transaction loaded or wrote gets no fact (``session.get()`` of such a row: nothing was loaded scoped).
 
 The tenant value of an instance is the loaded value of the attribute mapped to its table's tenant column. Expiry (a
 commit, ``session.refresh()``, ``session.expire()``) drops loaded values, so every instance in the session when it
@@ -26,14 +40,17 @@ asks SQLAlchemy to keep the last known value of that one attribute through expir
 is neither loaded nor kept (an explicit ``session.refresh()``/``expire()`` of an instance loaded since the last
 commit and never flushed) is unknown, and the statement is judged as before.
 
-Bounded: at most :data:`MAX_INSPECTED` parameter sets per statement and :data:`MAX_NOTED` notes per connection
-(the rest count as unknown), at most :data:`MAX_VALUES` distinct values. Every listener runs in a guard; nothing
-raises into the application. Without the ORM nothing runs but one dict look-up and one integer test per statement.
+Bounded: at most :data:`MAX_INSPECTED` parameter sets or bound keys per statement and :data:`MAX_NOTED` notes per
+connection (the rest count as unknown), at most :data:`MAX_VALUES` distinct values. Every listener runs in a guard;
+nothing raises into the application. Without the ORM nothing runs but two dict look-ups and one integer test per
+statement.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +61,7 @@ from tenantwatch.core.tenant_values import canonical
 if TYPE_CHECKING:
     from tenantwatch.sql.tables import TenantTables
 
-__all__ = ["MAX_INSPECTED", "MAX_NOTED", "MAX_VALUES", "IdentityFact", "OrmIdentity"]
+__all__ = ["MAX_INSPECTED", "MAX_NOTED", "MAX_SCANNED", "MAX_SESSIONS", "MAX_VALUES", "IdentityFact", "OrmIdentity"]
 
 MAX_INSPECTED = 1000
 """Parameter sets of one executemany statement matched against the notes; the rest count as unknown."""
@@ -55,8 +72,26 @@ MAX_NOTED = 10_000
 MAX_VALUES = 16
 """Distinct tenant values recorded per statement; instances of further values count as unknown."""
 
+MAX_SCANNED = 10_000
+"""Instances of a session looked at to find the parents of a many-to-one selectin load; beyond, its keys are
+unknown."""
+
+MAX_SESSIONS = 16
+"""Sessions registered per connection and transaction; further ones are not consulted for by-key reads."""
+
 OPTION = "_tenantwatch_identity"
 """Execution option carrying the :class:`IdentityFact` of one ORM load to its statement."""
+
+BY_KEY_OPTION = "_tenantwatch_identity_by_key"
+"""Execution option carrying ``(mapper, primary key)`` of an ORM read by the whole primary key to its statement,
+where it is looked up in what the statement's connection knows (:meth:`OrmIdentity.fact_for`)."""
+
+_SESSIONS = "_tenantwatch_identity_sessions"
+"""Key in a ``Connection``'s ``__dict__``: weak references to the sessions in a transaction on it."""
+
+_WRITTEN = "_tenantwatch_identity_written"
+"""Key in a ``Connection``'s ``__dict__``: ``{(table, primary key): (table.column, tenant value)}`` of the rows the
+ORM inserted or updated on it in this transaction, with the tenant value the statement wrote."""
 
 _NOTES = "_tenantwatch_identity_notes"
 """Key in a ``Connection``'s ``__dict__``: ``{(table, primary key): (table.column, tenant value or None)}``."""
@@ -130,7 +165,10 @@ class OrmIdentity:
             (Mapper, "after_insert", self.after_insert),
             (Session, "after_commit", self.after_commit),
             (Session, "do_orm_execute", self.do_orm_execute),
+            (Session, "after_begin", self.after_begin),
             (Engine, "rollback", self.rollback),
+            (Engine, "commit", self.end_transaction),
+            (Engine, "rollback_savepoint", self.rollback_savepoint),
         ]
         for target, name, fn in wanted:
             event.listen(target, name, fn)
@@ -218,15 +256,69 @@ class OrmIdentity:
 
     def after_update(self, mapper: Any, connection: Any, target: Any) -> None:
         with guard("ORM identity (after_update)"):
-            self._forget(mapper, connection, _state(target))
+            state = _state(target)
+            self._forget(mapper, connection, state)
+            self._written(mapper, connection, state)
 
     def after_delete(self, mapper: Any, connection: Any, target: Any) -> None:
         with guard("ORM identity (after_delete)"):
-            self._forget(mapper, connection, _state(target))
+            state = _state(target)
+            self._forget(mapper, connection, state)
+            written = connection.__dict__.get(_WRITTEN)
+            if written:
+                for key in self._keys(mapper, state):
+                    written.pop(key, None)
 
     def after_insert(self, mapper: Any, connection: Any, target: Any) -> None:
         with guard("ORM identity (after_insert)"):
-            self._keep(mapper, _state(target))
+            state = _state(target)
+            self._keep(mapper, state)
+            self._written(mapper, connection, state)
+
+    def _written(self, mapper: Any, connection: Any, state: Any) -> None:
+        """Note the row a flush statement just inserted or updated, with the tenant value that statement wrote (the
+        instance's current value: after the statement it is the database's)."""
+        tenant = self._tenant_attribute(mapper)
+        if tenant is None:
+            return
+        value = state.dict.get(tenant[1])
+        if value is None:
+            return
+        written = connection.__dict__.get(_WRITTEN)
+        if written is None:
+            written = connection.__dict__[_WRITTEN] = {}
+        if len(written) >= MAX_NOTED:
+            return
+        entry = (tenant[0], canonical(value))
+        for table in mapper.tables:
+            if self.tables.column_for(table.name) is None:
+                continue
+            pks = mapper._pks_by_table.get(table)
+            if pks:
+                key = tuple(canonical(mapper._get_state_attr_by_column(state, state.dict, c)) for c in pks)
+                written[(table.name.lower(), key)] = entry
+
+    # --- the sessions and rows of a transaction -------------------------------------------------------------
+
+    def after_begin(self, session: Any, transaction: Any, connection: Any) -> None:
+        """A session's transaction uses ``connection``: by-key reads on it may find their row in that session."""
+        with guard("ORM identity (after_begin)"):
+            sessions = connection.__dict__.get(_SESSIONS)
+            if sessions is None:
+                sessions = connection.__dict__[_SESSIONS] = []
+            if len(sessions) < MAX_SESSIONS and not any(ref() is session for ref in sessions):
+                sessions.append(weakref.ref(session))
+
+    def end_transaction(self, connection: Any) -> None:
+        """The connection's transaction is over: what it loaded or wrote is no longer this transaction's."""
+        with guard("ORM identity (end of transaction)"):
+            connection.__dict__.pop(_SESSIONS, None)
+            connection.__dict__.pop(_WRITTEN, None)
+
+    def rollback_savepoint(self, connection: Any, name: Any, context: Any) -> None:
+        """Rows written since the savepoint are undone: forget every written row (the sessions expire theirs)."""
+        with guard("ORM identity (savepoint rollback)"):
+            connection.__dict__.pop(_WRITTEN, None)
 
     def _keys(self, mapper: Any, state: Any) -> list[tuple[str, tuple[str, ...]]]:
         """``(table, primary key)`` of the instance in each tenant table of its mapper, as the flush binds them."""
@@ -273,7 +365,9 @@ class OrmIdentity:
                 self._noting = max(0, self._noting - 1)
 
     def rollback(self, connection: Any) -> None:
-        """A rolled-back flush (an error between ``before_update`` and ``after_update``) leaves no note behind."""
+        """A rolled-back flush (an error between ``before_update`` and ``after_update``) leaves no note behind, and
+        the transaction's sessions and written rows are forgotten."""
+        self.end_transaction(connection)
         if self._noting:
             with guard("ORM identity (rollback)"):
                 self._drop(connection)
@@ -294,21 +388,103 @@ class OrmIdentity:
             state = getattr(options, "_refresh_state", None)
             if state is None:
                 state = options._lazy_loaded_from
-            if state is None:
+            if state is not None:
+                tenant = self._tenant_of(state.mapper, state)
+                if tenant is None:
+                    return
+                column, value = tenant
+                orm_execute_state.update_execution_options(**{OPTION: _fact("load", column, {value: 1})})
                 return
-            tenant = self._tenant_of(state.mapper, state)
-            if tenant is None:
+            parameters = orm_execute_state.parameters
+            if parameters and "primary_keys" in parameters and orm_execute_state.is_relationship_load:
+                fact = self._selectin_fact(orm_execute_state, parameters["primary_keys"])
+                if fact is not None:
+                    orm_execute_state.update_execution_options(**{OPTION: fact})
                 return
-            column, value = tenant
-            orm_execute_state.update_execution_options(**{OPTION: _fact("load", column, {value: 1})})
+            by_key = _by_key(orm_execute_state.statement)
+            if by_key is not None:
+                orm_execute_state.update_execution_options(**{BY_KEY_OPTION: by_key})
+
+    def _selectin_fact(self, orm_execute_state: Any, keys: Any) -> IdentityFact | None:
+        """The parents of a selectin load, from the keys it binds (see the module docstring)."""
+        from sqlalchemy.orm import RelationshipDirection
+        from sqlalchemy.orm.base import NO_VALUE, instance_state
+
+        path = orm_execute_state.loader_strategy_path
+        prop = getattr(path, "prop", None)
+        parent = getattr(getattr(path, "parent", None), "mapper", None)
+        if prop is None or parent is None or not hasattr(prop, "direction") or not isinstance(keys, (list, tuple)):
+            return None
+        tenant = self._tenant_attribute(parent)
+        if tenant is None:
+            return None
+        session = orm_execute_state.session
+        attribute = tenant[1]
+        counts: dict[str | None, int] = {}
+        canonical_of: dict[Any, str | None] = {}
+
+        def count(state: Any) -> None:
+            committed = state.committed_state
+            raw = committed[attribute] if attribute in committed else state.dict.get(attribute)
+            if raw is None or raw is NO_VALUE:
+                raw = _raw_value(state, attribute)
+            try:
+                value = canonical_of[raw]
+            except KeyError:
+                value = canonical_of[raw] = None if raw is None else canonical(raw)
+            except TypeError:  # an unhashable value
+                value = None if raw is None else canonical(raw)
+            counts[value] = counts.get(value, 0) + 1
+
+        joined = bool(getattr(orm_execute_state.statement, "_setup_joins", ()))
+        if prop.direction is RelationshipDirection.MANYTOONE and not joined:
+            # the keys are the related rows' primary keys: the parents hold them as foreign keys
+            wanted = {_key_tuple(key) for key in keys[:MAX_INSPECTED]}
+            columns = _foreign_columns(prop)
+            states = session.identity_map.all_states()
+            if columns is None or len(states) > MAX_SCANNED:
+                return None
+            explained: set[tuple[Any, ...]] = set()
+            for state in states:
+                mapper = state.mapper
+                if mapper is not parent and not mapper.isa(parent):
+                    continue
+                values = state.dict
+                fk = tuple(values.get(column) for column in columns)
+                if fk in wanted:
+                    explained.add(fk)
+                    count(state)
+            counts[None] = counts.get(None, 0) + len(keys) - len(explained)
+        else:
+            # the keys are the parents' primary keys (the identity map holds states under (class, key, token))
+            by_identity = getattr(session.identity_map, "_dict", None)
+            identity_class = getattr(parent, "_identity_class", None)
+            for key in keys[:MAX_INSPECTED]:
+                if by_identity is not None and identity_class is not None:
+                    state = by_identity.get((identity_class, _key_tuple(key), None))
+                else:
+                    instance = session.identity_map.get(parent.identity_key_from_primary_key(list(_key_tuple(key))))
+                    state = None if instance is None else instance_state(instance)
+                if state is None:
+                    counts[None] = counts.get(None, 0) + 1
+                else:
+                    count(state)
+            counts[None] = counts.get(None, 0) + max(0, len(keys) - MAX_INSPECTED)
+        if not counts.get(None):
+            counts.pop(None, None)
+        return _fact("load", tenant[0], counts)
 
     # --- per statement --------------------------------------------------------------------------------------
 
     def fact_for(self, conn: Any, context: Any) -> IdentityFact | None:
         """The identity fact of the statement ``context`` runs on ``conn``, or ``None``."""
-        found = context.execution_options.get(OPTION)
+        options = context.execution_options
+        found = options.get(OPTION)
         if found is not None:
             return found  # type: ignore[no-any-return]
+        by_key = options.get(BY_KEY_OPTION)
+        if by_key is not None:
+            return self._known_row(conn, *by_key)
         if not self._noting:
             return None
         notes = conn.__dict__.get(_NOTES)
@@ -346,6 +522,130 @@ class OrmIdentity:
         if beyond > 0:
             counts[None] = counts.get(None, 0) + beyond
         return _fact("write", column, counts)
+
+    def _known_row(self, conn: Any, mapper: Any, key: tuple[Any, ...]) -> IdentityFact | None:
+        """The tenant of the row ``mapper`` has under primary key ``key``, as this transaction on ``conn`` knows it:
+        written by a flush on it, or held by a session in it; ``None`` when nobody knows the row."""
+        from sqlalchemy.orm.base import instance_state
+
+        tenant = self._tenant_attribute(mapper)
+        if tenant is None:
+            return None
+        written = conn.__dict__.get(_WRITTEN)
+        if written:
+            table = tenant[0].rsplit(".", 1)[0]
+            entry = written.get((table, tuple(canonical(value) for value in key)))
+            if entry is not None:
+                return _fact("load", entry[0], {entry[1]: 1})
+        sessions = conn.__dict__.get(_SESSIONS)
+        if not sessions:
+            return None
+        identity = mapper.identity_key_from_primary_key(list(key))
+        for ref in sessions:
+            session = ref()
+            if session is None:
+                continue
+            instance = session.identity_map.get(identity)
+            if instance is None:
+                continue
+            state = instance_state(instance)
+            if state.deleted or state.was_deleted:
+                continue
+            found = self._tenant_of(state.mapper, state)
+            if found is not None and found[1] is not None:
+                return _fact("load", found[0], {found[1]: 1})
+        return None
+
+
+def _raw_value(state: Any, key: str) -> Any:
+    """The loaded value of attribute ``key`` (the committed one when a change is pending; the value kept through
+    expiry), ``None`` when unknown (what :meth:`OrmIdentity._tenant_of` reads, without the canonical form)."""
+    from sqlalchemy.orm.base import NO_VALUE
+
+    committed = state.committed_state
+    value = committed[key] if key in committed else state.dict.get(key, NO_VALUE)
+    if value is NO_VALUE or value is None:
+        kept = state._last_known_values
+        value = kept.get(key, NO_VALUE) if kept else NO_VALUE
+    return None if value is NO_VALUE else value
+
+
+def _key_tuple(key: Any) -> tuple[Any, ...]:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _foreign_columns(prop: Any) -> tuple[str, ...] | None:
+    """The attribute keys of a many-to-one relationship's foreign key columns on the parent, in the order of the
+    related mapper's primary key (the order a selectin load binds the keys in)."""
+    local = {remote: local for local, remote in prop.local_remote_pairs}
+    found: list[str] = []
+    for column in prop.mapper.primary_key:
+        parent_column = local.get(column)
+        if parent_column is None:
+            return None
+        found.append(prop.parent.get_property_by_column(parent_column).key)
+    return tuple(found)
+
+
+_SUBQUERY_NAMES = frozenset({"select", "scalar_subquery", "exists", "subquery", "lateral", "cte", "textclause"})
+
+
+@functools.cache
+def _sql() -> tuple[Any, ...]:
+    """What :func:`_by_key` uses of SQLAlchemy, imported once (an import statement per ORM statement costs)."""
+    from sqlalchemy.sql import operators
+    from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
+    from sqlalchemy.sql.visitors import iterate
+
+    return operators, BinaryExpression, BindParameter, BooleanClauseList, iterate
+
+
+def _by_key(statement: Any) -> tuple[Any, tuple[Any, ...]] | None:
+    """``(mapper, primary key)`` when ``statement`` is an ORM ``SELECT`` of one mapped class, from its table alone
+    (no join, no explicit FROM), whose top-level ``WHERE`` binds every primary key column by equality and holds no
+    subquery: it reads that one row."""
+    criteria = getattr(statement, "_where_criteria", None)
+    if not criteria or getattr(statement, "_setup_joins", None) or getattr(statement, "_from_obj", None):
+        return None
+    operators, BinaryExpression, BindParameter, BooleanClauseList, iterate = _sql()  # noqa: N806
+    bound: dict[Any, Any] = {}
+    bound_columns: list[Any] = []
+    pending = list(criteria)
+    while pending:
+        clause = pending.pop()
+        if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+            pending.extend(clause.clauses)
+            continue
+        if isinstance(clause, BinaryExpression) and clause.operator is operators.eq:
+            left, right = clause.left, clause.right
+            if isinstance(left, BindParameter):
+                left, right = right, left
+            if isinstance(right, BindParameter) and not right.expanding and getattr(left, "table", None) is not None:
+                bound.setdefault((left.table, left.name), right)
+                bound_columns.append(left)
+                continue
+        if any(element.__visit_name__ in _SUBQUERY_NAMES for element in iterate(clause)):
+            return None
+    if not any(getattr(bind_column, "primary_key", False) for bind_column in bound_columns):
+        return None  # most ORM statements: no primary key column bound, nothing more to look at
+    mapper = None
+    for raw in getattr(statement, "_raw_columns", ()):
+        entity = getattr(raw, "_annotations", {}).get("parententity")
+        if entity is None or getattr(entity, "is_aliased_class", True) or (mapper is not None and entity is not mapper):
+            return None  # a column of no mapped class, an aliased class, or a second class
+        mapper = entity
+    if mapper is None:
+        return None
+    key = []
+    for column in mapper.primary_key:
+        bind = bound.get((column.table, column.name))
+        if bind is None:
+            return None
+        value = bind.effective_value
+        if value is None:
+            return None
+        key.append(value)
+    return (mapper, tuple(key))
 
 
 def _state(target: Any) -> Any:
