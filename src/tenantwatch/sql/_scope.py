@@ -17,7 +17,8 @@ verdict. The semantics are documented in ``docs/analysis.md``; in short:
 * What stays unprotected may still be ``inherited`` (see :mod:`tenantwatch.sql.model`): joined by equality on a
   declared foreign key to a protected table of the same level (``fk_join``), correlated through such a key to a
   protected table of an enclosing level (``correlated_fk``), or a subquery in a filter (EXISTS, IN, ANY, ALL) of a
-  protected level (``narrowing_scope``). Decided at the end of the walk, until nothing changes.
+  protected level (``narrowing_scope``), or keyed to a column that an ``EXISTS`` at the top of the level's WHERE
+  pins to a protected row (``exists_key``). Decided at the end of the walk, until nothing changes.
 
 Values are recorded as ``int`` (``$k`` of the normalized text; negative for ``-$k``) or ``str`` (a constant that
 stayed inline), and bound to the caller's parameters later.
@@ -137,6 +138,8 @@ class _Level:
     """A subquery in a filter of ``parent`` (EXISTS / IN / ANY / ALL): it returns no rows to the caller."""
     targets: Any = None
     """The target list (a SELECT's output columns)."""
+    where: Any = None
+    """The WHERE (what an ``EXISTS`` of an enclosing level correlates through: ``exists_key``)."""
 
     def add(self, rel: _Rel, schema: str | None = None) -> None:
         self.rels.append(rel)
@@ -382,6 +385,15 @@ class _Walker:
         self.main_table: str | None = None
         self.main_decided = False
         self.sublinks = True
+        self.key_columns = frozenset(tenant_columns) if hierarchy is not None else frozenset()
+        """With a tenant hierarchy: every key's columns (a statement naming one on a tenant table shows it has it)."""
+        self.sublevels: dict[int, _Level] = {}
+        """``id(SelectStmt)`` of a subquery in a filter -> its level (what an EXISTS conjunct pins)."""
+        self.pins: dict[int, list[tuple[str, _Rel, str]]] = {}
+        """``id(relation)`` -> ``(its column, p, p's column)``: an EXISTS at the top of the relation's level's WHERE
+        pins that column to the key of a protected ``p`` row (``exists_key``)."""
+        self.pinned_levels: set[int] = set()
+        """Levels whose rows reference a protected row through such a pin (protected for ``narrowing_scope``)."""
 
     # -- statements ----------------------------------------------------------------------------------------------
 
@@ -464,6 +476,8 @@ class _Walker:
             return None
         group = self._open_group()
         level = self._level(parent)
+        if parent is not None:
+            self.sublevels[id(s)] = level
         level.targets = s.get("targetList")
         self._collect_from(s.get("fromClause") or (), level, scope, "join", ctes, first_takes_scope=True)
         if top and not self.main_decided and level.rels:
@@ -969,6 +983,9 @@ class _Walker:
     # -- judging -------------------------------------------------------------------------------------------------
 
     def _judge(self, level: _Level, where: Any, group: list[ScopeVerdict]) -> None:
+        level.where = where
+        if self.sublevels and where is not None:
+            self._pin(level, where)
         tenant_rels = [r for r in level.rels if r.column is not None and r.table is not None]
         derived = [r for r in level.rels if r.inner is not None or r.source in self.cte_levels]
         if not tenant_rels and not derived:
@@ -1215,7 +1232,7 @@ class _Walker:
         tenant = [r for r in level.rels if r.column is not None and r.table is not None]
         if any(not self._protected(r) for r in tenant):
             return False
-        if tenant:
+        if tenant or id(level) in self.pinned_levels:
             return True
         return level.narrowing and self._level_protected(level.parent, depth + 1)
 
@@ -1259,8 +1276,85 @@ class _Walker:
                         "correlated_fk",
                         f"correlated with protected {other.key} on a foreign key ({_pairs(columns)})",
                     )
+        found = self._exists_key(rel, level) if self.pins else None
+        if found is not None:
+            return found
         if level.narrowing and self._level_protected(level.parent):
             return "narrowing_scope", "a subquery that only narrows a protected level and returns no rows"
+        return None
+
+    def _pin(self, level: _Level, where: Any) -> None:
+        """``exists_key``: an ``EXISTS (SELECT 1 FROM p WHERE p.id = c.fk AND p.<tenant> = ?)`` at the top of
+        ``level``'s WHERE, with ``p`` protected in it, pins ``c.fk`` (a relation of ``level``) to the key of a
+        protected ``p`` row in every row of ``level``. Under OR or NOT, uncorrelated, or with ``p`` not protected,
+        it pins nothing."""
+        for node in conjuncts(where):
+            link = node.get("SubLink") if isinstance(node, dict) else None
+            if link is None or link.get("subLinkType") != "EXISTS_SUBLINK":
+                continue
+            select = (link.get("subselect") or {}).get("SelectStmt")
+            inner = self.sublevels.get(id(select)) if select is not None else None
+            if inner is None or inner.parent is not level:
+                continue
+            where_atoms = self._atoms(conjuncts(inner.where), inner)
+            for p in inner.rels:
+                if p.kind != "table" or p.table is None or p.verdict != "present":
+                    continue
+                protection = self._protection(inner, p, where_atoms, {}, {})
+                for (_p, p_col), (other_key, c_col) in protection.links_of(p.key):
+                    c = level.qualifiers.get(other_key[1:]) if other_key.startswith("^") else None
+                    if c is None or c.kind == "function" or c.key.startswith("?"):
+                        continue
+                    self.pins.setdefault(id(c), []).append((c_col, p, p_col))
+                    if self._keyed_to(c, c_col, p, p_col):
+                        self.pinned_levels.add(id(level))
+
+    def _keyed_to(self, rel: _Rel, column: str, p: _Rel, p_column: str) -> bool:
+        """Whether ``rel.column = p.p_column`` makes ``rel``'s row belong to ``p``'s row: a declared foreign key
+        between the two (either direction), or the same unique column of the same table (a declared foreign key
+        refers to it). A derived table's or CTE's column counts as the table column it comes from."""
+        if rel.kind != "table":
+            traced = self._trace(rel, column, 0)
+            if traced is None:
+                return False
+            rel, column = traced
+        if rel.table is None or p.table is None or self.foreign_keys is None:
+            return False
+        if rel.table == p.table and column == p_column:
+            return any(
+                fk.referred == p.table and tuple(fk.referred_columns) == (p_column,)
+                for fk in self.foreign_keys(p.table)
+            )
+        return _fk_matches(self.foreign_keys(rel.table), rel.table, p.table, [(column, p_column)])
+
+    def _exists_key(self, rel: _Rel, level: _Level) -> tuple[InheritedReason, str] | None:
+        """``exists_key``: ``rel``'s own column is pinned (see :meth:`_pin`), or ``rel`` is equated (joined, or
+        correlated from a subquery) with a pinned column, and that column keys ``rel`` to the protected row."""
+        candidates = list(self.pins.get(id(rel), ()))
+        for (_mine, my_col), (other_key, other_col) in rel.links:
+            if other_key.startswith("^"):
+                qualifier = other_key[1:]
+                ancestor = level.parent
+                while ancestor is not None and qualifier not in ancestor.qualifiers:
+                    ancestor = ancestor.parent
+                other = ancestor.qualifiers.get(qualifier) if ancestor is not None else None
+            else:
+                other = level.qualifiers.get(other_key)
+            if other is None:
+                continue
+            found = [(my_col, p, p_col) for c_col, p, p_col in self.pins.get(id(other), ()) if c_col == other_col]
+            if not found and other.kind != "table":  # a derived table's column: pinned inside it
+                traced = self._trace(other, other_col, 0)
+                if traced is not None:
+                    source, column = traced
+                    found = [(my_col, p, p_col) for c_col, p, p_col in self.pins.get(id(source), ()) if c_col == column]
+            candidates.extend(found)
+        for column, p, p_col in candidates:
+            if self._keyed_to(rel, column, p, p_col):
+                return (
+                    "exists_key",
+                    f"{rel.key}.{column} is a key an EXISTS pins to a protected {p.table} row ({p.key}.{p_col})",
+                )
         return None
 
     @staticmethod
