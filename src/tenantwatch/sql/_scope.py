@@ -545,6 +545,8 @@ class _Walker:
         cols = [str((c.get("ResTarget") or {}).get("name", "")).lower() for c in s.get("cols") or ()]
         index = cols.index(column) if column is not None and column in cols else None
         others = self._others(relation) if column is not None and self.hierarchy is not None else ()
+        if column is not None and self.key_columns:  # key columns the INSERT names: the table has them
+            others = (*others, *(c for c in cols if c in self.key_columns and c != column and c not in others))
         keyed = [(cols.index(c), self._key_of(table, c)) for c in others if c in cols]
         # with a tenant hierarchy: the other key columns written, by position, with their key
         own_key = self._key_of(table, column) if column is not None else None
@@ -657,7 +659,7 @@ class _Walker:
             res = item.get("ResTarget") or {}
             val = res.get("val")
             name = str(res.get("name", "")).lower()
-            if name in target.others and (val or {}).get("MultiAssignRef") is None:
+            if self._named_key(target, name) and (val or {}).get("MultiAssignRef") is None:
                 self._written(val, self._key_of(table, name))
             if column is not None and name == column:
                 multi = (val or {}).get("MultiAssignRef")
@@ -963,12 +965,19 @@ class _Walker:
     def _note_comparison(self, body: Node, level: _Level) -> None:
         """Record the values a tenant column is compared with (anywhere in a filter, even under OR)."""
         atom = self._atom(body, level)
-        if atom is None or atom.right is not None:
+        if atom is None:
+            return
+        if atom.right is not None:
+            if self.key_columns:  # ``kr.team_id = teams.id``: the statement shows both tables' columns
+                for side in (atom.left, atom.right):
+                    named = level.qualifiers.get(side[0])
+                    if named is not None and named.kind == "table":
+                        self._named_key(named, side[1])
             return
         rel = level.qualifiers.get(atom.left[0])
         table: str | None = None
         if rel is not None and rel.kind == "table":
-            if rel.column != atom.left[1] and atom.left[1] not in rel.others:
+            if rel.column != atom.left[1] and not self._named_key(rel, atom.left[1]):
                 return
             level.mentioned.add(rel.key)
             table = rel.table
@@ -1605,6 +1614,17 @@ class _Walker:
         if found is None and self.hierarchy is not None:
             found = self.others[qualified] = self.hierarchy.other_columns(qualified)
         return found or ()
+
+    def _named_key(self, rel: _Rel, column: str) -> bool:
+        """Whether ``column`` is one of ``rel``'s other key columns (a tenant hierarchy). A key column that the
+        statement names on a tenant table (qualified, written, or compared) shows that the table has it, so it
+        becomes one, also when discovery never saw the table (a ``tenant_tables`` entry names one column)."""
+        if column in rel.others:
+            return True
+        if not self.key_columns or rel.column is None or column == rel.column or column not in self.key_columns:
+            return False
+        rel.others = (*rel.others, column)
+        return True
 
     def _key_of(self, table: str | None, column: str) -> str | None:
         """The finer key ``column`` holds (a tenant hierarchy), ``None`` for the root key or without one."""
