@@ -1305,14 +1305,16 @@ class _Walker:
             inner = self.sublevels.get(id(select)) if select is not None else None
             if inner is None or inner.parent is not level:
                 continue
-            where_atoms = self._atoms(conjuncts(inner.where), inner)
-            for p in inner.rels:
-                if p.kind != "table" or p.table is None or p.verdict != "present":
+            protected = {p.key: p for p in inner.rels if p.kind == "table" and p.verdict == "present"}
+            if not protected:
+                continue
+            for atom in self._atoms(conjuncts(inner.where), inner):  # the WHERE holds for every row of the EXISTS
+                if atom.right is None:
                     continue
-                protection = self._protection(inner, p, where_atoms, {}, {})
-                for (_p, p_col), (other_key, c_col) in protection.links_of(p.key):
-                    c = level.qualifiers.get(other_key[1:]) if other_key.startswith("^") else None
-                    if c is None or c.kind == "function" or c.key.startswith("?"):
+                for (p_key, p_col), (other_key, c_col) in ((atom.left, atom.right), (atom.right, atom.left)):
+                    p = protected.get(p_key)
+                    c = level.qualifiers.get(other_key[1:]) if p is not None and other_key[:1] == "^" else None
+                    if p is None or c is None or c.kind == "function" or c.key.startswith("?"):
                         continue
                     self.pins.setdefault(id(c), []).append((c_col, p, p_col))
                     if self._keyed_to(c, c_col, p, p_col):
