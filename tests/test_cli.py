@@ -112,6 +112,23 @@ def test_explain_argument_with_named_param_is_clean(
     assert "findings        none" in out
 
 
+def test_explain_text_shows_tenant_values_canonically(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UUID bound as ``uuid.hex`` (SQLite) and a dashed context: the text shows one form, the canonical one."""
+    own, other = uuid.UUID(int=0x2F1C6A8E5B7D4C1E9A3F0D2B4C6E8A10), uuid.UUID(int=0x9B8A7C6D5E4F4A3B8C2D1E0F9A8B7C6D)
+    sql = "SELECT id FROM objectives WHERE organization_id IN (?, ?)"
+    args = ("explain", sql, "--tenant-table", "objectives", "--tenant", str(own).upper(), "--param", own.hex)
+    code, out, _ = _run(capsys, monkeypatch, *args, "--param", str(own))
+    assert code == 0
+    assert f"tenant values   {own}\n" in out
+    assert f"context         tenant={own} " in out
+    code, out, _ = _run(capsys, monkeypatch, *args, "--param", other.hex)
+    assert code == 1
+    assert f"tenant values   {own}, {other}\n" in out
+    assert f"filters on tenant '{other}' but the context tenant is '{own}'" in out
+
+
 def test_explain_argument_positional_params_resolve_cross_tenant(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

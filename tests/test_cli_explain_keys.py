@@ -108,3 +108,38 @@ def test_a_key_without_tenant_keys_in_the_rules_file_says_so(
     code, _out, err = run_cli(capsys, monkeypatch, "explain", "SELECT 1", "--key", "team=t-1")
     assert code == 2
     assert "unknown tenant key 'team'; the rules file has no tenant_keys" in err
+
+
+def test_the_shipped_okr_rules_scope_key_results_by_its_team_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/rules.yaml declares ``key_results: organization_id``; its ``team_id`` still protects it and is
+    compared with the context's team."""
+    shipped = str(Path(__file__).resolve().parents[1] / "examples" / "rules.yaml")
+    sql = "SELECT key_results.id, key_results.title FROM key_results WHERE key_results.team_id = 't-1'"
+    code, out, _err = run_cli(
+        capsys, monkeypatch, "explain", sql, "--rules", shipped, "--tenant", "acme", "--key", "team=t-1"
+    )
+    assert code == 0
+    assert "main  key_results  read   present  team_id = value [key team]" in out
+    assert "findings        none" in out
+    code, out, _err = run_cli(
+        capsys, monkeypatch, "explain", sql, "--rules", shipped, "--tenant", "acme", "--key", "team=t-2"
+    )
+    assert code == 1
+    assert "filters on team 't-1' but the context team is 't-2'" in out
+    assert "missing_tenant_filter" not in out
+
+
+def test_key_rows_show_values_canonically(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str
+) -> None:
+    team, other = "2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10", "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    sql = f"SELECT theme FROM team_preferences WHERE team_preferences.team_id = '{other.replace('-', '')}'"
+    code, out, _err = run_cli(
+        capsys, monkeypatch, "explain", sql, "--rules", rules, "--tenant", "acme", "--key", f"team={team.upper()}"
+    )
+    assert code == 1
+    assert f"key team        filters {other}; context {team}" in out
+    assert f"context         tenant=acme team={team} user=- role=-" in out
+    assert f"filters on team '{other}' but the context team is '{team}'" in out

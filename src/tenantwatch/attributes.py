@@ -77,7 +77,8 @@ DB_UNFILTERED: Final = "tenantwatch.db.unfiltered"
 
 DB_INHERITED: Final = "tenantwatch.db.inherited"
 """Read scopes whose table has no tenant filter of its own but inherits its tenant, each as ``scope:table:reason``
-(string array; reason ``fk_join`` | ``correlated_fk`` | ``narrowing_scope``), e.g. ``join:l:labels:fk_join``."""
+(string array; reason ``fk_join`` | ``correlated_fk`` | ``narrowing_scope`` | ``exists_key``), e.g.
+``join:l:labels:fk_join``."""
 
 DB_UNSCOPED_WRITES: Final = "tenantwatch.db.unscoped_writes"
 """Write targets without a tenant filter (UPDATE/DELETE) or tenant column (INSERT), as table names."""

@@ -64,6 +64,33 @@ def test_cross_tenant_message_names_values_and_context_tenant() -> None:
     assert finding.table == "objectives"
 
 
+def test_cross_tenant_message_shows_values_canonically() -> None:
+    """SQLite binds ``uuid.hex``, the context holds the dashed form: the message shows both dashed (one form per
+    tenant, so the reader compares like with like), and two forms of one foreign value are one value."""
+    own, other = "2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10", "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    facts = replace(
+        CLEAN,
+        tenant_id=own.upper().replace("-", ""),
+        tenant_values=(other.replace("-", ""), other.upper(), own.replace("-", "")),
+        written_tenant_values=(" 42",),
+    )
+    (finding,) = evaluate(facts, DEFAULTS)
+    assert finding.message == (
+        f"SELECT on objectives filters on tenant '{other}' and writes tenant '42' but the context tenant is '{own}'"
+    )
+
+
+def test_identity_message_shows_the_context_tenant_canonically() -> None:
+    facts = replace(
+        UPDATE_BY_KEY,
+        tenant_id="2F1C6A8E5B7D4C1E9A3F0D2B4C6E8A10",
+        identity_tenant_values=("9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",),
+        identity_tenant_rows=(1,),
+    )
+    (finding,) = evaluate(facts, DEFAULTS)
+    assert finding.message.endswith("but the context tenant is '2f1c6a8e-5b7d-4c1e-9a3f-0d2b4c6e8a10'")
+
+
 # --- ORM identity: the tenant of the instances a flush writes or a load goes through -----------------------------
 
 UPDATE_BY_KEY = replace(

@@ -232,3 +232,31 @@ def test_fk_links_index_every_key_under_both_tables_with_its_direction() -> None
     assert tables.fk_links("recipes", True) == {}  # recipes holds no key
     assert tables.fk_links("users", True) == {"users": ((frozenset({("manager_id", "id")}), True),)}
     assert tables.fk_links("unknown") == {}
+
+
+def test_declared_table_keeps_the_finer_key_the_orm_mapping_shows() -> None:
+    """``tenant_tables: {key_results: organization_id}`` names one column; the mapping's ``team_id`` stays a key
+    column, so a team filter scopes the table (okr's report: it read ``missing``)."""
+    settings = Settings(
+        tenant_tables={"key_results": "organization_id"},
+        tenant_keys={
+            "organization": {"columns": ["organization_id"], "root": "organizations"},
+            "team": {"columns": ["team_id"], "parent": "organization", "root": "teams"},
+        },
+    )
+    metadata = MetaData()
+    Table(
+        "key_results",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("organization_id", Integer),
+        Column("team_id", Integer),
+        Column("title", String),
+    )
+    analyzer = Analyzer(settings)
+    analyzer.tables.learn_from_metadata(metadata)
+    assert analyzer.tables.column_for("key_results") == "organization_id"
+    assert analyzer.tables.other_columns("key_results") == ("team_id",)
+    analysis = analyzer.analyze("SELECT * FROM key_results WHERE team_id = %(team)s")
+    assert [(s.verdict, s.key) for s in analysis.scopes] == [("present", "team")]
+    assert analysis.unfiltered_reads == ()

@@ -31,6 +31,7 @@ from tenantwatch.attributes import SEVERITIES
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError, or_dash, printable
 from tenantwatch.cli._database import learn_tenant_tables
 from tenantwatch.config import ConfigError, Settings, load_settings
+from tenantwatch.core.tenant_values import canonical
 
 if TYPE_CHECKING:
     from tenantwatch.context import TenantContext
@@ -495,6 +496,12 @@ def _explained_json(explained: _Explained) -> dict[str, Any]:
     }
 
 
+def _canonical_texts(values: Sequence[str]) -> list[str]:
+    """Tenant values as ``cross_tenant`` compares them (:func:`~tenantwatch.core.tenant_values.canonical`), each
+    once: ``uuid.hex`` bound on SQLite and a dashed context UUID read alike (the JSON keeps them as bound)."""
+    return list(dict.fromkeys(canonical(value) for value in values))
+
+
 def _explained_text(explained: _Explained) -> str:
     analysis = explained.analysis
     ctx = explained.context
@@ -524,22 +531,24 @@ def _explained_text(explained: _Explained) -> str:
             if s.key:
                 reason += f" [key {s.key}]"
             out.append(f"    {s.scope:<{width_scope}}  {s.table:<{width_table}}  {s.role:<5}  {verdict:<7}{reason}")
-    row("tenant values", or_dash(explained.tenant_values))
+    row("tenant values", or_dash(_canonical_texts(explained.tenant_values)))
     if analysis.is_write:
-        row("written values", or_dash(explained.written_values))
+        row("written values", or_dash(_canonical_texts(explained.written_values)))
     for entry in explained.compared:
         seen = ", ".join(
             part
             for part in (
-                f"filters {or_dash(entry['values'])}" if entry["values"] else "",
-                f"writes {or_dash(entry['written_values'])}" if entry["written_values"] else "",
+                f"filters {or_dash(_canonical_texts(entry['values']))}" if entry["values"] else "",
+                f"writes {or_dash(_canonical_texts(entry['written_values']))}" if entry["written_values"] else "",
             )
             if part
         )
-        against = f"context {entry['context']}" if entry["context"] is not None else "no value in context: not compared"
+        own = entry["context"]
+        against = f"context {canonical(own)}" if own is not None else "no value in context: not compared"
         row(f"key {entry['key']}", f"{seen}; {against}")
-    keys = "".join(f" {name}={value}" for name, value in ctx.keys)
-    context = f"tenant={ctx.tenant_id or '-'}{keys} user={ctx.user_id or '-'} role={ctx.role or '-'}"
+    keys = "".join(f" {name}={canonical(value)}" for name, value in ctx.keys)
+    tenant = canonical(ctx.tenant_id) if ctx.tenant_id else "-"
+    context = f"tenant={tenant}{keys} user={ctx.user_id or '-'} role={ctx.role or '-'}"
     if ctx.unscoped_reason is not None:
         context += f" unscoped={ctx.unscoped_reason!r}"
     row("context", context)

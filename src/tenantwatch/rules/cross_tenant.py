@@ -3,6 +3,7 @@ of another tenant is written or loaded through."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tenantwatch.core.findings import Finding
@@ -97,15 +98,17 @@ def _instances(facts: SpanFacts, instances: tuple[tuple[str, int], ...], setting
     key = identity_key(facts, settings)
     noun_key = key if settings.tenant_keys else "tenant"
     own = context_value_for_column(facts, facts.identity_column, settings)
-    values = quote([value for value, _ in instances])
-    return f"{verb} {rows} {noun} of {noun_key} {values} (ORM instances{source}) but the context {noun_key} is {own!r}"
+    values = quote(_canonical_distinct(value for value, _ in instances))
+    mine = canonical(own) if own is not None else None
+    return f"{verb} {rows} {noun} of {noun_key} {values} (ORM instances{source}) but the context {noun_key} is {mine!r}"
 
 
 def _differences(key: str | None, own: str, values: tuple[str, ...], written_values: tuple[str, ...]) -> list[str]:
-    """What differs from the context value ``own`` of tenant key ``key`` (``None``: the one key), in words."""
+    """What differs from the context value ``own`` of tenant key ``key`` (``None``: the one key), in words; every
+    value in its canonical form (``uuid.hex`` as bound on SQLite reads dashed, like the context's UUID)."""
     mine = canonical(own)
-    read = [value for value in values if value != own and canonical(value) != mine]
-    written = [value for value in written_values if value != own and canonical(value) != mine]
+    read = [value for value in _canonical_distinct(values) if value != mine]
+    written = [value for value in _canonical_distinct(written_values) if value != mine]
     if not read and not written:
         return []
     noun = key or "tenant"
@@ -114,7 +117,12 @@ def _differences(key: str | None, own: str, values: tuple[str, ...], written_val
         what.append(f"filters on {noun} {quote(read)}")
     if written:
         what.append(f"writes {noun} {quote(written)}")
-    return [f"{' and '.join(what)} but the context {noun} is {own!r}"]
+    return [f"{' and '.join(what)} but the context {noun} is {mine!r}"]
+
+
+def _canonical_distinct(values: Iterable[str]) -> list[str]:
+    """The canonical forms of ``values``, each once, in first-seen order."""
+    return list(dict.fromkeys(canonical(value) for value in values))
 
 
 RULE = CrossTenant()

@@ -17,7 +17,8 @@ verdict. The semantics are documented in ``docs/analysis.md``; in short:
 * What stays unprotected may still be ``inherited`` (see :mod:`tenantwatch.sql.model`): joined by equality on a
   declared foreign key to a protected table of the same level (``fk_join``), correlated through such a key to a
   protected table of an enclosing level (``correlated_fk``), or a subquery in a filter (EXISTS, IN, ANY, ALL) of a
-  protected level (``narrowing_scope``). Decided at the end of the walk, until nothing changes.
+  protected level (``narrowing_scope``), or keyed to a column that an ``EXISTS`` at the top of the level's WHERE
+  pins to a protected row (``exists_key``). Decided at the end of the walk, until nothing changes.
 
 Values are recorded as ``int`` (``$k`` of the normalized text; negative for ``-$k``) or ``str`` (a constant that
 stayed inline), and bound to the caller's parameters later.
@@ -147,6 +148,8 @@ class _Level:
     """What :meth:`_Walker._judge` computed (WHERE atoms, ON atoms per join, protections per set of holding joins),
     kept so that the end of the walk can ask what holds for a table without a tenant column (an association
     table) without walking the conditions again."""
+    where: Any = None
+    """The WHERE (what an ``EXISTS`` of an enclosing level correlates through: ``exists_key``)."""
 
     def add(self, rel: _Rel, schema: str | None = None) -> None:
         rel.index = len(self.rels)
@@ -396,6 +399,15 @@ class _Walker:
         self.main_table: str | None = None
         self.main_decided = False
         self.sublinks = True
+        self.key_columns = frozenset(tenant_columns) if hierarchy is not None else frozenset()
+        """With a tenant hierarchy: every key's columns (a statement naming one on a tenant table shows it has it)."""
+        self.sublevels: dict[int, _Level] = {}
+        """``id(SelectStmt)`` of a subquery in a filter -> its level (what an EXISTS conjunct pins)."""
+        self.pins: dict[int, list[tuple[str, _Rel, str]]] = {}
+        """``id(relation)`` -> ``(its column, p, p's column)``: an EXISTS at the top of the relation's level's WHERE
+        pins that column to the key of a protected ``p`` row (``exists_key``)."""
+        self.pinned_levels: set[int] = set()
+        """Levels whose rows reference a protected row through such a pin (protected for ``narrowing_scope``)."""
 
     # -- statements ----------------------------------------------------------------------------------------------
 
@@ -478,6 +490,8 @@ class _Walker:
             return None
         group = self._open_group()
         level = self._level(parent)
+        if parent is not None:
+            self.sublevels[id(s)] = level
         level.targets = s.get("targetList")
         self._collect_from(s.get("fromClause") or (), level, scope, "join", ctes, first_takes_scope=True)
         if top and not self.main_decided and level.rels:
@@ -545,6 +559,8 @@ class _Walker:
         cols = [str((c.get("ResTarget") or {}).get("name", "")).lower() for c in s.get("cols") or ()]
         index = cols.index(column) if column is not None and column in cols else None
         others = self._others(relation) if column is not None and self.hierarchy is not None else ()
+        if column is not None and self.key_columns:  # key columns the INSERT names: the table has them
+            others = (*others, *(c for c in cols if c in self.key_columns and c != column and c not in others))
         keyed = [(cols.index(c), self._key_of(table, c)) for c in others if c in cols]
         # with a tenant hierarchy: the other key columns written, by position, with their key
         own_key = self._key_of(table, column) if column is not None else None
@@ -657,7 +673,7 @@ class _Walker:
             res = item.get("ResTarget") or {}
             val = res.get("val")
             name = str(res.get("name", "")).lower()
-            if name in target.others and (val or {}).get("MultiAssignRef") is None:
+            if self._named_key(target, name) and (val or {}).get("MultiAssignRef") is None:
                 self._written(val, self._key_of(table, name))
             if column is not None and name == column:
                 multi = (val or {}).get("MultiAssignRef")
@@ -963,12 +979,19 @@ class _Walker:
     def _note_comparison(self, body: Node, level: _Level) -> None:
         """Record the values a tenant column is compared with (anywhere in a filter, even under OR)."""
         atom = self._atom(body, level)
-        if atom is None or atom.right is not None:
+        if atom is None:
+            return
+        if atom.right is not None:
+            if self.key_columns:  # ``kr.team_id = teams.id``: the statement shows both tables' columns
+                for side in (atom.left, atom.right):
+                    named = level.qualifiers.get(side[0])
+                    if named is not None and named.kind == "table":
+                        self._named_key(named, side[1])
             return
         rel = level.qualifiers.get(atom.left[0])
         table: str | None = None
         if rel is not None and rel.kind == "table":
-            if rel.column != atom.left[1] and atom.left[1] not in rel.others:
+            if rel.column != atom.left[1] and not self._named_key(rel, atom.left[1]):
                 return
             level.mentioned.add(rel.key)
             table = rel.table
@@ -983,6 +1006,9 @@ class _Walker:
     # -- judging -------------------------------------------------------------------------------------------------
 
     def _judge(self, level: _Level, where: Any, group: list[ScopeVerdict]) -> None:
+        level.where = where
+        if self.sublevels and where is not None:
+            self._pin(level, where)
         tenant_rels = [r for r in level.rels if r.column is not None and r.table is not None]
         derived = [r for r in level.rels if r.inner is not None or r.source in self.cte_levels]
         if not tenant_rels and not derived:
@@ -1252,7 +1278,7 @@ class _Walker:
         tenant = [r for r in level.rels if r.column is not None and r.table is not None]
         if any(not self._protected(r) for r in tenant):
             return False
-        if tenant:
+        if tenant or id(level) in self.pinned_levels:
             return True
         return level.narrowing and self._level_protected(level.parent, depth + 1)
 
@@ -1352,8 +1378,89 @@ class _Walker:
                         "correlated_fk",
                         f"correlated with protected {correlated.key} on a foreign key ({_pairs(columns)})",
                     )
+        found = self._exists_key(rel, level) if self.pins else None
+        if found is not None:
+            return found
         if level.narrowing and self._level_protected(level.parent):
             return "narrowing_scope", "a subquery that only narrows a protected level and returns no rows"
+        return None
+
+    def _pin(self, level: _Level, where: Any) -> None:
+        """``exists_key``: an ``EXISTS (SELECT 1 FROM p WHERE p.id = c.fk AND p.<tenant> = ?)`` at the top of
+        ``level``'s WHERE, with ``p`` protected in it, pins ``c.fk`` (a relation of ``level``) to the key of a
+        protected ``p`` row in every row of ``level``. Under OR or NOT, uncorrelated, or with ``p`` not protected,
+        it pins nothing."""
+        for node in conjuncts(where):
+            link = node.get("SubLink") if isinstance(node, dict) else None
+            if link is None or link.get("subLinkType") != "EXISTS_SUBLINK":
+                continue
+            select = (link.get("subselect") or {}).get("SelectStmt")
+            inner = self.sublevels.get(id(select)) if select is not None else None
+            if inner is None or inner.parent is not level:
+                continue
+            protected = {p.key: p for p in inner.rels if p.kind == "table" and p.verdict == "present"}
+            if not protected:
+                continue
+            for atom in self._atoms(conjuncts(inner.where), inner):  # the WHERE holds for every row of the EXISTS
+                if atom.right is None:
+                    continue
+                for (p_key, p_col), (other_key, c_col) in ((atom.left, atom.right), (atom.right, atom.left)):
+                    p = protected.get(p_key)
+                    c = level.qualifiers.get(other_key[1:]) if p is not None and other_key[:1] == "^" else None
+                    if p is None or c is None or c.kind == "function" or c.key.startswith("?"):
+                        continue
+                    self.pins.setdefault(id(c), []).append((c_col, p, p_col))
+                    if self._keyed_to(c, c_col, p, p_col):
+                        self.pinned_levels.add(id(level))
+
+    def _keyed_to(self, rel: _Rel, column: str, p: _Rel, p_column: str) -> bool:
+        """Whether ``rel.column = p.p_column`` makes ``rel``'s row belong to ``p``'s row: a declared foreign key
+        between the two (either direction), or the same unique column of the same table (a declared foreign key
+        refers to it). A derived table's or CTE's column counts as the table column it comes from."""
+        if rel.kind != "table":
+            traced = self._trace(rel, column, 0)
+            if traced is None:
+                return False
+            rel, column = traced
+        if rel.table is None or p.table is None or self.fk_links is None:
+            return False
+        if rel.table == p.table and column == p_column:  # a declared foreign key refers to that very column
+            return any(
+                not refers and len(pairs) == 1 and next(iter(pairs))[0] == p_column
+                for keys in self.fk_links(p.table, False).values()
+                for pairs, refers in keys
+            )
+        wanted = frozenset({(column, p_column)})
+        return any(pairs <= wanted for pairs, _refers in self.fk_links(rel.table, False).get(p.table, ()))
+
+    def _exists_key(self, rel: _Rel, level: _Level) -> tuple[InheritedReason, str] | None:
+        """``exists_key``: ``rel``'s own column is pinned (see :meth:`_pin`), or ``rel`` is equated (joined, or
+        correlated from a subquery) with a pinned column, and that column keys ``rel`` to the protected row."""
+        candidates = list(self.pins.get(id(rel), ()))
+        for (_mine, my_col), (other_key, other_col) in rel.links:
+            if other_key.startswith("^"):
+                qualifier = other_key[1:]
+                ancestor = level.parent
+                while ancestor is not None and qualifier not in ancestor.qualifiers:
+                    ancestor = ancestor.parent
+                other = ancestor.qualifiers.get(qualifier) if ancestor is not None else None
+            else:
+                other = level.qualifiers.get(other_key)
+            if other is None:
+                continue
+            found = [(my_col, p, p_col) for c_col, p, p_col in self.pins.get(id(other), ()) if c_col == other_col]
+            if not found and other.kind != "table":  # a derived table's column: pinned inside it
+                traced = self._trace(other, other_col, 0)
+                if traced is not None:
+                    source, column = traced
+                    found = [(my_col, p, p_col) for c_col, p, p_col in self.pins.get(id(source), ()) if c_col == column]
+            candidates.extend(found)
+        for column, p, p_col in candidates:
+            if self._keyed_to(rel, column, p, p_col):
+                return (
+                    "exists_key",
+                    f"{rel.key}.{column} is a key an EXISTS pins to a protected {p.table} row ({p.key}.{p_col})",
+                )
         return None
 
     @staticmethod
@@ -1604,6 +1711,17 @@ class _Walker:
         if found is None and self.hierarchy is not None:
             found = self.others[qualified] = self.hierarchy.other_columns(qualified)
         return found or ()
+
+    def _named_key(self, rel: _Rel, column: str) -> bool:
+        """Whether ``column`` is one of ``rel``'s other key columns (a tenant hierarchy). A key column that the
+        statement names on a tenant table (qualified, written, or compared) shows that the table has it, so it
+        becomes one, also when discovery never saw the table (a ``tenant_tables`` entry names one column)."""
+        if column in rel.others:
+            return True
+        if not self.key_columns or rel.column is None or column == rel.column or column not in self.key_columns:
+            return False
+        rel.others = (*rel.others, column)
+        return True
 
     def _key_of(self, table: str | None, column: str) -> str | None:
         """The finer key ``column`` holds (a tenant hierarchy), ``None`` for the root key or without one."""

@@ -20,11 +20,13 @@ __all__ = [
 TenantFilter = Literal["present", "inherited", "missing", "partial", "not_applicable", "unknown"]
 """``inherited``: no scope is ``missing`` and at least one is ``inherited`` (see :class:`ScopeVerdict`)."""
 
-InheritedReason = Literal["fk_join", "correlated_fk", "narrowing_scope"]
+InheritedReason = Literal["fk_join", "correlated_fk", "narrowing_scope", "exists_key"]
 """Why a (scope, table) is ``inherited``: joined by equality on a declared foreign key to a table protected in the
 same level (``fk_join``); correlated through such a key to a protected table of an outer level (``correlated_fk``);
-or a subquery that only narrows a protected level (EXISTS / IN / ANY / ALL in its filter) and returns no rows
-(``narrowing_scope``)."""
+a subquery that only narrows a protected level (EXISTS / IN / ANY / ALL in its filter) and returns no rows
+(``narrowing_scope``); or keyed (own column, join or correlation) to a column that an ``EXISTS`` at the top of its
+level's WHERE pins to a protected row (``EXISTS (SELECT 1 FROM p WHERE p.id = c.fk AND p.org_id = ?)``:
+``exists_key``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -441,18 +441,21 @@ class TenantTables:
 
     def _other_view(self, view: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
         """Per table (bare and qualified, as ``view``): its key columns besides its tenant column (caller holds the
-        lock). A discovered table's other key columns (explicit entries name one column), and the key column of a
-        root table of a finer key that is a tenant table by another column."""
+        lock). Every key column discovery saw on it (also for a table whose tenant column an explicit entry names:
+        ``key_results: organization_id`` keeps ``team_id``), and the key column of a root table of a finer key that
+        is a tenant table by another column."""
         out: dict[str, tuple[str, ...]] = {}
-        explicit = {_split(key)[1] for key in self._explicit} | set(self._explicit)
         for key, column in view.items():
             if not column:
                 continue
-            extra: tuple[str, ...] = ()
-            if key not in explicit:
-                extra = self._others.get(key, ())
-                if not extra and "." not in key:
-                    extra = next((v for k, v in self._others.items() if _split(k)[1] == key), ())
+            extra = self._others.get(key, ())
+            if not extra and "." not in key:
+                extra = next((v for k, v in self._others.items() if _split(k)[1] == key), ())
+            discovered = self._discovered.get(key)
+            if discovered is None and "." not in key:
+                discovered = next((v for k, v in self._discovered.items() if _split(k)[1] == key), None)
+            if discovered is not None and discovered != column and discovered not in extra:
+                extra = (discovered, *extra)  # an explicit entry named another key column than discovery chose
             root_column = self._roots.get(_split(key)[1])
             if root_column is not None and root_column != column and root_column not in extra:
                 extra = (*extra, root_column)
