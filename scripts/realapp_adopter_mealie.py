@@ -10,9 +10,11 @@ Async generator dependencies run in the request's own task: the context entered 
 endpoint (sync endpoints run in the thread pool with a copy of it) and is left when the request is done.
 
 A group is mealie's tenant (``group_id`` on 23 tables); a household is a finer key inside it (``household_id``). The
-harness's rules file declares both as a tenant hierarchy (``tenant_keys``: group ⊃ household), and a signed-in
-user's context then holds both: ``tenant_context(group_id, household=household_id)``. A public group page knows no
-household, so its context holds the group only.
+harness's rules file declares both as a tenant hierarchy (``tenant_keys``: group ⊃ household), so a filter on either
+protects a table and the household-only tables are watched. The context holds the group only: in mealie a
+household is not an isolation boundary (members read the recipes, users and preferences of every household of their
+group, by design, e.g. ``test_recipe_cross_household``), so household values must not be compared with a context
+household. An app whose teams *are* isolated sets both: ``tenant_context(group_id, household=household_id)``.
 """
 
 from __future__ import annotations
@@ -56,17 +58,10 @@ def tenant_value(value: uuid.UUID | str) -> str:
     return str(value)
 
 
-KEYS = "TENANTWATCH_REALAPP_KEYS"
-"""Set by the harness to the tenant keys its rules file declares (``group,household``); unset: the group only."""
-
-
 def user_scope(user: PrivateUser) -> Any:
-    """The tenant context of a signed-in user: their group (and household, with the hierarchy), id and role."""
-    keys: dict[str, str] = {}
-    if "household" in os.environ.get(KEYS, "").split(","):
-        keys["household"] = tenant_value(user.household_id)
+    """The tenant context of a signed-in user: their group, their id, and their role (no household: see above)."""
     return tenantwatch.tenant_context(
-        tenant_value(user.group_id), user_id=str(user.id), role=ADMIN_ROLE if user.admin else "user", **keys
+        tenant_value(user.group_id), user_id=str(user.id), role=ADMIN_ROLE if user.admin else "user"
     )
 
 

@@ -61,8 +61,6 @@ _ENV_OUT = "TENANTWATCH_REALAPP_OUT"
 _ENV_ADAPTER = "TENANTWATCH_REALAPP_ADAPTER"
 _ENV_PLANTS = "TENANTWATCH_REALAPP_PLANTS"
 """Planted bugs the plugin installs (comma-separated kinds); the adapter's plants module reads it too."""
-_ENV_KEYS = "TENANTWATCH_REALAPP_KEYS"
-"""The tenant keys the rules file declares (comma-separated); without it the adopter code sets the root key only."""
 _ENV_TENANT_FORM = "TENANTWATCH_REALAPP_TENANT_FORM"
 """How the adopter writes the tenant id into the context: ``dashed`` (``str(uuid)``, the natural choice) or ``hex``
 (what the application binds on SQLite)."""
@@ -96,7 +94,7 @@ class Adapter:
     """Module (in scripts/) of planted bugs for ``--plant``: ``PLANTS``, ``install()``, ``judge()``."""
     tenant_keys: tuple[tuple[str, str, str, str | None], ...] = ()
     """A tenant hierarchy, ``(key, column, root table, parent key)`` per key, root first: written as the rules
-    file's ``tenant_keys`` (unless ``--one-key``); the adopter code then sets every key of the context."""
+    file's ``tenant_keys`` (unless ``--one-key``). Which keys the context holds is the adopter code's decision."""
 
 
 MEALIE = Adapter(
@@ -599,8 +597,6 @@ def main(argv: list[str] | None = None) -> int:
         tables = tenant_tables(adapter, app_dir, venv)
         rules = work / "rules.yaml"
         write_rules_file(rules, adapter, tables, suppress=args.suppress, one_key=args.one_key)
-        if adapter.tenant_keys and not args.one_key:
-            plugin_env[_ENV_KEYS] = ",".join(key for key, *_rest in adapter.tenant_keys)
         plugin_env["TENANTWATCH_RULES_FILE"] = str(rules)
         print(f"tenant tables from the app's models: {len(tables)} (column {adapter.tenant_column})", flush=True)
     else:
