@@ -192,7 +192,7 @@ class Listeners:
             code_filepath=where.filepath if where else None,
             code_lineno=where.lineno if where else None,
         )
-        if context is not None:
+        if context is not None and (facts.unfiltered or facts.unscoped_writes):  # identity only decides those
             fact = self.identity.fact_for(conn, context)
             if fact is not None:
                 facts = _with_identity(facts, fact, self.settings)
@@ -318,7 +318,11 @@ class Listeners:
                 analysis = self.analyzer.analyze(statement)
                 attributes = self.attributes.build(analysis, parameters, executemany)
                 operation = analysis.operation
-                fact = self.identity.fact_for(conn, context)
+                fact = (
+                    self.identity.fact_for(conn, context)
+                    if analysis.unfiltered_reads or analysis.unscoped_writes  # identity only decides those
+                    else None
+                )
                 if fact is not None:
                     _identity_attributes(attributes, fact, self.settings)
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
