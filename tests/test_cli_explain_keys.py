@@ -143,3 +143,80 @@ def test_key_rows_show_values_canonically(
     assert f"key team        filters {other}; context {team}" in out
     assert f"context         tenant=acme team={team} user=- role=-" in out
     assert f"filters on team '{other}' but the context team is '{team}'" in out
+
+
+_KEYS_ONLY = """\
+tenant_keys:
+  organization: {columns: [organization_id], root: organizations}
+  team: {columns: [team_id], parent: organization, root: teams}
+"""
+
+
+@pytest.fixture
+def keys_only(tmp_path: Path) -> str:
+    """The README's tenant_keys snippet as the whole rules file: no tenant_tables, no database."""
+    path = tmp_path / "keys.yaml"
+    path.write_text(_KEYS_ONLY, encoding="utf-8")
+    return str(path)
+
+
+def test_a_keys_only_file_judges_a_table_the_statement_names_the_key_column_of(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, keys_only: str
+) -> None:
+    """No silent pass: ``projects.team_id`` shows projects is team-scoped, so another team's id is cross_tenant,
+    and the output and stderr say the table was assumed from the statement."""
+    sql = "SELECT * FROM projects WHERE projects.team_id = 't-2'"
+    code, out, err = run_cli(
+        capsys, monkeypatch, "explain", sql, "--rules", keys_only, "--tenant", "acme", "--key", "team=t-1"
+    )
+    assert code == 1
+    assert "tenant tables   projects (team_id, assumed: statement 1 names it)" in out
+    assert "main  projects  read   present  team_id = value [key team]" in out
+    assert "CRITICAL cross_tenant [projects]: SELECT on projects filters on team 't-2' but the context team is" in out
+    assert "no tenant-scoped tables are known (tenant_keys names only root tables)" in err
+    assert "statement 1 names the tenant column of projects (team_id): assumed tenant-scoped" in err
+
+
+def test_an_assumed_table_is_judged_in_the_later_inputs_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, keys_only: str
+) -> None:
+    """Like discovery, a table once known stays known: the list query without its filter is then flagged."""
+    lines = (
+        '{"sql": "SELECT * FROM projects p WHERE p.organization_id = :o", "params": {"o": "acme"}}\n'
+        '{"sql": "SELECT * FROM projects"}\n'
+        '{"sql": "SELECT * FROM plans"}\n'
+    )
+    code, out, _err = run_cli(
+        capsys, monkeypatch, "explain", "--rules", keys_only, "--tenant", "acme", "--json", stdin=lines
+    )
+    assert code == 1
+    scoped, unscoped, plans = json_lines(out)
+    assert scoped["tenant_tables"] == [{"table": "projects", "column": "organization_id", "assumed_from": 1}]
+    assert scoped["findings"] == []
+    assert [(f["rule"], f["severity"]) for f in unscoped["findings"]] == [("missing_tenant_filter", "critical")]
+    assert plans["tenant_filter"] == "not_applicable"  # nothing names a tenant column of plans
+
+
+def test_with_discover_false_nothing_is_assumed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With discovery off the declared tables are all there is: explain mirrors the application, and warns."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(_KEYS_ONLY + "discover: false\n", encoding="utf-8")
+    sql = "SELECT * FROM projects WHERE projects.team_id = 't-2'"
+    code, out, err = run_cli(
+        capsys, monkeypatch, "explain", sql, "--rules", str(path), "--tenant", "acme", "--key", "team=t-1"
+    )
+    assert code == 0
+    assert "tenant filter   not_applicable" in out
+    assert "no tenant-scoped tables are known (tenant_keys names only root tables), so a table reads as global;" in err
+
+
+def test_a_long_key_label_keeps_its_value_apart(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rules: str
+) -> None:
+    """``key organization`` is 16 characters: it must not run into its value."""
+    sql = "SELECT * FROM users WHERE users.organization_id = 'acme'"
+    code, out, _err = run_cli(capsys, monkeypatch, "explain", sql, "--rules", rules, "--tenant", "acme")
+    assert code == 0
+    assert "  key organization  filters acme; context acme" in out

@@ -895,8 +895,36 @@ def _issues(error: ValidationError, marks: Marks | None = None) -> list[ConfigIs
     return issues
 
 
-def _config_error(error: ValidationError, source: str, marks: Marks | None = None) -> ConfigError:
+_WHOLE_MODEL_FIELDS: Final = ("mode", "tenant_columns", "tenant_tables", "tenant_roots", "tenant_keys")
+"""What the checks across fields of :class:`Settings` read (``tenant_keys`` against ``tenant_columns``, a file that
+watches nothing). pydantic skips them when any field is bad."""
+
+
+def _whole_model_issues(error: ValidationError, data: Mapping[str, Any], marks: Marks | None) -> list[ConfigIssue]:
+    """The cross-field problems pydantic did not reach because a field elsewhere was bad (``rules.slow_qeury``):
+    those checks run again on their own fields, so one pass names every problem."""
+    if any(not item["loc"] for item in error.errors()):  # the cross-field checks ran: nothing is hidden
+        return []
+    bad = {item["loc"][0] for item in error.errors()}
+    subset = {name: data[name] for name in _WHOLE_MODEL_FIELDS if name in data and name not in bad}
+    try:
+        Settings.model_validate(subset)
+    except ValidationError as again:
+        return [
+            issue
+            for issue, item in zip(_issues(again, marks), again.errors(), strict=True)
+            if not item["loc"] and (item["type"] != "watches_nothing" or "mode" not in bad)  # mode: off misspelt?
+        ]
+    return []
+
+
+def _config_error(
+    error: ValidationError, source: str, marks: Marks | None = None, data: Mapping[str, Any] | None = None
+) -> ConfigError:
     issues = _issues(error, marks)
+    if data is not None:
+        seen = {(issue.path, issue.message) for issue in issues}
+        issues += [i for i in _whole_model_issues(error, data, marks) if (i.path, i.message) not in seen]
     lines = [f"{source}: invalid configuration"]
     for issue in issues:
         where = f" (line {issue.line}, column {issue.column})" if issue.line is not None else ""
@@ -1004,7 +1032,7 @@ def load_settings(
         try:
             Settings.model_validate(data)
         except ValidationError as exc:
-            raise _config_error(exc, source, marks) from exc
+            raise _config_error(exc, source, marks, data) from exc
     data = _merge(data, _env_overrides(environ))
     explicit = {key: value for key, value in overrides.items() if value is not None}
     unknown = sorted(set(explicit) - set(Settings.model_fields))
@@ -1016,4 +1044,4 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(exc, "arguments" if explicit else source) from exc
+        raise _config_error(exc, "arguments" if explicit else source, data=data) from exc

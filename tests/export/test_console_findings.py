@@ -59,8 +59,8 @@ def test_console_prints_one_line_per_finding(engine: sa.Engine) -> None:
     line = lines[0]
     assert line.startswith("tenantwatch: CRITICAL missing_tenant_filter table=objectives tenant=acme at ")
     assert "test_console_findings.py:" in line
-    assert " in list_everyone: " in line
-    assert line.endswith(": SELECT id, t FROM objectives")  # normalized onto one line
+    assert " in list_everyone: SELECT reads objectives without a tenant filter in scope main" in line  # the message
+    assert line.endswith("; context tenant 'acme' | SELECT id, t FROM objectives")  # normalized onto one line
 
 
 def test_inline_literals_of_a_write_are_not_shown(engine: sa.Engine) -> None:
@@ -113,3 +113,45 @@ def test_bad_variable_warns_and_stays_off(
         handle.shutdown(1000)
     assert "ignoring TENANTWATCH_CONSOLE='loud'" in caplog.text
     assert "missing_tenant_filter" not in capsys.readouterr().err
+
+
+def test_a_finding_about_a_finer_key_names_the_key_and_the_context_team(engine: sa.Engine) -> None:
+    """A team's cross_tenant must not read like an organization problem: the key, the context team and the
+    message are on the line."""
+    from tenantwatch.config import load_settings
+
+    settings = load_settings(
+        environ={},
+        tenant_keys={
+            "organization": {"columns": ["organization_id"], "root": "organizations"},
+            "team": {"columns": ["team_id"], "parent": "organization", "root": "teams"},
+        },
+        tenant_tables={"projects": "team_id"},
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE projects (id INTEGER PRIMARY KEY, team_id TEXT)"))
+    stream = io.StringIO()
+    handle = configure(set_global=False, engine=engine, console=stream, settings=settings, **_sinks())
+    try:
+        with tenant_context("acme", team="t-1"), engine.connect() as connection:
+            connection.execute(sa.text("SELECT id FROM projects WHERE team_id = :t"), {"t": "t-2"}).fetchall()
+    finally:
+        handle.shutdown(1000)
+    (line,) = stream.getvalue().splitlines()
+    assert line.startswith("tenantwatch: CRITICAL cross_tenant key=team table=projects tenant=acme team=t-1 at ")
+    assert ": SELECT on projects filters on team 't-2' but the context team is 't-1' | SELECT id FROM projects" in line
+
+
+def test_repeated_violations_for_the_tenant_and_for_the_user_are_two_different_lines(engine: sa.Engine) -> None:
+    stream = io.StringIO()
+    handle = configure(set_global=False, engine=engine, console=stream, **_sinks())
+    try:
+        with tenant_context("acme", user_id="u-1"), engine.connect() as connection:
+            for _ in range(5):
+                connection.execute(sa.text("SELECT id FROM objectives")).fetchall()
+    finally:
+        handle.shutdown(1000)
+    repeated = [line for line in stream.getvalue().splitlines() if " repeated_violations " in line]
+    assert len(repeated) == 2, repeated
+    assert "tenant 'acme' has 5 high or critical findings" in repeated[0]
+    assert "user 'u-1' has 5 high or critical findings" in repeated[1]

@@ -165,3 +165,24 @@ def test_the_strict_profile_reports_an_inherited_table_and_never_blocks_it(
     (span,) = traced.db_spans("JOIN labels")
     assert attrs(span).get(A.DB_INHERITED)
     assert "missing_tenant_filter" in _findings(traced, "JOIN labels")
+
+
+def test_the_blocked_error_names_the_operation_with_its_article(
+    instrument: Instrument, traced: Traced, sqlite_path: Path
+) -> None:
+    """The message a developer reads in a traceback: "blocked an UPDATE", "blocked an INSERT", "blocked a DELETE"."""
+    settings = load_settings(environ={}, enforce={"rules": ["test_data", "unscoped_write"]})
+    instrument(mode="enforce", install_processor=True, settings=settings)
+    engine = sqlite_engine(sqlite_path)
+    messages = []
+    with tenant_context("1"), engine.connect() as conn:
+        for statement in (sa.update(ITEMS).values(name="x"), sa.text(SEED), sa.delete(ITEMS)):
+            with pytest.raises(TenantIsolationError) as blocked:
+                conn.execute(statement)
+            messages.append(str(blocked.value))
+    engine.dispose()
+    assert [m.split(":")[0].split(" at ")[0] for m in messages] == [
+        "tenantwatch blocked an UPDATE",
+        "tenantwatch blocked an INSERT",
+        "tenantwatch blocked a DELETE",
+    ]

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tenantwatch import environment_variables as env
 from tenantwatch.cli._common import EXIT_OK, UsageError, or_dash
-from tenantwatch.config import RULE_IDS, ConfigError, load_settings
+from tenantwatch.config import RULE_IDS, ConfigError, Settings, load_settings
 
 __all__ = ["add_parser", "run"]
 
@@ -30,6 +30,35 @@ def add_parser(sub: Any) -> None:
     )
     check.add_argument("file", nargs="?", help=f"rules file (default: ${env.TENANTWATCH_RULES_FILE})")
     check.add_argument("--json", action="store_true", help="print the effective settings as JSON")
+
+
+def _tenant_tables(settings: Settings) -> str:
+    """The declared tenant tables, and where the others come from: discovery at run time, or nowhere."""
+    declared = ", ".join(f"{table} ({column})" for table, column in settings.tenant_tables.items())
+    if settings.discover:
+        found = "every table with a tenant column, learned at run time from ORM mappings and the catalog"
+        if settings.include_tables:
+            found += f" (of include_tables: {', '.join(settings.include_tables)})"
+        return f"{declared}; plus {found}" if declared else found
+    return declared or "none (discover is off: no table is tenant-scoped besides the root tables)"
+
+
+def _hierarchy(settings: Settings) -> list[str]:
+    """The tenant keys root first (``organization > team``), each with its columns, root table and parent; without
+    ``tenant_keys``, the root tables of ``tenant_roots`` if any."""
+    if not settings.tenant_keys:
+        roots = [f"{table} (holds {column})" for column, table in settings.tenant_roots.items()]
+        return [f"  root tables        {', '.join(roots)}"] if roots else []
+    order = (settings.root_key, *settings.finer_keys)
+    lines = [f"  tenant keys        {' > '.join(order)}"]
+    for name in order:
+        key = settings.tenant_keys[name]
+        parts = [f"columns {', '.join(key.columns)}", f"root table {key.root or '-'}"]
+        if key.parent is not None:
+            parts.append(f"parent {key.parent}")
+        label = f"key {name}"
+        lines.append(f"  {label:<{max(19, len(label) + 2)}}{'; '.join(parts)}")
+    return lines
 
 
 def run(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -47,12 +76,12 @@ def run(args: argparse.Namespace, stdout: IO[str]) -> int:
         stdout.write(json.dumps(doc) + "\n")
         return EXIT_OK
     disabled = [rule for rule in RULE_IDS if not settings.enabled(rule)]
-    tables = [f"{table} ({column})" for table, column in settings.tenant_tables.items()]
     lines = [
         f"{path}: OK",
         f"  mode               {settings.mode}",
         f"  tenant columns     {or_dash(list(settings.tenant_columns))}",
-        f"  tenant tables      {or_dash(tables)}",
+        f"  tenant tables      {_tenant_tables(settings)}",
+        *_hierarchy(settings),
         f"  excluded tables    {or_dash(list(settings.exclude_tables))}",
         f"  superuser roles    {or_dash(list(settings.superuser_roles))}",
         f"  disabled rules     {or_dash(disabled)}",

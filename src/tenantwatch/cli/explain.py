@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from tenantwatch import environment_variables as env
 from tenantwatch.attributes import SEVERITIES
+from tenantwatch.cli._assumed import AssumedTables
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError, or_dash, printable
 from tenantwatch.cli._database import learn_tenant_tables
 from tenantwatch.config import ConfigError, Settings, load_settings
@@ -369,6 +370,11 @@ class _Explained:
     """Whether the settings run in ``enforce`` mode."""
     findings: list[Finding] = field(default_factory=list)
     suppressed: list[tuple[Finding, str]] = field(default_factory=list)
+    assumed: dict[str, int] = field(default_factory=dict)
+    """Tenant tables read off a statement (:mod:`tenantwatch.cli._assumed`), declared nowhere else -> the input
+    that named their tenant column first."""
+    newly_assumed: list[str] = field(default_factory=list)
+    """The tables this input made ``explain`` assume tenant-scoped, as ``table (column)``."""
 
     @property
     def would_block(self) -> bool:
@@ -376,13 +382,18 @@ class _Explained:
         return self.enforce and any(f.severity == "critical" for f in self.findings)
 
 
-def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: str | None) -> _Explained:
+def _explain_one(
+    item: _Input, analyzer: Analyzer, settings: Settings, system: str | None, assumed: AssumedTables | None = None
+) -> _Explained:
     from tenantwatch.context import TenantContext
     from tenantwatch.core.rule import evaluate
     from tenantwatch.core.suppressions import matching_suppression
     from tenantwatch.facts import facts_for_statement
 
     analysis = analyzer.analyze(item.sql)
+    newly_assumed = assumed.learn(item.sql, item.number) if assumed is not None and analysis.error is None else []
+    if newly_assumed:
+        analysis = analyzer.analyze(item.sql)  # the tables version moved on: judged with the assumed tables
     context = TenantContext(
         tenant_id=item.tenant, user_id=item.user, role=item.role, unscoped_reason=item.unscoped, keys=item.keys
     )
@@ -408,6 +419,8 @@ def _explain_one(item: _Input, analyzer: Analyzer, settings: Settings, system: s
         written_key_values=facts.written_key_values,
         compared=_compared(facts, settings) if settings.tenant_keys else [],
         enforce=settings.mode == "enforce",
+        assumed=assumed.first_named if assumed is not None else {},
+        newly_assumed=newly_assumed,
     )
     for finding in evaluate(facts, settings):
         suppression = matching_suppression(finding, facts, settings)
@@ -458,7 +471,14 @@ def _explained_json(explained: _Explained) -> dict[str, Any]:
         "sql": explained.item.sql,
         "operation": analysis.operation,
         "tables": list(analysis.tables),
-        "tenant_tables": [{"table": table, "column": column} for table, column in explained.tenant_columns.items()],
+        "tenant_tables": [
+            {
+                "table": table,
+                "column": column,
+                **({"assumed_from": explained.assumed[table]} if table in explained.assumed else {}),
+            }
+            for table, column in explained.tenant_columns.items()
+        ],
         "tenant_filter": analysis.tenant_filter,
         "scopes": [
             {
@@ -502,21 +522,22 @@ def _canonical_texts(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(canonical(value) for value in values))
 
 
-def _explained_text(explained: _Explained) -> str:
+def _explained_text(explained: _Explained, label: str = "statement") -> str:
     analysis = explained.analysis
     ctx = explained.context
     item = explained.item
     out = [f"-- statement {item.number} " + "-" * 60, item.sql.strip(), ""]
 
     def row(label: str, value: str) -> None:
-        out.append(f"  {label:<16}{value}")
+        out.append(f"  {label:<{max(16, len(label) + 2)}}{value}")  # a long label (key organization) keeps 2 spaces
 
     row("operation", analysis.operation)
     row("tables", or_dash(analysis.tables))
-    row(
-        "tenant tables",
-        or_dash([f"{t} ({c})" if c else t for t, c in explained.tenant_columns.items()]),
-    )
+    tables = []
+    for table, column in explained.tenant_columns.items():
+        assumed = f", assumed: {label} {explained.assumed[table]} names it" if table in explained.assumed else ""
+        tables.append(f"{table} ({column}{assumed})" if column else table)
+    row("tenant tables", or_dash(tables))
     verdict: str = analysis.tenant_filter
     if analysis.error is not None:
         verdict += f" ({analysis.error})"
@@ -617,10 +638,13 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
         system, learned = learn_tenant_tables(analyzer.tables, args.database_url)
         if not args.json:
             stderr.write(f"learned {learned} tenant table(s) from the {system} catalog\n")
-    if len(analyzer.tables) == 0:
+    assumed = AssumedTables(analyzer.tables) if not args.database_url and settings.discover else None
+    if not any(not analyzer.tables.is_root(table) for table in analyzer.tables.snapshot()):
+        roots = " (tenant_keys names only root tables)" if analyzer.tables.snapshot() else ""
+        unless = " unless the statement names its tenant column (then it is assumed tenant-scoped)" if assumed else ""
         stderr.write(
-            "note: no tenant-scoped tables are known, so every table reads as global; "
-            "give --rules, --database-url or --tenant-table\n"
+            f"note: no tenant-scoped tables are known{roots}, so a table reads as global{unless}; "
+            "give tenant_tables in --rules, --database-url or --tenant-table\n"
         )
 
     status = EXIT_OK
@@ -630,9 +654,11 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
         bad = item if isinstance(item, _BadInput) else None
         if isinstance(item, _Input):
             try:
-                explained = _explain_one(item, analyzer, settings, system)
+                explained = _explain_one(item, analyzer, settings, system, assumed)
                 report = (
-                    json.dumps(_explained_json(explained), default=str) if args.json else _explained_text(explained)
+                    json.dumps(_explained_json(explained), default=str)
+                    if args.json
+                    else _explained_text(explained, label)
                 )
             except Exception as exc:  # one hostile input must not stop the others
                 logger.debug("tenantwatch explain: input %d failed", item.number, exc_info=True)
@@ -640,6 +666,14 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
             else:
                 stdout.write(printable(report) + "\n")
                 stdout.flush()
+                if explained.newly_assumed:
+                    stderr.write(
+                        printable(
+                            f"note: {label} {item.number} names the tenant column of "
+                            f"{', '.join(explained.newly_assumed)}: assumed tenant-scoped (as discovery would find "
+                            "it); declare it in tenant_tables or give --database-url to be sure\n"
+                        )
+                    )
                 status = _status(status, explained, args.fail_on)
         if bad is not None:
             message = printable(f"{label} {bad.number}: {bad.error}")

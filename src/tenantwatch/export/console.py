@@ -3,10 +3,13 @@
 Turned on by ``configure(console=True)`` or ``TENANTWATCH_CONSOLE=1``; written to standard error as the statement's
 span ends::
 
-    tenantwatch: CRITICAL missing_tenant_filter table=orders tenant=1 at app.py:14 in list_orders: SELECT id FROM orders
+    tenantwatch: CRITICAL missing_tenant_filter table=orders tenant=1 at app.py:14 in list_orders: SELECT reads
+    orders without a tenant filter in scope main: ...; context tenant '1' | SELECT id FROM orders
 
-The statement is shown normalized (placeholders and inline literals of writes as ``$1..$n``), collapsed to one line
-and cut at 200 characters. Writing never raises into the application.
+(one line). With a tenant hierarchy the context's finer keys follow the tenant (``tenant=acme team=t-1``) and a
+finding about a finer key names it (``cross_tenant key=team``). The statement is shown normalized (placeholders and
+inline literals of writes as ``$1..$n``), collapsed to one line and cut at 200 characters. Writing never raises
+into the application.
 """
 
 from __future__ import annotations
@@ -60,18 +63,21 @@ def _location(facts: SpanFacts) -> str:
 
 
 def format_finding(finding: Finding, facts: SpanFacts) -> str:
-    """One line: severity, rule, table, tenant, code location, the normalized statement."""
+    """One line: severity, rule, the tenant key it is about, table, tenant (and finer keys), code location, the
+    finding's message and the normalized statement."""
     parts = [f"tenantwatch: {finding.severity.upper()} {finding.rule}"]
+    if finding.tenant_key:
+        parts.append(f" key={finding.tenant_key}")
     table = finding.table or facts.main_table
     if table:
         parts.append(f" table={table}")
     parts.append(f" tenant={facts.tenant_id if facts.tenant_id is not None else '-'}")
+    parts.extend(f" {name}={value}" for name, value in facts.tenant_keys)
     parts.append(_location(facts))
+    parts.append(f": {_SPACES.sub(' ', finding.message).strip()}")
     statement = _statement(facts.statement)
     if statement:
-        parts.append(f": {statement}")
-    else:
-        parts.append(f": {finding.message}")
+        parts.append(f" | {statement}")
     return "".join(parts)
 
 

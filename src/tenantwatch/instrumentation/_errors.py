@@ -30,7 +30,9 @@ class TenantIsolationError(DeliberateError):
         self.facts = facts
         details = "; ".join(f"{f.rule} ({f.severity}): {f.message}" for f in findings)
         where = f" at {facts.code_location}" if facts.code_location else ""
-        super().__init__(f"tenantwatch blocked a {facts.operation or 'statement'}{where}: {details}")
+        what = facts.operation or "statement"
+        article = "an" if what[:1].upper() in "AEIOU" else "a"  # an UPDATE, an INSERT; a SELECT, a DELETE
+        super().__init__(f"tenantwatch blocked {article} {what}{where}: {details}")
 
     def __reduce__(self) -> tuple[type[TenantIsolationError], tuple[tuple[Finding, ...], SpanFacts]]:
         return (type(self), (self.findings, self.facts))
