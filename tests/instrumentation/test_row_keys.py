@@ -5,7 +5,8 @@ Returned-row inspection (``cross_tenant_read``, the latent ``missing_tenant_filt
 and the finer keys, and a root table's own key column (``teams.id`` for the team, ``teams.organization_id`` for the
 organization) — with the context's value of the same key. A row or an instance is the context's only if every
 compared key matches; the finding names the key that differed. Run on SQLite (``uuid.hex`` stored) and PostgreSQL
-(native ``uuid``).
+(native ``uuid``). The tables are named ``rk_*``: other test modules map ``projects``/``tasks`` of their own, and
+tenantwatch learns every mapped class of the process.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ RED_PROJECT, BLUE_PROJECT, GREEN_PROJECT = (
 
 _RULES = """\
 tenant_keys:
-  organization: {columns: [organization_id], root: organizations}
-  team: {columns: [team_id], parent: organization, root: teams}
+  organization: {columns: [organization_id], root: rk_organizations}
+  team: {columns: [team_id], parent: organization, root: rk_teams}
 """
 
 
@@ -50,33 +51,33 @@ class Base(DeclarativeBase):
 
 
 class Organization(Base):
-    __tablename__ = "organizations"
+    __tablename__ = "rk_organizations"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str]
 
 
 class Team(Base):
-    __tablename__ = "teams"
+    __tablename__ = "rk_teams"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizations.id"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("rk_organizations.id"))
     name: Mapped[str]
 
 
 class Project(Base):
-    __tablename__ = "projects"
+    __tablename__ = "rk_projects"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizations.id"))
-    team_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("teams.id"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("rk_organizations.id"))
+    team_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("rk_teams.id"))
     name: Mapped[str]
     tasks: Mapped[list[Task]] = relationship(back_populates="project", order_by="Task.id")
 
 
 class Task(Base):
-    __tablename__ = "tasks"
+    __tablename__ = "rk_tasks"
     id: Mapped[int] = mapped_column(primary_key=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizations.id"))
-    team_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("teams.id"))
-    project_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("projects.id"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("rk_organizations.id"))
+    team_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("rk_teams.id"))
+    project_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("rk_projects.id"))
     title: Mapped[str]
     project: Mapped[Project] = relationship(back_populates="tasks")
 
@@ -167,11 +168,11 @@ def test_session_get_of_another_teams_project_is_a_cross_tenant_read_naming_the_
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         project = session.get(Project, BLUE_PROJECT)
     assert project is not None and project.team_id == BLUE  # the application got its row, unchanged
-    span = _span(traced, "FROM projects")
+    span = _span(traced, "FROM rk_projects")
     found = _findings(span)
     severity, message, key = found["cross_tenant_read"]
     assert (severity, key) == ("critical", "team")
-    assert "1 row(s) of another team from projects (a lookup by key without a tenant filter)" in message
+    assert "1 row(s) of another team from rk_projects (a lookup by key without a tenant filter)" in message
     assert str(BLUE) not in message and BLUE.hex not in message  # counts, never values
     assert found["missing_tenant_filter"][0] == "critical"  # not latent: the row is another team's
     assert "latent" not in found["missing_tenant_filter"][1]
@@ -184,7 +185,7 @@ def test_session_get_of_the_context_teams_project_is_latent_for_both_keys(
     traced.clear()
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         session.get(Project, RED_PROJECT)
-    found = _findings(_span(traced, "FROM projects"))
+    found = _findings(_span(traced, "FROM rk_projects"))
     assert set(found) == {"missing_tenant_filter"}
     severity, message, _ = found["missing_tenant_filter"]
     assert severity == "warning"
@@ -196,7 +197,7 @@ def test_an_organization_only_context_compares_the_organization_only(engine: sa.
     traced.clear()
     with tenant_context(str(ACME)), Session(engine) as session:
         session.get(Project, BLUE_PROJECT)
-    found = _findings(_span(traced, "FROM projects"))
+    found = _findings(_span(traced, "FROM rk_projects"))
     assert set(found) == {"missing_tenant_filter"}
     assert "were all the context's (organization)" in found["missing_tenant_filter"][1]
 
@@ -209,11 +210,11 @@ def test_tasks_of_another_teams_project_are_a_cross_tenant_read(engine: sa.engin
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         tasks = session.scalars(sa.select(Task).where(Task.project_id == BLUE_PROJECT)).all()
     assert len(tasks) == 3
-    span = _span(traced, "FROM tasks")
+    span = _span(traced, "FROM rk_tasks")
     found = _findings(span)
     severity, message, key = found["cross_tenant_read"]
     assert (severity, key) == ("critical", "team")
-    assert "returned 3 row(s) of another team from tasks (no tenant filter)" in message
+    assert "returned 3 row(s) of another team from rk_tasks (no tenant filter)" in message
     assert found["missing_tenant_filter"][0] == "critical"
     assert "latent" not in found["missing_tenant_filter"][1]
     a = attrs(span)
@@ -224,7 +225,7 @@ def test_tasks_of_the_context_teams_project_are_latent(engine: sa.engine.Engine,
     traced.clear()
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         session.scalars(sa.select(Task).where(Task.project_id == RED_PROJECT)).all()
-    found = _findings(_span(traced, "FROM tasks"))
+    found = _findings(_span(traced, "FROM rk_tasks"))
     assert set(found) == {"missing_tenant_filter"}
     severity, message, _ = found["missing_tenant_filter"]
     assert severity == "critical"  # a read without a key predicate stays critical
@@ -235,10 +236,10 @@ def test_tasks_of_another_organization_name_the_organization(engine: sa.engine.E
     traced.clear()
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         session.scalars(sa.select(Task).where(Task.project_id == GREEN_PROJECT)).all()
-    span = _span(traced, "FROM tasks")
+    span = _span(traced, "FROM rk_tasks")
     _, message, key = _findings(span)["cross_tenant_read"]
     assert key == "organization"
-    assert "3 row(s) of another organization from tasks" in message
+    assert "3 row(s) of another organization from rk_tasks" in message
     assert attrs(span)[A.DB_TENANT_ROWS_OTHER_KEYS] == ("organization", "team")
 
 
@@ -256,17 +257,17 @@ def test_flush_of_another_teams_instance_is_cross_tenant_naming_the_team(
         traced.clear()
         project.name = "renamed"
         session.commit()
-    span = _span(traced, "UPDATE projects", "UPDATE")
+    span = _span(traced, "UPDATE rk_projects", "UPDATE")
     found = _findings(span)
     severity, message, key = found["cross_tenant"]
     assert (severity, key) == ("critical", "team")
-    assert f"writes 1 row of team '{BLUE}' (ORM instances of projects.team_id) but the context team is '{RED}'" in (
+    assert f"writes 1 row of team '{BLUE}' (ORM instances of rk_projects.team_id) but the context team is '{RED}'" in (
         message
     )
     assert "organization" not in message  # the organization is the context's
     a = attrs(span)
-    assert a[A.DB_IDENTITY_COLUMN] == "projects.organization_id"
-    assert a[A.DB_IDENTITY_KEY_COLUMNS] == ("projects.team_id",)
+    assert a[A.DB_IDENTITY_COLUMN] == "rk_projects.organization_id"
+    assert a[A.DB_IDENTITY_KEY_COLUMNS] == ("rk_projects.team_id",)
 
 
 def test_lazy_load_through_another_teams_instance_is_cross_tenant(engine: sa.engine.Engine, traced: Traced) -> None:
@@ -276,7 +277,7 @@ def test_lazy_load_through_another_teams_instance_is_cross_tenant(engine: sa.eng
         ).one()
         traced.clear()
         assert len(project.tasks) == 3  # the lazy load: tasks WHERE ? = tasks.project_id
-    span = _span(traced, "FROM tasks")
+    span = _span(traced, "FROM rk_tasks")
     severity, message, key = _findings(span)["cross_tenant"]
     assert (severity, key) == ("critical", "team")
     assert f"loads through 1 row of team '{BLUE}'" in message
@@ -286,16 +287,14 @@ def test_flush_and_lazy_load_of_the_context_teams_instance_give_no_finding(
     engine: sa.engine.Engine, traced: Traced
 ) -> None:
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
-        project = session.scalars(
-            sa.select(Project).where(Project.team_id == RED, Project.id == RED_PROJECT)
-        ).one()
+        project = session.scalars(sa.select(Project).where(Project.team_id == RED, Project.id == RED_PROJECT)).one()
         traced.clear()
         assert len(project.tasks) == 3
         project.name = "renamed"
         session.commit()
-    for span in traced.db_spans("projects") + traced.db_spans("FROM tasks"):
+    for span in traced.db_spans("rk_projects") + traced.db_spans("FROM rk_tasks"):
         assert _findings(span) == {}, attrs(span).get(A.DB_STATEMENT)
-    assert attrs(_span(traced, "UPDATE projects", "UPDATE"))[A.DB_IDENTITY] == ("main:projects",)
+    assert attrs(_span(traced, "UPDATE rk_projects", "UPDATE"))[A.DB_IDENTITY] == ("main:rk_projects",)
 
 
 def test_enforce_blocks_the_flush_of_another_teams_instance(enforced: sa.engine.Engine, traced: Traced) -> None:
@@ -307,7 +306,7 @@ def test_enforce_blocks_the_flush_of_another_teams_instance(enforced: sa.engine.
         with pytest.raises(TenantIsolationError, match="cross_tenant"):
             session.commit()
     with unscoped("check"), enforced.connect() as conn:
-        assert conn.execute(sa.text("SELECT name FROM projects WHERE name = 'renamed'")).all() == []
+        assert conn.execute(sa.text("SELECT name FROM rk_projects WHERE name = 'renamed'")).all() == []
 
 
 # --- 13: a team of another organization, read by its id ---------------------------------------------------------
@@ -320,11 +319,11 @@ def test_session_get_of_another_organizations_team_names_the_organization(
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         team = session.get(Team, GREEN)
     assert team is not None and team.organization_id == GLOBEX
-    found = _findings(_span(traced, "FROM teams"))
+    found = _findings(_span(traced, "FROM rk_teams"))
     assert found["cross_tenant"][2] == "team"  # the filter on teams.id names another team
     severity, message, key = found["cross_tenant_read"]
     assert (severity, key) == ("critical", "organization")
-    assert "1 row(s) of another organization from teams" in message
+    assert "1 row(s) of another organization from rk_teams" in message
 
 
 def test_session_get_of_another_organizations_team_with_an_organization_only_context(
@@ -334,7 +333,7 @@ def test_session_get_of_another_organizations_team_with_an_organization_only_con
     traced.clear()
     with tenant_context(str(ACME)), Session(engine) as session:
         session.get(Team, GREEN)
-    found = _findings(_span(traced, "FROM teams"))
+    found = _findings(_span(traced, "FROM rk_teams"))
     assert "cross_tenant" not in found
     assert found["cross_tenant_read"][2] == "organization"
 
@@ -346,7 +345,7 @@ def test_session_get_of_a_team_of_the_context_organization_gives_no_read_finding
     with tenant_context(str(ACME), team=str(RED)), Session(engine) as session:
         session.get(Team, RED)
         session.get(Team, BLUE)  # another team of the context organization: cross_tenant on the filter only
-    spans = [s for s in traced.db_spans("FROM teams") if str(attrs(s).get(A.DB_OPERATION)) == "SELECT"]
+    spans = [s for s in traced.db_spans("FROM rk_teams") if str(attrs(s).get(A.DB_OPERATION)) == "SELECT"]
     assert len(spans) == 2
     assert _findings(spans[0]) == {}
     assert set(_findings(spans[1])) == {"cross_tenant"}

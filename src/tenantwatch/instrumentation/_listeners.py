@@ -578,6 +578,8 @@ def _with_identity(facts: SpanFacts, fact: IdentityFact, settings: Settings) -> 
         identity_tenant_values=fact.values,
         identity_tenant_rows=fact.rows,
         identity_unknown_rows=fact.unknown or None,
+        identity_key_columns=fact.key_columns if fact.values else (),
+        identity_key_values=fact.key_values if fact.values else (),
     )
     return apply_identity(recorded, settings)
 
