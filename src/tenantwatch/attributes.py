@@ -174,6 +174,15 @@ DB_IDENTITY_UNKNOWN_ROWS: Final = "tenantwatch.db.identity.unknown_rows"
 """Instances (or executemany parameter sets) of the statement whose tenant the session does not know: tenant
 attribute not loaded, no instance matched, beyond the inspection cap (int; absent when 0). Any of them: no
 ``identity`` verdict."""
+
+DB_IDENTITY_KEY_COLUMNS: Final = "tenantwatch.db.identity.key_columns"
+"""With a tenant hierarchy: the further tenant-key columns (``table.column``) of the instances besides
+``tenantwatch.db.identity.column`` (``projects.team_id``; ``teams.id`` for the root table of the team key), each
+compared with the context value of its own key (string array; absent with one tenant key)."""
+
+DB_IDENTITY_KEY_VALUES: Final = "tenantwatch.db.identity.key_values"
+"""The instances' values of ``tenantwatch.db.identity.key_columns`` (canonical, ``""`` when unknown), row-major: for
+the i-th entry of ``tenantwatch.db.identity.tenant_values``, one value per key column (string array)."""
 DB_KEYED: Final = "tenantwatch.db.keyed"
 """Unfiltered read scopes that a primary or unique key pins to one row (a lookup by key, ``session.get()``), each
 as ``scope:table`` (string array)."""
@@ -196,6 +205,14 @@ DB_TENANT_ROWS_TABLES: Final = "tenantwatch.db.tenant_rows.tables"
 
 DB_TENANT_ROWS_OTHER_TABLES: Final = "tenantwatch.db.tenant_rows.other_tables"
 """Tables with a row of another tenant among the inspected rows (string array)."""
+
+DB_TENANT_ROWS_KEYS: Final = "tenantwatch.db.tenant_rows.keys"
+"""With a tenant hierarchy: the tenant keys whose columns were compared with the context's value of the same key
+(``organization``, ``team``; a key the context holds no value for is not compared) (string array)."""
+
+DB_TENANT_ROWS_OTHER_KEYS: Final = "tenantwatch.db.tenant_rows.other_keys"
+"""With a tenant hierarchy: the tenant keys on which an inspected row held another value than the context's
+(string array, root key first): the key ``cross_tenant_read`` names."""
 
 # --- HTTP requests (server spans, written by the ASGI middleware) ---------------------------------------------
 

@@ -132,6 +132,15 @@ class SpanFacts:
     """Tables whose tenant column was inspected in the result."""
     tenant_rows_other_tables: tuple[str, ...] = ()
     """Tables with an inspected row of another tenant."""
+    tenant_rows_keys: tuple[str, ...] = ()
+    """With a tenant hierarchy: the tenant keys compared in the inspected rows."""
+    tenant_rows_other_keys: tuple[str, ...] = ()
+    """With a tenant hierarchy: the tenant keys on which an inspected row was another tenant's (root key first)."""
+    identity_key_columns: tuple[str, ...] = ()
+    """With a tenant hierarchy: the instances' further tenant-key columns (``table.column``) besides
+    ``identity_column``."""
+    identity_key_values: tuple[str, ...] = ()
+    """Their values, row-major per entry of ``identity_tenant_values`` (``""``: unknown)."""
 
     @property
     def is_write(self) -> bool:
@@ -193,6 +202,10 @@ class SpanFacts:
             tenant_rows_uninspected=_int(a.get(A.DB_TENANT_ROWS_UNINSPECTED)),
             tenant_rows_tables=_strs(a.get(A.DB_TENANT_ROWS_TABLES)),
             tenant_rows_other_tables=_strs(a.get(A.DB_TENANT_ROWS_OTHER_TABLES)),
+            tenant_rows_keys=_strs(a.get(A.DB_TENANT_ROWS_KEYS)),
+            tenant_rows_other_keys=_strs(a.get(A.DB_TENANT_ROWS_OTHER_KEYS)),
+            identity_key_columns=_strs(a.get(A.DB_IDENTITY_KEY_COLUMNS)),
+            identity_key_values=_strs(a.get(A.DB_IDENTITY_KEY_VALUES)),
             tenant_keys=_tenant_keys(a),
             identity=_strs(a.get(A.DB_IDENTITY)),
             identity_kind=_str(a.get(A.DB_IDENTITY_KIND)),
@@ -260,6 +273,10 @@ class SpanFacts:
             (A.DB_TENANT_ROWS_UNINSPECTED, self.tenant_rows_uninspected),
             (A.DB_TENANT_ROWS_TABLES, self.tenant_rows_tables),
             (A.DB_TENANT_ROWS_OTHER_TABLES, self.tenant_rows_other_tables),
+            (A.DB_TENANT_ROWS_KEYS, self.tenant_rows_keys),
+            (A.DB_TENANT_ROWS_OTHER_KEYS, self.tenant_rows_other_keys),
+            (A.DB_IDENTITY_KEY_COLUMNS, self.identity_key_columns),
+            (A.DB_IDENTITY_KEY_VALUES, self.identity_key_values),
         )
         out: dict[str, _AttrValue] = {}
         for key, value in pairs:

@@ -122,3 +122,67 @@ def test_row_tenants_compare_a_team_column_with_the_context_team() -> None:
     assert context_value_for_column(TenantContext("acme"), "team_id", _TEAMS) is None  # no team: nothing to compare
     assert context_value_for_column(context, "team_id") == context.tenant_id  # one key: the tenant, whatever column
     assert expected_row_tenant(context, "org_id", _TEAMS) == "0f0e0d0c-0000-4000-8000-000000000001"
+
+
+_ORG_TEAMS = Settings(
+    tenant_keys={
+        "organization": {"columns": ["org_id"], "root": "organizations"},
+        "team": {"columns": ["team_id"], "parent": "organization", "root": "teams"},
+    }
+)
+PROJECT_FLUSH = replace(
+    FLUSH_UPDATE,
+    main_table="projects",
+    tables=("projects",),
+    tenant_tables=("projects",),
+    unscoped_writes=("projects",),
+    tenant_id="acme",
+    tenant_keys=(("team", "red"),),
+    identity_column="projects.org_id",
+    identity_tenant_values=("acme",),
+    identity_tenant_rows=(1,),
+    identity_key_columns=("projects.team_id",),
+    identity_key_values=("blue",),
+)
+"""A flush of a project of team blue of the context organization, under team red."""
+
+
+def test_with_a_hierarchy_every_key_column_of_an_instance_is_compared() -> None:
+    judged = apply_identity(PROJECT_FLUSH, _ORG_TEAMS)
+    assert judged.identity == ("main:projects",)
+    (finding,) = evaluate(judged, _ORG_TEAMS)
+    assert (finding.rule, finding.severity, finding.tenant_key) == ("cross_tenant", "critical", "team")
+    assert "writes 1 row of team 'blue' (ORM instances of projects.team_id) but the context team is 'red'" in (
+        finding.message
+    )
+    assert "organization" not in finding.message  # the organization is the context's
+
+
+def test_with_a_hierarchy_an_instance_is_the_contexts_only_if_every_key_matches() -> None:
+    own = replace(PROJECT_FLUSH, identity_key_values=("red",))
+    assert list(evaluate(apply_identity(own, _ORG_TEAMS), _ORG_TEAMS)) == []
+    unknown_team = replace(PROJECT_FLUSH, identity_key_values=("",))  # the team attribute was not loaded
+    assert list(evaluate(apply_identity(unknown_team, _ORG_TEAMS), _ORG_TEAMS)) == []
+    no_team = replace(PROJECT_FLUSH, tenant_keys=())  # the context holds no team: the team is not compared
+    assert list(evaluate(apply_identity(no_team, _ORG_TEAMS), _ORG_TEAMS)) == []
+    both = replace(
+        PROJECT_FLUSH,
+        identity_tenant_values=("acme", "globex"),
+        identity_tenant_rows=(2, 1),
+        identity_key_values=("blue", "green"),
+    )
+    (finding,) = evaluate(apply_identity(both, _ORG_TEAMS), _ORG_TEAMS)
+    assert finding.tenant_key == "organization"  # the coarsest key that differed
+    assert "writes 1 row of organization 'globex'" in finding.message
+    assert "writes 3 rows of team 'blue', 'green'" in finding.message
+
+
+def test_a_keys_root_table_column_holds_that_key() -> None:
+    from tenantwatch.context import TenantContext
+    from tenantwatch.core.row_tenants import context_value_for_column
+
+    context = TenantContext("acme", keys=(("team", "red"),))
+    assert context_value_for_column(context, "teams.id", _ORG_TEAMS) == "red"
+    assert context_value_for_column(context, "teams.org_id", _ORG_TEAMS) == "acme"
+    assert context_value_for_column(context, "organizations.id", _ORG_TEAMS) == "acme"
+    assert context_value_for_column(context, "projects.id", _ORG_TEAMS) == "acme"  # not a key column: the root

@@ -331,7 +331,7 @@ def test_a_row_it_cannot_read_switches_inspection_off_without_raising() -> None:
     """Counts are recorded only when every fetched row could be read; the application's rows are never touched."""
     from tenantwatch.instrumentation._row_tenants import InspectionPlan, RowTenants
 
-    tenants = RowTenants(InspectionPlan([(2, "notes", "organization_id")]), ("1",), max_rows=10)
+    tenants = RowTenants(InspectionPlan([(2, "notes", "organization_id", None)]), ("1",), max_rows=10)
     tenants.rows([(1, "a", 1), (2, "b", None), (3, "c", "0002")])
     recorded: dict[str, Any] = {}
     tenants.record(recorded)

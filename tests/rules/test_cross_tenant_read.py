@@ -102,3 +102,34 @@ def test_enforce_rules_cannot_list_it() -> None:
     with pytest.raises(ConfigError, match="cross_tenant_read judges rows already read"):
         load_settings(environ={}, mode="enforce", enforce={"rules": ["missing_tenant_filter", "cross_tenant_read"]})
     assert "cross_tenant_read" not in DEFAULTS.enforce.rules
+
+
+def test_with_a_tenant_hierarchy_it_names_the_key_that_differed() -> None:
+    from tenantwatch.config import Settings
+
+    settings = Settings(
+        tenant_keys={
+            "organization": {"columns": ["organization_id"], "root": "organizations"},
+            "team": {"columns": ["team_id"], "parent": "organization", "root": "teams"},
+        }
+    )
+    facts = replace(LEAKED, tenant_keys=(("team", "red"),), tenant_rows_keys=("organization", "team"))
+    by_team = replace(facts, tenant_rows_other_keys=("team",))
+    (finding,) = [f for f in evaluate(by_team, settings) if f.rule == "cross_tenant_read"]
+    assert finding.tenant_key == "team"
+    assert "2 row(s) of another team from objectives (no tenant filter)" in finding.message
+    by_both = replace(facts, tenant_rows_other_keys=("organization", "team"))
+    (finding,) = [f for f in evaluate(by_both, settings) if f.rule == "cross_tenant_read"]
+    assert finding.tenant_key == "organization"
+    assert "of another organization" in finding.message
+    (single,) = [f for f in evaluate(by_team, DEFAULTS) if f.rule == "cross_tenant_read"]
+    assert single.tenant_key is None and "of another tenant" in single.message  # one key: as before
+
+
+def test_with_a_tenant_hierarchy_a_latent_read_lists_the_keys_compared() -> None:
+    own = replace(LEAKED, tenant_rows_own=3, tenant_rows_other=0, tenant_rows_other_tables=())
+    (finding,) = evaluate(replace(own, tenant_rows_keys=("organization", "team")), DEFAULTS)
+    assert finding.rule == "missing_tenant_filter"
+    assert "the 3 row(s) it returned were all the context's (organization, team)" in finding.message
+    (finding,) = evaluate(own, DEFAULTS)
+    assert "the 3 row(s) it returned were all the context tenant's" in finding.message  # one key: as before

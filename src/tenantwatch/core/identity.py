@@ -13,12 +13,18 @@ module judges them, purely from the facts:
   question (:func:`foreign_identity_rows`), exactly as for a filter on a bound tenant value.
 * With any instance of unknown tenant, or no tenant in context, nothing changes.
 
+With a tenant hierarchy (``tenant_keys``) the facts hold every tenant-key column of the instances' table
+(``identity_column`` and ``identity_key_columns``: ``projects.organization_id`` and ``projects.team_id``;
+``teams.organization_id`` and ``teams.id``), and :func:`foreign_identity_keys` compares each with the context's value
+of its own key (a key the context holds no value for is not compared): an instance is the context's only if every
+compared key matches, and ``cross_tenant`` names the key that differed.
+
 Every comparison of an instance's tenant value with the context goes through :func:`context_value_for_column`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tenantwatch.context import DEFAULT_KEY
@@ -29,7 +35,15 @@ if TYPE_CHECKING:
     from tenantwatch.config import Settings
     from tenantwatch.facts import SpanFacts
 
-__all__ = ["IDENTITY_KINDS", "apply_identity", "context_value_for_column", "foreign_identity_rows", "identity_key"]
+__all__ = [
+    "IDENTITY_KINDS",
+    "ForeignKeyValues",
+    "apply_identity",
+    "context_value_for_column",
+    "foreign_identity_keys",
+    "foreign_identity_rows",
+    "identity_key",
+]
 
 IDENTITY_KINDS = ("write", "load")
 """``tenantwatch.db.identity.kind``: the flush writes the instances / the statement loads them or through them."""
@@ -42,7 +56,7 @@ def identity_key(facts: SpanFacts, settings: Settings | None = None) -> str:
     column = facts.identity_column
     if not column:
         return settings.root_key
-    return settings.key_of_column(column.rsplit(".", 1)[-1])
+    return row_tenants.key_of_column(column, settings) if settings.tenant_keys else settings.root_key
 
 
 def context_value_for_column(facts: SpanFacts, column: str | None, settings: Settings | None = None) -> str | None:
@@ -70,7 +84,9 @@ def apply_identity(facts: SpanFacts, settings: Settings | None = None) -> SpanFa
 
     Unchanged when there is no identity fact, when some instance's tenant is unknown, or without a tenant in
     context. Idempotent."""
-    if not _complete(facts) or context_value_for_column(facts, facts.identity_column, settings) is None:
+    if not _complete(facts) or not any(
+        context_value_for_column(facts, column, settings) is not None for column in _columns(facts)
+    ):
         return facts
     if facts.identity_kind == "write":
         table = _table_of(facts.identity_column)
@@ -109,6 +125,61 @@ def foreign_identity_rows(facts: SpanFacts, settings: Settings | None = None) ->
         if value != tenant and canonical(value) != own:
             found.append((value, counts[index] if index < len(counts) else 1))
     return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKeyValues:
+    """The instances of a statement whose value of one tenant key is not the context's."""
+
+    key: str | None
+    """The tenant key (``None`` without a tenant hierarchy)."""
+    column: str | None
+    """``table.column`` the values come from."""
+    values: tuple[str, ...]
+    """The differing values, canonical, each once."""
+    own: str
+    """The context's value of that key, canonical."""
+    rows: int
+    """Instances holding one of ``values``."""
+
+
+def foreign_identity_keys(facts: SpanFacts, settings: Settings | None = None) -> tuple[ForeignKeyValues, ...]:
+    """Per tenant key whose value differs from the context's in some instance of the statement, those instances:
+    the tenant column first, then (with a tenant hierarchy) each further key column; a key the context holds no
+    value for, and unknown values, are not compared."""
+    if facts.identity_kind not in IDENTITY_KINDS or not facts.identity_tenant_values:
+        return ()
+    columns = _columns(facts)
+    width = len(columns) - 1
+    counts = facts.identity_tenant_rows
+    key_values = facts.identity_key_values
+    found: list[ForeignKeyValues] = []
+    for position, column in enumerate(columns):
+        tenant = context_value_for_column(facts, column, settings)
+        if tenant is None:
+            continue
+        own = canonical(tenant)
+        values: dict[str, None] = {}
+        rows = 0
+        for index, primary in enumerate(facts.identity_tenant_values):
+            if position == 0:
+                value = primary
+            else:
+                at = index * width + position - 1
+                value = key_values[at] if at < len(key_values) else ""
+            if not value or value == tenant or canonical(value) == own:
+                continue
+            values[canonical(value)] = None
+            rows += counts[index] if index < len(counts) else 1
+        if values:
+            key = row_tenants.key_of_column(column or "", settings) if settings and settings.tenant_keys else None
+            found.append(ForeignKeyValues(key, column, tuple(values), own, rows))
+    return tuple(found)
+
+
+def _columns(facts: SpanFacts) -> tuple[str | None, ...]:
+    """The identity column and (with a tenant hierarchy) the further key columns, in the facts' order."""
+    return (facts.identity_column, *facts.identity_key_columns)
 
 
 def _table_of(column: str | None) -> str | None:

@@ -7,7 +7,9 @@ instrumentation compares the tenant column of each row it inspects with the valu
 Every comparison of a stored tenant value with the context (returned rows here, ORM instances in
 :mod:`tenantwatch.core.identity`) goes through :func:`context_value_for_column`: with one tenant key it is
 ``context.tenant_id`` for every column; with a tenant hierarchy (``tenant_keys``) it is the context value of the key
-the column belongs to (``team_id`` -> ``tenant.team.id``), and ``None`` when the context holds no value of that key.
+the column belongs to (``team_id`` -> ``tenant.team.id``; a key's root table by its key column, ``teams.id`` ->
+``tenant.team.id``), and ``None`` when the context holds no value of that key (that key is then not compared). A row
+or an instance is the context's only if every compared key matches.
 """
 
 from __future__ import annotations
@@ -20,7 +22,30 @@ if TYPE_CHECKING:
     from tenantwatch.config import Settings
     from tenantwatch.context import TenantContext
 
-__all__ = ["context_value_for_column", "expected_row_tenant"]
+__all__ = ["context_value_for_column", "context_value_for_key", "expected_row_tenant", "key_of_column"]
+
+
+def key_of_column(column: str, settings: Settings) -> str:
+    """The tenant key a stored tenant ``column`` (bare or ``table.column``) holds: a key's root table by its key
+    column (``teams.id`` with ``tenant_keys.team.root: teams``) holds that key, any other column the key that lists
+    it (:meth:`Settings.key_of_column`)."""
+    table, _, bare = column.lower().rpartition(".")
+    if table:
+        table = table.rpartition(".")[2]
+        for name, key in settings.tenant_keys.items():
+            root = key.root
+            if root is not None:
+                root_table, _, root_column = root.partition(".")
+                if root_table == table and (root_column or "id") == bare:
+                    return name
+    return settings.key_of_column(bare)
+
+
+def context_value_for_key(context: TenantContext, key: str | None, settings: Settings | None = None) -> str | None:
+    """The context's value of tenant key ``key`` (``None`` or the root key: ``tenant_id``)."""
+    if key is None or settings is None or key == settings.root_key:
+        return context.tenant_id
+    return context.value_of(key)
 
 
 def context_value_for_column(context: TenantContext, column: str, settings: Settings | None = None) -> str | None:
@@ -28,11 +53,16 @@ def context_value_for_column(context: TenantContext, column: str, settings: Sett
     the context names none)."""
     if settings is None or not settings.tenant_keys:
         return context.tenant_id
-    key = settings.key_of_column(column.rsplit(".", 1)[-1])
-    return context.tenant_id if key == settings.root_key else context.value_of(key)
+    return context_value_for_key(context, key_of_column(column, settings), settings)
 
 
-def expected_row_tenant(context: TenantContext, column: str, settings: Settings | None = None) -> str | None:
-    """:func:`context_value_for_column` in canonical form (what inspected row values are compared with)."""
-    value = context_value_for_column(context, column, settings)
+def expected_row_tenant(
+    context: TenantContext, column: str, settings: Settings | None = None, *, key: str | None = None
+) -> str | None:
+    """:func:`context_value_for_column` in canonical form (what inspected row values are compared with); with
+    ``key``, the context value of that tenant key (what the inspection plan found the column to hold)."""
+    if key is not None:
+        value = context_value_for_key(context, key, settings)
+    else:
+        value = context_value_for_column(context, column, settings)
     return None if value is None else canonical(value)

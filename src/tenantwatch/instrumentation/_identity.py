@@ -32,10 +32,13 @@ loaded. This module records, for such a statement, the tenant values of those in
   dropped when the connection commits or rolls back (the written rows also at a savepoint rollback). A row nobody
   in this transaction loaded or wrote gets no fact (``session.get()`` of such a row: nothing was loaded scoped).
 
-The tenant value of an instance is the loaded value of the attribute mapped to its table's tenant column. Expiry (a
+The tenant value of an instance is the loaded value of the attribute mapped to its table's tenant column; with a
+tenant hierarchy (``tenant_keys``) also of every further tenant-key column of that table (``projects.team_id``;
+``teams.id`` for the team key's root table), recorded as ``tenantwatch.db.identity.key_columns`` / ``key_values`` and
+each compared with the context's value of its own key (:mod:`tenantwatch.core.identity`). Expiry (a
 commit, ``session.refresh()``, ``session.expire()``) drops loaded values, so every instance in the session when it
 commits (``after_commit`` runs before the commit expires them) or flushed (``after_insert``, ``before_update``)
-asks SQLAlchemy to keep the last known value of that one attribute through expiry
+asks SQLAlchemy to keep the last known value of those attributes through expiry
 (``InstanceState._track_last_known_value``, what the ORM itself uses for foreign keys of expired instances); what
 is neither loaded nor kept (an explicit ``session.refresh()``/``expire()`` of an instance loaded since the last
 commit and never flushed) is unknown, and the statement is judged as before.
@@ -94,10 +97,17 @@ _WRITTEN = "_tenantwatch_identity_written"
 ORM inserted or updated on it in this transaction, with the tenant value the statement wrote."""
 
 _NOTES = "_tenantwatch_identity_notes"
-"""Key in a ``Connection``'s ``__dict__``: ``{(table, primary key): (table.column, tenant value or None)}``."""
+"""Key in a ``Connection``'s ``__dict__``: ``{(table, primary key): (table.column..., tenant value or None...)}``."""
 
-_Tenant = tuple[str, str]
-"""``(table.column, attribute key)``: where a mapper keeps the tenant of its instances."""
+_Tenant = tuple[tuple[str, str], ...]
+"""``((table.column, attribute key), ...)``: where a mapper keeps the tenant of its instances, the tenant column
+first, then (with a tenant hierarchy) the further tenant-key columns of the same table."""
+
+_Values = tuple[str | None, ...]
+"""An instance's canonical values of the columns of its :data:`_Tenant` (same order; ``None``: unknown)."""
+
+_Found = tuple[tuple[str, ...], _Values]
+"""``(table.column..., values)`` of one instance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,30 +121,43 @@ class IdentityFact:
     values: tuple[str, ...]
     rows: tuple[int, ...]
     unknown: int = 0
+    key_columns: tuple[str, ...] = ()
+    """With a tenant hierarchy: the further tenant-key columns (``table.column``)."""
+    key_values: tuple[str, ...] = ()
+    """Their values, row-major per entry of ``values`` (``""``: unknown)."""
 
     def attributes(self) -> dict[str, Any]:
         found: dict[str, Any] = {A.DB_IDENTITY_KIND: self.kind, A.DB_IDENTITY_COLUMN: self.column}
         if self.values:
             found[A.DB_IDENTITY_TENANT_VALUES] = self.values
             found[A.DB_IDENTITY_TENANT_ROWS] = self.rows
+            if self.key_columns:
+                found[A.DB_IDENTITY_KEY_COLUMNS] = self.key_columns
+                found[A.DB_IDENTITY_KEY_VALUES] = self.key_values
         if self.unknown:
             found[A.DB_IDENTITY_UNKNOWN_ROWS] = self.unknown
         return found
 
 
-def _fact(kind: str, column: str, found: dict[str | None, int]) -> IdentityFact:
+def _fact(kind: str, columns: tuple[str, ...], found: dict[_Values | None, int]) -> IdentityFact:
+    """The fact for instances counted by their values (``None`` or an unknown tenant value: unknown)."""
     values: list[str] = []
     rows: list[int] = []
+    key_values: list[str] = []
     unknown = found.pop(None, 0)
-    for value, count in found.items():
-        if value is None:
+    for combination, count in found.items():
+        if combination is None or combination[0] is None:
+            unknown += count
             continue
         if len(values) < MAX_VALUES:
-            values.append(value)
+            values.append(combination[0])
             rows.append(count)
+            key_values.extend(value or "" for value in combination[1:])
         else:
             unknown += count
-    return IdentityFact(kind, column, tuple(values), tuple(rows), unknown)
+    return IdentityFact(
+        kind, columns[0], tuple(values), tuple(rows), unknown, columns[1:], tuple(key_values) if columns[1:] else ()
+    )
 
 
 class OrmIdentity:
@@ -186,7 +209,8 @@ class OrmIdentity:
 
     def _tenant_attribute(self, mapper: Any) -> _Tenant | None:
         """Where ``mapper``'s instances keep their tenant: its first tenant table's column and the attribute mapped
-        to it (cached per mapper until the tenant tables change)."""
+        to it, then (with a tenant hierarchy) its further tenant-key columns that are mapped (cached per mapper
+        until the tenant tables change)."""
         version = self.tables.version
         cached = self._attributes.get(mapper)
         if cached is not None and cached[0] == version:
@@ -196,40 +220,40 @@ class OrmIdentity:
             column_name = self.tables.column_for(table.name)
             if column_name is None:
                 continue
-            column = _column(table, column_name)
-            prop = mapper._columntoproperty.get(column) if column is not None else None
-            if prop is not None:
-                found = (f"{table.name.lower()}.{column_name}", prop.key)
+            pairs: list[tuple[str, str]] = []
+            for name in (column_name, *self.tables.other_columns(table.name)):
+                column = _column(table, name)
+                prop = mapper._columntoproperty.get(column) if column is not None else None
+                if prop is not None:
+                    pairs.append((f"{table.name.lower()}.{name}", prop.key))
+                elif name == column_name:
+                    break  # the tenant column itself is not mapped: the tenant is unknown
+            else:
+                found = tuple(pairs)
             break
         if len(self._attributes) >= MAX_NOTED:
             self._attributes.clear()
         self._attributes[mapper] = (version, found)
         return found
 
-    def _tenant_of(self, mapper: Any, state: Any) -> tuple[str, str | None] | None:
-        """``(table.column, canonical value or None)`` of an instance; ``None``: no tenant attribute is mapped."""
-        from sqlalchemy.orm.base import NO_VALUE
-
+    def _tenant_of(self, mapper: Any, state: Any) -> _Found | None:
+        """``((table.column, ...), (canonical value or None, ...))`` of an instance; ``None``: no tenant attribute
+        is mapped."""
         tenant = self._tenant_attribute(mapper)
         if tenant is None:
             return None
-        label, key = tenant
-        committed = state.committed_state
-        value = committed[key] if key in committed else state.dict.get(key, NO_VALUE)
-        if value is NO_VALUE or value is None:
-            kept = state._last_known_values
-            value = kept.get(key, NO_VALUE) if kept else NO_VALUE
-        if value is NO_VALUE or value is None:
-            return (label, None)
-        return (label, canonical(value))
+        labels = tuple(label for label, _ in tenant)
+        values = tuple(_canonical_or_none(_raw_value(state, key)) for _, key in tenant)
+        return (labels, values)
 
     def _keep(self, mapper: Any, state: Any) -> None:
-        """Have SQLAlchemy keep the instance's tenant value through expiry."""
+        """Have SQLAlchemy keep the instance's tenant values through expiry."""
         tenant = self._tenant_attribute(mapper)
         if tenant is not None:
             kept = state._last_known_values
-            if not kept or tenant[1] not in kept:
-                state._track_last_known_value(tenant[1])
+            for _, key in tenant:
+                if not kept or key not in kept:
+                    state._track_last_known_value(key)
 
     def after_commit(self, session: Any) -> None:
         """Runs before the commit expires the session's instances: keep their tenant values through it.
@@ -281,7 +305,7 @@ class OrmIdentity:
         tenant = self._tenant_attribute(mapper)
         if tenant is None:
             return
-        value = state.dict.get(tenant[1])
+        value = state.dict.get(tenant[0][1])
         if value is None:
             return
         written = connection.__dict__.get(_WRITTEN)
@@ -289,7 +313,10 @@ class OrmIdentity:
             written = connection.__dict__[_WRITTEN] = {}
         if len(written) >= MAX_NOTED:
             return
-        entry = (tenant[0], canonical(value))
+        entry: _Found = (
+            tuple(label for label, _ in tenant),
+            (canonical(value), *(_canonical_or_none(state.dict.get(key)) for _, key in tenant[1:])),
+        )
         for table in mapper.tables:
             if self.tables.column_for(table.name) is None:
                 continue
@@ -392,8 +419,8 @@ class OrmIdentity:
                 tenant = self._tenant_of(state.mapper, state)
                 if tenant is None:
                     return
-                column, value = tenant
-                orm_execute_state.update_execution_options(**{OPTION: _fact("load", column, {value: 1})})
+                columns, values = tenant
+                orm_execute_state.update_execution_options(**{OPTION: _fact("load", columns, {values: 1})})
                 return
             parameters = orm_execute_state.parameters
             if parameters and "primary_keys" in parameters and orm_execute_state.is_relationship_load:
@@ -419,22 +446,26 @@ class OrmIdentity:
         if tenant is None:
             return None
         session = orm_execute_state.session
-        attribute = tenant[1]
-        counts: dict[str | None, int] = {}
+        attributes = tuple(key for _, key in tenant)
+        counts: dict[_Values | None, int] = {}
         canonical_of: dict[Any, str | None] = {}
 
-        def count(state: Any) -> None:
+        def one(state: Any, attribute: str) -> str | None:
             committed = state.committed_state
             raw = committed[attribute] if attribute in committed else state.dict.get(attribute)
             if raw is None or raw is NO_VALUE:
                 raw = _raw_value(state, attribute)
             try:
-                value = canonical_of[raw]
+                return canonical_of[raw]
             except KeyError:
                 value = canonical_of[raw] = None if raw is None else canonical(raw)
+                return value
             except TypeError:  # an unhashable value
-                value = None if raw is None else canonical(raw)
-            counts[value] = counts.get(value, 0) + 1
+                return None if raw is None else canonical(raw)
+
+        def count(state: Any) -> None:
+            values = tuple(one(state, attribute) for attribute in attributes)
+            counts[values] = counts.get(values, 0) + 1
 
         joined = bool(getattr(orm_execute_state.statement, "_setup_joins", ()))
         if prop.direction is RelationshipDirection.MANYTOONE and not joined:
@@ -472,7 +503,7 @@ class OrmIdentity:
             counts[None] = counts.get(None, 0) + max(0, len(keys) - MAX_INSPECTED)
         if not counts.get(None):
             counts.pop(None, None)
-        return _fact("load", tenant[0], counts)
+        return _fact("load", tuple(label for label, _ in tenant), counts)
 
     # --- per statement --------------------------------------------------------------------------------------
 
@@ -503,8 +534,8 @@ class OrmIdentity:
             return None
         name = table.name.lower()  # type: ignore[union-attr]
         bind_names = [column._label if update else column.key for column in primary_key.columns]
-        counts: dict[str | None, int] = {}
-        column = ""
+        counts: dict[_Values | None, int] = {}
+        columns: tuple[str, ...] = ("",)
         matched = 0
         parameter_sets = context.compiled_parameters or ()
         for parameters in parameter_sets[:MAX_INSPECTED]:
@@ -514,14 +545,14 @@ class OrmIdentity:
                 counts[None] = counts.get(None, 0) + 1
                 continue
             matched += 1
-            column, value = note
-            counts[value] = counts.get(value, 0) + 1
+            columns, values = note
+            counts[values] = counts.get(values, 0) + 1
         if not matched:
             return None  # not a statement of this flush: a Core statement that merely looks like one
         beyond = len(parameter_sets) - MAX_INSPECTED
         if beyond > 0:
             counts[None] = counts.get(None, 0) + beyond
-        return _fact("write", column, counts)
+        return _fact("write", columns, counts)
 
     def _known_row(self, conn: Any, mapper: Any, key: tuple[Any, ...]) -> IdentityFact | None:
         """The tenant of the row ``mapper`` has under primary key ``key``, as this transaction on ``conn`` knows it:
@@ -533,7 +564,7 @@ class OrmIdentity:
             return None
         written = conn.__dict__.get(_WRITTEN)
         if written:
-            table = tenant[0].rsplit(".", 1)[0]
+            table = tenant[0][0].rsplit(".", 1)[0]
             entry = written.get((table, tuple(canonical(value) for value in key)))
             if entry is not None:
                 return _fact("load", entry[0], {entry[1]: 1})
@@ -552,7 +583,7 @@ class OrmIdentity:
             if state.deleted or state.was_deleted:
                 continue
             found = self._tenant_of(state.mapper, state)
-            if found is not None and found[1] is not None:
+            if found is not None and found[1][0] is not None:
                 return _fact("load", found[0], {found[1]: 1})
         return None
 
@@ -568,6 +599,10 @@ def _raw_value(state: Any, key: str) -> Any:
         kept = state._last_known_values
         value = kept.get(key, NO_VALUE) if kept else NO_VALUE
     return None if value is NO_VALUE else value
+
+
+def _canonical_or_none(value: Any) -> str | None:
+    return None if value is None else canonical(value)
 
 
 def _key_tuple(key: Any) -> tuple[Any, ...]:

@@ -56,13 +56,14 @@ from tenantwatch.core.guard import guard
 from tenantwatch.core.identity import apply_identity
 from tenantwatch.core.request import current_request
 from tenantwatch.core.row_tenants import expected_row_tenant
+from tenantwatch.core.tenant_values import canonical
 from tenantwatch.facts import SpanFacts, facts_for_statement
 from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._identity import IdentityFact, OrmIdentity
 from tenantwatch.instrumentation._rls import RlsAssist
-from tenantwatch.instrumentation._row_tenants import RowTenants, tenant_columns, unfiltered_tables
+from tenantwatch.instrumentation._row_tenants import RowTenants, key_columns, tenant_columns, unfiltered_tables
 from tenantwatch.instrumentation._rows import (
     OPEN_RESULTS_KEY,
     STATE_ATTR,
@@ -130,8 +131,14 @@ class Listeners:
         observed = settings.enabled("cross_tenant_read") or settings.enabled("missing_tenant_filter")
         self._max_inspected_rows = settings.rules.cross_tenant_read.max_rows if observed else 0
         """Rows whose tenant values are compared per unfiltered read (0: no inspection, see :mod:`._row_tenants`)."""
-        self._expected: tuple[Any, tuple[str, ...], tuple[str, ...]] = (None, (), ())
-        """The last context, tenant columns and their expected canonical values (a request keeps one context)."""
+        self._expected: tuple[Any, Any, frozenset[str], tuple[str | None, ...]] = (None, None, frozenset(), ())
+        """The last context, plan, keys left out and the expected canonical values (a request keeps one context)."""
+        self._key_order: tuple[str, ...] = (settings.root_key, *settings.finer_keys) if settings.finer_keys else ()
+        """A tenant hierarchy's keys, root first (empty with one tenant key: no per-key work at all)."""
+        self._finer_filters = tuple((key, A.db_key_values_attribute(key)) for key in settings.finer_keys)
+        """Per finer key, the attribute holding its filter values (a filter only on a finer key, see
+        :meth:`_unpinned_keys`)."""
+        self._columns_of: Callable[[str], Any] = lambda table: key_columns(analyzer.tables, table)
 
     # --- registration ---------------------------------------------------------------------------------------
 
@@ -405,20 +412,32 @@ class Listeners:
 
     def _row_tenants(self, attributes: dict[str, Any], context: Any, cursor: Any) -> RowTenants | None:
         """Row tenant inspection for a read without a direct tenant filter whose tenant column is in the result,
-        with a tenant in context (see :mod:`._row_tenants`); ``None`` for everything else (the common case)."""
-        if self._max_inspected_rows == 0 or (A.DB_UNFILTERED not in attributes and A.DB_INHERITED not in attributes):
+        with a tenant in context (see :mod:`._row_tenants`); ``None`` for everything else (the common case).
+
+        With a tenant hierarchy also a read whose tables are filtered only on a finer key whose value is not the
+        context's (another team, or a team when the context holds none): its rows are compared on the other keys
+        (``teams WHERE teams.id = <another organization's team>``: the row is another organization's)."""
+        if self._max_inspected_rows == 0:
             return None
+        skip: frozenset[str] = frozenset()
+        if A.DB_UNFILTERED not in attributes and A.DB_INHERITED not in attributes:
+            if not self._finer_filters or A.DB_TENANT_TABLES not in attributes:
+                return None
+            skip = self._unpinned_keys(attributes)
+            if not skip:
+                return None
         if attributes.get(A.DB_OPERATION) != "SELECT" or attributes.get(A.TENANT_ID) is None:
             return None
         if A.UNSCOPED_REASON in attributes and A.UNSCOPED_RULES not in attributes:
             return None  # every rule that reads these counts is silent inside unscoped(reason)
         with guard("row tenant inspection"):
             tables = self.analyzer.tables
+            wanted = frozenset(attributes[A.DB_TENANT_TABLES]) if skip else unfiltered_tables(attributes)
             plan = tenant_columns(
                 context,
                 cursor,
-                unfiltered_tables(attributes),
-                column_for=tables.column_for,
+                wanted,
+                columns_of=self._columns_of,
                 version=tables.version,
                 statement_tables=attributes.get(A.DB_TABLES) or (),
             )
@@ -426,16 +445,34 @@ class Listeners:
                 return None
             tenant = current_context()
             cached = self._expected
-            if cached[0] is tenant and cached[1] == plan.names:
-                expected = cached[2]
+            shape = (plan.names, plan.keys)
+            if cached[0] is tenant and cached[1] == shape and cached[2] == skip:
+                expected = cached[3]
             else:
-                values = tuple(expected_row_tenant(tenant, column, self.settings) for column in plan.names)
-                if any(value is None for value in values):
-                    return None
-                expected = tuple(value for value in values if value is not None)
-                self._expected = (tenant, plan.names, expected)
-            return RowTenants(plan, expected, self._max_inspected_rows)
+                expected = tuple(
+                    None if key in skip else expected_row_tenant(tenant, column, self.settings, key=key)
+                    for column, key in zip(plan.names, plan.keys, strict=True)
+                )
+                self._expected = (tenant, shape, skip, expected)
+            if not any(expected):
+                return None  # no key the context holds a value for
+            return RowTenants(plan, expected, self._max_inspected_rows, self._key_order)
         return None  # an internal error (logged by the guard): no inspection
+
+    def _unpinned_keys(self, attributes: dict[str, Any]) -> frozenset[str]:
+        """With a tenant hierarchy: the finer keys whose filter values in the statement are not the context's value
+        of that key (``cross_tenant`` reports those); empty when every finer-key filter names the context's."""
+        tenant = current_context()
+        found: list[str] = []
+        for key, name in self._finer_filters:
+            values = attributes.get(name)
+            if not values:
+                continue
+            own = tenant.value_of(key)
+            mine = canonical(own) if own is not None else None
+            if mine is None or any(value != own and canonical(value) != mine for value in values):
+                found.append(key)
+        return frozenset(found)
 
     def _defer_end(
         self, span: Span, attributes: dict[str, Any], context: Any, tenants: RowTenants | None = None
@@ -545,6 +582,8 @@ def _with_identity(facts: SpanFacts, fact: IdentityFact, settings: Settings) -> 
         identity_tenant_values=fact.values,
         identity_tenant_rows=fact.rows,
         identity_unknown_rows=fact.unknown or None,
+        identity_key_columns=fact.key_columns if fact.values else (),
+        identity_key_values=fact.key_values if fact.values else (),
     )
     return apply_identity(recorded, settings)
 

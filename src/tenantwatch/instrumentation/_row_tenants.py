@@ -11,6 +11,11 @@ canonically), and only counts are kept, written on the db span when it ends (``t
 * a ``NULL`` tenant value (the null-extended side of an outer join) is no tenant's row; a row is another tenant's
   when any inspected tenant value in it differs from the context's, the context tenant's when all non-null ones
   equal it;
+* with a tenant hierarchy (``tenant_keys``) every tenant-key column of such a table is inspected, each compared with
+  the context's value of its own key (:func:`key_columns`: ``projects.organization_id`` with the organization,
+  ``projects.team_id`` with the team, and a key's root table by its own key column, ``teams.id`` with the team); a
+  key the context holds no value for is not compared; the keys compared and the keys that differed are recorded
+  (``tenant_rows.keys`` / ``tenant_rows.other_keys``). Without a hierarchy a table has one tenant column, as before;
 * never raises: a row it cannot read switches the inspection off for that result (no counts are recorded).
 
 Which result column is which table's tenant column (:func:`tenant_columns`): for SQLAlchemy Core and ORM statements,
@@ -23,18 +28,21 @@ table of the statement, appearing once in the result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.core.tenant_values import canonical
 
-__all__ = ["InspectionPlan", "RowTenants", "TenantColumn", "tenant_columns", "unfiltered_tables"]
+__all__ = ["InspectionPlan", "RowTenants", "TenantColumn", "key_columns", "tenant_columns", "unfiltered_tables"]
 
 logger = logging.getLogger(__name__)
 
-TenantColumn = tuple[int, str, str]
-"""(position in the result row, table, tenant column)."""
+TenantColumn = tuple[int, str, str, str | None]
+"""(position in the result row, table, tenant column, its tenant key: ``None`` without a tenant hierarchy)."""
+
+ColumnsOf = Callable[[str], Mapping[str, str | None]]
+"""A table's tenant-key columns, each with its tenant key (:func:`key_columns`); empty for other tables."""
 
 _CACHE_ATTR = "_tenantwatch_tenant_columns"
 """Attribute on a SQLAlchemy compiled statement: ``(tables version, inspected tables, mapping)``."""
@@ -47,32 +55,46 @@ class InspectionPlan:
     """Which positions of a result row to compare, for which table and tenant column (computed once per compiled
     statement or cursor description)."""
 
-    __slots__ = ("columns", "names", "positions", "tables")
+    __slots__ = ("columns", "keys", "names", "positions", "tables")
 
     def __init__(self, columns: Sequence[TenantColumn]) -> None:
         self.columns = tuple(columns)
-        self.positions = tuple((position, index) for index, (position, _, _) in enumerate(columns))
-        self.tables = tuple(table for _, table, _ in columns)
-        self.names = tuple(column for _, _, column in columns)
+        self.positions = tuple((position, index) for index, (position, _, _, _) in enumerate(columns))
+        self.tables = tuple(table for _, table, _, _ in columns)
+        self.names = tuple(column for _, _, column, _ in columns)
+        self.keys = tuple(key for _, _, _, key in columns)
+        """The tenant key of each column (all ``None`` without a tenant hierarchy)."""
 
 
 class RowTenants:
     """Counts, for one result, the rows of the context tenant and of other tenants (see the module docstring)."""
 
-    __slots__ = ("broken", "columns", "expected", "inspected", "max_rows", "memo", "other", "other_tables",
-                 "own", "tables", "uninspected")  # fmt: skip
+    __slots__ = ("broken", "columns", "expected", "inspected", "key_order", "keys", "max_rows", "memo", "other",
+                 "other_keys", "other_tables", "own", "tables", "uninspected")  # fmt: skip
 
-    def __init__(self, plan: InspectionPlan, expected: tuple[str, ...], max_rows: int) -> None:
-        self.columns = plan.positions
+    def __init__(
+        self,
+        plan: InspectionPlan,
+        expected: tuple[str | None, ...],
+        max_rows: int,
+        key_order: tuple[str, ...] = (),
+    ) -> None:
+        # A column whose key the context holds no value for is not compared (with one tenant key: none such).
+        compared = plan.positions if None not in expected else tuple(p for p in plan.positions if expected[p[1]])
+        self.columns = compared
         self.tables = plan.tables
+        self.keys = plan.keys
+        self.key_order = key_order
+        """The tenant keys, root first (empty without a hierarchy): the order the keys are recorded in."""
         self.expected = expected
-        """The canonical context value per inspected column (same order as ``columns``)."""
+        """The canonical context value per plan column (same order as ``plan.columns``; ``None``: not compared)."""
         self.max_rows = max_rows
         self.inspected = 0
         self.own = 0
         self.other = 0
         self.uninspected = 0
         self.other_tables: set[str] = set()
+        self.other_keys: set[str | None] = set()
         self.memo: dict[tuple[int, Any], bool] = {}
         self.broken = False
 
@@ -111,6 +133,7 @@ class RowTenants:
             if not same:
                 other = True
                 self.other_tables.add(self.tables[index])
+                self.other_keys.add(self.keys[index])
         self.inspected += 1
         if other:
             self.other += 1
@@ -130,6 +153,11 @@ class RowTenants:
             attributes[A.DB_TENANT_ROWS_OTHER_TABLES] = tuple(
                 t for t in dict.fromkeys(self.tables) if t in self.other_tables
             )
+        if self.key_order:  # a tenant hierarchy: which keys were compared, which differed
+            compared = {self.keys[index] for _, index in self.columns}
+            attributes[A.DB_TENANT_ROWS_KEYS] = tuple(k for k in self.key_order if k in compared)
+            if self.other_keys:
+                attributes[A.DB_TENANT_ROWS_OTHER_KEYS] = tuple(k for k in self.key_order if k in self.other_keys)
 
 
 _unfiltered_memo: dict[tuple[Any, Any], frozenset[str]] = {}
@@ -154,12 +182,28 @@ def unfiltered_tables(attributes: dict[str, Any]) -> frozenset[str]:
     return found
 
 
+def key_columns(tables: Any, table: str) -> dict[str, str | None]:
+    """The tenant-key columns of ``table`` with their tenant key (``TenantTables``): its tenant column, and with a
+    tenant hierarchy every further key column (``team_id``; ``id`` of a key's root table), each with its key's name
+    (the root key's too); without a hierarchy the one tenant column, key ``None``."""
+    column = tables.column_for(table)
+    if column is None:
+        return {}
+    if not tables.hierarchical:
+        return {column: None}
+    root = tables.root_key
+    found: dict[str, str | None] = {column: tables.key_of(table, column) or root}
+    for other in tables.other_columns(table):
+        found.setdefault(other, tables.key_of(table, other) or root)
+    return found
+
+
 def tenant_columns(
     context: Any,
     cursor: Any,
     wanted: frozenset[str],
     *,
-    column_for: Any,
+    columns_of: ColumnsOf,
     version: int,
     statement_tables: Sequence[str],
 ) -> InspectionPlan | None:
@@ -171,15 +215,15 @@ def tenant_columns(
         cached = compiled.__dict__.get(_CACHE_ATTR)
         if cached is not None and cached[0] == version and cached[1] == wanted:
             return cached[2]  # type: ignore[no-any-return]
-        columns = _from_compiled(entries, wanted, column_for)
+        columns = _from_compiled(entries, wanted, columns_of)
         found = InspectionPlan(columns) if columns else None
         compiled.__dict__[_CACHE_ATTR] = (version, wanted, found)
         return found
-    columns = _from_description(getattr(cursor, "description", None), wanted, column_for, statement_tables)
+    columns = _from_description(getattr(cursor, "description", None), wanted, columns_of, statement_tables)
     return InspectionPlan(columns) if columns else None
 
 
-def _from_compiled(entries: Sequence[Any], wanted: frozenset[str], column_for: Any) -> tuple[TenantColumn, ...]:
+def _from_compiled(entries: Sequence[Any], wanted: frozenset[str], columns_of: ColumnsOf) -> tuple[TenantColumn, ...]:
     found: list[TenantColumn] = []
     for position, entry in enumerate(entries):
         objects = entry[2] if len(entry) > 2 else ()
@@ -188,8 +232,11 @@ def _from_compiled(entries: Sequence[Any], wanted: frozenset[str], column_for: A
             if base is None:
                 continue
             table, column = base
-            if table in wanted and column_for(table) == column:
-                found.append((position, table, column))
+            if table not in wanted:
+                continue
+            keys = columns_of(table)
+            if column in keys:
+                found.append((position, table, column, keys[column]))
                 break
     return tuple(found)
 
@@ -209,19 +256,18 @@ def _base_table_column(obj: Any) -> tuple[str, str] | None:
 
 
 def _from_description(
-    description: Any, wanted: frozenset[str], column_for: Any, statement_tables: Sequence[str]
+    description: Any, wanted: frozenset[str], columns_of: ColumnsOf, statement_tables: Sequence[str]
 ) -> tuple[TenantColumn, ...]:
     if not description:
         return ()
     names = [str(item[0]).lower() for item in description]
-    owners: dict[str, list[str]] = {}
+    owners: dict[str, list[tuple[str, str | None]]] = {}
     for table in dict.fromkeys(statement_tables):
-        column = column_for(table)
-        if column is not None:
-            owners.setdefault(column, []).append(table)
+        for column, key in columns_of(table).items():
+            owners.setdefault(column, []).append((table, key))
     found: list[TenantColumn] = []
     for column, tables in owners.items():
-        if len(tables) != 1 or tables[0] not in wanted or names.count(column) != 1:
+        if len(tables) != 1 or tables[0][0] not in wanted or names.count(column) != 1:
             continue  # two tables share the name, or the result has it twice: ambiguous
-        found.append((names.index(column), tables[0], column))
+        found.append((names.index(column), tables[0][0], column, tables[0][1]))
     return tuple(found)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tenantwatch.core.findings import Finding
-from tenantwatch.core.identity import context_value_for_column, foreign_identity_rows, identity_key
+from tenantwatch.core.identity import ForeignKeyValues, foreign_identity_keys
 from tenantwatch.core.rule import NO_FINDINGS, Rule, RuleMeta, RuleSettings
 from tenantwatch.core.tenant_values import canonical
 from tenantwatch.rules._common import analysis_unknown, quote
@@ -32,7 +32,8 @@ class CrossTenant(Rule):
 
     With a tenant hierarchy (``tenant_keys``) each key is compared with the context value of the same key: the root
     key's values with ``tenant.id``, a finer key's (``team``) with ``tenant.team.id``; a key the context holds no
-    value for is not compared. The message names the key."""
+    value for is not compared. The message names the key. ORM instances are compared on every tenant-key column of
+    their table (``projects.organization_id`` and ``projects.team_id``), each with the context value of its key."""
 
     __slots__ = ()
     meta = RuleMeta(
@@ -74,11 +75,11 @@ class CrossTenant(Rule):
                     parts.extend(found)
                     if found:
                         differing.append(key)
-        instances = foreign_identity_rows(facts, settings) if facts.identity_kind is not None else ()
-        if instances:
-            parts.append(_instances(facts, instances, settings))
-            if settings.tenant_keys:
-                differing.append(identity_key(facts, settings))
+        instances = foreign_identity_keys(facts, settings) if facts.identity_kind is not None else ()
+        for foreign in instances:  # per tenant key the instances hold another value of
+            parts.append(_instances(facts, foreign))
+            if foreign.key is not None:
+                differing.append(foreign.key)
         if not parts:
             return NO_FINDINGS
         table = facts.main_table or (facts.tenant_tables[0] if facts.tenant_tables else None)
@@ -89,18 +90,17 @@ class CrossTenant(Rule):
         return (self.finding(facts, settings, message, table=table, tenant_key=tenant_key),)
 
 
-def _instances(facts: SpanFacts, instances: tuple[tuple[str, int], ...], settings: Settings) -> str:
-    """``writes 2 rows of tenant 'b' (ORM instances of tools.org_id)`` for an identity fact."""
-    rows = sum(count for _, count in instances)
-    noun = "row" if rows == 1 else "rows"
+def _instances(facts: SpanFacts, foreign: ForeignKeyValues) -> str:
+    """``writes 2 rows of tenant 'b' (ORM instances of tools.org_id) but the context tenant is 'a'`` for the
+    instances of an identity fact that hold another value of one tenant key (``team`` with a tenant hierarchy)."""
+    noun = "row" if foreign.rows == 1 else "rows"
     verb = "writes" if facts.identity_kind == "write" else "loads through"
-    source = f" of {facts.identity_column}" if facts.identity_column else ""
-    key = identity_key(facts, settings)
-    noun_key = key if settings.tenant_keys else "tenant"
-    own = context_value_for_column(facts, facts.identity_column, settings)
-    values = quote(_canonical_distinct(value for value, _ in instances))
-    mine = canonical(own) if own is not None else None
-    return f"{verb} {rows} {noun} of {noun_key} {values} (ORM instances{source}) but the context {noun_key} is {mine!r}"
+    source = f" of {foreign.column}" if foreign.column else ""
+    noun_key = foreign.key or "tenant"
+    return (
+        f"{verb} {foreign.rows} {noun} of {noun_key} {quote(list(foreign.values))} (ORM instances{source}) "
+        f"but the context {noun_key} is {foreign.own!r}"
+    )
 
 
 def _differences(key: str | None, own: str, values: tuple[str, ...], written_values: tuple[str, ...]) -> list[str]:

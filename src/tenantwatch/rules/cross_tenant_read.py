@@ -32,6 +32,12 @@ class CrossTenantRead(Rule):
     lookup by key included, or ``inherited``: another tenant's row reached through a foreign key). Counts only,
     never values. Silent with no tenant in context, inside ``unscoped(reason)`` and when nothing was inspected.
 
+    With a tenant hierarchy (``tenant_keys``) every tenant-key column of those tables is compared with the context's
+    value of the same key (a key the context holds no value for is not), and a row is the context's only if all
+    match; the finding names the coarsest key that differed ("of another team", ``tenant_key: team``). A read whose
+    tables are filtered only on a finer key whose value is not the context's is inspected on the other keys too
+    (``teams.id = <a team of another organization>``: "of another organization").
+
     It judges rows already read, so enforce mode cannot block it: it reports in every mode (listing it in
     ``enforce.rules`` is a configuration error)."""
 
@@ -63,19 +69,24 @@ class CrossTenantRead(Rule):
         cut = f", {uninspected} more not inspected" if uninspected else ""
         keyed = {item.rpartition(":")[2] for item in facts.keyed}
         inherited = {item.rpartition(":")[0].rpartition(":")[2] for item in facts.inherited}
+        unfiltered = {item.rpartition(":")[2] for item in facts.unfiltered}
+        finer = [key for key, values in facts.key_values if values]
         how = []
         for name in tables:
             if name in inherited:
                 how.append(f"{name} (reached through a foreign key: a cross-tenant reference gone live)")
             elif name in keyed:
                 how.append(f"{name} (a lookup by key without a tenant filter)")
+            elif name not in unfiltered and finer:
+                how.append(f"{name} (filtered by {', '.join(finer)} only)")
             else:
                 how.append(f"{name} (no tenant filter)")
+        key = facts.tenant_rows_other_keys[0] if settings.tenant_keys and facts.tenant_rows_other_keys else None
         message = (
-            f"{facts.operation or 'statement'} returned {other} row(s) of another tenant from "
+            f"{facts.operation or 'statement'} returned {other} row(s) of another {key or 'tenant'} from "
             f"{', '.join(how) or table} ({inspected} inspected{cut}); context tenant {facts.tenant_id!r}"
         )
-        return (self.finding(facts, settings, message, table=table),)
+        return (self.finding(facts, settings, message, table=table, tenant_key=key),)
 
 
 RULE = CrossTenantRead()

@@ -39,7 +39,8 @@ class MissingTenantFilter(Rule):
     ``profile: strict``. Silent inside ``unscoped(reason)`` and when the statement could not be analyzed.
 
     **Latent**: when the instrumentation inspected every row the read returned (the table's tenant column in the
-    result, see ``cross_tenant_read``) and none was another tenant's, the finding says it is latent; a lookup by key
+    result, see ``cross_tenant_read``) and none was another tenant's (with a tenant hierarchy: on none of the keys
+    compared, which the message lists), the finding says it is latent; a lookup by key
     (``tenantwatch.db.keyed``) then takes ``latent_key_severity`` (default ``warning``), any other read
     ``latent_severity`` (default: unchanged)."""
 
@@ -103,7 +104,9 @@ class MissingTenantFilter(Rule):
         if not _latent(facts, table, scopes):
             return self.finding(facts, settings, message, table=table)
         rows = facts.tenant_rows_inspected or 0
-        returned = f"the {rows} row(s) it returned were all the context tenant's" if rows else "it returned no row"
+        # With a tenant hierarchy: whose rows they were, key by key (the keys the context holds and the rows had).
+        whose = f"context's ({', '.join(facts.tenant_rows_keys)})" if facts.tenant_rows_keys else "context tenant's"
+        returned = f"the {rows} row(s) it returned were all the {whose}" if rows else "it returned no row"
         own = settings.rules.missing_tenant_filter
         by_key = all(f"{scope}:{table}" in facts.keyed for scope in scopes)
         severity = own.latent_key_severity if by_key else own.latent_severity
