@@ -85,10 +85,6 @@ MAX_SESSIONS = 16
 OPTION = "_tenantwatch_identity"
 """Execution option carrying the :class:`IdentityFact` of one ORM load to its statement."""
 
-BY_KEY_OPTION = "_tenantwatch_identity_by_key"
-"""Execution option carrying ``(mapper, primary key)`` of an ORM read by the whole primary key to its statement,
-where it is looked up in what the statement's connection knows (:meth:`OrmIdentity.fact_for`)."""
-
 _SESSIONS = "_tenantwatch_identity_sessions"
 """Key in a ``Connection``'s ``__dict__``: weak references to the sessions in a transaction on it."""
 
@@ -428,9 +424,6 @@ class OrmIdentity:
                 if fact is not None:
                     orm_execute_state.update_execution_options(**{OPTION: fact})
                 return
-            by_key = _by_key(orm_execute_state.statement)
-            if by_key is not None:
-                orm_execute_state.update_execution_options(**{BY_KEY_OPTION: by_key})
 
     def _selectin_fact(self, orm_execute_state: Any, keys: Any) -> IdentityFact | None:
         """The parents of a selectin load, from the keys it binds (see the module docstring)."""
@@ -513,9 +506,12 @@ class OrmIdentity:
         found = options.get(OPTION)
         if found is not None:
             return found  # type: ignore[no-any-return]
-        by_key = options.get(BY_KEY_OPTION)
-        if by_key is not None:
-            return self._known_row(conn, *by_key)
+        invoked = getattr(context, "invoked_statement", None)
+        if invoked is not None and getattr(invoked, "is_select", False):
+            # A by-key ORM read of a row this transaction knows (see _known_row). Only asked for statements the
+            # fact can decide (the caller checks for an unfiltered read), so filtered ORM reads pay nothing here.
+            by_key = _by_key(invoked)
+            return self._known_row(conn, *by_key) if by_key is not None else None
         if not self._noting:
             return None
         notes = conn.__dict__.get(_NOTES)
