@@ -135,13 +135,16 @@ def test_has_under_or_leaves_the_join_missing(captured: tuple[Session, list[Any]
     assert found == [("missing_tenant_filter", "recipes")]
 
 
-def test_join_on_another_key_than_the_pinned_one_stays_missing(captured: tuple[Session, list[Any]]) -> None:
-    """``has()`` pins ``recipe_id``; the joinedload of ``origin`` goes through ``origin_id``: a finding."""
+def test_join_on_another_key_than_the_pinned_one_is_no_exists_key(captured: tuple[Session, list[Any]]) -> None:
+    """``has()`` pins ``recipe_id``; the joinedload of ``origin`` goes through ``origin_id``: not the pinned recipe
+    (no ``exists_key``), but a declared foreign key of the pinned event row, so ``fk_join`` through the pinned carrier
+    (tests/sql/test_pinned_carrier.py), a finding only in the strict profile."""
     session, statements = captured
     query = select(_Event).options(joinedload(_Event.origin)).where(_Event.recipe.has(_Recipe.group_id == 1))
     statement, parameters = _run(session, statements, query)
-    found, _facts = _findings(_TENANT, statement, parameters)
-    assert found == [("missing_tenant_filter", "recipes")]
+    found, facts = _findings(_TENANT, statement, parameters)
+    assert found == []
+    assert list(facts.to_attributes()[A.DB_INHERITED]) == ["join:recipes_1:recipes:fk_join"]
 
 
 def test_has_on_a_non_tenant_column_pins_nothing(captured: tuple[Session, list[Any]]) -> None:

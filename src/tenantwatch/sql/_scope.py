@@ -18,7 +18,9 @@ verdict. The semantics are documented in ``docs/analysis.md``; in short:
   declared foreign key to a protected table of the same level (``fk_join``), correlated through such a key to a
   protected table of an enclosing level (``correlated_fk``), or a subquery in a filter (EXISTS, IN, ANY, ALL) of a
   protected level (``narrowing_scope``), or keyed to a column that an ``EXISTS`` at the top of the level's WHERE
-  pins to a protected row (``exists_key``). Decided at the end of the walk, until nothing changes.
+  pins to a protected row (``exists_key``); a table without a tenant column that such an ``EXISTS`` pins carries the
+  tenant to the tables joined to it on a declared foreign key (``fk_join``). Decided at the end of the walk, until
+  nothing changes.
 
 Values are recorded as ``int`` (``$k`` of the normalized text; negative for ``-$k``) or ``str`` (a constant that
 stayed inline), and bound to the caller's parameters later.
@@ -1338,14 +1340,28 @@ class _Walker:
             if self._protected(other):
                 return f"{rel.key}, which refers to protected {via}"
             if other.column is None:
+                pinned = self._pinned(other)
+                if pinned is not None:
+                    return f"{rel.key}, which refers to {via}, pinned to protected {pinned}"
                 found = self._carrier(other, level, depth + 1)
                 if found is not None:
                     return f"{rel.key}, which refers to {found}"
         return None
 
+    def _pinned(self, rel: _Rel) -> str | None:
+        """The protected table a table without a tenant column belongs to through a pin (:meth:`_pin`): an EXISTS
+        at the top of its level's WHERE keys each of its rows to a protected row, so it carries that row's tenant as
+        an association table referring to it would (``recipe_timeline_events WHERE EXISTS (SELECT 1 FROM recipes
+        WHERE recipes.id = recipe_timeline_events.recipe_id AND recipes.group_id = ?)``). ``None`` when not pinned."""
+        for column, p, p_col in self.pins.get(id(rel), ()):
+            if self._keyed_to(rel, column, p, p_col):
+                return p.table
+        return None
+
     def _inheritance(self, rel: _Rel, level: _Level) -> tuple[InheritedReason, str] | None:
         assert rel.table is not None
         keyed = self.fk_links(rel.table, False) if self.fk_links is not None and rel.links else None
+        via_pin: str | None = None
         if keyed:
             carried: list[tuple[_Rel, set[tuple[str, str]]]] = []
             for other, via, columns in self._linked(rel.links, level, keyed).values():
@@ -1356,6 +1372,13 @@ class _Walker:
                 if other.column is None:
                     carried.append((other, columns))
             for other, columns in carried:  # through an association table (no tenant column of its own)
+                pinned = self._pinned(other) if self.pins else None
+                if pinned is not None:  # or one whose rows an EXISTS pins to a protected row (after exists_key)
+                    via_pin = (
+                        via_pin
+                        or f"joined on a foreign key ({_pairs(columns)}) via {other.key}, pinned to protected {pinned}"
+                    )
+                    continue
                 chain = self._carrier(other, level, 0)
                 if chain is not None:
                     return "fk_join", f"joined on a foreign key ({_pairs(columns)}) to {chain}"
@@ -1381,6 +1404,8 @@ class _Walker:
         found = self._exists_key(rel, level) if self.pins else None
         if found is not None:
             return found
+        if via_pin is not None:
+            return "fk_join", via_pin
         if level.narrowing and self._level_protected(level.parent):
             return "narrowing_scope", "a subquery that only narrows a protected level and returns no rows"
         return None
