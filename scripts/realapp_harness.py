@@ -274,6 +274,27 @@ def pytest_sessionstart(session: Any) -> None:
         print(f"realapp_harness: planted {', '.join(plant.kind for plant in planted)}", file=sys.stderr)
 
 
+try:
+    import pytest as _pytest
+except ImportError:  # the driver side runs without pytest
+    _pytest = None  # type: ignore[assignment]
+
+if _pytest is not None:
+
+    @_pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(fixturedef: Any, request: Any) -> Any:
+        """Test fixtures seed data for many tenants at once (users of two groups, a second group's recipes): as an
+        adopter would, their set-up runs as deliberate cross-tenant work. The test bodies are not wrapped: a test
+        that reads the database without a request runs as the application would there, with no tenant."""
+        if _recorder is None:
+            yield
+            return
+        import tenantwatch
+
+        with tenantwatch.unscoped(f"test fixture set-up ({fixturedef.argname})"):
+            yield
+
+
 def pytest_runtest_setup(item: Any) -> None:
     if _recorder is not None:
         _recorder.test = item.nodeid
