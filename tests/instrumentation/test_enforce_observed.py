@@ -147,3 +147,24 @@ def test_list_read_is_blocked_before_execution(engine: sa.engine.Engine, traced:
         session.scalars(sa.select(Recipe).where(Recipe.title == "own")).all()
     assert [f.rule for f in blocked.value.findings] == ["missing_tenant_filter"]
     assert not [s for s in ran if "FROM recipes" in s]
+
+
+def test_rows_are_compared_when_the_db_span_is_sampled_out(instrument: _Instrument, tmp_path: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    instrument(mode="enforce", tracer_provider=TracerProvider(sampler=ALWAYS_OFF))
+    engine = sqlite_engine(tmp_path / "sampled.db")
+    Base.metadata.create_all(engine)
+    with unscoped("test seed"), Session(engine) as session:
+        session.add_all(
+            [Recipe(id=OWN, organization_id=1, title="own"), Recipe(id=OTHER, organization_id=2, title="x")]
+        )
+        session.commit()
+    with tenant_context("1"), Session(engine) as session:
+        own = session.get(Recipe, OWN)
+        assert own is not None and own.title == "own"
+        with pytest.raises(TenantIsolationError) as stopped:
+            session.get(Recipe, OTHER)
+    engine.dispose()
+    assert [f.rule for f in stopped.value.findings] == ["cross_tenant_read"]
