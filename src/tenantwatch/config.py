@@ -402,7 +402,9 @@ class EnforceSettings(_Model):
                 raise ValueError(f"unknown rule id {rule_id!r}; valid ids: {', '.join(_RULE_IDS)}")
             if rule_id in OBSERVED_ONLY_RULES:
                 raise ValueError(
-                    f"{rule_id} judges rows already read, so it cannot block a statement; it reports in every mode"
+                    f"{rule_id} judges rows already read, so it cannot block a statement; it reports in every mode "
+                    "(enforce mode stops another tenant's row of a lookup by key at the fetch through "
+                    "missing_tenant_filter)"
                 )
         return value
 

@@ -7,6 +7,11 @@ opentelemetry-instrumentation-sqlalchemy registers per engine, which is what thi
 * ``before_cursor_execute`` (enforce mode only) runs before OTel starts the db span: tenantwatch analyzes the
   statement and, if a rule listed in ``settings.enforce.rules`` fires on a certain verdict, records a blocked span
   and raises :class:`TenantIsolationError`, so the statement never reaches the database.
+  A ``SELECT`` whose only blocking findings are ``missing_tenant_filter`` on tables it looks up by key
+  (``tenantwatch.db.keyed`` covers every unfiltered scope), with a tenant in context and those tables' tenant
+  columns in the compiled result, runs instead under *observed enforcement* (:class:`_Watch`): its rows are
+  compared as they are fetched and the first row of another tenant raises :class:`TenantIsolationError` from the
+  fetch, before the application receives it.
 * ``after_cursor_execute`` runs before OTel ends the span: tenantwatch sets the facts on it and, for statements that
   return rows, takes the span over so it ends when the result closes (see :mod:`._rows`).
 * ``handle_error`` runs before OTel ends the failed span: tenantwatch sets the facts on it and ends it itself, with
@@ -47,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
@@ -87,6 +92,9 @@ logger = logging.getLogger(__name__)
 
 _FACTS_ATTR = "_tenantwatch_facts"
 """Attribute on the execution context: facts computed by enforce mode's before hook, reused by the after hook."""
+
+_WATCH_ATTR = "_tenantwatch_watch"
+"""Attribute on the execution context: the :class:`_Watch` of a lookup by key enforce mode lets run."""
 
 REDISCOVER_SECONDS = 30.0
 """At most one catalog re-read per this many seconds because a statement named a table not seen before."""
@@ -260,9 +268,67 @@ class Listeners:
         if attempt.failed:
             return
         if blocking:
+            with guard("observed enforcement") as watching:
+                watch = self._watch_for(conn, statement, context, facts, blocking)
+            if watch is not None and not watching.failed:
+                setattr(context, _WATCH_ATTR, watch)
+                return  # runs; its rows are compared as they are fetched
             self._record_blocked(conn, statement, facts, blocking)
             _close_quietly(cursor)
             raise TenantIsolationError(blocking, facts)
+
+    def _watch_for(
+        self, conn: Any, statement: str, context: Any, facts: SpanFacts, blocking: tuple[Any, ...]
+    ) -> _Watch | None:
+        """Observed enforcement for a lookup by key: a :class:`_Watch` when the only blocking findings are
+        ``missing_tenant_filter`` on tables every unfiltered scope of which is pinned by a key, and the row
+        inspection can compare the tenant column of each of them (in the compiled result, a tenant in context);
+        ``None``: block before execution."""
+        if not facts.unfiltered or any(finding.rule != "missing_tenant_filter" for finding in blocking):
+            return None
+        if not set(facts.unfiltered) <= set(facts.keyed):
+            return None  # a list read (no key predicate) still blocks before it runs
+        # No cursor yet: only a compiled statement's result columns can say where the tenant columns are.
+        tenants = self._row_tenants(self.semconv.rename(dict(facts.to_attributes())), context, None)
+        if tenants is None:
+            return None
+        compared = {tenants.tables[index] for _, index in tenants.columns}
+        if not {finding.table for finding in blocking} <= compared:
+            return None  # a blocked table whose tenant column is not in the result: its rows cannot be compared
+        watch = _Watch(blocking, facts, tenants)
+        tenants.enforce = lambda _: self._stop_rows(conn, statement, context, watch)
+        return watch
+
+    def _stop_rows(self, conn: Any, statement: str, context: Any, watch: _Watch) -> None:
+        """A watched lookup by key is about to hand out a row of another tenant (or one that could not be
+        compared): record the block like a blocked statement (``tenantwatch.enforced``), close the cursor so no
+        further row comes out, and raise :class:`TenantIsolationError` from the fetch."""
+        from tenantwatch.rules.cross_tenant_read import RULE as CROSS_TENANT_READ
+
+        findings: tuple[Any, ...] = watch.blocking
+        facts = watch.facts
+        with guard("stopping the rows of a lookup by key"):
+            counted = dict(facts.to_attributes())
+            watch.tenants.record(counted)
+            facts = SpanFacts.from_attributes(counted)
+            findings = CROSS_TENANT_READ(facts, self.settings) or watch.blocking
+        if not watch.stopped:
+            watch.stopped = True
+            pending: PendingResult | None = context.__dict__.get(STATE_ATTR)
+            span = pending.span if pending is not None and pending.tenants is watch.tenants else None
+            if span is not None and span.is_recording():
+                with guard("recording a stopped lookup by key"):
+                    assert pending is not None
+                    pending.attributes[A.DB_ENFORCED] = True
+                    rules = ", ".join(f.rule for f in findings)
+                    span.set_status(Status(StatusCode.ERROR, f"blocked by tenantwatch: {rules}"))
+                    pending.finish()
+            else:
+                self._record_blocked(conn, statement, facts, findings)
+                if pending is not None:
+                    pending.finish()
+            _close_quietly(context.cursor)
+        raise TenantIsolationError(findings, facts)
 
     def _blocking_findings(self, facts: SpanFacts) -> tuple[Any, ...]:
         from tenantwatch.core.rule import evaluate
@@ -310,6 +376,30 @@ class Listeners:
     ) -> None:
         if context is None:
             return
+        watch: _Watch | None = context.__dict__.pop(_WATCH_ATTR, None)
+        self._after_cursor_execute(conn, cursor, statement, parameters, context, executemany, watch)
+        if watch is not None:
+            self._keep_watching(conn, statement, cursor, context, watch)
+
+    def _keep_watching(self, conn: Any, statement: str, cursor: Any, context: Any, watch: _Watch) -> None:
+        """Make sure the rows of a watched lookup by key pass the inspection: also when its span is not recorded
+        (sampled out, not traced); when that cannot be arranged, no row is handed out."""
+        pending: PendingResult | None = context.__dict__.get(STATE_ATTR)
+        if pending is not None and pending.tenants is watch.tenants:
+            return
+        with guard("observed enforcement") as attempt:
+            span = context.__dict__.get(_OTEL_SPAN_ATTR)
+            if span is not None and span.is_recording():
+                raise RuntimeError("the db span of a watched lookup by key was not taken over")
+            self._defer_end(INVALID_SPAN, {}, context, watch.tenants)
+        if attempt.failed:
+            self._record_blocked(conn, statement, watch.facts, watch.blocking)
+            _close_quietly(cursor)
+            raise TenantIsolationError(watch.blocking, watch.facts)
+
+    def _after_cursor_execute(  # noqa: PLR0917 - the hook's own arguments
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool, watch: Any
+    ) -> None:
         with guard("after_cursor_execute"):
             if orphaned:
                 drain_orphans()
@@ -353,7 +443,8 @@ class Listeners:
             # Everything else ends when its result closes: statements without rows the moment SQLAlchemy builds the
             # result (with the rows affected), the others when the application is done reading. Asking the cursor
             # here (cursor.description) would cost more than the rest of this hook on psycopg.
-            self._defer_end(span, attributes, context, self._row_tenants(attributes, context, cursor))
+            tenants = watch.tenants if watch is not None else self._row_tenants(attributes, context, cursor)
+            self._defer_end(span, attributes, context, tenants)
 
     def _watch_tables(self, attributes: dict[str, Any], operation: str | None, statement: str) -> None:
         """Re-read the catalogs after DDL or when a statement names an unseen table; warn once if none is known."""
@@ -571,6 +662,19 @@ class Listeners:
             # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
             learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
             logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
+
+
+class _Watch:
+    """Enforce mode's observed enforcement of one lookup by key: the findings that would have blocked it, its facts,
+    and the row inspection that stops a row of another tenant at the fetch (``RowTenants.enforce``)."""
+
+    __slots__ = ("blocking", "facts", "stopped", "tenants")
+
+    def __init__(self, blocking: tuple[Any, ...], facts: SpanFacts, tenants: RowTenants) -> None:
+        self.blocking = blocking
+        self.facts = facts
+        self.tenants = tenants
+        self.stopped = False
 
 
 def _with_identity(facts: SpanFacts, fact: IdentityFact, settings: Settings) -> SpanFacts:

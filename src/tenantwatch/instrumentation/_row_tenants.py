@@ -16,7 +16,11 @@ canonically), and only counts are kept, written on the db span when it ends (``t
   ``projects.team_id`` with the team, and a key's root table by its own key column, ``teams.id`` with the team); a
   key the context holds no value for is not compared; the keys compared and the keys that differed are recorded
   (``tenant_rows.keys`` / ``tenant_rows.other_keys``). Without a hierarchy a table has one tenant column, as before;
-* never raises: a row it cannot read switches the inspection off for that result (no counts are recorded).
+* never raises: a row it cannot read switches the inspection off for that result (no counts are recorded);
+* except under enforce mode's observed enforcement of a lookup by key (``RowTenants.enforce``, set by
+  :mod:`._listeners`): there a row of another tenant, a row past ``max_rows`` or a row it cannot read raises
+  :class:`~tenantwatch.instrumentation.TenantIsolationError` from the fetch, before the application receives it
+  (a row whose tenant columns are all ``NULL`` is no tenant's and passes, as it counts for no tenant above).
 
 Which result column is which table's tenant column (:func:`tenant_columns`): for SQLAlchemy Core and ORM statements,
 the compiled statement's result columns, whose ``Column`` objects know their table (through aliases and derived
@@ -69,8 +73,8 @@ class InspectionPlan:
 class RowTenants:
     """Counts, for one result, the rows of the context tenant and of other tenants (see the module docstring)."""
 
-    __slots__ = ("broken", "columns", "expected", "inspected", "key_order", "keys", "max_rows", "memo", "other",
-                 "other_keys", "other_tables", "own", "tables", "uninspected")  # fmt: skip
+    __slots__ = ("broken", "columns", "enforce", "expected", "inspected", "key_order", "keys", "max_rows", "memo",
+                 "other", "other_keys", "other_tables", "own", "tables", "uninspected")  # fmt: skip
 
     def __init__(
         self,
@@ -97,25 +101,35 @@ class RowTenants:
         self.other_keys: set[str | None] = set()
         self.memo: dict[tuple[int, Any], bool] = {}
         self.broken = False
+        self.enforce: Callable[[RowTenants], None] | None = None
+        """Enforce mode's observed enforcement of a lookup by key: called (and raises) before a row of another
+        tenant, a row past ``max_rows`` or a row it cannot read reaches the application."""
 
     def row(self, row: Any) -> None:
         """One row on its way to the application (a DB-API row, read by position)."""
         if self.inspected >= self.max_rows:
             self.uninspected += 1
+            if self.enforce is not None:
+                self.enforce(self)  # a row nobody compared must not pass
             return
         if self.broken:
+            if self.enforce is not None:
+                self.enforce(self)
             return
         try:
-            self._judge(row)
+            other = self._judge(row)
         except Exception:  # a row shape we cannot read: no counts rather than wrong ones
             self.broken = True
             logger.debug("tenantwatch: cannot inspect the tenant values of a row", exc_info=True)
+            other = True  # under enforcement, a row it cannot read is stopped
+        if other and self.enforce is not None:
+            self.enforce(self)
 
     def rows(self, rows: Iterable[Any]) -> None:
         for row in rows:
             self.row(row)
 
-    def _judge(self, row: Any) -> None:
+    def _judge(self, row: Any) -> bool:
         memo = self.memo
         seen = False
         other = False
@@ -139,6 +153,7 @@ class RowTenants:
             self.other += 1
         elif seen:
             self.own += 1
+        return other
 
     def record(self, attributes: dict[str, Any]) -> None:
         """The counts, into the attributes about to be set on the db span."""

@@ -38,8 +38,10 @@ class CrossTenantRead(Rule):
     tables are filtered only on a finer key whose value is not the context's is inspected on the other keys too
     (``teams.id = <a team of another organization>``: "of another organization").
 
-    It judges rows already read, so enforce mode cannot block it: it reports in every mode (listing it in
-    ``enforce.rules`` is a configuration error)."""
+    It judges rows already read, so it cannot block a statement before it runs: it reports in every mode (listing
+    it in ``enforce.rules`` is a configuration error). In enforce mode it is also what stops a lookup by key that
+    ``missing_tenant_filter`` lets run under observed enforcement: the first row of another tenant raises
+    ``TenantIsolationError`` (with this finding) from the fetch, before the application receives it."""
 
     __slots__ = ()
     meta = RuleMeta(
