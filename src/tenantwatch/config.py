@@ -118,6 +118,16 @@ DEFAULT_DISABLED: frozenset[str] = frozenset(rule.id for rule in CATALOGUE if no
 """Rules that are off unless the rules file switches them on (they need a site-specific setting to be useful)."""
 
 
+def _lower_names(value: Any) -> Any:
+    """``"a, B"`` or ``["a", "B"]`` -> ``("a", "b")`` (names in the rules file and environment); any other value as
+    given, for the model to reject."""
+    if isinstance(value, str):
+        value = [part for part in (p.strip() for p in value.split(",")) if part]
+    if isinstance(value, list | tuple):
+        return tuple(str(v).lower() for v in value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
     """One problem of a rules file or argument: the dotted field path (``""`` for the file as a whole), what is
@@ -441,11 +451,7 @@ class TenantKey(_Model):
     @field_validator("columns", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in (p.strip() for p in value.split(",")) if part]
-        if isinstance(value, list | tuple):
-            return tuple(str(v).lower() for v in value)
-        return value
+        return _lower_names(value)
 
     @field_validator("columns")
     @classmethod
@@ -508,11 +514,7 @@ class Settings(_Model):
     @field_validator("tenant_columns", "include_tables", "exclude_tables", "superuser_roles", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in (p.strip() for p in value.split(",")) if part]
-        if isinstance(value, list | tuple):
-            return tuple(str(v).lower() for v in value)
-        return value
+        return _lower_names(value)
 
     @model_validator(mode="before")
     @classmethod

@@ -540,12 +540,7 @@ class TenantTables:
             "AND n.nspname NOT LIKE 'pg\\_%' ESCAPE '\\' "
             "ORDER BY c.oid, k.ord"
         )
-        cursor = conn.cursor()
-        try:
-            cursor.execute(sql)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
+        rows = _fetch_all(conn, sql)
         grouped: dict[Any, list[tuple[Any, ...]]] = {}
         for row in rows:
             grouped.setdefault(row[0], []).append(tuple(row))
@@ -570,12 +565,7 @@ class TenantTables:
         )
         if postgres:
             sql += " AND table_schema NOT LIKE 'pg\\_%' ESCAPE '\\'"
-        cursor = conn.cursor()
-        try:
-            cursor.execute(sql)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
+        rows = _fetch_all(conn, sql)
         by_table: dict[tuple[str, str], list[str]] = {}
         for schema, table, column in rows:
             by_table.setdefault((str(schema), str(table)), []).append(str(column))
@@ -615,12 +605,7 @@ def _pg_keys(conn: Any) -> list[tuple[str, list[str]]]:
         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ESCAPE '\\' "
         "ORDER BY i.indexrelid, k.ord"
     )
-    cursor = conn.cursor()
-    try:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = _fetch_all(conn, sql)
     grouped: dict[Any, tuple[str, list[str]]] = {}
     for index, table, column, _ord in rows:
         grouped.setdefault(index, (str(table), []))[1].append(str(column))
@@ -682,3 +667,13 @@ def _rollback_quietly(conn: Any) -> None:
         conn.rollback()
     except Exception:
         logger.debug("tenantwatch: rollback after reading the catalog failed", exc_info=True)
+
+
+def _fetch_all(conn: Any, sql: str) -> list[tuple[Any, ...]]:
+    """Every row of a catalog query on a DB-API connection; the cursor is closed whatever happens."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
