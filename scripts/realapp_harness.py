@@ -59,6 +59,8 @@ PLUGIN = "realapp_harness"
 _ENV_OUT = "TENANTWATCH_REALAPP_OUT"
 """Directory the plugin writes findings.jsonl and summary.json to; the plugin does nothing without it."""
 _ENV_ADAPTER = "TENANTWATCH_REALAPP_ADAPTER"
+_ENV_UNSCOPED_TESTS = "TENANTWATCH_REALAPP_UNSCOPED_TESTS"
+"""Set by ``--unscoped-tests``: test bodies run inside ``unscoped`` (only the requests are judged)."""
 _ENV_PLANTS = "TENANTWATCH_REALAPP_PLANTS"
 """Planted bugs the plugin installs (comma-separated kinds); the adapter's plants module reads it too."""
 _ENV_TENANT_FORM = "TENANTWATCH_REALAPP_TENANT_FORM"
@@ -292,6 +294,19 @@ if _pytest is not None:
         import tenantwatch
 
         with tenantwatch.unscoped(f"test fixture set-up ({fixturedef.argname})"):
+            yield
+
+    @_pytest.hookimpl(hookwrapper=True)
+    def pytest_pyfunc_call(pyfuncitem: Any) -> Any:
+        """With ``--unscoped-tests``: the test body's own database work (repositories called without a request)
+        runs as deliberate cross-tenant work too, so what is judged is what the application's requests do (each
+        sets its own context in the adopter's dependencies, which replaces this one)."""
+        if _recorder is None or not os.environ.get(_ENV_UNSCOPED_TESTS):
+            yield
+            return
+        import tenantwatch
+
+        with tenantwatch.unscoped("test body outside requests"):
             yield
 
 
@@ -567,6 +582,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-commit", help="the application's commit, when its checkout has no git metadata")
     parser.add_argument("--work", type=Path, help="where logs, junit files and findings go (default: a temp dir)")
     parser.add_argument(
+        "--unscoped-tests",
+        action="store_true",
+        help="run the test bodies' own database work (outside requests) inside unscoped: judge the requests only",
+    )
+    parser.add_argument(
         "--one-key",
         action="store_true",
         help="declare only the root tenant key (the app's tenant column), not its tenant hierarchy",
@@ -610,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
 
     plugin_env = {_ENV_OUT: str(work), _ENV_ADAPTER: adapter.name, _ENV_TENANT_FORM: args.tenant_form}
     plugin_env["TENANTWATCH_MODE"] = args.mode
+    if args.unscoped_tests:
+        plugin_env[_ENV_UNSCOPED_TESTS] = "1"
     if plants:
         plugin_env[_ENV_PLANTS] = ",".join(plant.kind for plant in plants)
     if args.from_work:
