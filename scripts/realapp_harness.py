@@ -284,17 +284,34 @@ except ImportError:  # the driver side runs without pytest
 if _pytest is not None:
 
     @_pytest.hookimpl(hookwrapper=True)
-    def pytest_fixture_setup(fixturedef: Any, request: Any) -> Any:
+    def pytest_runtest_setup(item: Any) -> Any:
         """Test fixtures seed data for many tenants at once (users of two groups, a second group's recipes): as an
-        adopter would, their set-up runs as deliberate cross-tenant work. The test bodies are not wrapped: a test
-        that reads the database without a request runs as the application would there, with no tenant."""
-        if _recorder is None:
+        adopter would, their set-up runs as deliberate cross-tenant work. The test bodies are not wrapped (unless
+        ``--unscoped-tests``): a test that reads the database without a request runs as the application would
+        there, with no tenant."""
+        if _recorder is not None:
+            _recorder.test = item.nodeid
+        with _fixture_work("set-up"):
             yield
-            return
-        import tenantwatch
 
-        with tenantwatch.unscoped(f"test fixture set-up ({fixturedef.argname})"):
+    @_pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(item: Any, nextitem: Any) -> Any:
+        """The fixtures' clean-up (deleting what they seeded) is the same deliberate cross-tenant work."""
+        with _fixture_work("clean-up"):
             yield
+
+
+def _fixture_work(phase: str) -> Any:
+    import contextlib
+
+    if _recorder is None:
+        return contextlib.nullcontext()
+    import tenantwatch
+
+    return tenantwatch.unscoped(f"test fixture {phase}")
+
+
+if _pytest is not None:
 
     @_pytest.hookimpl(hookwrapper=True)
     def pytest_pyfunc_call(pyfuncitem: Any) -> Any:
@@ -308,11 +325,6 @@ if _pytest is not None:
 
         with tenantwatch.unscoped("test body outside requests"):
             yield
-
-
-def pytest_runtest_setup(item: Any) -> None:
-    if _recorder is not None:
-        _recorder.test = item.nodeid
 
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
