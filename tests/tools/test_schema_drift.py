@@ -327,6 +327,7 @@ def test_bad_urls_say_what_is_wrong(databases: tuple[str, str, Run, Run]) -> Non
     code, _, err = compare(url_a, missing)
     assert code == 2
     assert 'database "no_such_db" does not exist' in err and secret not in err
+    assert "/no_such_db?password=***" in err
     code, _, err = compare(url_a, url_a)
     assert code == 2 and "same database URL" in err
 
@@ -337,3 +338,17 @@ def test_nothing_to_compare_is_an_error(databases: tuple[str, str, Run, Run]) ->
     code, out, err = compare(url_a, url_b)
     assert (code, out) == (2, "")
     assert "nothing to compare: neither database has a table in schemas public" in err
+
+
+def test_a_schema_reads_the_same_under_another_name(databases: tuple[str, str, Run, Run]) -> None:
+    """Definitions name objects of their own schema unqualified: the same tables in schema ``app`` of A and
+    ``public`` of B have the same table fingerprints (the schema names differ, so the whole schema does)."""
+    url_a, url_b, run_a, run_b = databases
+    run_a("DROP SCHEMA public; CREATE SCHEMA app; SET search_path = app;" + BASE)
+    run_b(BASE)
+    code, out, _ = compare(url_a, url_b, as_json=True)
+    assert code == 1
+    document = json.loads(out)
+    assert document["a"]["tables"]["app.objectives"] == document["b"]["tables"]["public.objectives"]
+    assert document["a"]["tables"]["app.organizations"] == document["b"]["tables"]["public.organizations"]
+    assert [d["line"] for d in document["differences"]] == ["- schema app: 2 tables", "+ schema public: 2 tables"]

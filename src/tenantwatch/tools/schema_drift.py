@@ -283,7 +283,7 @@ def safe_url(url: str) -> str:
         parsed = make_url(url)
         if "password" in parsed.query:
             parsed = parsed.update_query_dict({"password": "***"})
-        return parsed.render_as_string(hide_password=True)
+        return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
     except Exception:
         return "<database URL>"
 
@@ -453,7 +453,10 @@ def _sha256(lines: Iterable[str]) -> str:
 
 
 def _sync_driver(url: Any) -> Any:
-    """The catalog is read synchronously: ``postgresql+asyncpg`` is read through psycopg 3 (or psycopg2)."""
+    """The catalog is read synchronously: ``postgresql+asyncpg`` is read through psycopg 3 (or psycopg2); a bare
+    ``postgresql://`` (SQLAlchemy's default driver is psycopg2) through psycopg 3 when only that is installed."""
+    if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
+        return url.set(drivername="postgresql+psycopg")
     try:
         is_async = bool(getattr(url.get_dialect(), "is_async", False))
     except Exception:  # unknown driver: create_engine reports it
@@ -469,7 +472,8 @@ def _reason(exc: BaseException) -> str:
     original = getattr(exc, "orig", None)
     text = str(original if original is not None else exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("(Background")]
-    return " ".join(lines[:3]) or type(exc).__name__
+    sentences = [line if line.endswith((".", "?", "!", ":")) else line + "." for line in lines[:3]]
+    return " ".join(sentences).rstrip(".") or type(exc).__name__
 
 
 def _scrub(message: str, secrets: Iterable[str]) -> str:
