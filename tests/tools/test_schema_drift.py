@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tenantwatch.cli.audit_compare import run_compare
-from tenantwatch.tools.schema_drift import diff, snapshot
+from tenantwatch.tools.schema_drift import SchemaObject, Snapshot, diff, snapshot
 
 pytestmark = pytest.mark.postgres
 
@@ -352,3 +352,71 @@ def test_a_schema_reads_the_same_under_another_name(databases: tuple[str, str, R
     assert document["a"]["tables"]["app.objectives"] == document["b"]["tables"]["public.objectives"]
     assert document["a"]["tables"]["app.organizations"] == document["b"]["tables"]["public.organizations"]
     assert [d["line"] for d in document["differences"]] == ["- schema app: 2 tables", "+ schema public: 2 tables"]
+
+
+def test_policy_roles_and_kind(databases: tuple[str, str, Run, Run]) -> None:
+    """A policy granted to another role, or restrictive instead of permissive, is drift."""
+    url_a, url_b, run_a, run_b = databases
+    role = f"drift_reader_{uuid.uuid4().hex[:6]}"
+    run_a(f"CREATE ROLE {role}")
+    try:
+        run_a(BASE + "CREATE POLICY only_open ON objectives AS RESTRICTIVE FOR SELECT USING (status = 'open');")
+        run_b(
+            BASE.replace(
+                "CREATE POLICY tenant_isolation ON objectives",
+                f"CREATE POLICY tenant_isolation ON objectives TO {role}",
+            )
+            + "CREATE POLICY only_open ON objectives AS PERMISSIVE FOR SELECT USING (status = 'open');"
+        )
+        code, out, _ = compare(url_a, url_b)
+        assert code == 1
+        assert diff_lines(out) == [
+            "~ policy only_open ON objectives: as RESTRICTIVE → PERMISSIVE",
+            f"~ policy tenant_isolation ON objectives: to public → {role}",
+        ]
+    finally:
+        run_a(_RESET)
+        run_b(_RESET)
+        run_a(f"DROP ROLE {role}")
+
+
+def _objects(*specs: tuple[str, str, str]) -> tuple[SchemaObject, ...]:
+    """(kind, name, definition) of table ``public.t``."""
+    return tuple(
+        SchemaObject("public", "t", kind, name, (("definition", definition),)) for kind, name, definition in specs
+    )
+
+
+def test_indexes_pair_by_definition_then_by_name() -> None:
+    """No database: a renamed index is not drift, a duplicate one is, a changed one of the same name is ``~``, and
+    a renamed and changed one is ``-`` and ``+``. Object order does not change a fingerprint."""
+    a = Snapshot(
+        "A",
+        ("public",),
+        _objects(
+            ("index", "t_a_idx", "CREATE INDEX ON t USING btree (a)"),
+            ("index", "t_b_idx", "CREATE INDEX ON t USING btree (b)"),
+            ("index", "t_b_idx1", "CREATE INDEX ON t USING btree (b)"),
+            ("index", "t_c_idx", "CREATE INDEX ON t USING btree (c)"),
+            ("index", "t_d_idx", "CREATE INDEX ON t USING btree (d)"),
+        ),
+    )
+    b = Snapshot(
+        "B",
+        ("public",),
+        _objects(
+            ("index", "t_e_idx", "CREATE INDEX ON t USING hash (e)"),
+            ("index", "renamed_a", "CREATE INDEX ON t USING btree (a)"),
+            ("index", "t_b_idx", "CREATE INDEX ON t USING btree (b)"),
+            ("index", "t_c_idx", "CREATE INDEX ON t USING btree (c, x)"),
+        ),
+    )
+    assert [d.line(qualify=False) for d in diff(a, b).differences] == [
+        "- index t_b_idx1: CREATE INDEX ON t USING btree (b)",
+        "~ index t_c_idx: CREATE INDEX ON t USING btree (c) → CREATE INDEX ON t USING btree (c, x)",
+        "- index t_d_idx: CREATE INDEX ON t USING btree (d)",
+        "+ index t_e_idx: CREATE INDEX ON t USING hash (e)",
+    ]
+    shuffled = Snapshot("A again", ("public",), tuple(reversed(a.objects)))
+    assert shuffled.fingerprint == a.fingerprint
+    assert diff(a, shuffled).differences == ()
