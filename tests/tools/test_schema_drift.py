@@ -124,6 +124,8 @@ def test_identical_schemas_are_no_drift_with_equal_fingerprints(databases: tuple
     # An async driver URL (the application's own) is read through a sync driver.
     async_a = url_a.replace("postgresql+psycopg://", "postgresql+asyncpg://")
     assert compare(async_a, url_b)[0] == 0
+    # psycopg2 reads the same catalog the same way.
+    assert compare(url_a, url_b.replace("postgresql+psycopg://", "postgresql+psycopg2://"))[0] == 0
 
 
 def test_history_noise_is_not_drift(databases: tuple[str, str, Run, Run]) -> None:

@@ -8,13 +8,25 @@ arguments, prints and picks the exit code.
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Final, TextIO
 
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, printable
 
-__all__ = ["run_compare"]
+__all__ = ["COMPARE_EXAMPLES", "COMPARE_HELP", "run_compare"]
 
 _COMMAND = "tenantwatch audit --compare"
+
+COMPARE_HELP: Final = (
+    "compare the schemas of two PostgreSQL databases (tables, columns, indexes, constraints, policies, RLS flags) "
+    "and print the drift; exit 1 on drift"
+)
+"""``help=`` of the ``audit`` parser's ``--compare URL_A URL_B`` option."""
+COMPARE_EXAMPLES: Final = """\
+schema drift:
+  tenantwatch audit --compare postgresql+psycopg://app@staging/okr postgresql+psycopg://app@prod/okr
+  tenantwatch audit --compare "$STAGING_URL" "$PROD_URL" --schema public --json
+"""
+"""Lines for the ``audit`` parser's epilog (use ``RawDescriptionHelpFormatter`` to keep them)."""
 
 
 def run_compare(
