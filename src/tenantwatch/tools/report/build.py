@@ -48,6 +48,8 @@ SPIKE_MINIMUM: Final = 10.0
 TOP_FINGERPRINTS: Final = 20
 _STATEMENT_CHARS: Final = 160
 _NONE: Final = "(none)"
+_MISSING: Final = {"db_collection_name": "(no table)", "tenant_bucket": "(no tenant)", "http_route": "(no route)"}
+"""Series name for a result without the label (a statement on no table, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,9 @@ class _Prometheus:
 
     def series(self, expr: str, label: str) -> list[Series]:
         results = self.client.query_range(expr, self.period)
-        return [_series(result, result.labels.get(label) or _NONE) for result in sorted(results, key=_order(label))]
+        missing = _MISSING.get(label, _NONE)
+        ordered = sorted((r for r in results if r.points), key=_order(label))  # all-NaN quantiles have no points
+        return [_series(result, result.labels.get(label) or missing) for result in ordered]
 
     def new_findings(self, by: str, matcher: str = "") -> str:
         selector = f"{FINDINGS}{{{matcher}}}" if matcher else FINDINGS
@@ -196,7 +200,7 @@ def _by_route(prom: _Prometheus | None, findings: FindingsSource | None, period:
     if prom is not None:
         expr = new_per_step(f'{SPAN_CALLS}{{tenantwatch_severity!=""}}', "http_route", period.step_seconds)
         chart = Chart("findings-by-route-over-time", "Spans with findings per step by route", "time", "spans")
-        chart.series = [s for s in prom.series(expr, "http_route") if s.name != _NONE]
+        chart.series = [s for s in prom.series(expr, "http_route") if s.name != _MISSING["http_route"]]
         section.add_chart(
             chart,
             source=prom.source(expr),
@@ -283,7 +287,7 @@ def _per_rule(
             (ROWS_BUCKETS, "returned rows", "rows") if rule == "large_result" else (DURATION_BUCKETS, "duration", "s")
         )
         expr = f"histogram_quantile(0.95, sum by (le, db_collection_name) (rate({buckets}[{prom.window}])))"
-        chart = Chart(f"{rule}-p95", f"p95 {what} by table", "time", unit)
+        chart = Chart(f"{rule}-p95", f"p95 {what} by table", "time", unit, summable=False)
         prom.time_chart(section, chart, expr=expr, label="db_collection_name", metric=buckets)
     if findings is not None:
         table = Table(

@@ -54,15 +54,21 @@ def _figure(chart: Chart, go: Any, period: Period) -> Any:
             figure.add_trace(go.Bar(name=series.name, x=list(series.x), y=series.y, marker_color=colour))
             continue
         x = [iso(float(v)) for v in series.x]
-        if chart.kind == "timeline":
+        if chart.kind == "timeline":  # one row per kind of incident, a marker per occurrence sized by its count
             figure.add_trace(
                 go.Scatter(
                     name=series.name,
                     x=x,
-                    y=series.y,
+                    y=[series.name] * len(x),
                     mode="markers",
-                    text=series.text,
-                    marker={"color": colour, "size": 12, "symbol": "diamond"},
+                    text=[
+                        f"{count:g} x {who}" for count, who in zip(series.y, series.text or [""] * len(x), strict=True)
+                    ],
+                    marker={
+                        "color": colour,
+                        "size": [min(30, 10 + 2 * count) for count in series.y],
+                        "symbol": "diamond",
+                    },
                 )
             )
         else:
@@ -78,7 +84,7 @@ def _figure(chart: Chart, go: Any, period: Period) -> Any:
             )
     figure.update_layout(
         title={"text": html.escape(chart.title)},
-        yaxis_title=chart.y_title,
+        yaxis_title=chart.y_title if chart.kind != "timeline" else None,
         template="plotly_white",
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.2},

@@ -8,7 +8,8 @@
                    "charts": [{"id", "title", "kind", "y_title", "series": [{"name", "x", "y", "total"}]}],
                    "tables": [{"title", "columns", "rows"}]}]}
 
-Time-chart ``x`` values are ISO 8601 UTC times; bar ``x`` values are the categories.
+Time-chart ``x`` values are ISO 8601 UTC times; bar ``x`` values are the categories; ``total`` is ``null`` where values
+do not add up (a p95 per step).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ __all__ = ["render_json", "report_document"]
 
 def _series(series: Series, chart: Chart) -> dict[str, Any]:
     x: list[Any] = [iso(float(v)) for v in series.x] if chart.kind != "bar" else list(series.x)
-    out: dict[str, Any] = {"name": series.name, "x": x, "y": list(series.y), "total": series.total}
+    total = series.total if chart.summable else None
+    out: dict[str, Any] = {"name": series.name, "x": x, "y": list(series.y), "total": total}
     if series.text is not None:
         out["text"] = list(series.text)
     return out

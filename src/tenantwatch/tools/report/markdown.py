@@ -33,8 +33,10 @@ def _chart(chart: Chart) -> list[str]:
         if not series.y:
             continue
         peak = max(range(len(series.y)), key=lambda i: series.y[i])
-        rows.append([series.name, series.total, series.y[peak], iso(float(series.x[peak]))])
-    return [*lines, *_table(["series", "total", "peak", "peak at"], rows), ""]
+        first = series.total if chart.summable else series.y[-1]
+        rows.append([series.name, first, series.y[peak], iso(float(series.x[peak]))])
+    columns = ["series", "total" if chart.summable else "last", "peak", "peak at"]
+    return [*lines, *_table(columns, rows), ""]
 
 
 def _data_table(table: Table) -> list[str]:

@@ -119,6 +119,8 @@ class Chart:
     kind: ChartKind
     y_title: str
     series: list[Series] = field(default_factory=list)
+    summable: bool = True
+    """Whether a series' values add up to a meaningful total (counts per step do; a p95 per step does not)."""
 
     @property
     def has_data(self) -> bool:
