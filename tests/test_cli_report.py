@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ def _closed_port() -> int:
 class _Prometheus:
     """Answers /api/v1/status/buildinfo and /api/v1/query_range (findings by rule only), or 404 for everything."""
 
-    def __init__(self, *, is_prometheus: bool = True, findings: bool = True) -> None:
+    def __init__(self, *, is_prometheus: bool = True, findings: bool = True, reject_queries: bool = False) -> None:
         self.queries: list[dict[str, str]] = []
         owner = self
 
@@ -44,6 +45,9 @@ class _Prometheus:
                     self._answer(404, b"<html>not here</html>", "text/html")
                 elif url.path == "/api/v1/status/buildinfo":
                     self._json({"status": "success", "data": {"version": "2.45.0"}})
+                elif url.path == "/api/v1/query_range" and reject_queries:
+                    body = {"status": "error", "errorType": "bad_data", "error": "1:1: parse error"}
+                    self._answer(400, json.dumps(body).encode(), "application/json")
                 elif url.path == "/api/v1/query_range":
                     owner.queries.append(params)
                     result: list[dict[str, Any]] = []
@@ -198,3 +202,31 @@ def test_the_help_shows_examples(capsys: pytest.CaptureFixture[str], monkeypatch
     code, out, _ = run_cli(capsys, monkeypatch, "report", "--help")
     assert code == 0
     assert "examples:" in out and "tenantwatch report --prometheus http://127.0.0.1:9090" in out
+
+
+def test_a_query_prometheus_rejects_exits_2_with_its_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = _Prometheus(reject_queries=True)
+    try:
+        code, _, err = run_cli(
+            capsys, monkeypatch, "report", "--prometheus", server.url, "-o", str(tmp_path / "r.html")
+        )
+    finally:
+        server.stop()
+    assert code == 2
+    assert "answered 400 for /api/v1/query_range: 1:1: parse error" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_without_plotly_the_html_report_exits_2_naming_the_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)  # import fails as if plotly were not installed
+    argv = ("report", "--findings", str(_findings(tmp_path)), "--since", SINCE, "--until", UNTIL)
+    code, _, err = run_cli(capsys, monkeypatch, *argv, "-o", str(tmp_path / "r.html"))
+    assert code == 2
+    assert "pip install 'tenantwatch[report]'" in err
+    assert not (tmp_path / "r.html").exists()
+    code, _, err = run_cli(capsys, monkeypatch, *argv, "--no-html", "--json", str(tmp_path / "r.json"))
+    assert code == 0, err  # Markdown and JSON need no plotly
