@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: PostgreSQL server binaries, Prometheus (with promtool) and Alertmanager (with amtool). The tests
-# start their own servers on free loopback ports; the packages' own services are never used.
+# Debian packages: PostgreSQL server binaries, Prometheus (with promtool), Alertmanager (with amtool) and Chromium
+# (headless, for the report's rendering check). The tests start their own servers on free loopback ports; the
+# packages' own services are never used.
 missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # renders the report's HTML in tests/e2e/test_report_e2e.py
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
