@@ -396,6 +396,8 @@ def _role(context: _Context) -> Iterator[Lint]:
             f"ALTER ROLE {name} NOBYPASSRLS;",
             {"role": role.name},
         )
+    if role.superuser:
+        return  # a superuser holds every role's privileges: role_is_superuser says all there is to say
     for table in context.snapshot.tenant_tables:
         if table.oid in context.snapshot.owned and table.enabled and not table.forced:
             yield Lint(
