@@ -254,3 +254,16 @@ def test_export_to_a_collector_that_is_down_exits_2(capsys: Any, monkeypatch: An
     assert code == 2
     assert "tenantwatch audit: --export: exporting to http://127.0.0.1:" in err
     assert "failed" in err
+
+
+def test_help_and_docs_list_every_lint_with_its_level(capsys: Any, monkeypatch: Any) -> None:
+    from tenantwatch.tools.audit import LINTS
+
+    code, out, _ = run_cli(capsys, monkeypatch, "audit", "--help")
+    assert code == 0
+    assert "tenantwatch audit postgresql+psycopg://admin@db/app --role app" in out
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "cli.md").read_text(encoding="utf-8")
+    for kind in LINTS:
+        assert f"{kind.id} {kind.name:<28} {kind.level}" in out
+        assert f"| {kind.id} | `{kind.name}` | {kind.level} |" in docs
+    assert len({kind.id for kind in LINTS}) == len({kind.name for kind in LINTS}) == len(LINTS) == 11
