@@ -131,8 +131,7 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
             "and tenant_tables names none; pass --config or --tenant-column",
             details={"database": result.snapshot.coverage.database, "url": source},
         )
-    failing = args.fail_on != "never" and bool(result.failing)
-    code = EXIT_FINDINGS if failing else EXIT_OK
+    code = EXIT_FINDINGS if result.failing else EXIT_OK
     if args.export:
         try:
             target = export_coverage(result.snapshot.coverage)
@@ -147,5 +146,5 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def _level(fail_on: str) -> Any:
-    """``--fail-on`` as a lint level (``never`` reports at INFO and fails on nothing)."""
-    return cast(Any, "INFO" if fail_on == "never" else fail_on.upper())
+    """``--fail-on`` as the result's level: ``INFO``, ``WARN``, ``ERROR`` or ``NEVER``."""
+    return cast(Any, fail_on.upper())

@@ -127,6 +127,7 @@ def test_fail_on_sets_the_level_that_fails(capsys: Any, monkeypatch: Any, warn_o
     code, out, _ = run_cli(capsys, monkeypatch, "audit", warn_only_url, "--role", APP_ROLE, "--fail-on", "never")
     assert code == 0
     assert "tenant_column_unindexed" in out  # still reported
+    assert out.splitlines()[-1].endswith("0 at or above --fail-on NEVER (exit 0)")
 
 
 def test_json_document(capsys: Any, monkeypatch: Any, broken_url: str) -> None:

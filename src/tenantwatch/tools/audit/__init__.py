@@ -8,7 +8,7 @@ gauges over OTLP. :func:`run_audit` ties the first three together; the command l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from tenantwatch.config import Settings
 from tenantwatch.tools.audit.catalog import CatalogSnapshot, RoleNotFoundError, read_catalog
@@ -29,7 +29,12 @@ __all__ = [
 
 
 def run_audit(
-    connection: Any, settings: Settings, *, source: str, role: str | None = None, fail_on: Level = "WARN"
+    connection: Any,
+    settings: Settings,
+    *,
+    source: str,
+    role: str | None = None,
+    fail_on: Level | Literal["NEVER"] = "WARN",
 ) -> AuditResult:
     """Audit the PostgreSQL database behind a SQLAlchemy ``connection`` (nothing begun on it yet)."""
     snapshot = read_catalog(connection, settings, role=role)

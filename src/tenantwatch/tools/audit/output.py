@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from tenantwatch.tools.audit.catalog import CatalogSnapshot
 from tenantwatch.tools.audit.lints import LEVELS, Level, Lint, at_or_above
@@ -23,11 +23,12 @@ class AuditResult:
     """The database URL, password hidden."""
     snapshot: CatalogSnapshot
     lints: Sequence[Lint]
-    fail_on: Level
+    fail_on: Level | Literal["NEVER"]
+    """The lowest level that fails the run (``NEVER``: none does)."""
 
     @property
     def failing(self) -> list[Lint]:
-        return at_or_above(list(self.lints), self.fail_on)
+        return [] if self.fail_on == "NEVER" else at_or_above(list(self.lints), self.fail_on)
 
     def counts(self) -> dict[str, int]:
         found: dict[str, int] = dict.fromkeys(reversed(LEVELS), 0)
