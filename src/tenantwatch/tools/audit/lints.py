@@ -357,15 +357,18 @@ def _foreign_keys(context: _Context) -> Iterator[Lint]:
             if (table.column, referred.column) in set(zip(fk.columns, fk.referred_columns, strict=True)):
                 continue
             own = ", ".join(quote_ident(c) for c in (table.column, *fk.columns))
-            theirs = ", ".join(quote_ident(c) for c in (referred.column, *fk.referred_columns))
+            wanted = (referred.column, *fk.referred_columns)
+            theirs = ", ".join(quote_ident(c) for c in wanted)
+            keyed = any(set(key) == set(wanted) for key in context.snapshot.tables.keys_for(referred.name))
+            unique = "" if keyed else f"ALTER TABLE {referred.qualified} ADD UNIQUE ({theirs});\n"
             yield Lint(
                 FOREIGN_KEY_WITHOUT_TENANT,
                 _table(table),
                 f"Foreign key `{table.display}` ({', '.join(fk.columns)}) -> `{referred.display}` "
                 f"({', '.join(fk.referred_columns)}) does not include the tenant column: a row of one tenant may "
                 f"reference a row of another.",
-                f"ALTER TABLE {referred.qualified} ADD UNIQUE ({theirs});\n"
-                f"ALTER TABLE {table.qualified} ADD FOREIGN KEY ({own}) REFERENCES {referred.qualified} ({theirs});\n"
+                f"{unique}ALTER TABLE {table.qualified} ADD FOREIGN KEY ({own}) "
+                f"REFERENCES {referred.qualified} ({theirs});\n"
                 f"-- then drop the foreign key on ({', '.join(fk.columns)})",
                 {
                     "columns": list(fk.columns),
