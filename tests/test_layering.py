@@ -25,12 +25,17 @@ WIRING = frozenset({"tenantwatch._configure", "tenantwatch"})
 """configure() wires instrumentation and processors; the package itself only re-exports their public names."""
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "instrumentation": ("processors",),
-    "processors": ("instrumentation",),
-    "core": ("instrumentation", "processors", "security", "cli", "demo", "export", "_configure"),
-    "security": ("instrumentation", "processors"),
+    "instrumentation": ("processors", "tools", "cli"),
+    "processors": ("instrumentation", "tools", "cli"),
+    "core": ("instrumentation", "processors", "security", "cli", "demo", "export", "_configure", "tools"),
+    "security": ("instrumentation", "processors", "tools", "cli"),
+    "sql": ("instrumentation", "processors", "tools", "cli"),
+    "rules": ("instrumentation", "processors", "tools", "cli"),
+    "export": ("tools", "cli"),
+    "tools": ("cli",),
 }
-"""Subpackage -> the subpackages (or modules) of ``tenantwatch`` it must not import."""
+"""Subpackage -> the subpackages (or modules) of ``tenantwatch`` it must not import. The operations tools
+(``tools/``) stand on everything but the command line; nothing below them imports them."""
 
 PRIVATE_SDK = frozenset({"_active_span_processor", "_span_processors"})
 PRIVATE_SDK_ALLOWED = frozenset({"tenantwatch.processors"})
@@ -90,6 +95,9 @@ def test_the_import_graph_is_read() -> None:
     assert ("tenantwatch.processors.processor", "tenantwatch.core.guard") in EDGES
     assert ("tenantwatch.instrumentation.asgi", "tenantwatch.security.observer") in EDGES  # a lazy import
     assert ("tenantwatch._configure", "tenantwatch.processors") in EDGES
+    assert ("tenantwatch.tools.audit.catalog", "tenantwatch.sql.rls_coverage") in EDGES
+    assert ("tenantwatch.instrumentation._listeners", "tenantwatch.core.rls_metrics") in EDGES
+    assert ("tenantwatch.cli.audit", "tenantwatch.tools.audit") in EDGES  # a lazy import
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

@@ -99,6 +99,21 @@ def _dashboard(uid: str, title: str, panels: list[dict[str, Any]], table: bool) 
     }
 
 
+def _rls_coverage_panel() -> dict[str, Any]:
+    """Share of tenant tables with RLS enabled and forced, per database: red below the alert's 95 %."""
+    panel = _panel("stat", "RLS coverage by database (tenantwatch audit --export, first connect)",
+                   [("min by (db_namespace) (tenantwatch_rls_coverage_ratio)", "{{db_namespace}}")], 0, 32,
+                   unit="percentunit")
+    panel["fieldConfig"]["defaults"].update({
+        "min": 0,
+        "max": 1,
+        "thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None},
+                                                     {"color": "green", "value": 0.95}]},
+    })
+    panel["options"] = {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}}
+    return panel
+
+
 def security_overview() -> dict[str, Any]:
     f = f"tenantwatch_findings_total{{{TENANT}}}"
     panels = [
@@ -132,6 +147,10 @@ def security_overview() -> dict[str, Any]:
             "fieldConfig": {"defaults": {}, "overrides": []},
             "options": {},
         },
+        _rls_coverage_panel(),
+        _panel("bargauge", "Tenant tables by RLS state (forced | enabled, not forced | disabled)",
+               [("sum by (db_namespace, tenantwatch_rls_state) (tenantwatch_rls_tables)",
+                 "{{db_namespace}} {{tenantwatch_rls_state}}")], 12, 32),
     ]
     dashboard = _dashboard("tenantwatch-security", "tenantwatch — Security overview", panels, table=False)
     dashboard["templating"]["list"].append({

@@ -368,6 +368,21 @@ when the shutdown timeout ran out)."""
 EXPORT_SIGNAL: Final = "signal"
 """Label of ``tenantwatch.export.dropped``: the OpenTelemetry signal, ``traces``, ``metrics`` or ``logs``."""
 
+METRIC_RLS_COVERAGE: Final = "tenantwatch.rls.coverage"
+"""Gauge (unit ``1``): the share of a PostgreSQL database's tenant tables with row level security enabled AND forced,
+0 to 1 (``tenantwatch audit --export``, and the instrumentation on the first connect of each engine). Labelled by
+``db.namespace`` (the database) and ``db.system.name``; Prometheus names it ``tenantwatch_rls_coverage_ratio``."""
+
+METRIC_RLS_TABLES: Final = "tenantwatch.rls.tables"
+"""Gauge (unit ``{table}``): the tenant tables counted by ``tenantwatch.rls.coverage``, labelled by
+:data:`RLS_STATE` (``forced``, ``enabled`` but not forced, ``disabled``) besides the coverage's labels."""
+
+RLS_STATE: Final = "tenantwatch.rls.state"
+"""Label of ``tenantwatch.rls.tables``: ``forced`` | ``enabled`` | ``disabled``."""
+
+DB_NAMESPACE: Final = "db.namespace"
+"""The database name (semconv), on the RLS coverage gauges."""
+
 
 # --- instrumentation scope -------------------------------------------------------------------------------------
 

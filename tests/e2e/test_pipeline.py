@@ -135,6 +135,28 @@ def _prometheus_config(tmp: Path, collector_prom: int, collector_telemetry: int,
     return path
 
 
+RLS_DATABASE = "tw_e2e_rls"
+
+
+def _rls_database(postgres_url: str) -> str:
+    """A database with two tenant tables, one with RLS enabled and forced: coverage 0.5."""
+    import psycopg
+
+    parts = urllib.parse.urlsplit(postgres_url)
+    dsn = {"host": parts.hostname, "port": parts.port, "user": parts.username or "postgres"}
+    with psycopg.connect(**dsn, dbname=parts.path.lstrip("/"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {RLS_DATABASE}")
+        conn.execute(f"CREATE DATABASE {RLS_DATABASE}")
+    with psycopg.connect(**dsn, dbname=RLS_DATABASE, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, organization_id int NOT NULL);"
+            "CREATE TABLE tasks (id int PRIMARY KEY, organization_id int NOT NULL);"
+            "ALTER TABLE notes ENABLE ROW LEVEL SECURITY; ALTER TABLE notes FORCE ROW LEVEL SECURITY;"
+            "CREATE POLICY t ON notes USING (organization_id = current_setting('app.tenant_id')::int);"
+        )
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{RLS_DATABASE}"))
+
+
 def _run_demo(env: dict[str, str]) -> list[dict[str, Any]]:
     tenantwatch = Path(sys.executable).with_name("tenantwatch")
     done = subprocess.run(
@@ -151,7 +173,9 @@ def _run_demo(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def stack(otelcol_binary: Path, jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    otelcol_binary: Path, jaeger_binary: Path, tmp_path_factory: pytest.TempPathFactory, postgres_url: str
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("pipeline")
     ports = {
         name: free_port()
@@ -286,6 +310,17 @@ def stack(otelcol_binary: Path, jaeger_binary: Path, tmp_path_factory: pytest.Te
             check=False,
         )
         assert asgi.returncode == 0, (asgi.stdout, asgi.stderr[-3000:])
+        # the RLS coverage gauge of a database with one of its two tenant tables forced (i)
+        audit = subprocess.run(
+            [str(Path(sys.executable).with_name("tenantwatch")), "audit", _rls_database(postgres_url), "--export"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "OTEL_SERVICE_NAME": "tenantwatch-audit"},
+            check=False,
+        )
+        assert audit.returncode == 1, (audit.stdout, audit.stderr[-3000:])  # lints found, and exported
+        assert "exported tenantwatch.rls.coverage = 0.500" in audit.stderr
         yield Stack(
             ports["otlp_http"],
             ports["jaeger_query"],
@@ -547,6 +582,27 @@ def _missing(wanted: set[str], present: set[str]) -> set[str]:
         elif name not in present:
             missing.add(name)
     return missing
+
+
+def test_i_the_rls_coverage_from_audit_export_reaches_prometheus_and_fires_its_alert(stack: Stack) -> None:
+    def coverage() -> list[dict[str, Any]] | None:
+        return _prom(stack, f'tenantwatch_rls_coverage_ratio{{db_namespace="{RLS_DATABASE}"}}') or None
+
+    found = wait_until("the RLS coverage gauge in Prometheus", coverage, timeout=60)
+    assert [(r["metric"]["job"], float(r["value"][1])) for r in found] == [("tenantwatch-audit", 0.5)]
+    states = _prom(stack, f'tenantwatch_rls_tables{{db_namespace="{RLS_DATABASE}"}}')
+    assert {r["metric"]["tenantwatch_rls_state"]: float(r["value"][1]) for r in states} == {
+        "forced": 1.0,
+        "enabled": 0.0,
+        "disabled": 1.0,
+    }
+
+    def firing() -> list[dict[str, Any]] | None:
+        query = f'ALERTS{{alertname="TenantwatchRlsCoverageLow",alertstate="firing",db_namespace="{RLS_DATABASE}"}}'
+        return _prom(stack, query) or None
+
+    alerts = wait_until("TenantwatchRlsCoverageLow firing", firing, timeout=60)
+    assert alerts[0]["metric"]["severity"] == "high"
 
 
 def test_collector_logs_no_errors_for_the_run(stack: Stack) -> None:

@@ -422,3 +422,22 @@ def test_indexes_pair_by_definition_then_by_name() -> None:
     shuffled = Snapshot("A again", ("public",), tuple(reversed(a.objects)))
     assert shuffled.fingerprint == a.fingerprint
     assert diff(a, shuffled).differences == ()
+
+
+def test_the_audit_command_runs_the_comparison(
+    databases: tuple[str, str, Run, Run], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tenantwatch audit --compare URL_A URL_B`` is the command a user types: the same exit code and diff."""
+    from tenantwatch.cli import main
+
+    url_a, url_b, run_a, run_b = databases
+    run_a(BASE)
+    run_b(BASE + "CREATE INDEX objectives_org_idx ON objectives (organization_id);")
+    assert main(["audit", "--compare", url_a, url_b, "--schema", "public"]) == 1
+    assert diff_lines(capsys.readouterr().out) == [
+        "+ index objectives_org_idx: CREATE INDEX ON objectives USING btree (organization_id)"
+    ]
+    assert main(["audit", url_a, "--compare", url_a, url_b]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["audit", url_a, "--schema", "public"]) == 2
+    assert "--schema goes with --compare" in capsys.readouterr().err

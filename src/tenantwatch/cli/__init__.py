@@ -8,6 +8,7 @@
 * ``tenantwatch check-config`` (:mod:`.check_config`) validates a rules file.
 * ``tenantwatch init`` (:mod:`.init`) writes a commented starter rules file from a database's catalog.
 * ``tenantwatch report`` (:mod:`.report`) writes a daily or weekly report (HTML, Markdown, JSON).
+* ``tenantwatch audit`` (:mod:`.audit`) lints a PostgreSQL schema for tenant isolation (RLS, policies, roles).
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
@@ -24,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from tenantwatch.cli import check_config, demo, explain, init, report
+from tenantwatch.cli import audit, check_config, demo, explain, init, report
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
 from tenantwatch.version import __version__
 
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     check_config.add_parser(sub)
     init.add_parser(sub)
     report.add_parser(sub)
+    audit.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -103,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config.run(args, stdout)
         if args.command == "init":
             return init.run(args, stdout, stderr)
+        if args.command == "audit":
+            return audit.run(args, stdout, stderr)
         handler = getattr(args, "handler", None)
         if handler is not None:  # subcommands that register their own run(args, stdout, stderr)
             return int(handler(args, stdout, stderr))

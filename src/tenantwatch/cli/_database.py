@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tenantwatch.cli._common import UsageError
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from tenantwatch.sql.tables import TenantTables
 
-__all__ = ["learn_tenant_tables", "safe_url"]
+__all__ = ["connect_engine", "hide_password", "learn_tenant_tables", "safe_url"]
 
 
 def _sync_url(url: URL) -> URL:
@@ -81,3 +81,37 @@ def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--data
     finally:
         engine.dispose()
     return dialect, learned
+
+
+def connect_engine(url: str, *, option: str = "DATABASE_URL") -> Any:
+    """A SQLAlchemy engine for ``url`` (an async driver URL is read through its backend's sync driver); a bad URL or
+    a missing driver is a :class:`UsageError` whose message never shows the password."""
+    try:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+    except ImportError as exc:  # pragma: no cover - the sqlalchemy extra is not installed
+        raise UsageError(f"{option} needs SQLAlchemy: pip install 'tenantwatch[sqlalchemy]'") from exc
+    try:
+        parsed = _sync_url(make_url(url))
+    except Exception as exc:
+        raise UsageError(f"{option}: not a database URL: {hide_password(str(exc), url)}") from exc
+    try:
+        return create_engine(parsed)
+    except Exception as exc:
+        raise UsageError(f"{option}: {hide_password(str(exc), url)}") from exc
+
+
+def hide_password(message: str, url: str) -> str:
+    """``message`` with the password of ``url`` (if any) replaced by ``***``."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        return message
+    if password:
+        from urllib.parse import quote
+
+        for form in {str(password), quote(str(password), safe="")}:
+            message = message.replace(form, "***")
+    return message

@@ -8,7 +8,7 @@ arguments, prints and picks the exit code.
 from __future__ import annotations
 
 import json
-from typing import Final, TextIO
+from typing import IO, Final
 
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, printable
 
@@ -35,8 +35,8 @@ def run_compare(
     *,
     as_json: bool,
     schemas: list[str] | None,
-    out: TextIO,
-    err: TextIO,
+    out: IO[str],
+    err: IO[str],
 ) -> int:
     """Compare the schemas of the databases at ``url_a`` and ``url_b``; print the diff (or with ``as_json`` the
     JSON document) on ``out``. Returns 0 no drift, 1 drift, 2 a usage or connection error (a message on ``err``,

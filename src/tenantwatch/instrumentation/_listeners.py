@@ -25,7 +25,9 @@ exports (``Settings.mask_statements``).
   ``create_engine`` imported before) gets OTel's tracer (:mod:`._otel`); the first connection of each engine also
   teaches the analyzer the tenant-scoped tables from the catalog (``settings.discover``). The catalog is read again
   on the next connection of every engine after DDL on any engine (migrations often run on an engine of their own),
-  and when a statement names a table not seen before (at most once per :data:`REDISCOVER_SECONDS`).
+  and when a statement names a table not seen before (at most once per :data:`REDISCOVER_SECONDS`). On
+  PostgreSQL the same pass records the ``tenantwatch.rls.coverage`` gauge (:mod:`tenantwatch.core.rls_metrics`: one
+  catalog query, rolled back; skipped with a debug log on other databases and when no tenant table is known).
 * ``mapper_configured`` (``settings.discover``): every ORM mapped class teaches the analyzer its tables, as do the
   classes mapped before :meth:`Listeners.register`; so a database whose tables do not exist yet when the engine
   first connects is still watched. When statements run and still no tenant-scoped table is known, one WARNING
@@ -60,6 +62,7 @@ from tenantwatch.context import current_context
 from tenantwatch.core.guard import guard
 from tenantwatch.core.identity import apply_identity
 from tenantwatch.core.request import current_request
+from tenantwatch.core.rls_metrics import RlsCoverageGauges
 from tenantwatch.core.row_tenants import expected_row_tenant
 from tenantwatch.core.tenant_values import canonical
 from tenantwatch.facts import SpanFacts, facts_for_statement
@@ -82,6 +85,7 @@ from tenantwatch.instrumentation._rows import (
 from tenantwatch.instrumentation._semconv import db_semconv
 from tenantwatch.instrumentation._test_data import WRITES, TestDataScanner
 from tenantwatch.redaction import mask_statement, scrub_db_error
+from tenantwatch.sql.rls_coverage import read_rls_coverage
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
@@ -115,6 +119,7 @@ class Listeners:
         tracer: Tracer,
         *,
         adopt: Callable[[Any], None] | None = None,
+        meter_provider: Any = None,
     ) -> None:
         self.settings = settings
         self.analyzer = analyzer
@@ -147,6 +152,9 @@ class Listeners:
         """Per finer key, the attribute holding its filter values (a filter only on a finer key, see
         :meth:`_unpinned_keys`)."""
         self._columns_of: Callable[[str], Any] = lambda table: key_columns(analyzer.tables, table)
+        self.coverage = RlsCoverageGauges(meter_provider)
+        """``tenantwatch.rls.coverage``, recorded on the first connection of each PostgreSQL engine (and again after
+        DDL, with the catalog)."""
 
     # --- registration ---------------------------------------------------------------------------------------
 
@@ -163,8 +171,7 @@ class Listeners:
             (Engine, "handle_error", self.handle_error),
             (Pool, "checkin", self.checkin),
         ]
-        if self.settings.discover or self.adopt is not None:
-            wanted.append((Engine, "engine_connect", self.engine_connect))
+        wanted.append((Engine, "engine_connect", self.engine_connect))  # discovery, RLS coverage, adoption
         if self.rls is not None:
             wanted.append((Engine, "begin", self.rls.begin))
         if self.settings.discover:
@@ -647,8 +654,6 @@ class Listeners:
         if self.adopt is not None:
             with guard("tracing an engine created before instrument()"):
                 self.adopt(conn.engine)
-        if not self.settings.discover:
-            return
         with guard("tenant table discovery") as attempt:
             engine = conn.engine
             if engine in self._discovered:
@@ -658,10 +663,22 @@ class Listeners:
             dialect_name = conn.dialect.name
         if attempt.failed:
             return
-        with guard("tenant table discovery"):
-            # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
-            learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
-            logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
+        if self.settings.discover:
+            with guard("tenant table discovery"):
+                # Reads the catalog and rolls back the transaction it opens (the connection is idle at check-out).
+                learned = self.analyzer.tables.learn_from_connection(dbapi_connection, dialect_name)
+                logger.debug("learned %s tenant-scoped tables from the %s catalog", learned, dialect_name)
+        self._record_coverage(dbapi_connection, dialect_name)
+
+    def _record_coverage(self, dbapi_connection: Any, dialect_name: str) -> None:
+        """The RLS coverage gauge of a PostgreSQL database (one catalog query, rolled back); skipped elsewhere."""
+        if dialect_name != "postgresql":
+            logger.debug("tenantwatch: no RLS coverage for %s (PostgreSQL only)", dialect_name)
+            return
+        with guard("RLS coverage"):
+            coverage = read_rls_coverage(dbapi_connection, self.analyzer.tables)
+            if not self.coverage.record(coverage):
+                logger.debug("tenantwatch: no tenant table in %s yet: no RLS coverage recorded", coverage.database)
 
 
 class _Watch:

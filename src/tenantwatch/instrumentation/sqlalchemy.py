@@ -174,7 +174,13 @@ class TenantwatchSQLAlchemyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         install_processor = kwargs.get("install_processor")
         if install_processor is None or install_processor:
             _install_processor(tracer_provider, settings, analyzer, kwargs.get("meter_provider"))
-        listeners = Listeners(settings, analyzer, tenantwatch_tracer(tracer_provider), adopt=otel.adopt)
+        listeners = Listeners(
+            settings,
+            analyzer,
+            tenantwatch_tracer(tracer_provider),
+            adopt=otel.adopt,
+            meter_provider=kwargs.get("meter_provider"),
+        )
         self._patched = wrap_cursor_result()
         listeners.register()
         self._listeners = listeners
