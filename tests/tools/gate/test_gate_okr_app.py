@@ -59,8 +59,12 @@ def titles(engine, organization_id):
     with engine.connect() as conn:
         return conn.execute(select(Objective.title)).all()
 """
-FIXED = PLANTED.replace("select(Objective.title)", "select(Objective.title).where(Objective.organization_id == organization_id)")
-MOVED = PLANTED.replace("    with engine.connect()", "    # every objective of the organization\n    with engine.connect()")
+FIXED = PLANTED.replace(
+    "select(Objective.title)", "select(Objective.title).where(Objective.organization_id == organization_id)"
+)
+MOVED = PLANTED.replace(
+    "    with engine.connect()", "    # every objective of the organization\n    with engine.connect()"
+)
 PLANTED_LINE = PLANTED.splitlines().index("        return conn.execute(select(Objective.title)).all()") + 1
 
 TESTS = """

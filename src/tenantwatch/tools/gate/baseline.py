@@ -100,7 +100,7 @@ class BaselineEntry:
     statement_fingerprint: str | None = None
     reason: str = ""
     source_line: int | None = None
-    """Where the entry starts in the file it was read from (for messages); not written."""
+    """Where the entry's reason (else the entry) is in the file it was read from, for messages; not written."""
 
     @property
     def location(self) -> str:
@@ -299,5 +299,5 @@ def _entry(
         statement=item.get("statement"),
         statement_fingerprint=item.get("statement_fingerprint"),
         reason=item.get("reason") or "",
-        source_line=marks.get(at, (None, None))[0],
+        source_line=marks.get((*at, "reason"), marks.get(at, (None, None)))[0],
     )
