@@ -201,4 +201,9 @@ def test_raise_fails_exactly_the_test_that_ran_the_statement(pytester: pytest.Py
             "FAILED test_app.py::test_report_titles*",
         ]
     )
-    result.stdout.fnmatch_lines([f"*CRITICAL missing_tenant_filter at planted.py:{PLANTED_LINE} in titles*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*tenantwatch: 1 finding(s) not in the baseline in the call of test_app.py::test_report_titles:*",
+            f"*CRITICAL missing_tenant_filter at planted.py:{PLANTED_LINE} in titles*",
+        ]
+    )
