@@ -124,7 +124,8 @@ def watch(watcher: SourceWatcher) -> Callable[[], None]:
         _WATCHERS.append(watcher)
         existing = list(_SOURCES)
     for source in existing:
-        watcher(source)
+        with guard("a finding-source watcher"):
+            watcher(source)
 
     def unwatch() -> None:
         with _REGISTRY_LOCK:
