@@ -11,7 +11,7 @@
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
-something, 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
+something or ``baseline --check`` failed, 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
 error is also a JSON document on stdout (``{"error": ..., "exit_code": 2, ...}``). See docs/cli.md.
 """
 
@@ -52,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tenantwatch",
         description="Watch tenant isolation in multi-tenant services (OpenTelemetry instrumentation).",
-        epilog="Exit codes: 0 ok, 1 explain found something (see --fail-on), 2 usage or configuration error, "
-        "3 explain could not analyze a statement.",
+        epilog="Exit codes: 0 ok, 1 explain found something (see --fail-on) or baseline --check failed, 2 usage or "
+        "configuration error, 3 explain could not analyze a statement.",
     )
     parser.add_argument("--version", action="version", version=f"tenantwatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log tenantwatch's own debug messages to stderr")
