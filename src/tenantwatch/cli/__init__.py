@@ -9,10 +9,11 @@
 * ``tenantwatch init`` (:mod:`.init`) writes a commented starter rules file from a database's catalog.
 * ``tenantwatch report`` (:mod:`.report`) writes a daily or weekly report (HTML, Markdown, JSON).
 * ``tenantwatch audit`` (:mod:`.audit`) lints a PostgreSQL schema for tenant isolation (RLS, policies, roles).
+* ``tenantwatch baseline`` (:mod:`.baseline`) writes, updates and checks the CI gate's baseline of accepted findings.
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
-something, 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
+something or ``baseline --check`` failed, 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
 error is also a JSON document on stdout (``{"error": ..., "exit_code": 2, ...}``). See docs/cli.md.
 """
 
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from tenantwatch.cli import audit, check_config, demo, explain, init, report
+from tenantwatch.cli import audit, baseline, check_config, demo, explain, init, report
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
 from tenantwatch.version import __version__
 
@@ -53,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tenantwatch",
         description="Watch tenant isolation in multi-tenant services (OpenTelemetry instrumentation).",
-        epilog="Exit codes: 0 ok, 1 explain found something (see --fail-on), 2 usage or configuration error, "
-        "3 explain could not analyze a statement.",
+        epilog="Exit codes: 0 ok, 1 explain found something (see --fail-on) or baseline --check failed, 2 usage or "
+        "configuration error, 3 explain could not analyze a statement.",
     )
     parser.add_argument("--version", action="version", version=f"tenantwatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log tenantwatch's own debug messages to stderr")
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_parser(sub)
     report.add_parser(sub)
     audit.add_parser(sub)
+    baseline.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -105,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config.run(args, stdout)
         if args.command == "init":
             return init.run(args, stdout, stderr)
+        if args.command == "baseline":
+            return baseline.run(args, stdin, stdout, stderr)
         if args.command == "audit":
             return audit.run(args, stdout, stderr)
         handler = getattr(args, "handler", None)

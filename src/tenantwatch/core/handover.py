@@ -11,21 +11,28 @@ Two ways, both public:
   any fan-out processor) on the tracer provider the middleware's server spans come from: the same one a walk of the
   SDK's processors would have found, found through what the SDK promises instead of its private attributes. Until
   the first request is traced, nothing is bound.
+
+And one for tools that must hear every source of the process, however it was created (the pytest gate, while the
+application under test calls :func:`tenantwatch.configure` itself): every source :func:`announce` s itself when it
+is created, and :func:`watch` calls a watcher for each source announced before and after. Nothing is kept alive by
+it (weak references) and it costs nothing per statement.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from tenantwatch.core.guard import guard
 from tenantwatch.facts import SpanFacts
 
-__all__ = ["FindingListener", "FindingSource", "FindingSubscription", "claim", "offered"]
+__all__ = ["FindingListener", "FindingSource", "FindingSubscription", "announce", "claim", "offered", "watch"]
 
 FindingListener = Callable[[Any, SpanFacts, ReadableSpan], None]
 """Called as ``listener(finding, facts, span)`` for every finding a source keeps (the finding is a ``Finding``)."""
@@ -90,3 +97,39 @@ def claim(source: FindingSource) -> None:
     subscription = _OFFERED.get()
     if subscription is not None and subscription.source is None:
         subscription.bind(source)
+
+
+SourceWatcher = Callable[[FindingSource], None]
+"""Called with each finding source of the process (see :func:`watch`)."""
+
+_SOURCES: weakref.WeakSet[Any] = weakref.WeakSet()
+_WATCHERS: list[SourceWatcher] = []
+_REGISTRY_LOCK = threading.Lock()
+
+
+def announce(source: FindingSource) -> None:
+    """A finding source was created (call from its ``__init__``): the watchers hear of it at once."""
+    with _REGISTRY_LOCK:
+        _SOURCES.add(source)
+        watchers = list(_WATCHERS)
+    for watcher in watchers:
+        with guard("a finding-source watcher"):  # a tool's bug never breaks the processor being created
+            watcher(source)
+
+
+def watch(watcher: SourceWatcher) -> Callable[[], None]:
+    """Call ``watcher(source)`` for every finding source announced so far and from now on; returns the function that
+    stops it (later sources are no longer passed; listeners the watcher added stay with their sources)."""
+    with _REGISTRY_LOCK:
+        _WATCHERS.append(watcher)
+        existing = list(_SOURCES)
+    for source in existing:
+        with guard("a finding-source watcher"):
+            watcher(source)
+
+    def unwatch() -> None:
+        with _REGISTRY_LOCK:
+            if watcher in _WATCHERS:
+                _WATCHERS.remove(watcher)
+
+    return unwatch

@@ -38,7 +38,7 @@ from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import guard
-from tenantwatch.core.handover import claim
+from tenantwatch.core.handover import announce, claim
 from tenantwatch.core.rule import evaluate
 from tenantwatch.core.suppressions import matching_suppression
 from tenantwatch.core.windows.cooldown import Cooldown
@@ -143,6 +143,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
         )
         self._installed = False
         """True when :func:`tenantwatch.processors.install` created this processor around a provider's processors."""
+        announce(self)  # tools that hear every processor of the process (the pytest gate) subscribe now
 
     # --- public surface ---------------------------------------------------------------------------------------
 

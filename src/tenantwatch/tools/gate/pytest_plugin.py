@@ -1,0 +1,338 @@
+"""The pytest gate: run an application's own tests with tenantwatch on and fail the session on new findings.
+
+``pytest --tenantwatch[=BASELINE]`` (the options are declared by the ``pytest11`` entry point module
+:mod:`tenantwatch_pytest`, which imports this module only when the gate is asked for):
+
+* every finding of every tenantwatch span processor of the process is heard, whoever created it: the processors
+  announce themselves (:func:`tenantwatch.core.handover.watch`), so an application that calls
+  :func:`tenantwatch.configure` itself (in a conftest, a fixture or at import) is covered, with its own settings and
+  exporters left alone. Until one exists the gate configures tenantwatch itself at session start, with no exporter
+  (``configure(exporters=False, set_global=False)``: nothing is sent anywhere) and ``--tenantwatch-config`` as the
+  rules file; when the application then configures its own, the gate's SQLAlchemy instrumentation steps aside so
+  the application's takes over;
+* findings are grouped by finding fingerprint (:class:`tenantwatch.tools.groups.FindingGroups`), with the tests that
+  produced each one and a ``tenantwatch explain`` line that reproduces it;
+* at the end they are compared with the baseline (:func:`tenantwatch.tools.gate.compare.compare`): a new finding at
+  or above ``--tenantwatch-fail-on`` (default ``warning``) makes the session fail (exit code 1) and the
+  ``tenantwatch`` summary section lists it; known findings are counted, moved and stale entries listed.
+
+``--tenantwatch-raise`` also fails, at once, each test whose setup, call or teardown ran a new finding. It fails the
+test from the finding listener's record rather than switching tenantwatch to enforce mode, because enforce mode (a)
+blocks by its own rule list and knows nothing of the baseline, so accepted findings would break tests, (b) cannot
+block the rules judged on rows already read (``cross_tenant_read``, ``large_result``) and (c) raises inside the
+application, where its own error handling (an HTTP 500, a retry) can swallow or change the failure. The listener
+runs as the statement's span ends, so the failing test is exactly the one that ran the statement, and the failure
+names the statement's code location.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import threading
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+from tenantwatch.attributes import SEVERITIES
+from tenantwatch.core.findings import Finding, severity_rank
+from tenantwatch.core.handover import FindingSource, watch
+from tenantwatch.environment_variables import TENANTWATCH_RULES_FILE
+from tenantwatch.facts import SpanFacts
+from tenantwatch.tools.gate.baseline import Baseline, BaselineError, relative_path
+from tenantwatch.tools.gate.compare import DEFAULT_FAIL_ON, GateResult, compare, render
+from tenantwatch.tools.groups import FindingGroup, FindingGroups
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from tenantwatch._configure import TenantwatchHandle
+
+__all__ = ["Gate", "explain_command", "register"]
+
+PLUGIN_NAME: Final = "tenantwatch-gate"
+MAX_TESTS: Final = 5
+"""Tests named per finding group (the first ones that produced it)."""
+OUTSIDE_TESTS: Final = "(outside any test: collection or session start)"
+
+
+def register(config: pytest.Config) -> None:
+    """Build the gate from the options and register it (called by :mod:`tenantwatch_pytest`)."""
+    if config.pluginmanager.has_plugin(PLUGIN_NAME):
+        return
+    gate = Gate(config)
+    config.pluginmanager.register(gate, PLUGIN_NAME)
+    config.add_cleanup(gate.close)
+
+
+def explain_command(finding: Finding, facts: SpanFacts, rules_file: str | None) -> str | None:
+    """The ``tenantwatch explain`` command line that judges the finding's statement again, in the same context."""
+    if not facts.statement:
+        return None
+    words = ["tenantwatch", "explain", _one_line(facts.statement)]
+    if facts.tenant_id:
+        words += ["--tenant", facts.tenant_id]
+    for key, value in facts.tenant_keys:
+        words += ["--key", f"{key}={value}"]
+    if facts.role:
+        words += ["--role", facts.role]
+    if facts.user_id:
+        words += ["--user", facts.user_id]
+    if facts.unscoped_reason:
+        words += ["--unscoped", facts.unscoped_reason]
+    if facts.route:
+        words += ["--route", facts.route]
+    if finding.rule in ("large_result", "cross_tenant_read") and facts.returned_rows is not None:
+        words += ["--returned-rows", str(facts.returned_rows)]
+    if finding.rule == "slow_query" and facts.duration_ms is not None:
+        words += ["--duration-ms", f"{facts.duration_ms:.1f}"]
+    if rules_file:
+        words += ["--rules", rules_file]
+    return shlex.join(words)
+
+
+def _one_line(statement: str) -> str:
+    """The statement on one line (SQLAlchemy breaks lines before FROM, WHERE, ...), so the command is one line."""
+    return re.sub(r"[ \t]*(?:\r?\n)+[ \t]*", " ", statement).strip()
+
+
+def _looks_like_a_test_path(value: str) -> bool:
+    return "::" in value or value.endswith(".py") or Path(value).is_dir()
+
+
+class Gate:
+    """The registered plugin object: hears every finding, fails what the baseline does not accept."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.root = Path(config.rootpath).resolve()
+        self._invocation = Path(config.invocation_params.dir)
+        self._ini_dir = Path(config.inipath).parent if config.inipath is not None else self.root
+        self.raise_at_test = bool(config.getoption("tenantwatch_raise") or config.getini("tenantwatch_raise"))
+        self.fail_on = self._fail_on()
+        self.sarif_path = self._path("tenantwatch_sarif", "tenantwatch_sarif")
+        self.findings_path = self._path("tenantwatch_findings", "tenantwatch_findings")
+        rules = self._path("tenantwatch_config", "tenantwatch_config")
+        self.rules_file = str(rules) if rules is not None else os.environ.get(TENANTWATCH_RULES_FILE) or None
+        self.baseline = self._baseline()
+        self.groups = FindingGroups()
+        self.tests: dict[str, list[str]] = {}
+        self.explain: dict[str, str | None] = {}
+        self.result: GateResult | None = None
+        self._lock = threading.Lock()
+        self._current: str | None = None
+        self._phase: list[str] = []
+        self._sources: list[FindingSource] = []
+        self._own: TenantwatchHandle | None = None
+        self._unwatch = watch(self._on_source)
+
+    # --- options --------------------------------------------------------------------------------------------
+
+    def _fail_on(self) -> str:
+        value = self.config.getoption("tenantwatch_fail_on") or self.config.getini("tenantwatch_fail_on")
+        value = str(value or DEFAULT_FAIL_ON).strip().lower()
+        if value not in SEVERITIES:
+            raise pytest.UsageError(f"tenantwatch_fail_on: expected one of {', '.join(SEVERITIES)}, got {value!r}")
+        return value
+
+    def _path(self, option: str, ini: str) -> Path | None:
+        given = self.config.getoption(option)
+        if given:
+            return (self._invocation / str(given)).resolve()
+        configured = self.config.getini(ini)
+        return (self._ini_dir / str(configured)).resolve() if configured else None
+
+    def _baseline(self) -> Baseline | None:
+        from tenantwatch_pytest import _NO_VALUE, DEFAULT_BASELINE
+
+        given = self.config.getoption("tenantwatch")
+        if given is not None and given != _NO_VALUE:
+            if _looks_like_a_test_path(str(given)):
+                raise pytest.UsageError(
+                    f"--tenantwatch {given}: that looks like a test path, not a baseline file; write "
+                    "--tenantwatch=BASELINE, or put --tenantwatch after the test paths"
+                )
+            path = (self._invocation / str(given)).resolve()
+        elif self.config.getini("tenantwatch_baseline"):
+            path = (self._ini_dir / str(self.config.getini("tenantwatch_baseline"))).resolve()
+        else:
+            default = self.root / DEFAULT_BASELINE
+            if not default.is_file():
+                return None
+            path = default
+        if not path.is_file():
+            raise pytest.UsageError(
+                f"tenantwatch baseline {path} does not exist: run once with --tenantwatch-findings FILE and write it "
+                "with `tenantwatch baseline FILE --baseline BASELINE`, or run --tenantwatch without a baseline"
+            )
+        try:
+            return Baseline.load(path)
+        except BaselineError as error:
+            raise pytest.UsageError(f"tenantwatch baseline: {error}") from None
+
+    # --- hearing findings -----------------------------------------------------------------------------------
+
+    def _on_source(self, source: FindingSource) -> None:
+        """A tenantwatch span processor exists (now or from before): listen to it; the application's own takes over
+        from the gate's."""
+        source.add_finding_listener(self._on_finding)
+        with self._lock:
+            self._sources.append(source)
+        own = self._own
+        if own is not None and source is not own.processor and own.instrumentor is not None:
+            instrumentor, own.instrumentor = own.instrumentor, None
+            instrumentor.uninstrument()  # the application's configure() instruments SQLAlchemy next
+
+    def _on_finding(self, finding: Finding, facts: SpanFacts, span: ReadableSpan) -> None:
+        context = span.context
+        trace_id = f"{context.trace_id:032x}" if context is not None else None
+        service = span.resource.attributes.get("service.name") if span.resource is not None else None
+        with self._lock:
+            self.groups.add(
+                finding,
+                facts,
+                time_ns=span.end_time,
+                trace_id=trace_id,
+                service=str(service) if service is not None else None,
+            )
+            test = self._current or OUTSIDE_TESTS
+            tests = self.tests.setdefault(finding.fingerprint, [])
+            if test not in tests and len(tests) < MAX_TESTS:
+                tests.append(test)
+            if finding.fingerprint not in self.explain:
+                self.explain[finding.fingerprint] = explain_command(finding, facts, self.rules_file)
+            if self._current is not None:
+                self._phase.append(finding.fingerprint)
+
+    # --- pytest hooks ---------------------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        with self._lock:
+            configured = bool(self._sources)
+        if configured:
+            return
+        import tenantwatch
+        from tenantwatch.config import ConfigError
+
+        try:
+            self._own = tenantwatch.configure(exporters=False, set_global=False, rules_file=self.rules_file)
+        except ConfigError as error:
+            raise pytest.UsageError(f"tenantwatch: {error}") from None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        self._current = item.nodeid
+        try:
+            return (yield)
+        finally:
+            self._current = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase_gate(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase_gate(item, "call"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._phase_gate(item, "teardown"))
+
+    def _phase_gate(self, item: pytest.Item, phase: str) -> Generator[None, None, None]:
+        with self._lock:
+            self._phase = []
+        yield  # a test that fails by itself fails as it is
+        if not self.raise_at_test:
+            return
+        with self._lock:
+            fingerprints, self._phase = list(dict.fromkeys(self._phase)), []
+            groups = [g for g in (self.groups.get(fp) for fp in fingerprints) if g is not None]
+        new = compare(groups, self.baseline, root=self.root, fail_on=self.fail_on).failing
+        if new:
+            lines = [f"tenantwatch: {len(new)} finding(s) not in the baseline in the {phase} of {item.nodeid}:"]
+            for group in new:
+                lines.extend(self._describe(group))
+            pytest.fail("\n".join(lines), pytrace=False)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        with self._lock:
+            result = compare(self.groups, self.baseline, root=self.root, fail_on=self.fail_on)
+        self.result = result
+        if self.findings_path is not None:
+            import json
+
+            self.findings_path.write_text(json.dumps(self.groups.to_json(), indent=2) + "\n", encoding="utf-8")
+        if self.sarif_path is not None:
+            self._write_sarif(result, self.sarif_path)
+        if result.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        result = self.result
+        if result is None:
+            return
+        markup = {"red": True, "bold": True} if result.failed else {"green": True}
+        terminalreporter.section("tenantwatch", sep="=", **markup)
+        for line in render(result, details=self._details).splitlines():
+            terminalreporter.line(line)
+        for label, path in (("findings", self.findings_path), ("SARIF", self.sarif_path)):
+            if path is not None:
+                terminalreporter.line(f"tenantwatch {label} written to {path}")
+
+    # --- output ---------------------------------------------------------------------------------------------
+
+    def _details(self, group: FindingGroup) -> list[str]:
+        tests = self.tests.get(group.fingerprint, [])
+        lines = [f"test: {test}" for test in tests]
+        if group.count and len(tests) == MAX_TESTS:
+            lines.append("test: ... (first tests only)")
+        command = self.explain.get(group.fingerprint)
+        lines.append(f"reproduce: {command}" if command else "reproduce: (not a single statement: rerun the test)")
+        return lines
+
+    def _describe(self, group: FindingGroup) -> list[str]:
+        place = relative_path(group.code_filepath, self.root) or "(no code location)"
+        where = f"{place}:{group.code_lineno or 0}" + (f" in {group.code_function}" if group.code_function else "")
+        lines = [f"  {group.severity.upper()} {group.rule} at {where}: {group.message}"]
+        command = self.explain.get(group.fingerprint)
+        if command:
+            lines.append(f"    reproduce: {command}")
+        return lines
+
+    def _write_sarif(self, result: GateResult, path: Path) -> None:
+        import json
+
+        from tenantwatch.tools.sarif import sarif_document
+
+        states = result.baseline_state()
+        absent: list[FindingGroup] = []
+        for entry in result.stale:  # SARIF's "absent": in the baseline, not seen in this run
+            absent.append(
+                FindingGroup(
+                    fingerprint=entry.fingerprint,
+                    rule=entry.rule,
+                    severity=entry.severity or "warning",
+                    message=f"baseline entry not seen in this run (fixed? remove it): {entry.reason or 'no reason'}",
+                    table=entry.table,
+                    statement=entry.statement,
+                    statement_fingerprint=entry.statement_fingerprint,
+                    code_filepath=str(self.root / entry.path) if entry.path else None,
+                    code_lineno=entry.line,
+                    code_function=entry.function,
+                )
+            )
+            states[entry.fingerprint] = "absent"
+        groups = sorted([*self.groups, *absent], key=lambda g: (-severity_rank(g.severity), g.rule, g.fingerprint))
+        document = sarif_document(groups, root=self.root, baseline_state=states)
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+    def close(self) -> None:
+        self._unwatch()
+        own, self._own = self._own, None
+        if own is not None:
+            own.shutdown(2_000)
