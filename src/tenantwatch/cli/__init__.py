@@ -12,8 +12,9 @@
 * ``tenantwatch baseline`` (:mod:`.baseline`) writes, updates and checks the CI gate's baseline of accepted findings.
 * ``tenantwatch version`` prints the version.
 
-Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
-something or ``baseline --check`` failed, 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
+Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 the command found
+what it looks for (``explain``/``scan`` findings, ``audit`` lints or drift, ``baseline --check`` failed, ``report``
+no data), 2 usage, configuration or input error, 3 ``explain`` could not analyze a statement. With ``--json``, an
 error is also a JSON document on stdout (``{"error": ..., "exit_code": 2, ...}``). See docs/cli.md.
 """
 
