@@ -7,6 +7,7 @@
   real, and shows the findings live (``--json``: one JSON document).
 * ``tenantwatch check-config`` (:mod:`.check_config`) validates a rules file.
 * ``tenantwatch init`` (:mod:`.init`) writes a commented starter rules file from a database's catalog.
+* ``tenantwatch scan`` (:mod:`.scan`) judges stored traces (file exporter files, Jaeger) with the live rules.
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 ``explain`` found
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from tenantwatch.cli import check_config, demo, explain, init
+from tenantwatch.cli import check_config, demo, explain, init, scan
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
 from tenantwatch.version import __version__
 
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     check_config.add_parser(sub)
     init.add_parser(sub)
+    scan.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -101,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config.run(args, stdout)
         if args.command == "init":
             return init.run(args, stdout, stderr)
+        if args.command == "scan":
+            return scan.run(args, stdin, stdout, stderr)
         stdout.write(f"tenantwatch {__version__}\n")
         return EXIT_OK
     except UsageError as exc:
