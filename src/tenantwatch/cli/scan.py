@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -25,11 +26,13 @@ from tenantwatch import environment_variables as env
 from tenantwatch.attributes import SEVERITIES
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, printable
 from tenantwatch.config import ConfigError, load_settings
-from tenantwatch.tools.groups import FindingGroups
+from tenantwatch.tools.groups import FindingGroup, FindingGroups
 
 __all__ = ["add_parser", "emit", "run"]
 
 FAIL_ON_CHOICES: Final = (*SEVERITIES, "never")
+_TABLE_EXAMPLES: Final = 3
+"""Example traces listed per group under the table (--json has every example kept)."""
 _DURATION: Final = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EPILOG: Final = """\
@@ -181,10 +184,12 @@ class _Progress:
         self._stderr = stderr
         self._last = 0.0
         self._shown = False
+        self._latest: tuple[Any, FindingGroups] | None = None
 
-    def __call__(self, stats: Any, groups: FindingGroups) -> None:
+    def __call__(self, stats: Any, groups: FindingGroups, *, force: bool = False) -> None:
+        self._latest = (stats, groups)
         now = time.monotonic()
-        if now - self._last < 0.5:
+        if now - self._last < 0.5 and not force:
             return
         self._last = now
         done = _size(stats.bytes_read)
@@ -196,6 +201,9 @@ class _Progress:
         self._shown = True
 
     def close(self) -> None:
+        """Show the final counts and end the line."""
+        if self._latest is not None:
+            self(*self._latest, force=True)
         if self._shown:
             self._stderr.write("\n")
             self._stderr.flush()
@@ -225,14 +233,26 @@ def _links(trace_ids: Sequence[str], ui: str | None) -> list[str]:
     return list(trace_ids)
 
 
+def _location(group: FindingGroup) -> str:
+    """The code location, relative to the working directory when it lies under it (as in the SARIF log)."""
+    location = group.code_location
+    if group.code_filepath and os.path.isabs(group.code_filepath):
+        relative = os.path.relpath(group.code_filepath)
+        if not relative.startswith(".."):
+            location = location.replace(group.code_filepath, relative, 1)
+    return printable(location or (f"route {group.route}" if group.route else "-"))
+
+
 def _table(groups: FindingGroups, ui: str | None, stdout: IO[str]) -> None:
+    """One row per group, then each group's example traces (whole lines, so links stay clickable)."""
     from rich.console import Console
     from rich.table import Table
 
     terminal = hasattr(stdout, "isatty") and stdout.isatty()
-    console = Console(file=stdout, highlight=False, width=None if terminal else 200, soft_wrap=False)
-    table = Table(title="tenantwatch scan: findings by fingerprint", show_lines=True)
+    console = Console(file=stdout, highlight=False, width=None if terminal else 160)
+    table = Table(title="tenantwatch scan: findings by fingerprint")
     for name, options in (
+        ("#", {"justify": "right"}),
         ("severity", {"no_wrap": True}),
         ("rule", {"no_wrap": True}),
         ("table", {}),
@@ -240,24 +260,28 @@ def _table(groups: FindingGroups, ui: str | None, stdout: IO[str]) -> None:
         ("first seen", {}),
         ("last seen", {}),
         ("code location", {"overflow": "fold"}),
-        ("example traces", {"overflow": "fold"}),
     ):
         table.add_column(name, **options)
     colours = {"critical": "red", "high": "magenta", "warning": "yellow"}
-    for group in groups:
-        links = _links(group.trace_ids[:2], ui)
-        more = len(group.trace_ids) - len(links)
+    ordered = list(groups)
+    for number, group in enumerate(ordered, 1):
         table.add_row(
+            str(number),
             f"[{colours.get(group.severity, 'white')}]{group.severity}[/]",
             group.rule,
             group.table or "-",
             f"{group.count:,}",
             _when(group.first_seen_ns),
             _when(group.last_seen_ns),
-            printable(group.code_location or group.route or "-"),
-            "\n".join(links) + (f"\n(+{more} more)" if more > 0 else ""),
+            _location(group),
         )
     console.print(table)
+    stdout.write("example traces:\n")
+    for number, group in enumerate(ordered, 1):
+        for link in _links(group.trace_ids[:_TABLE_EXAMPLES], ui):
+            stdout.write(f"  #{number} {group.rule}: {link}\n")
+        if len(group.trace_ids) > _TABLE_EXAMPLES:
+            stdout.write(f"  #{number} {group.rule}: ... {len(group.trace_ids) - _TABLE_EXAMPLES} more in --json\n")
 
 
 def _scan_summary(stats: Any) -> dict[str, Any]:
