@@ -130,8 +130,8 @@ def test_attribute_filters_are_sent_and_an_empty_answer_is_an_empty_source(jaege
     assert jaeger.queries[0]["query.start_time_min"].endswith("Z")
 
 
-def test_more_traces_in_one_second_than_a_page_is_reported(jaeger: FakeJaeger) -> None:
-    jaeger.traces = [(BASE + 5 + i / 100, _trace(i + 1, BASE + 5 + i / 100)) for i in range(20)]
+def test_more_traces_in_one_millisecond_than_a_page_is_reported(jaeger: FakeJaeger) -> None:
+    jaeger.traces = [(BASE + 5 + i / 1e6, _trace(i + 1, BASE + 5 + i / 1e6)) for i in range(20)]
     spans, _, stats = _scan(JaegerSource(jaeger.url, "okr", BASE, BASE + 10, page_size=4, window=10))
     assert spans < 20
     assert stats.problem_count >= 1 and "raise --page-size" in stats.problems[0].message

@@ -3,10 +3,10 @@
 Jaeger's v3 search takes a service, a start-time range (RFC 3339) and span attributes, and answers at most
 ``query.num_traces`` whole traces as one OTLP/JSON document (``{"result": {"resourceSpans": [...]}}``); it has no
 offset paging. So the range is walked in windows of ``window`` seconds, oldest first, one request each; a window that
-comes back full (``page_size`` traces: maybe more were left out) is halved and asked again, down to one second. A
+comes back full (``page_size`` traces: maybe more were left out) is halved and asked again, down to a millisecond. A
 trace found in two neighbouring windows is judged once. Memory holds one page.
 
-A window still full at one second is reported as a problem (traces may be missing; raise ``--page-size``), and an
+A window still full at a millisecond is reported as a problem (traces may be missing; raise ``--page-size``), and an
 unreachable Jaeger or an answer that is not a trace document is an :class:`~.files.InputError`.
 """
 
@@ -31,7 +31,8 @@ __all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_WINDOW_SECONDS", "JaegerSource", "rfc33
 
 DEFAULT_PAGE_SIZE: Final = 200
 DEFAULT_WINDOW_SECONDS: Final = 900.0
-_MIN_WINDOW: Final = 1.0
+_MIN_WINDOW: Final = 0.001
+"""Windows are halved down to a millisecond (RFC 3339 times carry microseconds)."""
 _MAX_PAGE_BYTES: Final = 512 * 1024 * 1024
 
 
@@ -123,7 +124,7 @@ class JaegerSource:
                 stats.problem(
                     self.name,
                     f"page {page}",
-                    f"{len(traces)} traces started within one second at {rfc3339(start)}: some may be missing "
+                    f"{len(traces)} traces started within one millisecond at {rfc3339(start)}: some may be missing "
                     "(raise --page-size)",
                 )
             for span in spans:
