@@ -143,7 +143,7 @@ def _sources(args: argparse.Namespace, stdin: IO[str]) -> list[Any]:
         raise UsageError("- (stdin) can be given once")
     sources: list[Any] = []
     for path in args.paths:
-        if path != "-" and not Path(path).is_file():
+        if path != "-" and (not Path(path).exists() or Path(path).is_dir()):
             raise UsageError(f"{path}: no such file")
         sources.append(FileSource(path, getattr(stdin, "buffer", None)))
     if args.jaeger:
@@ -304,7 +304,6 @@ def emit(
     sarif: str | None,
     jaeger_ui: str | None,
     fail_on: str,
-    quiet: bool,
     stdout: IO[str],
     stderr: IO[str],
 ) -> int:
@@ -348,7 +347,6 @@ def emit(
         status = EXIT_USAGE
     if status == EXIT_OK and _fails(groups, fail_on):
         status = EXIT_FINDINGS
-    del quiet
     return status
 
 
@@ -387,7 +385,6 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
         sarif=args.sarif,
         jaeger_ui=args.jaeger_ui or args.jaeger,
         fail_on=args.fail_on,
-        quiet=args.quiet,
         stdout=stdout,
         stderr=stderr,
     )

@@ -187,3 +187,13 @@ def test_memory_does_not_grow_with_the_number_of_spans(tmp_path: Path) -> None:
         assert [g.count for g in missing] == [groups.spans // 100]  # every span judged: one missing filter per line
     print("peak bytes, 1k vs 10k spans:", peaks)
     assert peaks[1] < peaks[0] * 1.25, peaks
+
+
+def test_zstd_without_the_extra_says_to_install_it_or_decompress(
+    run: LiveRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "t.json.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(write_json(tmp_path / "t.json", run.spans).read_bytes()))
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # as if not installed
+    with pytest.raises(InputError, match=r"zstd-compressed: install tenantwatch\[zstd\].*decompress it first"):
+        _scan(path)
