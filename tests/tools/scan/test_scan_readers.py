@@ -197,3 +197,17 @@ def test_zstd_without_the_extra_says_to_install_it_or_decompress(
     monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # as if not installed
     with pytest.raises(InputError, match=r"zstd-compressed: install tenantwatch\[zstd\].*decompress it first"):
         _scan(path)
+
+
+def test_truncated_and_corrupt_compressed_files_keep_what_was_read(run: LiveRun, tmp_path: Path) -> None:
+    plain = write_json(tmp_path / "t.json", run.spans, batch=2).read_bytes()
+    packed = gzip.compress(plain)
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(packed[: len(packed) * 3 // 4])
+    _, stats = _scan(cut)
+    assert 0 < stats.spans < len(run.spans)
+    assert stats.problem_count == 1 and stats.problems[0].where.startswith("after line")
+    corrupt = tmp_path / "corrupt.json.gz"
+    corrupt.write_bytes(packed[:200] + bytes(64) + packed[264:])
+    _, stats = _scan(corrupt)
+    assert stats.problem_count >= 1 and stats.spans < len(run.spans)

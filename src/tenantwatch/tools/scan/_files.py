@@ -85,6 +85,23 @@ class _Counting(io.RawIOBase):
         return n
 
 
+class _Read1(io.RawIOBase):
+    """A decompressing reader read with ``read1``: each read returns what one step decoded, so a stream cut short
+    raises only once everything before the cut has been handed on (a plain buffered read would lose it)."""
+
+    def __init__(self, decoder: Any) -> None:
+        self._decoder = decoder
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._decoder.read1(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
 @dataclass
 class Input:
     """An opened input: the decoded byte stream, its framing, and how far into the file reading has got."""
@@ -119,11 +136,11 @@ def open_input(path: str, stdin: IO[bytes] | None = None) -> Iterator[Input]:
         stream: io.BufferedReader[Any] = io.BufferedReader(counter, buffer_size=1 << 16)
         head = stream.peek(4)[:4]
         if head.startswith(_GZIP):
-            stream = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=1 << 16)
+            stream = io.BufferedReader(_Read1(gzip.GzipFile(fileobj=stream, mode="rb")), buffer_size=1 << 16)
         elif head.startswith(_ZSTD):
             zstandard = _zstandard("-" if path == "-" else path)
             decoder = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-            stream = io.BufferedReader(decoder, buffer_size=1 << 16)
+            stream = io.BufferedReader(_Read1(decoder), buffer_size=1 << 16)
         yield Input(path if path != "-" else "<stdin>", stream, _framing(stream), size, counter)
     finally:
         if close:

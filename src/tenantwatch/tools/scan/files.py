@@ -41,6 +41,7 @@ class FileSource:
 
     def spans(self, stats: ReadStats) -> Iterator[ReadableSpan]:
         base = stats.bytes_read
+        where = "start"
         try:
             with open_input(self.path, self.stdin) as opened:
                 if opened.size is None:
@@ -49,6 +50,7 @@ class FileSource:
                     stats.bytes_total += opened.size
                 kind = "line" if opened.framing == "lines" else "record"
                 records = lines(opened.stream) if opened.framing == "lines" else frames(opened.stream)
+                where = f"{kind} 1"
                 for record in records if opened.framing != "empty" else ():
                     stats.records += 1
                     where = f"{kind} {record.number}"
@@ -67,9 +69,15 @@ class FileSource:
         except ZstdUnavailableError as exc:
             raise InputError(str(exc)) from None
         except OSError as exc:
-            raise InputError(f"cannot read {self.name}: {exc.strerror or exc}") from None
-        except EOFError as exc:  # a truncated .gz: what was read before still counts
-            stats.problem(self.name, "end", f"compressed stream ends early ({exc})")
+            if where == "start":  # could not even be opened
+                raise InputError(f"cannot read {self.name}: {exc.strerror or exc}") from None
+            stats.problem(self.name, f"after {where}", f"reading stopped: {exc} (the rest of this input is skipped)")
+        except EOFError as exc:  # a truncated .gz or .zst: what was read before still counts
+            stats.problem(self.name, f"after {where}", f"compressed stream ends early ({exc})")
+        except Exception as exc:  # a corrupt compressed stream (zstandard's ZstdError, zlib.error)
+            stats.problem(
+                self.name, f"after {where}", f"reading stopped: {type(exc).__name__}: {exc} (the rest is skipped)"
+            )
 
     def _decode(self, data: bytes, stats: ReadStats, report: otlp_json.Report) -> Iterator[ReadableSpan]:
         if data.startswith(_ZSTD_MAGIC):
