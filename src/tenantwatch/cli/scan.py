@@ -233,6 +233,11 @@ def _links(trace_ids: Sequence[str], ui: str | None) -> list[str]:
     return list(trace_ids)
 
 
+def _safe(text: str) -> str:
+    """Stored data as plain text on a terminal: control characters (escape sequences) shown as escapes."""
+    return printable("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
 def _location(group: FindingGroup) -> str:
     """The code location, relative to the working directory when it lies under it (as in the SARIF log)."""
     location = group.code_location
@@ -240,13 +245,14 @@ def _location(group: FindingGroup) -> str:
         relative = os.path.relpath(group.code_filepath)
         if not relative.startswith(".."):
             location = location.replace(group.code_filepath, relative, 1)
-    return printable(location or (f"route {group.route}" if group.route else "-"))
+    return _safe(location or (f"route {group.route}" if group.route else "-"))
 
 
 def _table(groups: FindingGroups, ui: str | None, stdout: IO[str]) -> None:
     """One row per group, then each group's example traces (whole lines, so links stay clickable)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     terminal = hasattr(stdout, "isatty") and stdout.isatty()
     console = Console(file=stdout, highlight=False, width=None if terminal else 160)
@@ -265,21 +271,21 @@ def _table(groups: FindingGroups, ui: str | None, stdout: IO[str]) -> None:
     colours = {"critical": "red", "high": "magenta", "warning": "yellow"}
     ordered = list(groups)
     for number, group in enumerate(ordered, 1):
-        table.add_row(
+        table.add_row(  # Text, not markup: table names and code locations come from stored data
             str(number),
-            f"[{colours.get(group.severity, 'white')}]{group.severity}[/]",
-            group.rule,
-            group.table or "-",
+            Text(group.severity, style=colours.get(group.severity, "white")),
+            Text(_safe(group.rule)),
+            Text(_safe(group.table or "-")),
             f"{group.count:,}",
             _when(group.first_seen_ns),
             _when(group.last_seen_ns),
-            _location(group),
+            Text(_location(group)),
         )
     console.print(table)
     stdout.write("example traces:\n")
     for number, group in enumerate(ordered, 1):
         for link in _links(group.trace_ids[:_TABLE_EXAMPLES], ui):
-            stdout.write(f"  #{number} {group.rule}: {link}\n")
+            stdout.write(f"  #{number} {_safe(group.rule)}: {link}\n")
         if len(group.trace_ids) > _TABLE_EXAMPLES:
             stdout.write(f"  #{number} {group.rule}: ... {len(group.trace_ids) - _TABLE_EXAMPLES} more in --json\n")
 

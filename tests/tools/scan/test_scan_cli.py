@@ -184,3 +184,31 @@ def test_progress_on_request_and_quiet(
 def test_help_has_examples(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, _ = run_cli(capsys, monkeypatch, "scan", "--help")
     assert code == 0 and "examples:" in out and "--jaeger http://" in out
+
+
+def test_stored_text_is_shown_as_text_not_markup_or_escape_sequences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    span = {
+        "traceId": "ab" * 16,
+        "spanId": "cd" * 8,
+        "name": "SELECT",
+        "kind": 3,
+        "startTimeUnixNano": "1764000000000000000",
+        "endTimeUnixNano": "1764000000001000000",
+        "attributes": [
+            {"key": "db.system", "value": {"stringValue": "postgresql"}},
+            {"key": "db.statement", "value": {"stringValue": "SELECT * FROM notes"}},
+            {"key": "tenant.id", "value": {"stringValue": "acme"}},
+            {"key": "code.filepath", "value": {"stringValue": "/srv/[bold]app\x1b[2J.py"}},
+            {"key": "code.lineno", "value": {"intValue": "7"}},
+        ],
+    }
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    code, out, _ = run_cli(capsys, monkeypatch, "scan", str(path), "--config", str(rules))
+    assert code == 0
+    assert "/srv/[bold]app\\x1b[2J.py:7" in out
+    assert "\x1b" not in out
