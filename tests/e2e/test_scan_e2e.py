@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,10 +133,14 @@ def stack(otelcol_binary: Path, jaeger_binary: Path, tmp_path_factory: pytest.Te
             return SERVICE in services
 
         wait_until("the service in Jaeger", in_jaeger, timeout=30, log=tmp / "jaeger.log")
-        time.sleep(1.5)  # the collector's batch and Jaeger's own batch (1 s) settle
         yield ScanStack(tmp, jaeger_url, live, tmp / "traces.json", tmp / "traces.pb")
     finally:
         for process in reversed(processes):
+            if process.name == "jaeger" and process.popen is not None:
+                # in-memory storage has nothing to save, and a graceful stop waits ~10 s exporting Jaeger's own
+                # traces to a collector that is not there
+                process.popen.kill()
+                process.popen.wait(timeout=10)
             process.stop()
 
 
@@ -156,6 +159,18 @@ def _scan(*argv: str) -> tuple[Counter[str], dict[str, Any]]:
     return Counter({g["fingerprint"]: g["count"] for g in document["groups"]}), document
 
 
+def _scan_all(stack: ScanStack, *argv: str) -> tuple[Counter[str], dict[str, Any]]:
+    """Scan until the source has every exported span (the collector and Jaeger write in batches), then once more."""
+    wait_until(
+        f"every span in {' '.join(argv)}",
+        lambda: _scan(*argv)[1]["spans"] >= stack.live["spans"],
+        timeout=30,
+        interval=1.0,
+        log=stack.tmp / "collector.log",
+    )
+    return _scan(*argv)
+
+
 def _live(stack: ScanStack) -> Counter[str]:
     return Counter(stack.live["findings"])
 
@@ -166,20 +181,22 @@ def test_live_run_raised_db_request_and_windowed_findings(stack: ScanStack) -> N
 
 
 def test_scan_of_the_json_file_finds_what_was_raised_live(stack: ScanStack) -> None:
-    found, document = _scan(str(stack.json_file))
+    found, document = _scan_all(stack, str(stack.json_file))
     assert found == _live(stack)
     assert document["spans"] == stack.live["spans"]
     assert document["scan"]["stored_findings"] == sum(_live(stack).values())
 
 
 def test_scan_of_the_proto_file_finds_what_was_raised_live(stack: ScanStack) -> None:
-    found, document = _scan(str(stack.proto_file))
+    found, document = _scan_all(stack, str(stack.proto_file))
     assert found == _live(stack)
     assert document["spans"] == stack.live["spans"]
 
 
 def test_scan_of_jaeger_finds_what_was_raised_live(stack: ScanStack) -> None:
-    found, document = _scan("--jaeger", stack.jaeger_url, "--service", SERVICE, "--since", "30m", "--page-size", "50")
+    found, document = _scan_all(
+        stack, "--jaeger", stack.jaeger_url, "--service", SERVICE, "--since", "30m", "--page-size", "50"
+    )
     assert found == _live(stack)
     assert document["spans"] == stack.live["spans"]
     assert all(len(g["trace_ids"]) >= 1 for g in document["groups"])
