@@ -302,6 +302,35 @@ def _scan_summary(stats: Any) -> dict[str, Any]:
     }
 
 
+def _print(groups: FindingGroups, stats: Any, *, json_output: bool, jaeger_ui: str | None, stdout: IO[str]) -> None:
+    if json_output:
+        document = groups.to_json()
+        document["scan"] = _scan_summary(stats)
+        stdout.write(json.dumps(document) + "\n")
+    else:
+        if len(groups):
+            _table(groups, jaeger_ui, stdout)
+        stdout.write(
+            f"{groups.spans:,} spans judged, {groups.findings:,} findings in {len(groups)} fingerprint groups"
+            + (
+                f"; the stored spans carried {stats.stored_findings:,} findings of the live run (not counted again)"
+                if stats.stored_findings
+                else ""
+            )
+            + "\n"
+        )
+    stdout.flush()
+
+
+def _silence(stdout: IO[str]) -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test double)
+        pass
+
+
 def emit(
     groups: FindingGroups,
     stats: Any,
@@ -321,26 +350,13 @@ def emit(
             Path(sarif).write_text(json.dumps(sarif_document(groups, root=Path.cwd()), indent=2) + "\n")
         except OSError as exc:
             raise UsageError(f"cannot write --sarif {sarif}: {exc.strerror or exc}") from None
-    if json_output:
-        document = groups.to_json()
-        document["scan"] = _scan_summary(stats)
-        stdout.write(json.dumps(document) + "\n")
-    else:
-        if len(groups):
-            _table(groups, jaeger_ui, stdout)
-        stdout.write(
-            f"{groups.spans:,} spans judged, {groups.findings:,} findings in {len(groups)} fingerprint groups"
-            + (
-                f"; the stored spans carried {stats.stored_findings:,} findings of the live run (not counted again)"
-                if stats.stored_findings
-                else ""
-            )
-            + "\n"
-        )
-    stdout.flush()
+    try:
+        _print(groups, stats, json_output=json_output, jaeger_ui=jaeger_ui, stdout=stdout)
+    except BrokenPipeError:  # `tenantwatch scan ... | head`: the reader left; still report problems and exit code
+        _silence(stdout)
     status = EXIT_OK
     for problem in stats.problems:
-        stderr.write(printable(f"tenantwatch scan: {problem}\n"))
+        stderr.write(_safe(f"tenantwatch scan: {problem}") + "\n")
     if stats.problem_count > len(stats.problems):
         stderr.write(f"tenantwatch scan: ... and {stats.problem_count - len(stats.problems)} more unreadable parts\n")
     if stats.problem_count:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -212,3 +213,21 @@ def test_stored_text_is_shown_as_text_not_markup_or_escape_sequences(
     assert code == 0
     assert "/srv/[bold]app\\x1b[2J.py:7" in out
     assert "\x1b" not in out
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_leaves_early_still_gets_the_exit_code_and_problems_on_stderr(run: LiveRun) -> None:
+    from tenantwatch.cli.scan import emit
+    from tenantwatch.tools.scan import ReadStats, scan_sources
+
+    stats = ReadStats()
+    stats.problem("t.json", "line 3", "not valid JSON")
+    groups = scan_sources([], None, stats=stats)
+    stderr = io.StringIO()
+    common = {"json_output": False, "sarif": None, "jaeger_ui": None, "stdout": _ClosedPipe(), "stderr": stderr}
+    assert emit(groups, stats, fail_on="never", **common) == 2  # type: ignore[arg-type]
+    assert "t.json line 3: not valid JSON" in stderr.getvalue()
