@@ -4,7 +4,7 @@ proto) as were raised live.
 The example OKR app runs in a subprocess (tests/e2e/_scan_producer.py) under its traffic generator: normal, buggy,
 unauthenticated and attack requests, so db rules, request rules (injection_signal, brute_force) and the windowed
 repeated_violations all fire. Its spans go over OTLP to the real collector, built by the e2e stack, with a config
-written here: one pipeline, a file exporter per format and Jaeger v2. The live findings come from a finding listener;
+written here: one pipeline, a file exporter per format (json, proto, json with zstd) and Jaeger v2. The live findings come from a finding listener;
 each scan must give the same fingerprints with the same counts.
 """
 
@@ -56,6 +56,11 @@ exporters:
     path: {tmp / "traces.pb"}
     format: proto
     flush_interval: 100ms
+  file/zstd:
+    path: {tmp / "traces.json.zst"}
+    format: json
+    compression: zstd
+    flush_interval: 100ms
   otlp_grpc/jaeger:
     endpoint: 127.0.0.1:{jaeger_otlp}
     tls: {{insecure: true}}
@@ -69,7 +74,7 @@ service:
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [file/json, file/proto, otlp_grpc/jaeger]
+      exporters: [file/json, file/proto, file/zstd, otlp_grpc/jaeger]
 """
     path = tmp / "collector.yaml"
     path.write_text(config)
@@ -189,6 +194,12 @@ def test_scan_of_the_json_file_finds_what_was_raised_live(stack: ScanStack) -> N
 
 def test_scan_of_the_proto_file_finds_what_was_raised_live(stack: ScanStack) -> None:
     found, document = _scan_all(stack, str(stack.proto_file))
+    assert found == _live(stack)
+    assert document["spans"] == stack.live["spans"]
+
+
+def test_scan_of_a_zstd_compressed_file_finds_what_was_raised_live(stack: ScanStack) -> None:
+    found, document = _scan_all(stack, str(stack.tmp / "traces.json.zst"))
     assert found == _live(stack)
     assert document["spans"] == stack.live["spans"]
 

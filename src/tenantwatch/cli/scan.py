@@ -141,6 +141,8 @@ def _sources(args: argparse.Namespace, stdin: IO[str]) -> list[Any]:
         raise UsageError("give trace files (or - for stdin) and/or --jaeger URL --service NAME")
     if args.paths.count("-") > 1:
         raise UsageError("- (stdin) can be given once")
+    if "-" in args.paths and hasattr(stdin, "isatty") and stdin.isatty():
+        raise UsageError("- reads traces from stdin, which is a terminal: pipe a file exporter file in")
     sources: list[Any] = []
     for path in args.paths:
         if path != "-" and (not Path(path).exists() or Path(path).is_dir()):

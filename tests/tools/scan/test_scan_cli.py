@@ -150,6 +150,8 @@ def test_empty_source_is_loud_unless_allowed(
         (["--jaeger", "http://127.0.0.1:9", "--service", "x", "--attribute", "novalue"], "KEY=VALUE"),
         (["--jaeger", "http://127.0.0.1:9", "--service", "x"], "cannot reach Jaeger"),
         (["x.json", "--service", "x"], "apply to --jaeger only"),
+        (["-"], "stdin, which is a terminal"),
+        (["-", "-"], "can be given once"),
     ],
 )
 def test_usage_and_input_errors_exit_2(
