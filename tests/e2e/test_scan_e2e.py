@@ -1,10 +1,10 @@
-"""``tenantwatch scan`` finds the same findings from Jaeger and from the collector's file exporter files (json and
-proto) as were raised live.
+"""``tenantwatch scan`` finds the same findings from Jaeger and from the collector's file exporter files (json, proto
+and json with zstd) as were raised live.
 
 The example OKR app runs in a subprocess (tests/e2e/_scan_producer.py) under its traffic generator: normal, buggy,
 unauthenticated and attack requests, so db rules, request rules (injection_signal, brute_force) and the windowed
 repeated_violations all fire. Its spans go over OTLP to the real collector, built by the e2e stack, with a config
-written here: one pipeline, a file exporter per format (json, proto, json with zstd) and Jaeger v2. The live findings come from a finding listener;
+written here: one pipeline, a file exporter per format and Jaeger v2. The live findings come from a finding listener;
 each scan must give the same fingerprints with the same counts.
 """
 
