@@ -10,6 +10,7 @@
 * ``tenantwatch report`` (:mod:`.report`) writes a daily or weekly report (HTML, Markdown, JSON).
 * ``tenantwatch audit`` (:mod:`.audit`) lints a PostgreSQL schema for tenant isolation (RLS, policies, roles).
 * ``tenantwatch baseline`` (:mod:`.baseline`) writes, updates and checks the CI gate's baseline of accepted findings.
+* ``tenantwatch scan`` (:mod:`.scan`) judges stored traces (file exporter files, Jaeger) with the live rules.
 * ``tenantwatch version`` prints the version.
 
 Exit codes, for every subcommand: 0 success (``explain``: no finding at or above ``--fail-on``), 1 the command found
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from tenantwatch.cli import audit, baseline, check_config, demo, explain, init, report
+from tenantwatch.cli import audit, baseline, check_config, demo, explain, init, report, scan
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
 from tenantwatch.version import __version__
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_parser(sub)
     audit.add_parser(sub)
     baseline.add_parser(sub)
+    scan.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config.run(args, stdout)
         if args.command == "init":
             return init.run(args, stdout, stderr)
+        if args.command == "scan":
+            return scan.run(args, stdin, stdout, stderr)
         if args.command == "baseline":
             return baseline.run(args, stdin, stdout, stderr)
         if args.command == "audit":

@@ -1,0 +1,136 @@
+"""Traces from Jaeger's query API (``/api/v3/traces``), one page at a time.
+
+Jaeger's v3 search takes a service, a start-time range (RFC 3339) and span attributes, and answers at most
+``query.num_traces`` whole traces as one OTLP/JSON document (``{"result": {"resourceSpans": [...]}}``); it has no
+offset paging. So the range is walked in windows of ``window`` seconds, oldest first, one request each; a window that
+comes back full (``page_size`` traces: maybe more were left out) is halved and asked again, down to a millisecond. A
+trace found in two neighbouring windows is judged once. Memory holds one page.
+
+A window still full at a millisecond is reported as a problem (traces may be missing; raise ``--page-size``), and an
+unreachable Jaeger or an answer that is not a trace document is an :class:`~.files.InputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tenantwatch.tools.scan import otlp_json
+from tenantwatch.tools.scan._records import BadRecordError, ReadStats
+from tenantwatch.tools.scan.files import InputError
+
+__all__ = ["DEFAULT_PAGE_SIZE", "DEFAULT_WINDOW_SECONDS", "JaegerSource", "rfc3339"]
+
+DEFAULT_PAGE_SIZE: Final = 200
+DEFAULT_WINDOW_SECONDS: Final = 900.0
+_MIN_WINDOW: Final = 0.001
+"""Windows are halved down to a millisecond (RFC 3339 times carry microseconds)."""
+_MAX_PAGE_BYTES: Final = 512 * 1024 * 1024
+
+
+def rfc3339(seconds: float) -> str:
+    """Unix seconds as RFC 3339 UTC with microseconds (what Jaeger's v3 API parses)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class JaegerSource:
+    """Every trace of ``service`` that starts within [``start``, ``end``] (Unix seconds) and has ``attributes``."""
+
+    url: str
+    service: str
+    start: float
+    end: float
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    page_size: int = DEFAULT_PAGE_SIZE
+    window: float = DEFAULT_WINDOW_SECONDS
+    timeout: float = 30.0
+
+    @property
+    def name(self) -> str:
+        return f"jaeger {self.url.rstrip('/')} service {self.service}"
+
+    def _query(self, start: float, end: float) -> str:
+        query = {
+            "query.service_name": self.service,
+            "query.start_time_min": rfc3339(start),
+            "query.start_time_max": rfc3339(end),
+            "query.num_traces": str(self.page_size),
+        }
+        if self.attributes:
+            query["query.attributes"] = json.dumps(dict(self.attributes), separators=(",", ":"))
+        return f"{self.url.rstrip('/')}/api/v3/traces?{urllib.parse.urlencode(query)}"
+
+    def _page(self, start: float, end: float) -> Mapping[str, Any] | None:
+        """One answer; ``None`` when Jaeger found nothing (it answers 404 for an empty search)."""
+        url = self._query(start, end)
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read(_MAX_PAGE_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(2000).decode("utf-8", "replace")
+            if exc.code == 404:
+                return None
+            raise InputError(f"Jaeger answered {exc.code} for {url}: {detail.strip()[:300]}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InputError(f"cannot reach Jaeger at {self.url}: {reason}") from None
+        if len(body) > _MAX_PAGE_BYTES:
+            raise InputError(f"a Jaeger page is larger than {_MAX_PAGE_BYTES} bytes: lower --page-size")
+        try:
+            document = otlp_json.parse_document(body)
+        except BadRecordError as exc:
+            raise InputError(f"Jaeger's answer for {url} is not a trace document: {exc}") from None
+        if "error" in document and "result" not in document:
+            raise InputError(f"Jaeger answered an error for {url}: {json.dumps(document['error'])[:300]}")
+        return document
+
+    def spans(self, stats: ReadStats) -> Iterator[ReadableSpan]:
+        stats.bytes_total = None
+        previous: set[int] = set()
+        page = 0
+        windows = [(self.start, min(self.end, self.start + self.window))]
+        cursor = windows[0][1]
+        while windows:
+            start, end = windows.pop()
+            document = self._page(start, end)
+            page += 1
+            stats.records += 1
+            spans: list[ReadableSpan] = []
+            if document is not None:
+
+                def report(message: str, page: int = page) -> None:
+                    stats.problem(self.name, f"page {page}", message)
+
+                try:
+                    spans = list(otlp_json.spans_from_document(document, stats, report))
+                except BadRecordError as exc:
+                    report(str(exc))
+            traces = {span.context.trace_id for span in spans if span.context is not None}
+            if len(traces) >= self.page_size and end - start > _MIN_WINDOW:
+                middle = (start + end) / 2  # the page may be cut: ask for each half instead (older half first)
+                windows.extend([(middle, end), (start, middle)])
+                continue
+            if len(traces) >= self.page_size:
+                stats.problem(
+                    self.name,
+                    f"page {page}",
+                    f"{len(traces)} traces started within one millisecond at {rfc3339(start)}: some may be missing "
+                    "(raise --page-size)",
+                )
+            for span in spans:
+                if span.context is not None and span.context.trace_id not in previous:
+                    yield span
+            previous = traces
+            if not windows and cursor < self.end:
+                windows.append((cursor, min(self.end, cursor + self.window)))
+                cursor = windows[-1][1]
