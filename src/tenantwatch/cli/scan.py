@@ -26,6 +26,8 @@ from tenantwatch import environment_variables as env
 from tenantwatch.attributes import SEVERITIES
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, printable
 from tenantwatch.config import ConfigError, load_settings
+from tenantwatch.tools.gate.baseline import Baseline, BaselineError
+from tenantwatch.tools.gate.compare import DEFAULT_FAIL_ON, GateResult, compare, render
 from tenantwatch.tools.groups import FindingGroup, FindingGroups
 
 __all__ = ["add_parser", "emit", "run"]
@@ -90,8 +92,21 @@ def add_parser(sub: Any) -> None:
     out.add_argument(
         "--fail-on",
         choices=FAIL_ON_CHOICES,
-        default="never",
-        help="lowest severity of a finding group that makes the exit code 1 (default: never)",
+        default=None,
+        help="lowest severity of a finding group that makes the exit code 1 (default: never; with --baseline: "
+        "warning, counting only findings not in the baseline)",
+    )
+    out.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="the CI gate on stored traces: compare with a reviewed baseline (tenantwatch baseline); exit 1 on a new "
+        "finding at or above --fail-on, known ones pass, stale entries are listed",
+    )
+    out.add_argument(
+        "--root",
+        metavar="DIR",
+        default=".",
+        help="with --baseline: the project root the baseline's paths are relative to (default: the current directory)",
     )
     out.add_argument("--allow-empty", action="store_true", help="a source without spans is not an error")
     out.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
@@ -304,10 +319,20 @@ def _scan_summary(stats: Any) -> dict[str, Any]:
     }
 
 
-def _print(groups: FindingGroups, stats: Any, *, json_output: bool, jaeger_ui: str | None, stdout: IO[str]) -> None:
+def _print(
+    groups: FindingGroups,
+    stats: Any,
+    *,
+    json_output: bool,
+    jaeger_ui: str | None,
+    stdout: IO[str],
+    gate: GateResult | None = None,
+) -> None:
     if json_output:
         document = groups.to_json()
         document["scan"] = _scan_summary(stats)
+        if gate is not None:
+            document["gate"] = _gate_summary(gate)
         stdout.write(json.dumps(document) + "\n")
     else:
         if len(groups):
@@ -321,7 +346,25 @@ def _print(groups: FindingGroups, stats: Any, *, json_output: bool, jaeger_ui: s
             )
             + "\n"
         )
+        if gate is not None:
+            stdout.write(render(gate))
+            if not render(gate).endswith("\n"):
+                stdout.write("\n")
     stdout.flush()
+
+
+def _gate_summary(gate: GateResult) -> dict[str, Any]:
+    """The gate's verdict in the ``--json`` document: counts and the fingerprints of each kind."""
+    return {
+        "baseline": gate.baseline_path,
+        "failed": gate.failed,
+        "fail_on": gate.fail_on,
+        "new": [group.fingerprint for group in gate.new],
+        "failing": [group.fingerprint for group in gate.failing],
+        "known": [group.fingerprint for group, _ in gate.known],
+        "moved": [group.fingerprint for group, _ in gate.moved],
+        "stale": [entry.fingerprint for entry in gate.stale],
+    }
 
 
 def _silence(stdout: IO[str]) -> None:
@@ -343,17 +386,21 @@ def emit(
     fail_on: str,
     stdout: IO[str],
     stderr: IO[str],
+    gate: GateResult | None = None,
 ) -> int:
-    """Print ``groups`` (table or JSON), write the SARIF file, say what went wrong; returns the exit code."""
+    """Print ``groups`` (table or JSON), write the SARIF file, say what went wrong; returns the exit code. With a
+    ``gate`` (``--baseline``), only its new findings at or above its ``fail_on`` make the exit code 1."""
     if sarif:
         from tenantwatch.tools.sarif import sarif_document
 
+        state = gate.baseline_state() if gate is not None else None
+        root = gate.root if gate is not None and gate.root is not None else Path.cwd()
         try:
-            Path(sarif).write_text(json.dumps(sarif_document(groups, root=Path.cwd()), indent=2) + "\n")
+            Path(sarif).write_text(json.dumps(sarif_document(groups, root=root, baseline_state=state), indent=2) + "\n")
         except OSError as exc:
             raise UsageError(f"cannot write --sarif {sarif}: {exc.strerror or exc}") from None
     try:
-        _print(groups, stats, json_output=json_output, jaeger_ui=jaeger_ui, stdout=stdout)
+        _print(groups, stats, json_output=json_output, jaeger_ui=jaeger_ui, stdout=stdout, gate=gate)
     except BrokenPipeError:  # `tenantwatch scan ... | head`: the reader left; still report problems and exit code
         _silence(stdout)
     status = EXIT_OK
@@ -369,7 +416,7 @@ def emit(
     if stats.failed:
         stderr.write(f"tenantwatch scan: {stats.failed} span(s) could not be judged (run with -v for details)\n")
         status = EXIT_USAGE
-    if status == EXIT_OK and _fails(groups, fail_on):
+    if status == EXIT_OK and (gate.failed if gate is not None else _fails(groups, fail_on)):
         status = EXIT_FINDINGS
     return status
 
@@ -386,6 +433,7 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
     from tenantwatch.tools.scan import InputError, ReadStats, scan_sources
 
     sources = _sources(args, stdin)
+    baseline = _baseline(args.baseline) if args.baseline else None
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -402,15 +450,19 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
     finally:
         if progress is not None:
             progress.close()
+    gate = None
+    if baseline is not None:
+        gate = compare(groups, baseline, root=Path(args.root), fail_on=args.fail_on or DEFAULT_FAIL_ON)
     status = emit(
         groups,
         stats,
         json_output=args.json,
         sarif=args.sarif,
         jaeger_ui=args.jaeger_ui or args.jaeger,
-        fail_on=args.fail_on,
+        fail_on=args.fail_on or "never",
         stdout=stdout,
         stderr=stderr,
+        gate=gate,
     )
     if stats.empty_sources:
         for name in stats.empty_sources:
@@ -418,6 +470,16 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
         if not args.allow_empty:
             status = EXIT_USAGE
     return status
+
+
+def _baseline(path: str) -> Baseline:
+    """The reviewed baseline of ``--baseline`` (a missing or bad file is a usage error naming its line)."""
+    if not Path(path).is_file():
+        raise UsageError(f"--baseline {path}: no such file (write one with: tenantwatch baseline FINDINGS.json)")
+    try:
+        return Baseline.load(path)
+    except BaselineError as exc:
+        raise UsageError(str(exc), details={"file": path, "issues": [i.to_json() for i in exc.issues]}) from exc
 
 
 if __name__ == "__main__":  # pragma: no cover

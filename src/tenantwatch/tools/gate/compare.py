@@ -41,7 +41,9 @@ class GateResult:
 
     @property
     def failing(self) -> list[FindingGroup]:
-        """New findings at or above ``fail_on``."""
+        """New findings at or above ``fail_on`` (none when ``fail_on`` is ``never``)."""
+        if self.fail_on == "never":
+            return []
         floor = severity_rank(self.fail_on)
         return [group for group in self.new if severity_rank(group.severity) >= floor]
 
