@@ -149,6 +149,13 @@ def test_an_app_that_configures_tenantwatch_itself_keeps_its_exporter_and_the_ga
     result.assert_outcomes(passed=4)
     assert result.ret == 1
     assert "tenantwatch gate FAILED: 2 new" in result.stdout.str()
+    assert "note:" not in result.stdout.str()
+    # A rules file given to the gate cannot change the app's own processors: the summary says so.
+    result = _run(pytester, "test_notes.py", "test_exported.py", "--tenantwatch", "--tenantwatch-config=rules.yaml")
+    assert result.ret == 1
+    assert "the application configured tenantwatch itself: its processors judge with their own settings" in (
+        result.stdout.str()
+    )
 
 
 @pytest.mark.parametrize(

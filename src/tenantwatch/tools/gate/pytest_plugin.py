@@ -127,6 +127,8 @@ class Gate:
         self._phase: list[str] = []
         self._sources: list[FindingSource] = []
         self._own: TenantwatchHandle | None = None
+        self.notes: list[str] = []
+        """Said in the terminal summary: what the gate could not do as asked."""
         self._unwatch = watch(self._on_source)
 
     # --- options --------------------------------------------------------------------------------------------
@@ -210,13 +212,23 @@ class Gate:
     # --- pytest hooks ---------------------------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        import tenantwatch
+        from tenantwatch.config import ConfigError, load_settings
+
+        if self.rules_file is not None:  # a bad rules file stops the run whoever configures tenantwatch
+            try:
+                load_settings(self.rules_file)
+            except ConfigError as error:
+                raise pytest.UsageError(f"tenantwatch: {error}") from None
         with self._lock:
             configured = bool(self._sources)
         if configured:
+            if self.rules_file is not None:
+                self.notes.append(
+                    f"the application configured tenantwatch itself: its processors judge with their own settings, "
+                    f"not with {self.rules_file}"
+                )
             return
-        import tenantwatch
-        from tenantwatch.config import ConfigError
-
         try:
             self._own = tenantwatch.configure(exporters=False, set_global=False, rules_file=self.rules_file)
         except ConfigError as error:
@@ -278,6 +290,8 @@ class Gate:
             return
         markup = {"red": True, "bold": True} if result.failed else {"green": True}
         terminalreporter.section("tenantwatch", sep="=", **markup)
+        for note in self.notes:
+            terminalreporter.line(f"tenantwatch: note: {note}", yellow=True)
         for line in render(result, details=self._details).splitlines():
             terminalreporter.line(line)
         for label, path in (("findings", self.findings_path), ("SARIF", self.sarif_path)):
