@@ -14,7 +14,7 @@ This reads SDK internals, so it is strictly opportunistic: a label set is record
 aggregation it feeds is one this module knows (an explicit-bucket histogram or a sum, under a view that keeps every
 attribute), the instrument is enabled and no reader was added or removed since (then the lookup is redone).
 Anything else (another SDK version, a view that drops attributes or changes the aggregation, a no-op provider) goes
-through the public API, call by call, as before. ``tests/processors/test_direct_metrics.py`` holds that both paths
+through the public API, call by call, as before. ``tests/processors/test_hot_path.py`` holds that both paths
 export the same data points.
 """
 

@@ -243,7 +243,11 @@ class TenantwatchSpanProcessor(SpanProcessor):
 
         if facts.tenant_tables:
             request_tenant = self._routes.tenant_for(span)
-            if request_tenant is not None:
+            if request_tenant is not None and not foreign:
+                # from_attributes built these facts a moment ago and nothing holds them yet: set the field instead
+                # of dataclasses.replace (≈8 µs for SpanFacts' 50 fields, on every db span of a request)
+                facts.request_tenant = request_tenant
+            elif request_tenant is not None:
                 facts = replace(facts, request_tenant=request_tenant)
         metrics = self._metrics
         bucket = metrics.tenant_bucket(facts.tenant_id)
