@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from processor_support import CLEAN, UNFILTERED, Pipeline
 
 from tenantwatch import attributes as A
-from tenantwatch.processors._direct import DirectRecorder
+from tenantwatch.core.direct_metrics import DirectRecorder
 from tenantwatch.processors.metrics import DURATION_BUCKETS, ProcessorMetrics
 
 _DURATIONS_MS = (0.4, 2.0, 7.5, 7.5, 30.0, 120.0, 800.0, 3.0, 0.9, 15_000.0)

@@ -29,9 +29,9 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_pr
 
 from tenantwatch import attributes as A
 from tenantwatch.core.buckets import OPERATION_LABEL_CAP, SYSTEM_LABEL_CAP, TenantBuckets
+from tenantwatch.core.direct_metrics import DirectRecorder
 from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
-from tenantwatch.processors._direct import DirectRecorder
 from tenantwatch.version import __version__
 
 __all__ = ["DURATION_BUCKETS", "ROWS_BUCKETS", "ProcessorMetrics"]
@@ -78,7 +78,8 @@ class ProcessorMetrics:
         self._record_duration = DirectRecorder(self._duration).record
         self._record_rows = DirectRecorder(self._rows).record
         self._add_finding = DirectRecorder(self._findings).record
-        """Per-statement records straight into the SDK's aggregations once a label set is known (:mod:`._direct`)."""
+        """Per-statement records, straight into the SDK's aggregations once a label set is known
+        (:mod:`tenantwatch.core.direct_metrics`)."""
         self.tenant_bucket = TenantBuckets(tenant_label_cap, canonical=True)
         self.table_bucket = TenantBuckets(table_label_cap)
         """``db.collection.name`` label values: the first ``table_label_cap`` tables, then ``__other__``."""

@@ -1,8 +1,9 @@
-"""Recording into the OpenTelemetry SDK's aggregations directly, for the processor's per-statement instruments.
+"""Recording into the OpenTelemetry SDK's aggregations directly, for the per-statement and per-request instruments.
 
 A synchronous ``Histogram.record`` / ``Counter.add`` of SDK 1.45 costs 10-15 µs: it builds a ``Measurement``,
 cleans and copies its attributes, and hashes them (sorted) once per view to find the aggregation, for every call.
-The processor records two histograms per db span with the same few label values over and over, so
+The processor records two histograms per db span (the ASGI middleware a counter and a histogram per request) with
+the same few label values over and over, so
 :class:`DirectRecorder` does that lookup once per label set: the first measurement of a label set goes through the
 public API (which creates the SDK's aggregations, in every reader and view, exactly as it always did); then the
 recorder finds those aggregations and updates them itself, the way their own ``aggregate`` does (bucket count, sum,
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
+from collections.abc import Mapping
 from time import time_ns
 from typing import Any
 
@@ -62,14 +64,14 @@ class DirectRecorder:
             and hasattr(consumer, "_sdk_config")
         )
         self._storages: object = None
-        self._targets: dict[tuple[tuple[str, str], ...], tuple[Any, ...]] = {}
+        self._targets: dict[tuple[tuple[str, Any], ...], tuple[Any, ...]] = {}
 
     @property
     def direct(self) -> bool:
         """Whether this recorder can record directly at all (an SDK instrument of a known shape)."""
         return self._enabled
 
-    def record(self, value: float, labels: dict[str, str]) -> None:
+    def record(self, value: float, labels: Mapping[str, Any]) -> None:
         if not self._enabled:
             self._public(value, labels)
             return
@@ -109,7 +111,10 @@ class DirectRecorder:
             if sample:
                 aggregation._reservoir.offer(value, now, labels, context)
 
-    def _find(self, labels: dict[str, str], storages: Any) -> tuple[Any, ...]:
+    add = record
+    """``Counter.add`` spelling of :meth:`record`."""
+
+    def _find(self, labels: Mapping[str, Any], storages: Any) -> tuple[Any, ...]:
         """The SDK aggregations ``labels`` feeds, each with its bucket bounds (``None`` for a sum); ``_PUBLIC`` when
         any of them is not one this module updates the way the SDK does."""
         try:
