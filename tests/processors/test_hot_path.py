@@ -197,3 +197,12 @@ def test_db_spans_of_a_request_are_judged_against_its_tenant_without_copying_fac
     spans = {span.name: span for span in pipeline.spans()}
     assert A.FINDINGS not in (spans["clean"].attributes or {})
     assert "stale_tenant_context" in (spans["stale"].attributes or {})[A.FINDINGS]
+
+
+def test_values_the_sdk_rejects_are_still_rejected() -> None:
+    reader = InMemoryMetricReader()
+    recorder = DirectRecorder(MeterProvider(metric_readers=[reader]).get_meter("t").create_histogram("h", unit="s"))
+    for value in (1.0, 2.0, -1.0, float("inf"), float("nan")):
+        recorder.record(value, {"k": "v"})
+    (point,) = _points(reader, "h").values()
+    assert _summary(point)[:2] == (2, 3.0)

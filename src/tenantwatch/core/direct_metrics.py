@@ -44,6 +44,8 @@ except ImportError:  # pragma: no cover - depends on the installed SDK
     _SumAggregation = None  # type: ignore[assignment,misc]
     _hash_attributes = None  # type: ignore[assignment]
 
+_INF = float("inf")
+
 _PUBLIC = ()
 """Cached for a label set that must take the public path."""
 
@@ -85,7 +87,8 @@ class DirectRecorder:
             self._public(value, labels)  # the SDK creates the aggregations of this label set
             self._targets[key] = self._find(labels, storages)
             return
-        if targets is _PUBLIC or not self._instrument._is_enabled():
+        if targets is _PUBLIC or not 0 <= value < _INF or not self._instrument._is_enabled():
+            # (a negative, infinite or NaN value: the SDK warns and drops it, as it always did)
             self._public(value, labels)
             return
         context = get_current()
