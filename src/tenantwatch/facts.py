@@ -25,7 +25,10 @@ _AttrValue = str | bool | int | float | tuple[str, ...] | tuple[int, ...]
 def _strs(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
-    if type(value) is tuple and all(type(v) is str for v in value):
+    if type(value) is tuple:
+        for item in value:  # a loop: cheaper than all(...) over a generator for the few items a span holds
+            if type(item) is not str:
+                return tuple(str(v) for v in value)
         return value  # what span attributes hold: already a tuple of strings
     if isinstance(value, str):
         return (value,)
@@ -158,64 +161,38 @@ class SpanFacts:
 
     @classmethod
     def from_attributes(cls, attrs: Mapping[str, Any] | None, *, duration_ms: float | None = None) -> SpanFacts:
-        """Read facts back from a span's attributes (missing attributes become defaults)."""
-        a: Mapping[str, Any] = attrs or {}
-        statement = a.get(A.DB_QUERY_TEXT)
-        if statement is None:
-            statement = a.get(A.DB_STATEMENT)
-        system = a.get(A.DB_SYSTEM_NAME)
-        if system is None:
-            system = a.get(A.DB_SYSTEM)
-        return cls(
-            operation=_str(_first(a, A.DB_OPERATION, A.DB_OPERATION_NAME)),
-            statement=_str(statement),
-            system=_str(system),
-            main_table=_str(_first(a, A.DB_COLLECTION_NAME, A.DB_SQL_TABLE)),
-            tables=_strs(a.get(A.DB_TABLES)),
-            tenant_tables=_strs(a.get(A.DB_TENANT_TABLES)),
-            tenant_filter=_str(a.get(A.DB_TENANT_FILTER)) or "not_applicable",
-            unfiltered=_strs(a.get(A.DB_UNFILTERED)),
-            unscoped_writes=_strs(a.get(A.DB_UNSCOPED_WRITES)),
-            inherited=_strs(a.get(A.DB_INHERITED)),
-            tenant_values=_strs(a.get(A.DB_TENANT_VALUES)),
-            written_tenant_values=_strs(a.get(A.DB_WRITTEN_TENANT_VALUES)),
-            statement_fingerprint=_str(a.get(A.DB_FINGERPRINT)),
-            analysis_error=_str(a.get(A.DB_ANALYSIS_ERROR)),
-            returned_rows=_int(_first(a, A.DB_RETURNED_ROWS, A.DB_RESPONSE_RETURNED_ROWS)),
-            duration_ms=duration_ms,
-            tenant_id=_str(a.get(A.TENANT_ID)),
-            user_id=_str(a.get(A.ENDUSER_ID)),
-            role=_str(a.get(A.ENDUSER_ROLE)),
-            unscoped_reason=_str(a.get(A.UNSCOPED_REASON)),
-            unscoped_rules=_strs(a.get(A.UNSCOPED_RULES)),
-            code_function=_str(a.get(A.CODE_FUNCTION)),
-            code_filepath=_str(a.get(A.CODE_FILEPATH)),
-            code_lineno=_int(a.get(A.CODE_LINENO)),
-            route=_str(a.get(A.HTTP_ROUTE)),
-            request_values_in_sql=_strs(a.get(A.DB_REQUEST_VALUES_IN_SQL)),
-            test_data=_strs(a.get(A.DB_TEST_DATA)),
-            rls_tenant=_str(a.get(A.DB_RLS_TENANT)),
-            keyed=_strs(a.get(A.DB_KEYED)),
-            tenant_rows_inspected=_int(a.get(A.DB_TENANT_ROWS_INSPECTED)),
-            tenant_rows_own=_int(a.get(A.DB_TENANT_ROWS_OWN)),
-            tenant_rows_other=_int(a.get(A.DB_TENANT_ROWS_OTHER)),
-            tenant_rows_uninspected=_int(a.get(A.DB_TENANT_ROWS_UNINSPECTED)),
-            tenant_rows_tables=_strs(a.get(A.DB_TENANT_ROWS_TABLES)),
-            tenant_rows_other_tables=_strs(a.get(A.DB_TENANT_ROWS_OTHER_TABLES)),
-            tenant_rows_keys=_strs(a.get(A.DB_TENANT_ROWS_KEYS)),
-            tenant_rows_other_keys=_strs(a.get(A.DB_TENANT_ROWS_OTHER_KEYS)),
-            identity_key_columns=_strs(a.get(A.DB_IDENTITY_KEY_COLUMNS)),
-            identity_key_values=_strs(a.get(A.DB_IDENTITY_KEY_VALUES)),
-            tenant_keys=_tenant_keys(a),
-            identity=_strs(a.get(A.DB_IDENTITY)),
-            identity_kind=_str(a.get(A.DB_IDENTITY_KIND)),
-            identity_column=_str(a.get(A.DB_IDENTITY_COLUMN)),
-            identity_tenant_values=_strs(a.get(A.DB_IDENTITY_TENANT_VALUES)),
-            identity_tenant_rows=_ints(a.get(A.DB_IDENTITY_TENANT_ROWS)),
-            identity_unknown_rows=_int(a.get(A.DB_IDENTITY_UNKNOWN_ROWS)),
-            key_values=_key_values(a, A.db_key_values_attribute),
-            written_key_values=_key_values(a, A.db_written_key_values_attribute),
-        )
+        """Read facts back from a span's attributes (missing attributes become defaults).
+
+        One pass over the keys the span has (:data:`_READERS`), instead of a lookup per field: a span carries a
+        third of them. Where tenantwatch's key and a semantic-convention key name one fact, the first one wins."""
+        kwargs: dict[str, Any] = {"duration_ms": duration_ms}
+        if not attrs:
+            return cls(**kwargs)
+        fallbacks: list[tuple[str, Callable[[Any], Any], Any]] | None = None
+        readers = _READERS
+        for key, value in attrs.items():
+            reader = readers.get(key)
+            if reader is None or value is None:
+                continue
+            name, convert, fallback = reader
+            if fallback:
+                if fallbacks is None:
+                    fallbacks = []
+                fallbacks.append((name, convert, value))
+            elif convert is _str and type(value) is str:
+                kwargs[name] = value  # the common case, without the call
+            else:
+                kwargs[name] = convert(value)
+        if fallbacks is not None:
+            for name, convert, value in fallbacks:
+                if name not in kwargs:
+                    kwargs[name] = convert(value)
+        _root, finer = tenant_hierarchy()
+        if finer:
+            kwargs["tenant_keys"] = _tenant_keys(attrs)
+            kwargs["key_values"] = _key_values(attrs, A.db_key_values_attribute)
+            kwargs["written_key_values"] = _key_values(attrs, A.db_written_key_values_attribute)
+        return cls(**kwargs)
 
     def tenant_value(self, key: str) -> str | None:
         """The context's value of tenant key ``key`` (the root key's is ``tenant_id``), as
@@ -341,6 +318,65 @@ def facts_for_statement(
         code_lineno=code_lineno,
         route=route,
     )
+
+
+def _filter(value: object) -> str:
+    return _str(value) or "not_applicable"
+
+
+_READERS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
+    A.DB_QUERY_TEXT: ("statement", _str, False),
+    A.DB_STATEMENT: ("statement", _str, True),
+    A.DB_SYSTEM_NAME: ("system", _str, False),
+    A.DB_SYSTEM: ("system", _str, True),
+    A.DB_OPERATION: ("operation", _str, False),
+    A.DB_OPERATION_NAME: ("operation", _str, True),
+    A.DB_COLLECTION_NAME: ("main_table", _str, False),
+    A.DB_SQL_TABLE: ("main_table", _str, True),
+    A.DB_RETURNED_ROWS: ("returned_rows", _int, False),
+    A.DB_RESPONSE_RETURNED_ROWS: ("returned_rows", _int, True),
+    A.DB_TABLES: ("tables", _strs, False),
+    A.DB_TENANT_TABLES: ("tenant_tables", _strs, False),
+    A.DB_TENANT_FILTER: ("tenant_filter", _filter, False),
+    A.DB_UNFILTERED: ("unfiltered", _strs, False),
+    A.DB_UNSCOPED_WRITES: ("unscoped_writes", _strs, False),
+    A.DB_INHERITED: ("inherited", _strs, False),
+    A.DB_TENANT_VALUES: ("tenant_values", _strs, False),
+    A.DB_WRITTEN_TENANT_VALUES: ("written_tenant_values", _strs, False),
+    A.DB_FINGERPRINT: ("statement_fingerprint", _str, False),
+    A.DB_ANALYSIS_ERROR: ("analysis_error", _str, False),
+    A.TENANT_ID: ("tenant_id", _str, False),
+    A.ENDUSER_ID: ("user_id", _str, False),
+    A.ENDUSER_ROLE: ("role", _str, False),
+    A.UNSCOPED_REASON: ("unscoped_reason", _str, False),
+    A.UNSCOPED_RULES: ("unscoped_rules", _strs, False),
+    A.CODE_FUNCTION: ("code_function", _str, False),
+    A.CODE_FILEPATH: ("code_filepath", _str, False),
+    A.CODE_LINENO: ("code_lineno", _int, False),
+    A.HTTP_ROUTE: ("route", _str, False),
+    A.DB_REQUEST_VALUES_IN_SQL: ("request_values_in_sql", _strs, False),
+    A.DB_TEST_DATA: ("test_data", _strs, False),
+    A.DB_RLS_TENANT: ("rls_tenant", _str, False),
+    A.DB_KEYED: ("keyed", _strs, False),
+    A.DB_TENANT_ROWS_INSPECTED: ("tenant_rows_inspected", _int, False),
+    A.DB_TENANT_ROWS_OWN: ("tenant_rows_own", _int, False),
+    A.DB_TENANT_ROWS_OTHER: ("tenant_rows_other", _int, False),
+    A.DB_TENANT_ROWS_UNINSPECTED: ("tenant_rows_uninspected", _int, False),
+    A.DB_TENANT_ROWS_TABLES: ("tenant_rows_tables", _strs, False),
+    A.DB_TENANT_ROWS_OTHER_TABLES: ("tenant_rows_other_tables", _strs, False),
+    A.DB_TENANT_ROWS_KEYS: ("tenant_rows_keys", _strs, False),
+    A.DB_TENANT_ROWS_OTHER_KEYS: ("tenant_rows_other_keys", _strs, False),
+    A.DB_IDENTITY_KEY_COLUMNS: ("identity_key_columns", _strs, False),
+    A.DB_IDENTITY_KEY_VALUES: ("identity_key_values", _strs, False),
+    A.DB_IDENTITY: ("identity", _strs, False),
+    A.DB_IDENTITY_KIND: ("identity_kind", _str, False),
+    A.DB_IDENTITY_COLUMN: ("identity_column", _str, False),
+    A.DB_IDENTITY_TENANT_VALUES: ("identity_tenant_values", _strs, False),
+    A.DB_IDENTITY_TENANT_ROWS: ("identity_tenant_rows", _ints, False),
+    A.DB_IDENTITY_UNKNOWN_ROWS: ("identity_unknown_rows", _int, False),
+}
+"""Span attribute -> (SpanFacts field, converter, whether it only stands in for another key of the same field):
+what :meth:`SpanFacts.from_attributes` reads. ``tests/test_facts_readers.py`` holds it complete."""
 
 
 def _tenant_keys(attrs: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

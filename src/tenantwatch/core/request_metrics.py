@@ -10,6 +10,7 @@ from opentelemetry.metrics import MeterProvider, get_meter_provider
 
 from tenantwatch import attributes as A
 from tenantwatch.core.buckets import TenantBuckets
+from tenantwatch.core.direct_metrics import DirectRecorder
 from tenantwatch.version import __version__
 
 __all__ = ["RequestMetrics"]
@@ -23,14 +24,20 @@ class RequestMetrics:
         meter = (meter_provider or get_meter_provider()).get_meter(A.SCOPE_NAME, __version__)
         self.tenant_bucket = TenantBuckets(tenant_cap, canonical=True)
         self.client_bucket = TenantBuckets(client_cap)
-        self.requests = meter.create_counter(
-            A.METRIC_HTTP_REQUESTS,
-            unit="{request}",
-            description="HTTP requests by tenant bucket, route, method and status",
+        self.requests = DirectRecorder(
+            meter.create_counter(
+                A.METRIC_HTTP_REQUESTS,
+                unit="{request}",
+                description="HTTP requests by tenant bucket, route, method and status",
+            )
         )
-        self.duration = meter.create_histogram(
-            A.METRIC_HTTP_DURATION, unit="s", description="HTTP request duration by tenant bucket and route"
+        """Counted once per request: straight into the SDK's aggregation once a label set is known."""
+        self.duration = DirectRecorder(
+            meter.create_histogram(
+                A.METRIC_HTTP_DURATION, unit="s", description="HTTP request duration by tenant bucket and route"
+            )
         )
+        """Recorded once per request, like ``requests``."""
         self.auth_failures = meter.create_counter(
             A.METRIC_AUTH_FAILURES,
             unit="{response}",

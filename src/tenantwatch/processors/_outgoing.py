@@ -52,9 +52,11 @@ def _event(event: Event, is_db: bool, limit: int) -> Event | None:
                 if clean != value:
                     changed = dict(attributes) if changed is None else changed
                     changed[key] = clean
-    capped = cap_attributes(changed if changed is not None else attributes, limit)
-    if capped is not None:
-        changed = capped
+    current = changed if changed is not None else attributes
+    if not _fits(current, limit):  # the plain loop first: most events (the findings' own) fit
+        capped = cap_attributes(current, limit)
+        if capped is not None:
+            changed = capped
     if changed is None:
         return None
     return Event(event.name, attributes=changed, timestamp=event.timestamp)

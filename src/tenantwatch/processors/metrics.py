@@ -29,6 +29,7 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_pr
 
 from tenantwatch import attributes as A
 from tenantwatch.core.buckets import OPERATION_LABEL_CAP, SYSTEM_LABEL_CAP, TenantBuckets
+from tenantwatch.core.direct_metrics import DirectRecorder
 from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
 from tenantwatch.version import __version__
@@ -74,6 +75,11 @@ class ProcessorMetrics:
             unit="{finding}",
             description="Findings a suppression in the rules file kept off spans, logs and tenantwatch.findings.",
         )
+        self._record_duration = DirectRecorder(self._duration).record
+        self._record_rows = DirectRecorder(self._rows).record
+        self._add_finding = DirectRecorder(self._findings).record
+        """Per-statement records, straight into the SDK's aggregations once a label set is known
+        (:mod:`tenantwatch.core.direct_metrics`)."""
         self.tenant_bucket = TenantBuckets(tenant_label_cap, canonical=True)
         self.table_bucket = TenantBuckets(table_label_cap)
         """``db.collection.name`` label values: the first ``table_label_cap`` tables, then ``__other__``."""
@@ -90,12 +96,12 @@ class ProcessorMetrics:
         if facts.main_table is not None:
             labels[A.DB_COLLECTION_NAME] = self.table_bucket(facts.main_table)
         if facts.duration_ms is not None and facts.duration_ms >= 0:
-            self._duration.record(facts.duration_ms / 1000.0, labels)
+            self._record_duration(facts.duration_ms / 1000.0, labels)
         if facts.returned_rows is not None and facts.returned_rows >= 0:
-            self._rows.record(facts.returned_rows, labels)
+            self._record_rows(facts.returned_rows, labels)
 
     def record_finding(self, finding: Finding, bucket: str) -> None:
-        self._findings.add(1, self._finding_labels(finding, bucket))
+        self._add_finding(1, self._finding_labels(finding, bucket))
 
     def record_suppressed(self, finding: Finding) -> None:
         self._suppressed.add(1, self._finding_labels(finding, None))

@@ -37,7 +37,7 @@ from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.findings import Finding
-from tenantwatch.core.guard import guard
+from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.handover import announce, claim
 from tenantwatch.core.rule import evaluate
 from tenantwatch.core.suppressions import matching_suppression
@@ -197,8 +197,9 @@ class TenantwatchSpanProcessor(SpanProcessor):
             self._delegate._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
+        # what two ``_guard`` blocks do, without building two guard objects per span (every span passes here)
         forwarded = span
-        with _guard("on_end", "span forwarded unchanged"):
+        try:
             forwarded = self.process(span)
             if not self._off:
                 forwarded = outgoing(
@@ -207,8 +208,16 @@ class TenantwatchSpanProcessor(SpanProcessor):
                     self._settings.max_string_length,
                     self._settings.mask_statements,
                 )
-        with _guard("the wrapped span processor's on_end"):
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("on_end", outcome="span forwarded unchanged", logger=logger, level=logging.ERROR)
+        try:
             self._delegate.on_end(forwarded)
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("the wrapped span processor's on_end", logger=logger, level=logging.ERROR)
 
     def shutdown(self) -> None:
         self._delegate.shutdown()
@@ -244,7 +253,11 @@ class TenantwatchSpanProcessor(SpanProcessor):
 
         if facts.tenant_tables:
             request_tenant = self._routes.tenant_for(span)
-            if request_tenant is not None:
+            if request_tenant is not None and not foreign:
+                # from_attributes built these facts a moment ago and nothing holds them yet: set the field instead
+                # of dataclasses.replace (≈8 µs for SpanFacts' 50 fields, on every db span of a request)
+                facts.request_tenant = request_tenant
+            elif request_tenant is not None:
                 facts = replace(facts, request_tenant=request_tenant)
         metrics = self._metrics
         bucket = metrics.tenant_bucket(facts.tenant_id)
