@@ -19,7 +19,7 @@ from tenantwatch.tools.scan import InputError, JaegerSource, ReadStats, scan_sou
 BASE = 1_764_000_000.0  # Unix seconds
 
 
-def _trace(number: int, start: float) -> dict[str, Any]:
+def _trace(number: int, start: float, tenant: str = "acme") -> dict[str, Any]:
     """One trace of one db span without tenant filter (a finding each)."""
     ns = int(start * 1e9)
     return {
@@ -37,7 +37,7 @@ def _trace(number: int, start: float) -> dict[str, Any]:
                         "attributes": [
                             {"key": "db.system", "value": {"stringValue": "postgresql"}},
                             {"key": "db.statement", "value": {"stringValue": "SELECT * FROM notes"}},
-                            {"key": "tenant.id", "value": {"stringValue": "acme"}},
+                            {"key": "tenant.id", "value": {"stringValue": tenant}},
                         ],
                     }
                 ]
@@ -50,8 +50,11 @@ class FakeJaeger:
     """Answers /api/v3/traces from a list of (start seconds, trace) like Jaeger: whole traces started in the range,
     at most num_traces, newest first; 404 when nothing matches."""
 
-    def __init__(self, traces: list[tuple[float, dict[str, Any]]], *, fail: int | None = None) -> None:
+    def __init__(
+        self, traces: list[tuple[float, dict[str, Any]]], *, fail: int | None = None, services: list[str] | None = None
+    ) -> None:
         self.traces = traces
+        self.services = services if services is not None else ["okr"]
         self.queries: list[dict[str, str]] = []
         self.fail = fail
         fake = self
@@ -59,6 +62,9 @@ class FakeJaeger:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
+                if url.path == "/api/v3/services":
+                    self._answer(200, {"services": fake.services})
+                    return
                 query = dict(urllib.parse.parse_qsl(url.query))
                 fake.queries.append(query)
                 if fake.fail:
@@ -144,3 +150,52 @@ def test_jaeger_errors_are_input_errors() -> None:
             _scan(JaegerSource(fake.url, "okr", BASE, BASE + 60))
     finally:
         fake.server.shutdown()
+
+
+def test_attribute_filters_apply_even_when_jaeger_ignores_them(jaeger: FakeJaeger) -> None:
+    # the fake, like Jaeger's HTTP v3 API (jaegertracing/jaeger#7594), answers every trace whatever the filter
+    jaeger.traces = [(BASE + i, _trace(i + 1, BASE + i, "acme" if i % 3 else "globex")) for i in range(30)]
+    acme = JaegerSource(jaeger.url, "okr", BASE - 1, BASE + 40, {"tenant.id": "acme"}, window=3600)
+    spans, missing, stats = _scan(acme)
+    assert (spans, missing) == (20, 20) and stats.filtered_spans == 10
+    by_resource = JaegerSource(jaeger.url, "okr", BASE - 1, BASE + 40, {"service.name": "okr"}, window=3600)
+    assert _scan(by_resource)[0] == 30
+    nomatch = JaegerSource(jaeger.url, "okr", BASE - 1, BASE + 40, {"tenant.id": "nomatch"}, window=3600)
+    spans, _, stats = _scan(nomatch)
+    assert spans == 0 and stats.filtered_spans == 30 and stats.empty_sources == [nomatch.name]
+
+
+def test_a_url_that_is_not_jaeger_is_an_input_error() -> None:
+    class NotJaeger(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"404 page not found\n" if self.path.startswith("/api/v3") else b"<html></html>"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotJaeger)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(InputError) as error:
+            _scan(JaegerSource(url, "okr", BASE, BASE + 60))
+    finally:
+        server.shutdown()
+    assert str(error.value) == f"{url}: not a Jaeger query API (GET /api/v3/services answered 404)"
+
+
+def test_an_unknown_service_lists_the_known_ones() -> None:
+    fake = FakeJaeger([], services=["okr", "billing", *(f"svc{i:02}" for i in range(25))])
+    try:
+        with pytest.raises(InputError) as error:
+            _scan(JaegerSource(fake.url, "myapp", BASE, BASE + 60))
+    finally:
+        fake.server.shutdown()
+    message = str(error.value)
+    assert "--service 'myapp'" in message and "knows 27: billing, okr, svc00" in message
+    assert "svc17" in message and "svc18" not in message and "and 7 more" in message
+    assert fake.queries == []  # no trace search on an unknown service

@@ -86,6 +86,10 @@ class ReadStats:
     """Sources that yielded no span at all."""
     failed: int = 0
     """Spans the processor could not judge (an internal error, logged at debug level)."""
+    filtered_spans: int = 0
+    """Spans read but left out: their trace matches no ``--attribute`` filter (Jaeger)."""
+    outside_window: int = 0
+    """Spans read but left out: their end time is outside ``--since``/``--until`` (files)."""
 
     def problem(self, source: str, where: str, message: str) -> None:
         self.problem_count += 1

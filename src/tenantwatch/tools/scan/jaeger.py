@@ -8,6 +8,16 @@ trace found in two neighbouring windows is judged once. Memory holds one page.
 
 A window still full at a millisecond is reported as a problem (traces may be missing; raise ``--page-size``), and an
 unreachable Jaeger or an answer that is not a trace document is an :class:`~.files.InputError`.
+
+Before the first page, ``GET /api/v3/services`` proves the URL is a Jaeger query API (Prometheus, the collector or a
+wrong path answer 404 or no ``services`` list: an :class:`~.files.InputError`, never an empty search) and that it
+knows ``service`` (else the error lists the services it knows). After that, a 404 on ``/api/v3/traces`` is what
+Jaeger answers for an empty search.
+
+Attribute filters are applied here as well as sent: Jaeger's HTTP ``/api/v3/traces`` ignores
+``query.attributes`` (jaegertracing/jaeger#7594), so every trace of each page is checked with Jaeger's own semantics
+(a trace matches when one span of ``service`` carries every attribute, in its own attributes or its resource, with
+the value compared as text) whether or not the server filtered.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ DEFAULT_WINDOW_SECONDS: Final = 900.0
 _MIN_WINDOW: Final = 0.001
 """Windows are halved down to a millisecond (RFC 3339 times carry microseconds)."""
 _MAX_PAGE_BYTES: Final = 512 * 1024 * 1024
+_SERVICES_SHOWN: Final = 20
+"""Services listed in the error for an unknown ``--service``."""
 
 
 def rfc3339(seconds: float) -> str:
@@ -69,6 +81,51 @@ class JaegerSource:
             query["query.attributes"] = json.dumps(dict(self.attributes), separators=(",", ":"))
         return f"{self.url.rstrip('/')}/api/v3/traces?{urllib.parse.urlencode(query)}"
 
+    def _services(self) -> list[str]:
+        """The services Jaeger knows; :class:`InputError` when ``url`` is not a Jaeger query API."""
+        base = self.url.rstrip("/")
+        url = f"{base}/api/v3/services"
+        not_jaeger = f"{base}: not a Jaeger query API (GET /api/v3/services answered"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read(_MAX_PAGE_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise InputError(f"{not_jaeger} {exc.code})") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InputError(f"cannot reach Jaeger at {self.url}: {reason}") from None
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise InputError(f"{not_jaeger} something that is not JSON: {body[:80]!r})") from None
+        services = document.get("services") if isinstance(document, dict) else None
+        if not isinstance(services, list):
+            raise InputError(f"{not_jaeger} JSON without a services list: {body[:80]!r})")
+        return [str(service) for service in services]
+
+    def _check_service(self) -> None:
+        known = self._services()
+        if self.service in known:
+            return
+        shown = ", ".join(sorted(known)[:_SERVICES_SHOWN]) or "none"
+        more = f" and {len(known) - _SERVICES_SHOWN} more" if len(known) > _SERVICES_SHOWN else ""
+        raise InputError(
+            f"--service {self.service!r}: Jaeger at {self.url.rstrip('/')} knows no such service "
+            f"(it knows {len(known)}: {shown}{more})"
+        )
+
+    def _matches(self, spans: list[ReadableSpan]) -> set[int]:
+        """The trace ids of ``spans`` where one span of ``service`` carries every attribute (Jaeger's semantics)."""
+        wanted = dict(self.attributes)
+        return {
+            span.context.trace_id
+            for span in spans
+            if span.context is not None
+            and span.resource.attributes.get("service.name", self.service) == self.service
+            and all(_text(_attribute(span, key)) == value for key, value in wanted.items())
+        }
+
     def _page(self, start: float, end: float) -> Mapping[str, Any] | None:
         """One answer; ``None`` when Jaeger found nothing (it answers 404 for an empty search)."""
         url = self._query(start, end)
@@ -96,6 +153,7 @@ class JaegerSource:
 
     def spans(self, stats: ReadStats) -> Iterator[ReadableSpan]:
         stats.bytes_total = None
+        self._check_service()
         previous: set[int] = set()
         page = 0
         windows = [(self.start, min(self.end, self.start + self.window))]
@@ -127,10 +185,31 @@ class JaegerSource:
                     f"{len(traces)} traces started within one millisecond at {rfc3339(start)}: some may be missing "
                     "(raise --page-size)",
                 )
+            kept = self._matches(spans) if self.attributes else traces
             for span in spans:
                 if span.context is not None and span.context.trace_id not in previous:
-                    yield span
+                    if span.context.trace_id in kept:
+                        yield span
+                    else:
+                        stats.filtered_spans += 1
             previous = traces
             if not windows and cursor < self.end:
                 windows.append((cursor, min(self.end, cursor + self.window)))
                 cursor = windows[-1][1]
+
+
+def _attribute(span: ReadableSpan, key: str) -> Any:
+    """``key`` on the span, else on its resource (Jaeger's search looks at both)."""
+    attributes = span.attributes or {}
+    if key in attributes:
+        return attributes[key]
+    return span.resource.attributes.get(key)
+
+
+def _text(value: Any) -> str | None:
+    """An attribute value as Jaeger compares it with a query value: as text (booleans lower case)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
