@@ -1,10 +1,11 @@
 """``tenantwatch scan``: judge stored traces with the same rules, and the same code, as the live processor.
 
 Sources are the collector file exporter's files (:class:`~.files.FileSource`: OTLP/JSON lines or length-prefixed
-protobuf records, gzip or zstd, ``-`` for stdin) and Jaeger's query API (:class:`~.jaeger.JaegerSource`). Each
-rebuilds the stored spans one record or page at a time; :class:`~.judge.Judge` replays them through the processor
-in time order and groups the findings by fingerprint. :func:`scan_sources` is the whole pipeline (the CI gate runs
-it on stored traces too); the command line only parses arguments and prints.
+protobuf records, gzip or zstd, ``-`` for stdin; pretty-printed OTLP/JSON and the SDK console exporter's output too)
+and Jaeger's query API (:class:`~.jaeger.JaegerSource`). Each rebuilds the stored spans one record or page at a time;
+:class:`~.judge.Judge` replays them through the processor in time order and groups the findings by fingerprint.
+:func:`scan_sources` is the whole pipeline (the CI gate runs it on stored traces too); the command line only parses
+arguments and prints.
 """
 
 from __future__ import annotations
