@@ -42,6 +42,7 @@ examples:
   tenantwatch scan traces.json                       a file exporter file (format: json)
   tenantwatch scan traces.pb traces-old.json.gz      protobuf and gzip, several files
   zstd -dc traces.zst | tenantwatch scan -           stdin
+  tenantwatch scan traces.json --since 2026-12-01T00:00:00Z --until 6h    spans that ended in that range
   tenantwatch scan --jaeger http://localhost:16686 --service okr-api --since 24h
   tenantwatch scan --jaeger http://jaeger:16686 --service okr-api --since 2026-12-01T00:00:00Z \\
       --until 2026-12-02T00:00:00Z --attribute tenantwatch.severity=critical --json > findings.json
@@ -66,18 +67,33 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scan.add_argument(
-        "paths", nargs="*", metavar="FILE", help="file exporter output (json or proto, .gz, zstd); - for stdin"
+        "paths",
+        nargs="*",
+        metavar="FILE",
+        help="file exporter output (json or proto, .gz, zstd), pretty-printed OTLP/JSON (jq .) or the console "
+        "exporter's output; - for stdin (a directory: give the files in it)",
     )
     scan.add_argument(
         "--config", metavar="FILE", help=f"rules file, as used live (default: ${env.TENANTWATCH_RULES_FILE})"
     )
+    scan.add_argument(
+        "--since",
+        help="start: a duration back from now (30m, 1h, 7d) or RFC 3339; Jaeger: traces started since (default 1h), "
+        "files: spans that end since (default: all)",
+    )
+    scan.add_argument(
+        "--until", help="end: a duration back from now or RFC 3339 (default: now); files: spans that end by then"
+    )
     jaeger = scan.add_argument_group("Jaeger")
-    jaeger.add_argument("--jaeger", metavar="URL", help="Jaeger query base URL (uses /api/v3/traces)")
+    jaeger.add_argument("--jaeger", metavar="URL", help="Jaeger query base URL (uses /api/v3/services and /traces)")
     jaeger.add_argument("--service", help="service whose traces to read (required with --jaeger)")
-    jaeger.add_argument("--since", default="1h", help="start: a duration back from now (30m, 1h, 7d) or RFC 3339")
-    jaeger.add_argument("--until", help="end: a duration back from now or RFC 3339 (default: now)")
     jaeger.add_argument(
-        "--attribute", action="append", default=[], metavar="KEY=VALUE", help="span attribute filter (repeatable)"
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep traces where one span (or its resource) has KEY=VALUE (repeatable: all of them); checked by scan "
+        "itself, Jaeger's HTTP API ignores the filter",
     )
     jaeger.add_argument("--page-size", type=int, default=200, metavar="N", help="traces per request (default 200)")
     jaeger.add_argument(
@@ -158,11 +174,20 @@ def _sources(args: argparse.Namespace, stdin: IO[str]) -> list[Any]:
         raise UsageError("- (stdin) can be given once")
     if "-" in args.paths and hasattr(stdin, "isatty") and stdin.isatty():
         raise UsageError("- reads traces from stdin, which is a terminal: pipe a file exporter file in")
+    now = time.time()
+    since = _moment(args.since, "--since", now) if args.since else None
+    until = _moment(args.until, "--until", now) if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise UsageError("--until must be after --since")
     sources: list[Any] = []
     for path in args.paths:
-        if path != "-" and (not Path(path).exists() or Path(path).is_dir()):
+        if path != "-" and Path(path).is_dir():
+            raise UsageError(
+                f"{path}: is a directory; give the trace files in it (for example {path.rstrip('/')}/*.json)"
+            )
+        if path != "-" and not Path(path).exists():
             raise UsageError(f"{path}: no such file")
-        sources.append(FileSource(path, getattr(stdin, "buffer", None)))
+        sources.append(FileSource(path, getattr(stdin, "buffer", None), since=since, until=until))
     if args.jaeger:
         if not args.service:
             raise UsageError("--jaeger needs --service (Jaeger's search is per service)")
@@ -170,9 +195,8 @@ def _sources(args: argparse.Namespace, stdin: IO[str]) -> list[Any]:
             raise UsageError(f"--jaeger {args.jaeger!r} must be an http:// or https:// URL")
         if args.page_size < 1:
             raise UsageError("--page-size must be at least 1")
-        now = time.time()
-        start = _moment(args.since, "--since", now)
-        end = _moment(args.until, "--until", now) if args.until else now
+        start = since if since is not None else now - _UNITS["h"]
+        end = until if until is not None else now
         if end <= start:
             raise UsageError("--until must be after --since")
         sources.append(
@@ -186,8 +210,8 @@ def _sources(args: argparse.Namespace, stdin: IO[str]) -> list[Any]:
                 window=_seconds(args.window, "--window"),
             )
         )
-    elif args.attribute or args.service or args.until:
-        raise UsageError("--service, --until and --attribute apply to --jaeger only")
+    elif args.attribute or args.service:
+        raise UsageError("--service and --attribute apply to --jaeger only (--since/--until apply to files too)")
     return sources
 
 
@@ -266,7 +290,8 @@ def _location(group: FindingGroup) -> str:
 
 
 def _table(groups: FindingGroups, ui: str | None, stdout: IO[str]) -> None:
-    """One row per group, then each group's example traces (whole lines, so links stay clickable)."""
+    """One row per group, then each group's finding message (tenant 'a' vs user 'u-1': what tells apart groups of one
+    rule and location) and its example traces (whole lines, so links stay clickable)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -299,6 +324,9 @@ def _table(groups: FindingGroups, ui: str | None, stdout: IO[str]) -> None:
             Text(_location(group)),
         )
     console.print(table)
+    stdout.write("what each group found (groups of one rule and location differ by the key they count by):\n")
+    for number, group in enumerate(ordered, 1):
+        stdout.write(f"  #{number} {_safe(group.rule)}: {_safe(group.message)}\n")
     stdout.write("example traces:\n")
     for number, group in enumerate(ordered, 1):
         for link in _links(group.trace_ids[:_TABLE_EXAMPLES], ui):
@@ -316,6 +344,8 @@ def _scan_summary(stats: Any) -> dict[str, Any]:
         "problems": [str(problem) for problem in stats.problems],
         "empty_sources": list(stats.empty_sources),
         "unjudged_spans": stats.failed,
+        "filtered_spans": stats.filtered_spans,
+        "outside_window": stats.outside_window,
     }
 
 
@@ -344,8 +374,18 @@ def _print(
                 if stats.stored_findings
                 else ""
             )
+            + (f"; {stats.filtered_spans:,} spans left out by --attribute" if stats.filtered_spans else "")
+            + (f"; {stats.outside_window:,} spans left out by --since/--until" if stats.outside_window else "")
             + "\n"
         )
+        if stats.stored_findings and stats.stored_findings != groups.findings:
+            stdout.write(
+                f"note: scan counts {groups.findings:,}, the live run stored {stats.stored_findings:,}: windowed "
+                "rules (repeated_violations, brute_force, query_rate_spike, ...) are judged over the spans read as "
+                "one run (live, their windows restart with each process), with the dedupe and cooldown settings of "
+                f"--config (default: ${env.TENANTWATCH_RULES_FILE}); pass the live rules file to compare "
+                "(docs/cli.md, scan)\n"
+            )
         if gate is not None:
             stdout.write(render(gate))
             if not render(gate).endswith("\n"):
