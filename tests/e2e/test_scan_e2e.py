@@ -211,3 +211,61 @@ def test_scan_of_jaeger_finds_what_was_raised_live(stack: ScanStack) -> None:
     assert found == _live(stack)
     assert document["spans"] == stack.live["spans"]
     assert all(len(g["trace_ids"]) >= 1 for g in document["groups"])
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    tenantwatch = Path(sys.executable).with_name("tenantwatch")
+    return subprocess.run(
+        [str(tenantwatch), "scan", *argv, "--config", str(RULES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+def _spans_per_tenant_trace(path: Path) -> tuple[str, int]:
+    """A tenant of the stored traces and how many spans the traces carrying it have (from the json file)."""
+    spans: Counter[str] = Counter()
+    tenants: dict[str, set[str]] = {}
+    for line in path.read_text().splitlines():
+        for resource in json.loads(line).get("resourceSpans", []):
+            for scope in resource.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    spans[span["traceId"]] += 1
+                    for item in span.get("attributes", []):
+                        if item["key"] == "tenant.id":
+                            tenants.setdefault(str(next(iter(item["value"].values()))), set()).add(span["traceId"])
+    tenant, traces = max(tenants.items(), key=lambda item: (len(item[1]), item[0]))
+    return tenant, sum(spans[trace] for trace in traces)
+
+
+def test_jaeger_attribute_filter_keeps_only_matching_traces(stack: ScanStack) -> None:
+    _scan_all(stack, str(stack.json_file))  # every span stored
+    tenant, expected = _spans_per_tenant_trace(stack.json_file)
+    jaeger = ("--jaeger", stack.jaeger_url, "--service", SERVICE, "--since", "30m", "--page-size", "50")
+    _, everything = _scan_all(stack, *jaeger)
+    _, document = _scan(*jaeger, "--attribute", f"tenant.id={tenant}")
+    assert 0 < document["spans"] == expected < everything["spans"]
+    assert document["scan"]["filtered_spans"] == everything["spans"] - expected
+    nothing = _run(*jaeger, "--attribute", "tenant.id=nomatch")
+    assert nothing.returncode == 2 and "no spans" in nothing.stderr, nothing.stderr
+
+
+def test_jaeger_empty_search_unknown_service_and_not_jaeger(stack: ScanStack) -> None:
+    empty = _run(
+        "--jaeger",
+        stack.jaeger_url,
+        "--service",
+        SERVICE,
+        "--since",
+        "2020-01-01T00:00:00Z",
+        "--until",
+        "2020-01-02T00:00:00Z",
+    )
+    assert empty.returncode == 2 and f"service {SERVICE}: no spans (use --allow-empty)" in empty.stderr, empty.stderr
+    unknown = _run("--jaeger", stack.jaeger_url, "--service", "no-such-service")
+    assert unknown.returncode == 2 and "knows no such service" in unknown.stderr and SERVICE in unknown.stderr
+    wrong = _run("--jaeger", f"{stack.jaeger_url}/nothing-here", "--service", SERVICE)
+    assert wrong.returncode == 2 and "not a Jaeger query API (GET /api/v3/services answered" in wrong.stderr
