@@ -155,3 +155,13 @@ def test_groups_that_differ_only_by_key_show_their_messages() -> None:
     text = out.getvalue()
     assert "  #1 repeated_violations: tenant '1' has 5 high or critical findings\n" in text
     assert "  #2 repeated_violations: user 'u-1' has 5 high or critical findings\n" in text
+
+
+def test_a_json_line_cut_short_on_line_1_is_still_one_bad_line(
+    run: LiveRun, rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traces = write_json(tmp_path / "traces.json", run.spans)
+    traces.write_text('{"resourceSpans": [{"resource": {"attrib\n' + traces.read_text())
+    code, document, err = _scan_json(capsys, monkeypatch, str(traces), "--config", str(rules))
+    assert code == 2 and f"{traces} line 1: not valid JSON" in err
+    assert document["spans"] == len(run.spans) and _counts(document) == run.findings

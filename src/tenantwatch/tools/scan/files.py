@@ -186,8 +186,12 @@ class FileSource:
 
 
 def _pretty(record: Record) -> bool:
-    """A first line that opens a JSON object without being a whole document: pretty-printed JSON."""
-    if record.data is None or record.data.lstrip()[:1] != b"{":
+    """A first line that opens a JSON object and breaks the line where a pretty printer does (after ``{``, ``[`` or
+    ``,``) without being a whole document: pretty-printed JSON. A JSON line cut short elsewhere stays a bad line."""
+    if record.data is None:
+        return False
+    stripped = record.data.strip()
+    if stripped[:1] != b"{" or not stripped.endswith((b"{", b"[", b",")):
         return False
     try:
         orjson.loads(record.data)
