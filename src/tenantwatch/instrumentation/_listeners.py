@@ -799,7 +799,6 @@ def _execution_frames() -> tuple[int, frozenset[int]] | None:
     return (3, frozenset({id(code)}))
 
 
-
 def _create_engine() -> Any:
     """What ``sqlalchemy.create_engine`` is now (OTel wraps it while instrumented): an engine adopted under one
     wrapper is checked again under another."""
