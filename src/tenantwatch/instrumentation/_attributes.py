@@ -59,10 +59,19 @@ class AttributeBuilder:
         self._context: tuple[TenantContext | None, _AttributeMap] = (None, {})
         self._lock = threading.Lock()
 
-    def build(self, analysis: StatementAnalysis, parameters: Any, executemany: bool, skip: int = 1) -> _AttributeMap:
+    def build(
+        self,
+        analysis: StatementAnalysis,
+        parameters: Any,
+        executemany: bool,
+        skip: int = 1,
+        *,
+        beyond: tuple[int, frozenset[int]] | None = None,
+    ) -> _AttributeMap:
         """The attributes for one execution of an analyzed statement, called from a SQLAlchemy hook.
 
-        ``skip`` is how many frames above the caller belong to the hook (the code location search starts above).
+        ``skip`` is how many frames above the caller belong to the hook (the code location search starts above);
+        ``beyond`` what the hook knows of the frames above it (see :func:`._code_location.find_caller`).
         """
         entry = self._static.get(id(analysis))
         if entry is None or entry[0] is not analysis:
@@ -95,7 +104,7 @@ class AttributeBuilder:
         if analysis.key_written_values:
             for key, found in resolve_keyed(analysis.key_written_values, parameters, executemany=executemany):
                 attributes[A.db_written_key_values_attribute(key)] = found
-        where = find_caller(skip + 1)
+        where = find_caller(skip + 1, beyond=beyond)
         if where is not None:
             attributes[A.CODE_FUNCTION] = where.function
             attributes[A.CODE_FILEPATH] = where.filepath

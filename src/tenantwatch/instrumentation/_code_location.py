@@ -161,9 +161,28 @@ def _parent_greenlet_frame() -> FrameType | None:
     return frame
 
 
-def find_caller(skip: int = 1) -> CodeLocation | None:
-    """The first application frame above the caller (``skip`` frames up), or ``None`` if there is none."""
-    frame: FrameType | None = sys._getframe(skip + 1)
+_new_location = tuple.__new__
+"""Builds a :class:`CodeLocation` without the Python-level ``__new__`` of a NamedTuple (once per statement)."""
+
+
+def find_caller(skip: int = 1, *, beyond: tuple[int, frozenset[int]] | None = None) -> CodeLocation | None:
+    """The first application frame above the caller (``skip`` frames up), or ``None`` if there is none.
+
+    ``beyond=(n, code_ids)``: the caller knows how it is called: when the frame ``n`` frames above the first one
+    looked at runs a code object whose ``id`` is in ``code_ids``, every frame up to that one is library code, and the
+    walk starts above it (``sys._getframe`` gets there without visiting the frames in between). When it does not,
+    the walk looks at every frame as usual: the result is the same either way.
+    """
+    frame: FrameType | None = None
+    if beyond is not None:
+        try:
+            known: FrameType | None = sys._getframe(skip + 1 + beyond[0])
+        except ValueError:  # not that deep
+            known = None
+        if known is not None and id(known.f_code) in beyond[1]:
+            frame = known.f_back
+    if frame is None:
+        frame = sys._getframe(skip + 1)
     cache = _by_file
     crossed_greenlet = False
     while True:
@@ -173,7 +192,7 @@ def find_caller(skip: int = 1) -> CodeLocation | None:
             if kind is None:
                 kind = _classify_file(code.co_filename)
             if kind == _APPLICATION or (kind == _BY_MODULE and not _module_is_library(frame.f_globals.get("__name__"))):
-                return CodeLocation(code.co_name, code.co_filename, frame.f_lineno)
+                return _new_location(CodeLocation, (code.co_name, code.co_filename, frame.f_lineno))
             frame = frame.f_back
         if crossed_greenlet:
             return None

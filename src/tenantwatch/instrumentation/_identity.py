@@ -44,9 +44,10 @@ is neither loaded nor kept (an explicit ``session.refresh()``/``expire()`` of an
 commit and never flushed) is unknown, and the statement is judged as before.
 
 Bounded: at most :data:`MAX_INSPECTED` parameter sets or bound keys per statement and :data:`MAX_NOTED` notes per
-connection (the rest count as unknown), at most :data:`MAX_VALUES` distinct values. Every listener runs in a guard;
-nothing raises into the application. Without the ORM nothing runs but two dict look-ups and one integer test per
-statement.
+connection (the rest count as unknown), at most :data:`MAX_VALUES` distinct values. Every listener runs in a guard
+(those that run for every session or statement in a ``try``/``except`` that logs like one: a guard object would cost
+more than their body); nothing raises into the application. Without the ORM nothing runs but two dict look-ups and
+one integer test per statement.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tenantwatch import attributes as A
-from tenantwatch.core.guard import guard
+from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.tenant_values import canonical
 
 if TYPE_CHECKING:
@@ -325,18 +326,26 @@ class OrmIdentity:
 
     def after_begin(self, session: Any, transaction: Any, connection: Any) -> None:
         """A session's transaction uses ``connection``: by-key reads on it may find their row in that session."""
-        with guard("ORM identity (after_begin)"):
+        try:
             sessions = connection.__dict__.get(_SESSIONS)
             if sessions is None:
                 sessions = connection.__dict__[_SESSIONS] = []
             if len(sessions) < MAX_SESSIONS and not any(ref() is session for ref in sessions):
                 sessions.append(weakref.ref(session))
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("ORM identity (after_begin)")
 
     def end_transaction(self, connection: Any) -> None:
         """The connection's transaction is over: what it loaded or wrote is no longer this transaction's."""
-        with guard("ORM identity (end of transaction)"):
+        try:
             connection.__dict__.pop(_SESSIONS, None)
             connection.__dict__.pop(_WRITTEN, None)
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("ORM identity (end of transaction)")
 
     def rollback_savepoint(self, connection: Any, name: Any, context: Any) -> None:
         """Rows written since the savepoint are undone: forget every written row (the sessions expire theirs)."""
@@ -404,7 +413,7 @@ class OrmIdentity:
     # --- loads ----------------------------------------------------------------------------------------------
 
     def do_orm_execute(self, orm_execute_state: Any) -> None:
-        with guard("ORM identity (do_orm_execute)"):
+        try:
             if not orm_execute_state.is_select:
                 return
             options = orm_execute_state.load_options
@@ -424,6 +433,10 @@ class OrmIdentity:
                 if fact is not None:
                     orm_execute_state.update_execution_options(**{OPTION: fact})
                 return
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("ORM identity (do_orm_execute)")
 
     def _selectin_fact(self, orm_execute_state: Any, keys: Any) -> IdentityFact | None:
         """The parents of a selectin load, from the keys it binds (see the module docstring)."""

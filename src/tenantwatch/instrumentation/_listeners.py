@@ -39,7 +39,9 @@ never replaced.
 Test data in the values an INSERT/UPDATE writes is found by :mod:`._test_data` in the hooks above.
 
 Every listener body runs in a guard: an internal error is logged (rate-limited) and the application's statement
-carries on.
+carries on. The listeners that run for every statement (``after_cursor_execute``, ``checkin``) use a ``try``/``except``
+with :func:`~tenantwatch.core.guard.log_internal_error` instead, the same semantics without a guard object per
+statement (which cost more than the rest of the fast path).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings
 from tenantwatch.context import current_context
-from tenantwatch.core.guard import guard
+from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.identity import apply_identity
 from tenantwatch.core.request import current_request
 from tenantwatch.core.rls_metrics import RlsCoverageGauges
@@ -70,6 +72,7 @@ from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_a
 from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._identity import IdentityFact, OrmIdentity
+from tenantwatch.instrumentation._otel import adopted
 from tenantwatch.instrumentation._rls import RlsAssist
 from tenantwatch.instrumentation._row_tenants import RowTenants, key_columns, tenant_columns, unfiltered_tables
 from tenantwatch.instrumentation._rows import (
@@ -105,6 +108,10 @@ REDISCOVER_SECONDS = 30.0
 
 _MAX_SEEN_TABLES = 10_000
 
+_CONNECTED_ATTR = "_tenantwatch_connected"
+"""Attribute on an engine: (the :class:`Listeners` mark, ``sqlalchemy.create_engine`` then) once its connections
+need no more work from :meth:`Listeners.engine_connect` (see there)."""
+
 _OTEL_SPAN_ATTR = "_otel_span"
 """Where opentelemetry-instrumentation-sqlalchemy keeps the db span on the execution context."""
 
@@ -128,10 +135,18 @@ class Listeners:
         self.adopt = adopt
         """Called with each engine that connects, to have OTel trace it if it does not yet (see :mod:`._otel`)."""
         self.semconv = db_semconv()
+        self._rows_keys = self.semconv.returned_rows_keys
+        self._frames = _execution_frames()
+        """The attribute keys of the row count (this configuration's semantic-convention mode)."""
         self.attributes = AttributeBuilder(self.semconv)
         self._registered: list[tuple[type, str, Any]] = []
         self._discovered: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._connected = (object(), 0)
+        """This instance's mark on an engine whose connections need no work (adopted, catalog read): a token and
+        the number of times ``_discovered`` was cleared; :meth:`engine_connect` compares it first."""
         self._seen_tables: set[str] = set()
+        self._last_tables: object = None
+        """The tables of the last statement :meth:`_watch_tables` looked at (all in ``_seen_tables``)."""
         self._rediscovered_at = float("-inf")
         self._tenant_tables_checked = False
         """Set by the first statement that names a table: it logs the WARNING if no tenant-scoped table is known."""
@@ -407,7 +422,9 @@ class Listeners:
     def _after_cursor_execute(  # noqa: PLR0917 - the hook's own arguments
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool, watch: Any
     ) -> None:
-        with guard("after_cursor_execute"):
+        # try/except, not a guard: this runs for every statement, and a guard object costs more than the rest
+        # of the fast path (the same semantics: DeliberateError passes, any other Exception is logged).
+        try:
             if orphaned:
                 drain_orphans()
             # OTel sets the span only when instrumentation is enabled: no need to ask again.
@@ -420,11 +437,13 @@ class Listeners:
                 operation = facts.operation
             else:
                 analysis = self.analyzer.analyze(statement)
-                attributes = self.attributes.build(analysis, parameters, executemany)
+                attributes = self.attributes.build(analysis, parameters, executemany, beyond=self._frames)
                 operation = analysis.operation
                 fact = (
                     self.identity.fact_for(conn, context)
-                    if analysis.unfiltered_reads or analysis.unscoped_writes  # identity only decides those
+                    # identity only decides those (present in the attributes when the analysis has any; asking the
+                    # analysis would build their scope:table strings again)
+                    if A.DB_UNFILTERED in attributes or A.DB_UNSCOPED_WRITES in attributes
                     else None
                 )
                 if fact is not None:
@@ -437,13 +456,15 @@ class Listeners:
                 sources = request.values.find_in(statement)  # type: ignore[attr-defined]
                 if sources:
                     attributes[A.DB_REQUEST_VALUES_IN_SQL] = sources
-            if self.settings.discover:
+            if self.settings.discover and (
+                operation == "OTHER" or attributes.get(A.DB_TABLES) is not self._last_tables  # else: nothing new
+            ):
                 self._watch_tables(attributes, operation, statement)
             if executemany:
                 # executemany batches (insertmanyvalues included): the DB-API rowcount is the rows affected.
                 rowcount = cursor.rowcount
                 if isinstance(rowcount, int) and rowcount >= 0:
-                    for key in self.semconv.returned_rows_keys:
+                    for key in self._rows_keys:
                         attributes[key] = rowcount
                 set_span_attributes(span, attributes)
                 return
@@ -452,14 +473,18 @@ class Listeners:
             # here (cursor.description) would cost more than the rest of this hook on psycopg.
             tenants = watch.tenants if watch is not None else self._row_tenants(attributes, context, cursor)
             self._defer_end(span, attributes, context, tenants)
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("after_cursor_execute")
 
     def _watch_tables(self, attributes: dict[str, Any], operation: str | None, statement: str) -> None:
         """Re-read the catalogs after DDL or when a statement names an unseen table; warn once if none is known."""
         if operation == "OTHER" and _changes_schema(statement):
-            self._discovered.clear()  # on any engine: learn the tables again on each engine's next connection
+            self._forget_discovered()  # on any engine: learn the tables again on each engine's next connection
             return
         tables = attributes.get(A.DB_TABLES)
-        if not tables:
+        if not tables or tables is self._last_tables:  # a cached analysis's tuple: seen by the statement before
             return
         if not self._tenant_tables_checked:
             self._tenant_tables_checked = True
@@ -472,6 +497,7 @@ class Listeners:
                 )
         seen = self._seen_tables
         new = [table for table in tables if table not in seen]
+        self._last_tables = tables
         if not new:
             return
         if len(seen) + len(new) > _MAX_SEEN_TABLES:
@@ -480,7 +506,7 @@ class Listeners:
         now = time.monotonic()
         if now - self._rediscovered_at >= REDISCOVER_SECONDS:
             self._rediscovered_at = now
-            self._discovered.clear()
+            self._forget_discovered()
 
     def mapper_configured(self, mapper: Any, class_: Any) -> None:
         """An ORM class was mapped: its tables (with their columns) may be tenant-scoped."""
@@ -591,7 +617,7 @@ class Listeners:
             open_results = info.get(OPEN_RESULTS_KEY)
             if open_results is None:
                 open_results = info[OPEN_RESULTS_KEY] = {}
-        pending = PendingResult(span, attributes, end_ns, open_results, self.semconv.returned_rows_keys)
+        pending = PendingResult(span, attributes, end_ns, open_results, self._rows_keys)
         pending.tenants = tenants
         if "statement" not in state:
             # A context of its own for a default or sequence (Connection.scalar(Sequence(...))): SQLAlchemy reads the
@@ -644,16 +670,43 @@ class Listeners:
 
     def checkin(self, dbapi_connection: Any, connection_record: Any) -> None:
         """The connection went back to the pool: results still open on it are done."""
-        with guard("checkin"):
+        try:
             if connection_record is not None:
                 finish_open_results(connection_record.info)
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("checkin")
+
+    def _forget_discovered(self) -> None:
+        """Every engine reads its catalog again on its next connection."""
+        self._discovered.clear()
+        token, cleared = self._connected
+        self._connected = (token, cleared + 1)
 
     def engine_connect(self, conn: Any) -> None:
         """Have OTel trace the engine if it does not yet; on its first connection, learn the tenant-scoped tables
         from the database catalog."""
+        try:
+            # Once both are done the engine carries this instance's mark: every later connection (one per ORM
+            # session) costs a dict look-up, not a WeakSet probe and two guards.
+            engine = conn.engine
+            mark = engine.__dict__.get(_CONNECTED_ATTR)
+            if mark is not None and mark[0] == self._connected and mark[1] is _create_engine():
+                return
+        except Exception:  # only a shortcut: the guarded path below decides
+            pass
+        connected = self._connected
         if self.adopt is not None:
             with guard("tracing an engine created before instrument()"):
                 self.adopt(conn.engine)
+        self._discover(conn)  # tables (when discovery is on) and the RLS coverage gauge, once per engine
+        with guard("marking an engine connected"):
+            engine = conn.engine
+            if self.adopt is None or adopted(engine):  # not while adopting is left to do (instrumentation off)
+                engine.__dict__[_CONNECTED_ATTR] = (connected, _create_engine())
+
+    def _discover(self, conn: Any) -> None:
         with guard("tenant table discovery") as attempt:
             engine = conn.engine
             if engine in self._discovered:
@@ -748,6 +801,28 @@ def _changes_schema(statement: str) -> bool:
 def _close_quietly(cursor: Any) -> None:
     with guard("closing the cursor of a blocked statement"):
         cursor.close()
+
+
+def _execution_frames() -> tuple[int, frozenset[int]] | None:
+    """How ``after_cursor_execute`` is called, for the code location search (``find_caller(beyond=...)``): the frame
+    3 above the listener's (SQLAlchemy's event dispatch, then ``_exec_single_context`` or
+    ``_exec_insertmany_context``) runs ``Connection._execute_context``, and everything up to it is SQLAlchemy's.
+    ``None`` if this SQLAlchemy has no such method (the search then looks at every frame)."""
+    try:
+        from sqlalchemy.engine.base import Connection
+
+        code = Connection._execute_context.__code__
+    except (ImportError, AttributeError):
+        return None
+    return (3, frozenset({id(code)}))
+
+
+def _create_engine() -> Any:
+    """What ``sqlalchemy.create_engine`` is now (OTel wraps it while instrumented): an engine adopted under one
+    wrapper is checked again under another."""
+    import sys
+
+    return getattr(sys.modules.get("sqlalchemy"), "create_engine", None)
 
 
 def tenantwatch_tracer(tracer_provider: Any) -> Tracer:

@@ -70,6 +70,12 @@ def base_engine(engine: Any) -> Any:
         engine = proxied
 
 
+def adopted(engine: Any) -> bool:
+    """Whether :meth:`~OtelTracing.adopt` has checked ``engine`` under the ``create_engine`` in place now (it then
+    has nothing left to do for it)."""
+    return base_engine(engine).__dict__.get(_CHECKED) is _create_engine_wrapper()
+
+
 def is_traced(engine: Any) -> bool:
     """Whether an OTel ``EngineTracer`` listens on ``engine`` (every one registers the same module-level
     ``after_cursor_execute`` function)."""

@@ -17,7 +17,7 @@ class LRUCache(Generic[K, V]):
     recently used entries go first. An entry heavier than ``maxbytes`` is not stored. Every method takes one short
     lock."""
 
-    __slots__ = ("_data", "_lock", "bytes", "hits", "maxbytes", "maxsize", "misses")
+    __slots__ = ("_data", "_last", "_lock", "bytes", "hits", "maxbytes", "maxsize", "misses")
 
     def __init__(self, maxsize: int, maxbytes: int | None = None) -> None:
         if maxsize <= 0:
@@ -32,17 +32,25 @@ class LRUCache(Generic[K, V]):
         """The weight of the entries held now."""
         self.hits = 0
         self.misses = 0
+        self._last: object = None
+        """The key made most recently used last (by :meth:`get` or :meth:`put`)."""
 
     def get(self, key: K) -> V | None:
         """The value for ``key`` (now most recently used), or ``None``."""
-        with self._lock:
-            entry = self._data.get(key)
-            if entry is None:
+        entry = self._data.get(key)  # one dict look-up, atomic under the GIL
+        if entry is None:
+            with self._lock:
                 self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return entry[0]
+            return None
+        if key is not self._last:
+            # A hit on another key than the last one: it becomes the most recently used. The same key again (a
+            # statement run in a loop, an ORM session per request doing the same thing) is already there.
+            with self._lock:
+                if key in self._data:  # not evicted meanwhile
+                    self._data.move_to_end(key)
+                self._last = key
+        self.hits += 1
+        return entry[0]
 
     def put(self, key: K, value: V, weight: int = 0) -> None:
         """Store ``value`` weighing ``weight`` bytes, evicting least recently used entries while over a bound."""
@@ -53,6 +61,7 @@ class LRUCache(Generic[K, V]):
             if old is not None:
                 self.bytes -= old[1]
             self._data[key] = (value, weight)
+            self._last = key
             self.bytes += weight
             data = self._data
             while len(data) > self.maxsize or (self.maxbytes is not None and self.bytes > self.maxbytes):
@@ -62,6 +71,7 @@ class LRUCache(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._last = None
             self.bytes = 0
 
     def __len__(self) -> int:
