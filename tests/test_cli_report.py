@@ -7,8 +7,10 @@ import json
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -170,7 +172,8 @@ def test_a_server_that_is_not_prometheus_exits_2(
     [
         ((), "nothing to report from: give --prometheus URL, --findings FILE, or both"),
         (("--prometheus", "localhost:9090"), "not an http(s) URL: 'localhost:9090'"),
-        (("--findings", "x.json", "--since", "yesterday"), "--since: not an ISO 8601 time: 'yesterday'"),
+        (("--findings", "x.json", "--since", "yesterday"), "--since 'yesterday' is neither a duration back from now"),
+        (("--findings", "x.json", "--until", "2026-12-01T00:00:00"), "--until '2026-12-01T00:00:00' needs a time zone"),
         (("--findings", "x.json", "--since", UNTIL, "--until", SINCE), "before it starts"),
         (("--findings", "x.json", "--no-html"), "--no-html leaves nothing to write"),
         (("--findings", "missing.json"), "cannot read findings document missing.json"),
@@ -182,6 +185,33 @@ def test_usage_errors_exit_2(
     code, _, err = run_cli(capsys, monkeypatch, "report", *argv)
     assert code == 2
     assert message in err
+
+
+def test_since_and_until_take_the_grammar_of_scan_a_duration_back_from_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = time.time()
+    code, out, err = run_cli(
+        capsys, monkeypatch, "report", "--findings", str(_findings(tmp_path)), "--since", "24h", "--until", "1h",
+        "--no-html", "--json", "-", "--allow-empty",
+    )  # fmt: skip
+    after = time.time()
+    assert code == 0, err
+    period = json.loads(out)["period"]
+    start = datetime.fromisoformat(period["start"].replace("Z", "+00:00")).timestamp()
+    end = datetime.fromisoformat(period["end"].replace("Z", "+00:00")).timestamp()
+    assert before - 86400 - 1 <= start <= after - 86400
+    assert before - 3600 - 1 <= end <= after - 3600
+
+
+def test_a_bad_time_gets_the_same_message_from_scan_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, scan_err = run_cli(capsys, monkeypatch, "scan", "--jaeger", "http://127.0.0.1:9", "--service", "x",
+                             "--since", "24 hours")  # fmt: skip
+    _, _, report_err = run_cli(capsys, monkeypatch, "report", "--findings", "x.json", "--since", "24 hours")
+    message = "--since '24 hours' is neither a duration back from now (30m, 24h, 7d) nor an RFC 3339 time"
+    assert message in scan_err and message in report_err
 
 
 def test_a_report_from_findings_alone_to_stdout_markdown(

@@ -316,3 +316,18 @@ def test_the_screenshot_shows_the_traces_colours(run: Run) -> None:
         if pixel in colours:
             counts[colours[pixel]] += count
     assert all(count >= 200 for count in counts.values()), counts
+
+
+def test_counts_are_stacked_bars_from_zero_and_each_chart_has_its_totals_table(run: Run) -> None:
+    charts = [c for s in run.report["sections"] for c in s["charts"]]
+    counts = [c for c in charts if c["kind"] == "time" and all(s["total"] is not None for s in c["series"])]
+    assert len(counts) >= 6
+    for chart in counts:
+        start = run.dom.index(f'id="chart-{chart["id"]}"')
+        part = run.dom[start : run.dom.index('class="chart-totals"', start)]  # the chart, up to its totals
+        assert len(re.findall(r'class="trace bars"', part)) == len(chart["series"]), chart["id"]
+        assert not re.search(r'class="trace scatter"', part), chart["id"]
+        ticks = re.findall(r'class="ytick"><text[^>]*data-unformatted="([^"]*)"', part)
+        assert ticks and ticks[0] == "0", (chart["id"], ticks)  # the y-axis starts at zero
+    totals = run.html.read_text().count('<table class="chart-totals">')
+    assert totals == sum(1 for c in charts if c["kind"] != "timeline")

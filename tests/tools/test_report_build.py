@@ -178,6 +178,7 @@ def test_findings_documents_give_totals_top_fingerprints_and_large_results_by_fi
         "2026-12-01T03:00:00Z",
         "app.py:3 in f",
         None,
+        "m",
     ]
     large = report.section("large_results")
     assert [row[0] for row in large.tables[0].rows] == ["f-large"]
@@ -223,3 +224,65 @@ def test_the_prometheus_url_is_shown_without_its_credentials() -> None:
     assert client.url == "https://prom.example:9090/prometheus"
     report = build_report(PERIOD, prometheus=FakePrometheus({}), now=END)
     assert "s3cret" not in json.dumps(report.sources)
+
+
+def _repeated_violations_file(tmp_path: Path) -> Path:
+    """What a scan of the trial app gives: repeated_violations per tenant and per user, from the real rule, on the
+    same statement and code location (the groups differ only by the subject they count)."""
+    from tenantwatch.config import Settings
+    from tenantwatch.rules.repeated_violations import RULE
+
+    settings = Settings()
+    serious = Finding(rule="missing_tenant_filter", severity="critical", message="m", fingerprint="f-mtf")
+    groups = FindingGroups()
+    for hour, tenant in ((1, "1"), (2, "2")):
+        window = RULE.open_window(settings, settings.state)
+        facts = SpanFacts(
+            statement="SELECT * FROM tasks", code_filepath="myapp/service.py", code_lineno=19, tenant_id=tenant,
+            user_id=f"u-{tenant}",
+        )  # fmt: skip
+        for finding in window.after([serious] * 5, facts, 100.0):
+            groups.add(finding, facts, time_ns=int((T + hour * 3600) * 1e9), trace_id="1" * 32)
+    path = tmp_path / "rv.json"
+    path.write_text(json.dumps(groups.to_json()))
+    return path
+
+
+def test_repeated_violations_per_tenant_and_per_user_are_told_apart_by_their_subject(tmp_path: Path) -> None:
+    findings = load_findings([str(_repeated_violations_file(tmp_path))])
+    report = build_report(PERIOD, findings=findings, now=END)
+    top = report.section("top_fingerprints").tables[0]
+    assert top.columns[-1] == "message"
+    rows = {tuple(row[:-1]) for row in top.rows}
+    assert len(rows) == 4  # four groups, and each row now differs from the others
+    messages = sorted(str(row[-1]) for row in top.rows)
+    assert messages == [
+        "tenant '1' has 5 high or critical findings within 3600 s (threshold 5)",
+        "tenant '2' has 5 high or critical findings within 3600 s (threshold 5)",
+        "user 'u-1' has 5 high or critical findings within 3600 s (threshold 5)",
+        "user 'u-2' has 5 high or critical findings within 3600 s (threshold 5)",
+    ]
+    incidents = report.section("incidents")
+    assert [row[1:4] for row in incidents.tables[0].rows] == [
+        ["repeated_violations", "tenant '1'", 1],
+        ["repeated_violations", "user 'u-1'", 1],
+        ["repeated_violations", "tenant '2'", 1],
+        ["repeated_violations", "user 'u-2'", 1],
+    ]
+    names = [series.name for series in incidents.charts[0].series]
+    assert len(names) == len(set(names)) == 4
+    assert "repeated_violations (user 'u-1', scanned)" in names
+
+
+def test_incidents_of_one_kind_and_subject_share_one_legend_entry(tmp_path: Path) -> None:
+    groups = FindingGroups()
+    message = "client 10.0.0.7 had 12 auth failures within 60 s (threshold 10)"
+    for hour, fingerprint in ((1, "f-a"), (3, "f-b")):  # same client, seen by two services: two fingerprints
+        finding = Finding(rule="brute_force", severity="high", message=message, fingerprint=fingerprint)
+        groups.add(finding, SpanFacts(tenant_id="acme"), time_ns=int((T + hour * 3600) * 1e9))
+    path = tmp_path / "bf.json"
+    path.write_text(json.dumps(groups.to_json()))
+    chart = build_report(PERIOD, findings=load_findings([str(path)]), now=END).section("incidents").charts[0]
+    assert [(s.name, s.x) for s in chart.series] == [
+        ("brute_force (client 10.0.0.7, scanned)", [T + 3600, T + 3 * 3600])
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from tenantwatch.tools.report import (
     Chart,
@@ -211,3 +212,67 @@ def test_html_is_one_self_contained_page_with_every_chart_and_escaped_values() -
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "no data from Prometheus for statements" in page
     assert "Daily | okr-api" in page
+
+
+def _figure(page: str, chart_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The traces and layout plotly draws for ``chart-<chart_id>``, read back from the page."""
+    match = re.search(r'Plotly\.newPlot\(\s*"chart-' + re.escape(chart_id) + r'",\s*', page)
+    assert match, chart_id
+    decoder = json.JSONDecoder()
+    data, end = decoder.raw_decode(page, match.end())
+    layout, _ = decoder.raw_decode(page, page.index("{", end))
+    return data, layout
+
+
+def _daily_born_in_the_last_step() -> Report:
+    """The trial's daily report: every series born in the last step, two of them identical."""
+    period = Period.named("daily", end=END, step_seconds=1440)
+    report = Report("Daily", period, END, ["Prometheus http://p:9090"])
+    last = END.timestamp()
+    section = Section("findings_by_tenant", "Findings by tenant")
+    section.add_chart(
+        Chart("by-tenant", "New findings", "time", "findings", [Series("1", [last], [48]), Series("2", [last], [48])]),
+        source="Prometheus http://p:9090: q",
+        empty="unused",
+    )
+    section.add_chart(
+        Chart("p95", "p95 duration", "time", "s", [Series("tasks", [last], [0.02])], summable=False),
+        source="Prometheus http://p:9090: q2",
+        empty="unused",
+    )
+    report.sections.append(section)
+    return report
+
+
+def test_counts_per_step_are_stacked_bars_over_their_step_from_zero_so_equal_series_both_show() -> None:
+    page = render_html(_daily_born_in_the_last_step())
+    data, layout = _figure(page, "by-tenant")
+    assert [(t["type"], t["name"], t["y"]) for t in data] == [("bar", "1", [48]), ("bar", "2", [48])]
+    assert layout["barmode"] == "stack"  # tenant 2 stacks on tenant 1 instead of hiding it
+    assert layout["yaxis"]["rangemode"] == "tozero"  # 48 is drawn as 48 high, not as a dot between 47 and 49
+    # the one point is a bar as wide as the step (24 min of a day), ending at the period's end: visible
+    assert all(t["width"] == 1440 * 1000 and t["offset"] == -1440 * 1000 for t in data)
+    assert layout["xaxis"]["range"] == ["2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"]
+
+
+def test_a_quantile_chart_keeps_lines_from_zero_with_a_marker_on_a_lone_point() -> None:
+    data, layout = _figure(render_html(_daily_born_in_the_last_step()), "p95")
+    assert [(t["type"], t["mode"]) for t in data] == [("scatter", "lines+markers")]
+    assert layout["yaxis"]["rangemode"] == "tozero"
+
+
+def test_every_chart_in_the_html_has_its_totals_table_like_the_markdown() -> None:
+    page = render_html(_report())
+    assert (
+        '<table class="chart-totals"><caption>New findings (findings)</caption><thead><tr><th>series</th>'
+        "<th>total</th><th>peak</th><th>peak at</th></tr></thead><tbody><tr><td>missing_tenant_filter</td>"
+        '<td class="num">7</td><td class="num">5</td><td>2026-12-01T01:00:00Z</td></tr></tbody></table>'
+    ) in page
+    assert (
+        "<caption>Scanned (findings)</caption><thead><tr><th></th><th>findings</th></tr></thead><tbody><tr><td>"
+        'large_result</td><td class="num">3</td></tr>'
+    ) in page
+    _, layout = _figure(page, "by-rule-total")
+    assert layout["showlegend"] is False  # one bar series: a legend saying "findings" tells nothing
+    _, layout = _figure(render_html(_daily_born_in_the_last_step()), "p95")
+    assert layout["showlegend"] is True  # a time chart names its one series

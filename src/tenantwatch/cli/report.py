@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from tenantwatch.cli._common import EXIT_OK, UsageError
+from tenantwatch.cli._time import moment
 
 __all__ = ["EXIT_EMPTY", "add_parser", "run"]
 
@@ -27,6 +28,7 @@ examples:
   tenantwatch report --prometheus http://prom:9090 --period weekly \\
       --output weekly.html --markdown weekly.md --json weekly.json
   tenantwatch report --findings scan.json --since 2026-12-01T00:00:00Z --until 2026-12-02T00:00:00Z
+  tenantwatch report --prometheus http://prom:9090 --since 24h --until 1h      # same grammar as scan --since
   tenantwatch scan traces.jsonl --json > scan.json && \\
       tenantwatch report --prometheus http://prom:9090 --findings scan.json --title "okr-api, week 48"
 
@@ -60,8 +62,14 @@ def add_parser(sub: Any) -> None:
     when.add_argument(
         "--period", choices=("daily", "weekly"), help="the last day or week up to --until (default daily)"
     )
-    when.add_argument("--since", metavar="TIME", help="start of the period, ISO 8601 (e.g. 2026-12-01T00:00:00Z)")
-    report.add_argument("--until", metavar="TIME", help="end of the period, ISO 8601 (default now)")
+    when.add_argument(
+        "--since",
+        metavar="TIME",
+        help="start of the period: a duration back from now (30m, 24h, 7d) or RFC 3339 (2026-12-01T00:00:00Z)",
+    )
+    report.add_argument(
+        "--until", metavar="TIME", help="end of the period: a duration back from now (1h) or RFC 3339 (default now)"
+    )
     report.add_argument(
         "--step", metavar="SECONDS", type=int, help="step of the time charts (default: about 60 points per period)"
     )
@@ -81,14 +89,9 @@ def add_parser(sub: Any) -> None:
     report.set_defaults(handler=run)
 
 
-def _time(text: str, option: str) -> datetime:
-    if text.strip().lower() == "now":
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option}: not an ISO 8601 time: {text!r} (e.g. 2026-12-01T00:00:00Z)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _time(text: str, option: str, now: datetime) -> datetime:
+    """The grammar of ``scan --since``: a duration back from ``now`` (24h), ``now``, or an RFC 3339 time."""
+    return datetime.fromtimestamp(moment(text, option, now.timestamp()), UTC)
 
 
 def _write(target: str, text: str, stdout: IO[str]) -> None:
@@ -128,10 +131,11 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         raise UsageError("--no-html leaves nothing to write: add --markdown FILE or --json FILE")
     if args.step is not None and args.step < 1:
         raise UsageError("--step must be at least 1 second")
-    until = _time(args.until, "--until") if args.until else datetime.now(UTC)
+    now = datetime.now(UTC)
+    until = _time(args.until, "--until", now) if args.until else now
     try:
         if args.since:
-            period = Period.between(_time(args.since, "--since"), until, step_seconds=args.step)
+            period = Period.between(_time(args.since, "--since", now), until, step_seconds=args.step)
         else:
             period = Period.named(args.period or "daily", end=until, step_seconds=args.step)
     except ValueError as error:

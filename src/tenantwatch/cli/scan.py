@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +24,9 @@ from typing import IO, Any, Final
 from tenantwatch import environment_variables as env
 from tenantwatch.attributes import SEVERITIES
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError, printable
+from tenantwatch.cli._time import UNITS as _UNITS
+from tenantwatch.cli._time import moment as _moment
+from tenantwatch.cli._time import seconds as _seconds
 from tenantwatch.config import ConfigError, load_settings
 from tenantwatch.tools.gate.baseline import Baseline, BaselineError
 from tenantwatch.tools.gate.compare import DEFAULT_FAIL_ON, GateResult, compare, render
@@ -35,8 +37,6 @@ __all__ = ["add_parser", "emit", "run"]
 FAIL_ON_CHOICES: Final = (*SEVERITIES, "never")
 _TABLE_EXAMPLES: Final = 3
 """Example traces listed per group under the table (--json has every example kept)."""
-_DURATION: Final = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EPILOG: Final = """\
 examples:
   tenantwatch scan traces.json                       a file exporter file (format: json)
@@ -130,29 +130,6 @@ def add_parser(sub: Any) -> None:
 
 
 # --- arguments --------------------------------------------------------------------------------------------------------
-
-
-def _seconds(text: str, name: str) -> float:
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise UsageError(f"{name} {text!r} is not a duration like 30s, 15m, 1h, 7d")
-    value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value <= 0:
-        raise UsageError(f"{name} must be positive")
-    return value
-
-
-def _moment(text: str, name: str, now: float) -> float:
-    """A duration back from ``now``, or an RFC 3339 time."""
-    if _DURATION.match(text.strip()):
-        return now - _seconds(text, name)
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{name} {text!r} is neither a duration (1h) nor an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise UsageError(f"{name} {text!r} needs a time zone (Z or +01:00)")
-    return moment.timestamp()
 
 
 def _attributes(pairs: Sequence[str]) -> dict[str, str]:

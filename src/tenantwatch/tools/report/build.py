@@ -18,6 +18,7 @@ Sections, in order (ids in brackets, the same in every format):
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from tenantwatch.tools.report.findings import FindingsSource
 from tenantwatch.tools.report.model import Chart, Period, Report, Section, Series, Table, iso
 from tenantwatch.tools.report.prometheus import PrometheusClient, RangeResult, new_per_step
 
-__all__ = ["INCIDENT_RULES", "SPIKE_FACTOR", "SPIKE_MINIMUM", "Spike", "build_report", "spikes"]
+__all__ = ["INCIDENT_RULES", "SPIKE_FACTOR", "SPIKE_MINIMUM", "Spike", "build_report", "spikes", "subject"]
 
 FINDINGS: Final = "tenantwatch_findings_total"
 QUERIES: Final = "db_client_operation_duration_seconds_count"
@@ -47,6 +48,11 @@ SPIKE_MINIMUM: Final = 10.0
 """... and at least this many queries (a tenant going from 1 to 3 queries is no spike)."""
 TOP_FINGERPRINTS: Final = 20
 _STATEMENT_CHARS: Final = 160
+_MESSAGE_CHARS: Final = 120
+_SUBJECT: Final = re.compile(r"""^(?:(tenant|user) ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(client) (\S+)) """)
+"""The subject a keyed rule counts, as its message starts: ``tenant '1'``, ``user 'u-1'`` (repeated_violations,
+query_rate_spike), ``client 10.0.0.7`` (brute_force). The finding has no structured subject field, and its
+fingerprint is a hash of it."""
 _NONE: Final = "(none)"
 _MISSING: Final = {"db_collection_name": "(no table)", "tenant_bucket": "(no tenant)", "http_route": "(no route)"}
 """Series name for a result without the label (a statement on no table, ...)."""
@@ -129,6 +135,21 @@ def _statement(group: FindingGroup) -> str | None:
     if text is None or len(text) <= _STATEMENT_CHARS:
         return text
     return text[: _STATEMENT_CHARS - 1] + "…"
+
+
+def _message(group: FindingGroup) -> str:
+    text = " ".join(group.message.split())
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"
+
+
+def subject(group: FindingGroup) -> str:
+    """Who an incident finding counts: the tenant, user or client its message names (``user 'u-1'``), else the
+    context tenants of its occurrences."""
+    match = _SUBJECT.match(group.message)
+    if match is not None:
+        kind, who = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        return f"{kind} {who}"
+    return ", ".join(sorted(t or "(no tenant)" for t in group.tenants)) or _NONE
 
 
 def build_report(
@@ -221,7 +242,18 @@ def _top_fingerprints(findings: FindingsSource | None, period: Period) -> Sectio
         return section
     table = Table(
         "Most frequent findings (one row per finding fingerprint)",
-        ["fingerprint", "rule", "severity", "table", "count", "first seen", "last seen", "code location", "route"],
+        [
+            "fingerprint",
+            "rule",
+            "severity",
+            "table",
+            "count",
+            "first seen",
+            "last seen",
+            "code location",
+            "route",
+            "message",
+        ],
     )
     groups = sorted(findings.in_period(period), key=lambda g: (-g.count, g.fingerprint))[:TOP_FINGERPRINTS]
     for group in groups:
@@ -236,6 +268,7 @@ def _top_fingerprints(findings: FindingsSource | None, period: Period) -> Sectio
                 _when(group.last_seen_ns),
                 group.code_location or None,
                 group.route,
+                _message(group),  # what tells apart groups of one rule and place (repeated_violations per user)
             ]
         )
     section.add_table(table, source=findings.name, empty=f"no findings in {findings.name} in this period")
@@ -348,18 +381,20 @@ def _incidents(prom: _Prometheus | None, findings: FindingsSource | None, period
     if findings is not None:
         section.sources.append(findings.name)
         before = len(table.rows)
+        scanned: dict[str, Series] = {}
         for group in findings.in_period(period):
             if group.rule not in INCIDENT_RULES or group.first_seen_ns is None:
                 continue
-            who = ", ".join(sorted(t or "(no tenant)" for t in group.tenants)) or _NONE
-            chart.series.append(
-                Series(
-                    f"{group.rule} ({who}, scanned)",
-                    [group.first_seen_ns / 1e9],
-                    [float(group.count)],
-                    [group.fingerprint],
-                )
-            )
+            who = subject(group)
+            name = f"{group.rule} ({who}, scanned)"
+            one = scanned.get(name)
+            if one is None:  # one legend entry and one timeline row per kind and subject, several markers on it
+                one = scanned[name] = Series(name, [], [], [])
+                chart.series.append(one)
+            one.x.append(group.first_seen_ns / 1e9)  # type: ignore[arg-type]
+            one.y.append(float(group.count))
+            assert one.text is not None
+            one.text.append(f"{who} ({group.fingerprint})")
             table.rows.append([iso(group.first_seen_ns / 1e9), group.rule, who, group.count, findings.name])
         if len(table.rows) == before:
             section.notes.append(f"no incidents ({', '.join(INCIDENT_RULES)}) in {findings.name} in this period")

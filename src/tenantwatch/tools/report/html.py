@@ -2,8 +2,10 @@
 
 Needs the ``report`` extra (``pip install 'tenantwatch[report]'``: plotly). Every chart is a ``<div class="chart">``
 with the id ``chart-<chart id>``; trace colours come from :data:`PALETTE` in order, so a rendering check can look for
-them. Text from the data (tenant buckets, table names, statements) is HTML-escaped; nothing is loaded from a network:
-no CDN script, no web font, no MathJax.
+them. Counts per step are stacked bars over their step and quantiles lines with markers, every y-axis from zero;
+under each chart (but the timeline) a ``<table class="chart-totals">`` holds the Markdown's totals. Text from the
+data (tenant buckets, table names, statements) is HTML-escaped; nothing is loaded from a network: no CDN script, no
+web font, no MathJax.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #ddd
 .empty-report { background: #fdecea; padding: .6rem; font-weight: bold; }
 .chart { height: 380px; } table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0 1.2rem; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+caption { text-align: left; white-space: nowrap; font-weight: bold; padding: .2rem 0; }
 th { background: #f4f4f4; } td.num { text-align: right; } code { font-size: .8rem; }
 """
+
+
+_DASHES: Final = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+_SYMBOLS: Final = ("circle", "square", "diamond", "triangle-up", "x", "cross", "star", "pentagon")
 
 
 class ReportDependencyError(RuntimeError):
@@ -48,6 +55,7 @@ def _plotly() -> Any:
 
 def _figure(chart: Chart, go: Any, period: Period) -> Any:
     figure = go.Figure()
+    step_ms = period.step_seconds * 1000
     for index, series in enumerate(chart.series):
         colour = PALETTE[index % len(PALETTE)]
         if chart.kind == "bar":
@@ -71,15 +79,27 @@ def _figure(chart: Chart, go: Any, period: Period) -> Any:
                     },
                 )
             )
-        else:
+        elif chart.summable:  # counts per step: stacked bars over the step each count covers
+            figure.add_trace(
+                go.Bar(
+                    name=series.name,
+                    x=x,
+                    y=series.y,
+                    width=step_ms,
+                    offset=-step_ms,  # a point at t counts the step ending at t: the bar spans [t - step, t]
+                    marker={"color": colour, "line": {"width": 0}},
+                    hovertemplate="%{y:g} in the step to %{x}<extra>%{fullData.name}</extra>",
+                )
+            )
+        else:  # a quantile per step: lines, each with its own dash and symbol so equal series stay visible
             figure.add_trace(
                 go.Scatter(
                     name=series.name,
                     x=x,
                     y=series.y,
                     mode="lines+markers",
-                    line={"color": colour, "width": 2},
-                    marker={"color": colour, "size": 5},
+                    line={"color": colour, "width": 2, "dash": _DASHES[index % len(_DASHES)]},
+                    marker={"color": colour, "size": 7, "symbol": _SYMBOLS[index % len(_SYMBOLS)]},
                 )
             )
     figure.update_layout(
@@ -87,15 +107,18 @@ def _figure(chart: Chart, go: Any, period: Period) -> Any:
         yaxis_title=chart.y_title if chart.kind != "timeline" else None,
         template="plotly_white",
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"orientation": "h", "y": -0.2},
-        showlegend=True,
+        legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},  # stacked bars would reverse it
+        showlegend=chart.kind != "bar" or len(chart.series) > 1,  # one bar series: its name is the y title
+        barmode="stack",  # identical series stack instead of hiding each other
     )
+    if chart.kind != "timeline":
+        figure.update_yaxes(rangemode="tozero")  # a count of 48 against 47 is not a cliff
     if chart.kind != "bar":  # the whole period, so a quiet stretch shows as quiet, not as a zoom on the busy one
         figure.update_xaxes(range=[iso(period.start), iso(period.end)], type="date")
     return figure
 
 
-def _table(table: Table) -> str:
+def _table(table: Table, *, css: str = "") -> str:
     head = "".join(f"<th>{html.escape(column)}</th>" for column in table.columns)
     body = []
     for row in table.rows:
@@ -107,7 +130,8 @@ def _table(table: Table) -> str:
                 cells.append(f"<td>{html.escape('-' if value is None else str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     caption = f"<caption>{html.escape(table.title)}</caption>"
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    opening = f'<table class="{css}">' if css else "<table>"
+    return f"{opening}{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _section(section: Section, go: Any, pio: Any, period: Period) -> str:
@@ -129,6 +153,9 @@ def _section(section: Section, go: Any, pio: Any, period: Period) -> str:
         parts.append(
             f'<div class="chart-box" data-chart="{html.escape(chart.id)}" data-kind="{chart.kind}">{div}</div>'
         )
+        if chart.kind != "timeline":  # the incidents table lists every event already
+            columns, rows = chart.summary()
+            parts.append(_table(Table(f"{chart.title} ({chart.y_title})", columns, rows), css="chart-totals"))
     parts.extend(_table(table) for table in section.tables)
     parts.append("</section>")
     return "\n".join(parts)

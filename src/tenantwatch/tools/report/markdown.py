@@ -23,20 +23,8 @@ def _table(columns: list[str], rows: list[list[object]]) -> list[str]:
 
 def _chart(chart: Chart) -> list[str]:
     lines = [f"**{_cell(chart.title)}** ({chart.y_title})", ""]
-    if chart.kind == "bar":
-        rows: list[list[object]] = []
-        for series in chart.series:
-            rows.extend([x, y] for x, y in zip(series.x, series.y, strict=True))
-        return [*lines, *_table(["", chart.y_title], rows), ""]
-    rows = []
-    for series in chart.series:
-        if not series.y:
-            continue
-        peak = max(range(len(series.y)), key=lambda i: series.y[i])
-        first = series.total if chart.summable else series.y[-1]
-        rows.append([series.name, first, series.y[peak], iso(float(series.x[peak]))])
-    columns = ["series", "total" if chart.summable else "last", "peak", "peak at"]
-    return [*lines, *_table(columns, rows), ""]
+    columns, rows = chart.summary()
+    return [*lines, *_table(columns, [list(row) for row in rows]), ""]
 
 
 def _data_table(table: Table) -> list[str]:

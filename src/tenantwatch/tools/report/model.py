@@ -126,6 +126,23 @@ class Chart:
     def has_data(self) -> bool:
         return any(series.has_data for series in self.series)
 
+    def summary(self) -> tuple[list[str], list[list[str | int | float | None]]]:
+        """The chart as a table (columns, rows): per category for bars; per series its total (its last value when
+        not summable), peak and peak time otherwise. The Markdown shows it instead of the chart, the HTML under it."""
+        rows: list[list[str | int | float | None]] = []
+        if self.kind == "bar":
+            for series in self.series:
+                categories: list[str | float] = list(series.x)
+                rows.extend([x, y] for x, y in zip(categories, series.y, strict=True))
+            return ["", self.y_title], rows
+        for series in self.series:
+            if not series.y:
+                continue
+            peak = max(range(len(series.y)), key=lambda i: series.y[i])
+            first = series.total if self.summable else series.y[-1]
+            rows.append([series.name, first, series.y[peak], iso(float(series.x[peak]))])
+        return ["series", "total" if self.summable else "last", "peak", "peak at"], rows
+
 
 @dataclass(slots=True)
 class Table:
