@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
 from cli_support import run_cli
+from tenantwatch.core.findings import Finding, finding_fingerprint
+from tenantwatch.facts import SpanFacts
 from tenantwatch.tools.gate import Baseline, BaselineEntry
+from tenantwatch.tools.gate.pytest_plugin import explain_command
 from tenantwatch.tools.groups import FindingGroups
 
 pytest_plugins = ["pytester"]
@@ -189,3 +193,31 @@ def test_explain_rejects_a_malformed_code_location(
     code, _, err = run_cli(capsys, monkeypatch, "explain", "SELECT 1", "--code-location", "app.py:twelve")
     assert code == 2
     assert "--code-location 'app.py:twelve': expected PATH:LINE:FUNCTION" in err
+
+
+def test_a_cross_tenant_reproduce_line_asks_for_the_bound_values_and_then_gives_the_gates_fingerprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement's bound values are not recorded: without them explain cannot see the other tenant's value."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    statement = "SELECT notes.body FROM notes WHERE notes.organization_id = ?"
+    code, out, _ = run_cli(capsys, monkeypatch, "explain", statement, "--json", "--rules", str(rules))
+    fingerprint = json.loads(out)["fingerprint"]
+    facts = SpanFacts(
+        statement=statement,
+        statement_fingerprint=fingerprint,
+        tenant_id="acme",
+        tenant_values=("globex",),
+        code_filepath=str(tmp_path / "app.py"),
+        code_lineno=7,
+        code_function="notes_of",
+    )
+    finding = Finding("cross_tenant", "critical", "another tenant", finding_fingerprint("cross_tenant", facts))
+    command = explain_command(finding, facts, str(rules))
+    assert command is not None
+    assert command.endswith("  # add the bound values as --param (its tenant values were globex)")
+    words = shlex.split(command, comments=True)
+    code, out, err = run_cli(capsys, monkeypatch, *words[1:], "--param", "globex", "--json")
+    assert code == 1, out + err
+    assert ("cross_tenant", finding.fingerprint) in {(f["rule"], f["fingerprint"]) for f in json.loads(out)["findings"]}

@@ -137,7 +137,15 @@ def explain_command(finding: Finding, facts: SpanFacts, rules_file: str | None) 
         words += ["--code-location", facts.code_location]
     if rules_file:
         words += ["--rules", rules_file]
-    return shlex.join(words)
+    command = shlex.join(words)
+    if finding.rule == "cross_tenant" and _PLACEHOLDER.search(facts.statement) and facts.tenant_values:
+        values = ", ".join(facts.tenant_values)  # bound values are not recorded; the tenant values judged are
+        command += f"  # add the bound values as --param (its tenant values were {values})"
+    return command
+
+
+_PLACEHOLDER: Final = re.compile(r"\?|%s|%\(\w+\)s|(?<![:\w]):[A-Za-z_]\w*|\$\d+")
+"""A bound-parameter placeholder of any paramstyle (``?``, ``%s``, ``%(name)s``, ``:name``, ``$1``)."""
 
 
 def not_reproducible(rule: str) -> str | None:
