@@ -52,12 +52,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="lowest severity of a new finding that fails the run (default: warning)",
     )
+    group.addoption(
+        "--tenantwatch-require-reasons",
+        action="store_true",
+        default=None,
+        help="fail the session while a baseline entry has an empty reason (by default the summary only names them)",
+    )
+    group.addoption(
+        "--tenantwatch-allow-empty",
+        action="store_true",
+        default=None,
+        help="pass even when no database statement was judged (by default the gate fails: no db instrumentation?)",
+    )
     parser.addini("tenantwatch", "run the tenantwatch gate without --tenantwatch", type="bool", default=False)
     parser.addini("tenantwatch_baseline", "baseline file of the tenantwatch gate (relative to the ini file)")
     parser.addini("tenantwatch_raise", "fail each test that ran a new finding", type="bool", default=False)
     parser.addini("tenantwatch_sarif", "write the gate's findings as SARIF to this file")
     parser.addini("tenantwatch_findings", "write the gate's grouped findings as JSON to this file")
     parser.addini("tenantwatch_config", "rules file of the tenantwatch gate")
+    parser.addini(
+        "tenantwatch_require_reasons", "fail while a baseline entry has an empty reason", type="bool", default=False
+    )
+    parser.addini(
+        "tenantwatch_allow_empty", "pass even when no database statement was judged", type="bool", default=False
+    )
     parser.addini("tenantwatch_fail_on", "lowest severity of a new finding that fails the run (default: warning)")
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import IO, Any
 
 from tenantwatch.attributes import SEVERITIES
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, UsageError
 from tenantwatch.tools.gate import DEFAULT_FAIL_ON, Baseline, BaselineError, compare, refreshed, render
+from tenantwatch.tools.gate.baseline import BASELINE_FORMAT
 from tenantwatch.tools.groups import FindingGroups
 
 __all__ = ["add_parser", "run"]
@@ -77,10 +79,20 @@ def _groups(paths: list[str], stdin: IO[str]) -> FindingGroups:
         try:
             groups.merge(FindingGroups.from_json(json.loads(text)))
         except json.JSONDecodeError as exc:
+            if _is_a_baseline(text):
+                raise UsageError(
+                    f"{path} is a baseline file, not a findings document: give the JSON from `tenantwatch scan "
+                    f"--json` or `pytest --tenantwatch-findings FILE` (the baseline itself goes to --baseline)"
+                ) from exc
             raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from exc
         except ValueError as exc:
             raise UsageError(f"{path}: {exc}") from exc
     return groups
+
+
+def _is_a_baseline(text: str) -> bool:
+    """The text reads as a baseline file (its ``format:`` line), not as the findings document expected."""
+    return re.search(rf"^format:\s*['\"]?{re.escape(BASELINE_FORMAT)}['\"]?\s*$", text, re.MULTILINE) is not None
 
 
 def _load(path: Path, *, missing_ok: bool) -> Baseline | None:

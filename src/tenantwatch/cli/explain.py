@@ -109,6 +109,12 @@ def add_parser(sub: Any) -> None:
     )
     explain.add_argument("--returned-rows", type=int, metavar="N", help="rows the statement returned (large_result)")
     explain.add_argument("--duration-ms", type=float, metavar="MS", help="how long it took (slow_query)")
+    explain.add_argument(
+        "--code-location",
+        metavar="PATH:LINE:FUNCTION",
+        help="code location the statement ran at (the pytest gate prints it): the finding fingerprint then equals "
+        "the one recorded live",
+    )
     explain.add_argument("--json", action="store_true", help="one JSON object per input")
     explain.add_argument(
         "--fail-on",
@@ -138,6 +144,8 @@ class _Input:
     executemany: bool = False
     keys: tuple[tuple[str, str], ...] = ()
     """Finer tenant keys' values (``--key team=t-1``, JSON ``"keys": {"team": "t-1"}``), sorted by key."""
+    code_location: tuple[str, int, str | None] | None = None
+    """``--code-location PATH:LINE:FUNCTION``: where the statement ran (part of the finding fingerprint)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +314,7 @@ def _iter_inputs(
         duration_ms=args.duration_ms,
         executemany=False,
         keys=keys,
+        code_location=_code_location(args.code_location),
     )
     statements = [s for s in args.sql if s != "-"]
     if statements:
@@ -317,6 +326,16 @@ def _iter_inputs(
             yield _BadInput(number, f"line longer than {MAX_LINE_CHARS} characters")
         elif line.strip():
             yield _input_from_json(number, line, defaults)
+
+
+def _code_location(value: str | None) -> tuple[str, int, str | None] | None:
+    """``PATH:LINE:FUNCTION`` (the function may be empty; the path may hold colons, e.g. a Windows drive)."""
+    if value is None:
+        return None
+    parts = value.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit():
+        raise UsageError(f"--code-location {value!r}: expected PATH:LINE:FUNCTION, e.g. app/views.py:12:list_all")
+    return parts[0], int(parts[1]), parts[2] or None
 
 
 def _lines(stdin: IO[str]) -> Iterator[tuple[int, str | None]]:
@@ -407,6 +426,9 @@ def _explain_one(
         returned_rows=item.returned_rows,
         duration_ms=item.duration_ms,
         route=item.route,
+        code_filepath=item.code_location[0] if item.code_location else None,
+        code_lineno=item.code_location[1] if item.code_location else None,
+        code_function=item.code_location[2] if item.code_location else None,
     )
     explained = _Explained(
         item=item,

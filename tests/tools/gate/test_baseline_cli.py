@@ -135,3 +135,20 @@ def test_help_shows_examples(capsys: Capsys, monkeypatch: pytest.MonkeyPatch) ->
     code, out, _ = run_cli(capsys, monkeypatch, "baseline", "--help")
     assert code == EXIT_OK
     assert "pytest --tenantwatch=tenantwatch-baseline.yaml" in out and "exit codes: 0" in out
+
+
+def test_a_baseline_given_as_the_findings_document_is_named_as_such(
+    tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    document = _document(tmp_path, tmp_path / "findings.json", ("list_all", 12))
+    assert run_cli(capsys, monkeypatch, "baseline", str(document))[0] == EXIT_OK
+    written = (tmp_path / "tenantwatch-baseline.yaml").read_text()
+    code, out, err = run_cli(capsys, monkeypatch, "baseline", "tenantwatch-baseline.yaml")
+    assert code == EXIT_USAGE, out + err
+    assert (
+        "tenantwatch-baseline.yaml is a baseline file, not a findings document: give the JSON from `tenantwatch scan "
+        "--json` or `pytest --tenantwatch-findings FILE`" in err
+    )
+    assert "not JSON" not in err
+    assert (tmp_path / "tenantwatch-baseline.yaml").read_text() == written  # left as it was

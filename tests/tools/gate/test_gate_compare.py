@@ -114,3 +114,18 @@ def test_refreshed_adds_new_entries_unreviewed_keeps_reasons_moves_lines_and_pru
     assert counts["pruned"] == 1 and "large_result" not in {e.rule for e in pruned.entries}
     again = compare(run, pruned, root=tmp_path)
     assert len(again.known) == 3 and not again.new and not again.moved and not again.stale
+
+
+def test_render_names_baseline_entries_without_a_reason_and_still_passes(tmp_path: Path) -> None:
+    """What ``scan --baseline`` and the pytest gate print: accepted, but the empty reasons are named."""
+    run = _groups(tmp_path, ("missing_tenant_filter", "critical", 10, "a"), ("slow_query", "warning", 20, "b"))
+    entries = [BaselineEntry.from_group(g, root=tmp_path, reason=r) for g, r in zip(run, ["", "ok"], strict=True)]
+    result = compare(run, Baseline(tuple(entries), path="b.yaml"), root=tmp_path)
+    text = render(result)
+    assert not result.failed and text.startswith("tenantwatch gate passed: 0 new (0 at warning or above), 2 known")
+    assert "1 baseline entry has no reason: review them; `tenantwatch baseline --check` fails on them" in text
+    reviewed = compare(run, _baseline(run, tmp_path), root=tmp_path)
+    assert "no reason" not in render(reviewed)
+    failing = render(reviewed, also_failed=["no database statements were judged"])
+    assert failing.startswith("tenantwatch gate FAILED: 0 new")
+    assert "tenantwatch gate FAILED: no database statements were judged" in failing

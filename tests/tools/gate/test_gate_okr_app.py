@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tenantwatch.cli import main
+from tenantwatch.tools.groups import FindingGroups
 
 pytest_plugins = ["pytester"]
 
@@ -140,9 +141,13 @@ def test_the_gate_fails_on_the_planted_query_then_the_baseline_accepts_moves_and
     assert command is not None, summary
     words = shlex.split(command.group(1))
     assert words[-2:] == ["--rules", str(RULES)]
-    explained = _tenantwatch(*words[1:], cwd=pytester.path)
+    explained = _tenantwatch(*words[1:], "--json", cwd=pytester.path)
     assert explained.returncode == 1, explained.stdout + explained.stderr
-    assert "missing_tenant_filter" in explained.stdout
+    (planted,) = FindingGroups.from_json(json.loads(findings.read_text()))
+    found = {
+        (f["rule"], f["fingerprint"]) for line in explained.stdout.splitlines() for f in json.loads(line)["findings"]
+    }
+    assert ("missing_tenant_filter", planted.fingerprint) in found  # the gate's rule and finding fingerprint
 
     # SARIF: one new result at the planted line
     document = json.loads(sarif.read_text())

@@ -102,7 +102,8 @@ def test_the_gate_configures_tenantwatch_itself_and_fails_on_new_findings(pytest
         [
             f"*CRITICAL missing_tenant_filter table=notes at app.py:{UNSCOPED_LINE} in every_note (1x*",
             "*test: test_notes.py::test_unscoped",
-            "*reproduce: tenantwatch explain 'SELECT notes.body FROM notes' --tenant acme --rules *rules.yaml",
+            "*reproduce: tenantwatch explain 'SELECT notes.body FROM notes' --tenant acme "
+            f"--code-location *app.py:{UNSCOPED_LINE}:every_note --rules *rules.yaml",
         ]
     )
     result.stdout.fnmatch_lines([f"*HIGH no_tenant_context table=notes at app.py:{SCOPED_LINE} in own_notes*"])
@@ -145,11 +146,17 @@ def test_an_app_that_configures_tenantwatch_itself_keeps_its_exporter_and_the_ga
             assert {r for s in spans for r in s.attributes["tenantwatch.findings"]} >= {"missing_tenant_filter"}
         """
     )
-    result = _run(pytester, "test_notes.py", "test_exported.py", "--tenantwatch")
+    findings = pytester.path / "findings.json"
+    result = _run(pytester, "test_notes.py", "test_exported.py", "--tenantwatch", f"--tenantwatch-findings={findings}")
     result.assert_outcomes(passed=4)
     assert result.ret == 1
     assert "tenantwatch gate FAILED: 2 new" in result.stdout.str()
     assert "note:" not in result.stdout.str()
+    # the gate hears the app's findings, not its spans: no "spans": 0 next to the findings, but why
+    document = json.loads(findings.read_text())
+    assert "spans" not in document and document["findings"] == 2
+    assert document["spans_note"].startswith("spans not counted: the application configured tenantwatch itself")
+    assert len(FindingGroups.from_json(document)) == 2  # still a findings document `tenantwatch baseline` reads
     # A rules file given to the gate cannot change the app's own processors: the summary says so.
     result = _run(pytester, "test_notes.py", "test_exported.py", "--tenantwatch", "--tenantwatch-config=rules.yaml")
     assert result.ret == 1
@@ -162,7 +169,14 @@ def test_an_app_that_configures_tenantwatch_itself_keeps_its_exporter_and_the_ga
     ("options", "baseline", "message"),
     [
         (["--tenantwatch=missing.yaml"], None, "missing.yaml does not exist: run once with --tenantwatch-findings"),
-        (["--tenantwatch", "sub"], None, "--tenantwatch sub: that looks like a test path, not a baseline file"),
+        (["--tenantwatch", "sub"], None, "sub is a directory, not a baseline file; if it is a test path, put"),
+        (["--tenantwatch=sub"], None, "sub is a directory, not a baseline file"),
+        (
+            ["--tenantwatch", "test_one.py"],
+            None,
+            "--tenantwatch test_one.py: that looks like a test path, not a baseline",
+        ),
+        (["--tenantwatch=/dev/null"], None, "baseline /dev/null is not a regular file (a device or a pipe)"),
         (["--tenantwatch=b.yaml"], "findings:\n- rule: x\n", "b.yaml:2:3: findings.0: fingerprint is required"),
         (["--tenantwatch", "--tenantwatch-config=nope.yaml"], None, "nope.yaml: cannot read rules file"),
     ],

@@ -14,7 +14,7 @@ Entries that nothing matched are *stale*: the finding did not occur (fixed? remo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class GateResult:
     fail_on: str = DEFAULT_FAIL_ON
     root: Path | None = None
     baseline_path: str | None = None
+    unreviewed: list[BaselineEntry] = field(default_factory=list)
+    """Baseline entries with an empty reason: accepted all the same, named by :func:`render`."""
 
     @property
     def failing(self) -> list[FindingGroup]:
@@ -75,6 +77,7 @@ def compare(
     base = Path(root if root is not None else Path.cwd()).resolve()
     entries = list(baseline.entries) if baseline is not None else []
     result = GateResult(fail_on=fail_on, root=base, baseline_path=baseline.path if baseline is not None else None)
+    result.unreviewed = list(baseline.unreviewed()) if baseline is not None else []
     used: set[int] = set()
     by_fingerprint = {entry.fingerprint: index for index, entry in enumerate(entries)}
     by_identity: dict[tuple[str, str, str, str, int], int] = {}
@@ -141,14 +144,21 @@ def _place(group: FindingGroup, root: Path | None) -> str:
     return f"{where} in {group.code_function}" if group.code_function else where
 
 
-def render(result: GateResult, *, details: Callable[[FindingGroup], list[str]] | None = None) -> str:
+def render(
+    result: GateResult,
+    *,
+    details: Callable[[FindingGroup], list[str]] | None = None,
+    also_failed: Sequence[str] = (),
+) -> str:
     """The gate's verdict as text: one line of counts, then every new, moved and stale entry. ``details`` adds lines
-    under each new finding (the pytest plugin: the tests that ran it and the ``tenantwatch explain`` line)."""
+    under each new finding (the pytest plugin: the tests that ran it and the ``tenantwatch explain`` line);
+    ``also_failed`` are other reasons the gate failed for (one line each, after the counts)."""
     source = f"baseline {result.baseline_path}" if result.baseline_path else "no baseline: every finding is new"
-    verdict = "FAILED" if result.failed else "passed"
+    verdict = "FAILED" if result.failed or also_failed else "passed"
     lines = [
         f"tenantwatch gate {verdict}: {len(result.new)} new ({len(result.failing)} at {result.fail_on} or above), "
-        f"{len(result.known)} known, {len(result.moved)} moved, {len(result.stale)} stale ({source})"
+        f"{len(result.known)} known, {len(result.moved)} moved, {len(result.stale)} stale ({source})",
+        *(f"tenantwatch gate FAILED: {reason}" for reason in also_failed),
     ]
     if result.new:
         lines.append(f"new findings (not in the baseline; the gate fails at {result.fail_on} and above):")
@@ -171,4 +181,10 @@ def render(result: GateResult, *, details: Callable[[FindingGroup], list[str]] |
         )
         for entry in result.stale:
             lines.append(f"  {entry.rule} at {entry.location} (fingerprint {entry.fingerprint})")
+    if result.unreviewed:
+        count = len(result.unreviewed)
+        lines.append(
+            f"{count} baseline entr{'y has' if count == 1 else 'ies have'} no reason: review them; "
+            "`tenantwatch baseline --check` fails on them"
+        )
     return "\n".join(lines) + "\n"

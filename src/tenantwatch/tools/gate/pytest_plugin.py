@@ -14,7 +14,14 @@
   produced each one and a ``tenantwatch explain`` line that reproduces it;
 * at the end they are compared with the baseline (:func:`tenantwatch.tools.gate.compare.compare`): a new finding at
   or above ``--tenantwatch-fail-on`` (default ``warning``) makes the session fail (exit code 1) and the
-  ``tenantwatch`` summary section lists it; known findings are counted, moved and stale entries listed.
+  ``tenantwatch`` summary section lists it; known findings are counted, moved and stale entries listed, baseline
+  entries without a reason named (``--tenantwatch-require-reasons`` fails on them);
+* a run in which the gate's own configuration judged no database statement at all fails too (no db
+  instrumentation, e.g. the ``sqlalchemy`` extra missing), unless ``--tenantwatch-allow-empty``; the findings
+  document counts the db statement spans judged (``"spans"``), or says why it cannot (``"spans_note"``);
+* a ``reproduce:`` line per new finding: the ``tenantwatch explain`` command giving the same rule and finding
+  fingerprint (``--code-location``), or, for rules explain cannot judge from one statement, why, and the
+  fingerprints to match the finding by.
 
 ``--tenantwatch-raise`` also fails, at once, each test whose setup, call or teardown ran a new finding. It fails the
 test from the finding listener's record rather than switching tenantwatch to enforce mode, because enforce mode (a)
@@ -36,8 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
+from opentelemetry.sdk.trace import SpanProcessor
 
-from tenantwatch.attributes import SEVERITIES
+from tenantwatch.attributes import DB_QUERY_TEXT, DB_STATEMENT, SEVERITIES
 from tenantwatch.core.findings import Finding, severity_rank
 from tenantwatch.core.handover import FindingSource, watch
 from tenantwatch.environment_variables import TENANTWATCH_RULES_FILE
@@ -57,6 +65,30 @@ PLUGIN_NAME: Final = "tenantwatch-gate"
 MAX_TESTS: Final = 5
 """Tests named per finding group (the first ones that produced it)."""
 OUTSIDE_TESTS: Final = "(outside any test: collection or session start)"
+NOTHING_JUDGED: Final = (
+    "no database statements were judged: tenantwatch traced no db span during the tests. Is a database "
+    "instrumentation active? (SQLAlchemy needs `pip install 'tenantwatch[sqlalchemy]'`; other drivers need their "
+    "OpenTelemetry instrumentation on tenantwatch's tracer provider.) --tenantwatch-allow-empty passes anyway"
+)
+SPANS_NOT_COUNTED: Final = (
+    "spans not counted: the application configured tenantwatch itself, and the gate hears its processors' findings, "
+    "not their spans"
+)
+
+
+class _DbSpanCounter(SpanProcessor):
+    """Counts the db statement spans (those with statement text: not the instrumentation's ``connect`` spans) that end
+    on the gate's own tracer provider: two attribute lookups per ended span, a lock per db span."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        if DB_QUERY_TEXT in attributes or DB_STATEMENT in attributes:
+            with self._lock:  # spans end on the application's threads too
+                self.count += 1
 
 
 def register(config: pytest.Config) -> None:
@@ -68,9 +100,21 @@ def register(config: pytest.Config) -> None:
     config.add_cleanup(gate.close)
 
 
+NOT_FROM_THE_STATEMENT: Final[dict[str, str]] = {
+    "cross_tenant_read": "it judged the rows the statement returned (their tenant values)",
+    "stale_tenant_context": "it compared the statement's tenant with its request's tenant or the connection's RLS "
+    "setting",
+    "injection_signal": "it compared the statement with the values of its HTTP request",
+    "test_data": "it judged the values bound to the statement",
+}
+"""Statement rules ``tenantwatch explain`` cannot judge from the statement and its context alone: what they need."""
+
+
 def explain_command(finding: Finding, facts: SpanFacts, rules_file: str | None) -> str | None:
-    """The ``tenantwatch explain`` command line that judges the finding's statement again, in the same context."""
-    if not facts.statement:
+    """The ``tenantwatch explain`` command line that judges the finding's statement again, in the same context and at
+    the same code location (so explain prints the same rule and finding fingerprint); None when explain cannot
+    reproduce the finding from one statement (:func:`not_reproducible`)."""
+    if not facts.statement or not_reproducible(finding.rule) is not None:
         return None
     words = ["tenantwatch", "explain", _one_line(facts.statement)]
     if facts.tenant_id:
@@ -85,13 +129,42 @@ def explain_command(finding: Finding, facts: SpanFacts, rules_file: str | None) 
         words += ["--unscoped", facts.unscoped_reason]
     if facts.route:
         words += ["--route", facts.route]
-    if finding.rule in ("large_result", "cross_tenant_read") and facts.returned_rows is not None:
+    if finding.rule == "large_result" and facts.returned_rows is not None:
         words += ["--returned-rows", str(facts.returned_rows)]
     if finding.rule == "slow_query" and facts.duration_ms is not None:
         words += ["--duration-ms", f"{facts.duration_ms:.1f}"]
+    if facts.code_location:
+        words += ["--code-location", facts.code_location]
     if rules_file:
         words += ["--rules", rules_file]
-    return shlex.join(words)
+    command = shlex.join(words)
+    if finding.rule == "cross_tenant" and _PLACEHOLDER.search(facts.statement) and facts.tenant_values:
+        values = ", ".join(facts.tenant_values)  # bound values are not recorded; the tenant values judged are
+        command += f"  # add the bound values as --param (its tenant values were {values})"
+    return command
+
+
+_PLACEHOLDER: Final = re.compile(r"\?|%s|%\(\w+\)s|(?<![:\w]):[A-Za-z_]\w*|\$\d+")
+"""A bound-parameter placeholder of any paramstyle (``?``, ``%s``, ``%(name)s``, ``:name``, ``$1``)."""
+
+
+def not_reproducible(rule: str) -> str | None:
+    """Why ``tenantwatch explain`` cannot reproduce a finding of ``rule`` from its statement, or None if it can."""
+    if rule in NOT_FROM_THE_STATEMENT:
+        return NOT_FROM_THE_STATEMENT[rule]
+    from tenantwatch.rules import CATALOGUE
+
+    known = next((candidate for candidate in CATALOGUE if candidate.id == rule), None)
+    if known is not None and "statement" not in known.meta.stages:
+        return f"it judged {' and '.join(_STAGE_WORDS.get(s, s) for s in known.meta.stages)}, not one statement"
+    return None
+
+
+_STAGE_WORDS: Final = {
+    "request": "a whole request",
+    "stream": "a window of statements over time",
+    "findings": "a window of other findings",
+}
 
 
 def _one_line(statement: str) -> str:
@@ -112,6 +185,10 @@ class Gate:
         self._invocation = Path(config.invocation_params.dir)
         self._ini_dir = Path(config.inipath).parent if config.inipath is not None else self.root
         self.raise_at_test = bool(config.getoption("tenantwatch_raise") or config.getini("tenantwatch_raise"))
+        self.require_reasons = bool(
+            config.getoption("tenantwatch_require_reasons") or config.getini("tenantwatch_require_reasons")
+        )
+        self.allow_empty = bool(config.getoption("tenantwatch_allow_empty") or config.getini("tenantwatch_allow_empty"))
         self.fail_on = self._fail_on()
         self.sarif_path = self._path("tenantwatch_sarif", "tenantwatch_sarif")
         self.findings_path = self._path("tenantwatch_findings", "tenantwatch_findings")
@@ -127,6 +204,12 @@ class Gate:
         self._phase: list[str] = []
         self._sources: list[FindingSource] = []
         self._own: TenantwatchHandle | None = None
+        self._counter: _DbSpanCounter | None = None
+        """Counts the db spans of the gate's own configuration (None: the application configured tenantwatch)."""
+        self._foreign = False
+        """A processor the gate did not create exists: its spans are not counted."""
+        self.empty = False
+        """No database statement was judged (the gate failed for it unless ``--tenantwatch-allow-empty``)."""
         self.notes: list[str] = []
         """Said in the terminal summary: what the gate could not do as asked."""
         self._unwatch = watch(self._on_source)
@@ -152,12 +235,17 @@ class Gate:
 
         given = self.config.getoption("tenantwatch")
         if given is not None and given != _NO_VALUE:
+            path = (self._invocation / str(given)).resolve()
+            if path.is_dir():
+                raise pytest.UsageError(
+                    f"--tenantwatch {given}: {path} is a directory, not a baseline file; if it is a test path, put "
+                    "--tenantwatch after the test paths or write --tenantwatch=BASELINE"
+                )
             if _looks_like_a_test_path(str(given)):
                 raise pytest.UsageError(
                     f"--tenantwatch {given}: that looks like a test path, not a baseline file; write "
                     "--tenantwatch=BASELINE, or put --tenantwatch after the test paths"
                 )
-            path = (self._invocation / str(given)).resolve()
         elif self.config.getini("tenantwatch_baseline"):
             path = (self._ini_dir / str(self.config.getini("tenantwatch_baseline"))).resolve()
         else:
@@ -165,6 +253,11 @@ class Gate:
             if not default.is_file():
                 return None
             path = default
+        if path.exists() and not path.is_file():
+            raise pytest.UsageError(
+                f"tenantwatch baseline {path} is not a regular file (a device or a pipe): give the baseline YAML file "
+                f"(written by `tenantwatch baseline`), or --tenantwatch alone to gate without a baseline"
+            )
         if not path.is_file():
             raise pytest.UsageError(
                 f"tenantwatch baseline {path} does not exist: run once with --tenantwatch-findings FILE and write it "
@@ -184,6 +277,8 @@ class Gate:
         with self._lock:
             self._sources.append(source)
         own = self._own
+        if own is None or source is not own.processor:
+            self._foreign = True
         if own is not None and source is not own.processor and own.instrumentor is not None:
             instrumentor, own.instrumentor = own.instrumentor, None
             instrumentor.uninstrument()  # the application's configure() instruments SQLAlchemy next
@@ -233,6 +328,9 @@ class Gate:
             self._own = tenantwatch.configure(exporters=False, set_global=False, rules_file=self.rules_file)
         except ConfigError as error:
             raise pytest.UsageError(f"tenantwatch: {error}") from None
+        self._foreign = False  # the sources heard so far are the gate's own
+        self._counter = _DbSpanCounter()
+        self._own.tracer_provider.add_span_processor(self._counter)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -275,25 +373,64 @@ class Gate:
         with self._lock:
             result = compare(self.groups, self.baseline, root=self.root, fail_on=self.fail_on)
         self.result = result
+        spans = self.spans_judged()
+        tests_ran = session.testscollected > 0 and not session.config.option.collectonly
+        self.empty = spans == 0 and tests_ran
         if self.findings_path is not None:
             import json
 
-            self.findings_path.write_text(json.dumps(self.groups.to_json(), indent=2) + "\n", encoding="utf-8")
+            document = self.groups.to_json()
+            if spans is None:
+                del document["spans"]
+                document["spans_note"] = SPANS_NOT_COUNTED
+            else:
+                document["spans"] = spans
+            self.findings_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         if self.sarif_path is not None:
             self._write_sarif(result, self.sarif_path)
-        if result.failed and session.exitstatus == pytest.ExitCode.OK:
+        if (result.failed or self.other_failures()) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def other_failures(self) -> list[str]:
+        """Why the gate fails besides new findings: nothing judged, or entries without a reason (when required)."""
+        failures = []
+        if self.empty and not self.allow_empty:
+            failures.append(NOTHING_JUDGED)
+        result = self.result
+        if self.require_reasons and result is not None and result.unreviewed:
+            failures.append(
+                f"--tenantwatch-require-reasons: {len(result.unreviewed)} baseline entries have no reason "
+                "(write why each is acceptable)"
+            )
+        return failures
+
+    def spans_judged(self) -> int | None:
+        """Db spans the gate's own configuration judged; None when the application configured tenantwatch itself
+        (the gate hears that processor's findings, not its spans)."""
+        counter = self._counter
+        if counter is None or self._foreign:
+            return None
+        return counter.count
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         result = self.result
         if result is None:
             return
-        markup = {"red": True, "bold": True} if result.failed else {"green": True}
+        failures = self.other_failures()
+        markup = {"red": True, "bold": True} if result.failed or failures else {"green": True}
         terminalreporter.section("tenantwatch", sep="=", **markup)
         for note in self.notes:
             terminalreporter.line(f"tenantwatch: note: {note}", yellow=True)
-        for line in render(result, details=self._details).splitlines():
+        for line in render(result, details=self._details, also_failed=failures).splitlines():
             terminalreporter.line(line)
+        if self.empty and self.allow_empty:
+            terminalreporter.line(f"tenantwatch: warning: {NOTHING_JUDGED} (passed: --tenantwatch-allow-empty)")
+        if result.unreviewed and not self.require_reasons:
+            terminalreporter.line(
+                "tenantwatch: note: --tenantwatch-require-reasons (ini tenantwatch_require_reasons) fails the gate on "
+                "baseline entries without a reason",
+                yellow=True,
+            )
         for label, path in (("findings", self.findings_path), ("SARIF", self.sarif_path)):
             if path is not None:
                 terminalreporter.line(f"tenantwatch {label} written to {path}")
@@ -305,17 +442,27 @@ class Gate:
         lines = [f"test: {test}" for test in tests]
         if group.count and len(tests) == MAX_TESTS:
             lines.append("test: ... (first tests only)")
-        command = self.explain.get(group.fingerprint)
-        lines.append(f"reproduce: {command}" if command else "reproduce: (not a single statement: rerun the test)")
+        lines.append(f"reproduce: {self._reproduce(group)}")
         return lines
+
+    def _reproduce(self, group: FindingGroup) -> str:
+        command = self.explain.get(group.fingerprint)
+        if command:
+            return command
+        why = not_reproducible(group.rule)
+        if why is None:
+            return "(no statement recorded: rerun the test)"
+        return (
+            f"rerun the test: tenantwatch explain cannot reproduce {group.rule} from the statement alone ({why}); "
+            f"match it by rule {group.rule}, finding fingerprint {group.fingerprint}"
+            + (f", statement fingerprint {group.statement_fingerprint}" if group.statement_fingerprint else "")
+        )
 
     def _describe(self, group: FindingGroup) -> list[str]:
         place = relative_path(group.code_filepath, self.root) or "(no code location)"
         where = f"{place}:{group.code_lineno or 0}" + (f" in {group.code_function}" if group.code_function else "")
         lines = [f"  {group.severity.upper()} {group.rule} at {where}: {group.message}"]
-        command = self.explain.get(group.fingerprint)
-        if command:
-            lines.append(f"    reproduce: {command}")
+        lines.append(f"    reproduce: {self._reproduce(group)}")
         return lines
 
     def _write_sarif(self, result: GateResult, path: Path) -> None:
