@@ -1,4 +1,4 @@
-"""The built wheel in a fresh virtualenv with SQLAlchemy and httpx but none of tenantwatch's extras.
+"""The built wheel in a fresh virtualenv with SQLAlchemy and httpx but none of tenantwatch's extras (no driver).
 
 A user who installs ``tenantwatch`` next to their own SQLAlchemy (without ``tenantwatch[sqlalchemy]``) must get an
 application that starts and ONE warning per missing instrumentation naming the extra, never a crash at
@@ -118,6 +118,15 @@ def test_configure_and_gate_run_without_the_extras(bare_venv: Path, tmp_path: Pa
         "is not installed (pip install 'tenantwatch[httpx]')",
     ], ran.stderr
     assert "Traceback" not in ran.stderr
+
+    # The database commands without the driver extra: the extra is named, not "No module named 'psycopg'".
+    audit = _run(
+        bare_venv / "bin" / "tenantwatch", "audit", "postgresql+psycopg://a:pw@127.0.0.1:1/db", cwd=tmp_path, timeout=60
+    )
+    assert (audit.returncode, audit.stderr) == (
+        2,
+        "tenantwatch audit: DATABASE_URL: postgresql+psycopg URLs need psycopg: pip install 'tenantwatch[psycopg]'\n",
+    )
 
     project = tmp_path / "project"
     project.mkdir()
