@@ -198,3 +198,17 @@ def test_configure_instruments_sqlalchemy_end_to_end(in_memory: dict[str, Any]) 
     finally:
         handle.shutdown()
         engine.dispose()
+
+
+def test_instrumented_says_what_configure_turned_on(in_memory: dict[str, Any]) -> None:
+    import tenantwatch
+
+    before = tenantwatch.instrumented()
+    assert "sqlalchemy" not in before
+    assert tenantwatch.missing_instrumentation("sqlalchemy") is None  # the dev environment has every extra
+    handle = configure(set_global=False, **in_memory)
+    try:
+        assert "sqlalchemy" in tenantwatch.instrumented()
+    finally:
+        handle.shutdown()
+    assert "sqlalchemy" not in tenantwatch.instrumented()

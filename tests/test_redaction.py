@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tenantwatch.redaction import cap, cap_attributes, mask_statement, redact_query, redact_url, scrub_db_error
+from tenantwatch.redaction import (
+    cap,
+    cap_attributes,
+    hide_url_secrets,
+    mask_statement,
+    redact_query,
+    redact_url,
+    safe_url,
+    scrub_db_error,
+)
 
 
 def test_cap_cuts_and_says_how_much() -> None:
@@ -91,3 +100,36 @@ def test_statements_past_the_scan_caps_are_still_masked() -> None:
     assert "4000001" not in mask_statement(numbers)
     quoted = "SELECT a FROM t WHERE k IN (" + ",".join(f"'sk_live_{i}'" for i in range(700)) + ")"
     assert "sk_live" not in mask_statement(quoted)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql+psycopg://admin@127.0.0.1:37017/okr?password=S3cretAdm1n",
+            "postgresql+psycopg://admin@127.0.0.1:37017/okr?password=***",
+        ),
+        ("postgresql+psycopg://admin:S3cret@db/okr", "postgresql+psycopg://admin:***@db/okr"),
+        (
+            "postgresql://a:p%40ss/w@db/okr?sslmode=require&PassWord=x&application_name=y",
+            "postgresql://a:***@db/okr?sslmode=require&PassWord=***&application_name=y",
+        ),
+        ("http://u:HttpPw@collector:4318/v1/metrics", "http://u:***@collector:4318/v1/metrics"),
+        ("http://collector:4318", "http://collector:4318"),
+        ("sqlite:///app.db", "sqlite:///app.db"),
+        ("host=db user=app password=S3cret dbname=okr", "host=db user=app password=*** dbname=okr"),
+    ],
+)
+def test_safe_url_hides_every_password_form(url: str, shown: str) -> None:
+    assert safe_url(url) == shown
+
+
+def test_hide_url_secrets_masks_urls_in_text_and_the_quoted_secret() -> None:
+    url = "postgresql+psycopg://admin@db/nodb?password=S3cretAdm1n"
+    message = f"cannot read the catalog of {url}: password S3cretAdm1n rejected."
+    assert hide_url_secrets(message, url) == (
+        "cannot read the catalog of postgresql+psycopg://admin@db/nodb?password=***: password *** rejected."
+    )
+    assert hide_url_secrets("exporting to http://u:HttpPw@h:4318/v1/metrics failed") == (
+        "exporting to http://u:***@h:4318/v1/metrics failed"
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tenantwatch._configure import TenantwatchHandle, configure
+from tenantwatch._configure import TenantwatchHandle, configure, instrumented, missing_instrumentation
 from tenantwatch.config import ConfigError, Settings, load_settings
 from tenantwatch.context import TenantContext, current_context, tenant_context, trust_baggage, unscoped
 from tenantwatch.core.findings import Finding
@@ -51,7 +51,9 @@ __all__ = [
     "configure",
     "current_context",
     "instrument_app",
+    "instrumented",
     "load_settings",
+    "missing_instrumentation",
     "tenant_context",
     "trust_baggage",
     "unscoped",

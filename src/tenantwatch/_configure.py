@@ -23,6 +23,10 @@ What it builds:
 * with ``app=``, the ASGI instrumentation of that application (``handle.app`` is what to serve: a Starlette or
   FastAPI application is instrumented in place through its middleware stack, any other ASGI app is wrapped).
 
+An instrumentation whose extra is not installed (SQLAlchemy present but not opentelemetry-instrumentation-sqlalchemy,
+an ``app=`` without ``tenantwatch[asgi]``) is skipped with ONE warning naming the extra to install; the application
+runs on. :func:`instrumented` says what is active in the process, :func:`missing_instrumentation` why one is not.
+
 OTLP protocol, per signal: the ``protocol`` argument, else ``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL``,
 else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else ``http/protobuf`` (the OpenTelemetry specification's default; the
 Python SDK's own auto-configuration defaults to ``grpc``). Endpoint: the ``endpoint`` argument as a base URL (like
@@ -38,8 +42,10 @@ timeout and return False when something was not delivered; the exit handler give
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -74,7 +80,7 @@ from tenantwatch.processors import TenantwatchSpanProcessor
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
 
-__all__ = ["PROTOCOLS", "TenantwatchHandle", "configure"]
+__all__ = ["PROTOCOLS", "TenantwatchHandle", "configure", "instrumented", "missing_instrumentation"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,19 +130,27 @@ class TenantwatchHandle:
         """Wrap an ASGI application (FastAPI, Starlette, raw ASGI) with tenantwatch's middleware, wired to this
         setup's settings, providers and span processor (response actions listen to its findings). Serve the
         returned application. Keyword arguments go to :class:`tenantwatch.instrumentation.asgi.TenantwatchMiddleware`
-        (``resolver``, ``observers``, ``excluded_urls``, ...)."""
+        (``resolver``, ``observers``, ``excluded_urls``, ...). Without the ``asgi`` extra, ``app`` is returned as it
+        is, with one warning."""
+        if _unavailable("asgi"):
+            return app
         from tenantwatch.instrumentation.asgi import instrument_app
 
         kwargs.setdefault("settings", self.settings)
         kwargs.setdefault("tracer_provider", self.tracer_provider)
         kwargs.setdefault("meter_provider", self.meter_provider)
         kwargs.setdefault("processor", self.processor)
-        return instrument_app(app, **kwargs)
+        wrapped = instrument_app(app, **kwargs)
+        _APPS_INSTRUMENTED.add("asgi")
+        return wrapped
 
     def add_middleware(self, app: Any, **kwargs: Any) -> Any:
         """Instrument a Starlette or FastAPI application in place (``app.add_middleware``), wired like
         :meth:`instrument_app`; returns ``app``. Other ASGI applications, or a Starlette application that has already
-        started, are wrapped instead and the wrapper is returned: serve what this returns."""
+        started, are wrapped instead and the wrapper is returned: serve what this returns. Without the ``asgi``
+        extra, ``app`` is returned as it is, with one warning."""
+        if _unavailable("asgi"):
+            return app
         from tenantwatch.instrumentation.asgi import TenantwatchMiddleware
 
         kwargs.setdefault("settings", self.settings)
@@ -146,6 +160,7 @@ class TenantwatchHandle:
         add = getattr(app, "add_middleware", None)
         if callable(add) and getattr(app, "middleware_stack", True) is None:
             add(TenantwatchMiddleware, **kwargs)
+            _APPS_INSTRUMENTED.add("asgi")
             return app
         return self.instrument_app(app, **kwargs)
 
@@ -438,11 +453,14 @@ def _instrument_sqlalchemy(
     engine: Any | None,
     engines: Iterable[Any] | None,
 ) -> Any | None:
+    if _unavailable("sqlalchemy"):
+        return None
     try:
         from tenantwatch.instrumentation.sqlalchemy import TenantwatchSQLAlchemyInstrumentor
     except ImportError as exc:
         logger.warning(
-            "tenantwatch.configure: SQLAlchemy instrumentation unavailable (%s); install tenantwatch[sqlalchemy]", exc
+            "tenantwatch.configure: the SQLAlchemy instrumentation is off (%s): pip install 'tenantwatch[sqlalchemy]'",
+            exc,
         )
         return None
     instrumentor = TenantwatchSQLAlchemyInstrumentor()
@@ -474,3 +492,75 @@ def install_processor(
     if processor is not None and _console_wanted(None):  # TENANTWATCH_CONSOLE under opentelemetry-instrument too
         processor.add_finding_listener(ConsoleFindings(None))
     return processor
+
+
+# --- optional instrumentations ------------------------------------------------------------------------------------
+
+_NEEDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "sqlalchemy": (
+        ("sqlalchemy", "SQLAlchemy"),
+        ("opentelemetry.instrumentation.sqlalchemy", "opentelemetry-instrumentation-sqlalchemy"),
+    ),
+    "asgi": (("opentelemetry.instrumentation.asgi", "opentelemetry-instrumentation-asgi"),),
+    "httpx": (("httpx", "httpx"), ("opentelemetry.instrumentation.httpx", "opentelemetry-instrumentation-httpx")),
+}
+"""Instrumentation -> the (module, distribution) pairs it imports; the extra of the same name installs them."""
+
+_WHAT: Final = {
+    "sqlalchemy": "no database statement is watched",
+    "asgi": "the application is served without tenantwatch's ASGI middleware (no tenant context from requests)",
+    "httpx": "outgoing httpx requests are not instrumented",
+}
+
+_APPS_INSTRUMENTED: set[str] = set()
+""""asgi" once :func:`configure` (or a handle) instrumented an application in this process."""
+
+_WARNED: set[str] = set()
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
+        return False
+
+
+def missing_instrumentation(name: str) -> str | None:
+    """Why tenantwatch's ``name`` instrumentation (``sqlalchemy``, ``asgi``, ``httpx``) cannot run in this
+    environment, naming what to install (``... is not installed (pip install 'tenantwatch[sqlalchemy]')``); None
+    when it can."""
+    missing = [dist for module, dist in _NEEDS[name] if not _installed(module)]
+    if not missing:
+        return None
+    verb = "is" if len(missing) == 1 else "are"
+    return f"{' and '.join(missing)} {verb} not installed (pip install 'tenantwatch[{name}]')"
+
+
+def _unavailable(name: str) -> bool:
+    """True (after ONE warning per process and instrumentation) when ``name``'s extra is not installed."""
+    reason = missing_instrumentation(name)
+    if reason is None:
+        return False
+    if name not in _WARNED:
+        _WARNED.add(name)
+        logger.warning("tenantwatch: %s: %s", _WHAT[name], reason)
+    return True
+
+
+def instrumented() -> frozenset[str]:
+    """The tenantwatch instrumentations active in this process now: ``sqlalchemy`` (statements are watched, by
+    :func:`configure` or by hand), ``asgi`` (an application was instrumented through :func:`configure` or a handle),
+    ``httpx``. An empty set, or one without ``sqlalchemy``, means no database statement is judged; see
+    :func:`missing_instrumentation` for why."""
+    active = set(_APPS_INSTRUMENTED)
+    for name, module, attribute in (
+        ("sqlalchemy", "tenantwatch.instrumentation.sqlalchemy", "TenantwatchSQLAlchemyInstrumentor"),
+        ("httpx", "opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+    ):
+        loaded = sys.modules.get(module)  # not imported: nobody instrumented it
+        instrumentor = getattr(loaded, attribute, None) if loaded is not None else None
+        if instrumentor is not None:
+            with guard(f"asking whether {name} is instrumented", logger=logger):
+                if instrumentor().is_instrumented_by_opentelemetry:
+                    active.add(name)
+    return frozenset(active)

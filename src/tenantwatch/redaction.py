@@ -12,6 +12,9 @@ defence for spans of other instrumentations and exception events recorded by the
   quotes: the server's ``DETAIL`` (``Failing row contains (…)``, ``Key (email)=(…)``), ``LINE``/``CONTEXT`` excerpts
   of the statement, quoted input values, and SQLAlchemy's ``[SQL: …]`` (masked) and ``[parameters: …]`` sections.
 * :func:`redact_query` replaces the value of every query-string field whose name contains a sensitive word.
+* :func:`safe_url` is a database or OTLP URL as messages may show it (password and ``password=`` parameter as
+  ``***``); :func:`hide_url_secrets` masks every URL in a message and the secrets of the URL it is about. Every
+  command and exporter message that names a URL goes through them.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ __all__ = [
     "cap",
     "cap_attributes",
     "cap_value",
+    "hide_url_secrets",
     "looks_like_db_error",
     "mask_statement",
     "redact_query",
     "redact_target",
     "redact_url",
+    "safe_url",
     "scrub_db_error",
 ]
 
@@ -184,3 +189,55 @@ def redact_url(url: str, keys: Sequence[str] = DEFAULT_REDACT_QUERY_KEYS) -> str
             authority = "REDACTED:REDACTED@" + authority.rsplit("@", 1)[1]
         url = f"{scheme}{sep}{authority}{slash}{tail}"
     return redact_target(url, keys)
+
+
+# --- URLs in messages -------------------------------------------------------------------------------------------
+
+HIDDEN = "***"
+"""What a password becomes in a URL shown to a person (SQLAlchemy's ``render_as_string(hide_password=True)`` form)."""
+
+_USERINFO = re.compile(r"^(?P<user>[^:/?#@]*):(?P<password>[^@]*)@")
+_SECRET_PARAM = re.compile(
+    r"(?P<name>(?:^|(?<=[?&;\s]))[^=&;\s?#]*(?:password|passwd|pwd|secret|token)[^=&;\s?#]*=)(?P<value>[^&;\s#]*)",
+    re.IGNORECASE,
+)
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]")
+"""A URL in running text, without the punctuation that follows it (``... of postgresql://h/db: refused``)."""
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be shown: the password of ``user:password@`` and the value of every ``password=`` (or
+    ``passwd``, ``pwd``, ``secret``, ``token``) query parameter as ``***``; the rest as given. Plain text, so it
+    works without SQLAlchemy and for OTLP endpoints (``http://user:pw@collector:4318``) too."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        rest = _USERINFO.sub(lambda m: f"{m.group('user')}:{HIDDEN}@" if m.group("password") else m.group(0), rest)
+        url = f"{scheme}{sep}{rest}"
+    path, qsep, query = url.partition("?") if sep else ("", "", url)  # no scheme: a libpq "key=value" string?
+    query = _SECRET_PARAM.sub(lambda m: m.group("name") + HIDDEN if m.group("value") else m.group(0), query)
+    return f"{path}{qsep}{query}"
+
+
+def _secrets(url: str) -> set[str]:
+    from urllib.parse import quote, unquote_plus
+
+    found: set[str] = set()
+    _scheme, sep, rest = url.partition("://")
+    match = _USERINFO.match(rest) if sep else None
+    if match and match.group("password"):
+        found.add(match.group("password"))
+    query = url.partition("?")[2] if sep else url
+    found.update(m.group("value") for m in _SECRET_PARAM.finditer(query) if m.group("value"))
+    for secret in list(found):
+        found.update({unquote_plus(secret), quote(unquote_plus(secret), safe="")})
+    return {secret for secret in found if secret and secret != HIDDEN}
+
+
+def hide_url_secrets(message: str, url: str | None = None) -> str:
+    """``message`` with every URL in it shown as :func:`safe_url` shows it, and the password (and secret query
+    parameters) of ``url`` replaced by ``***`` wherever a library quoted them on their own."""
+    text = _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), message)
+    if url:
+        for secret in sorted(_secrets(url), key=len, reverse=True):
+            text = text.replace(secret, HIDDEN)
+    return text

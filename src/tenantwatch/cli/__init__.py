@@ -30,6 +30,7 @@ from typing import IO, Any, NoReturn
 
 from tenantwatch.cli import audit, baseline, check_config, demo, explain, init, report, scan
 from tenantwatch.cli._common import EXIT_FINDINGS, EXIT_OK, EXIT_UNANALYZED, EXIT_USAGE, UsageError
+from tenantwatch.redaction import hide_url_secrets
 from tenantwatch.version import __version__
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_UNANALYZED", "EXIT_USAGE", "main"]
@@ -122,9 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stdout.write(f"tenantwatch {__version__}\n")
         return EXIT_OK
     except UsageError as exc:
-        stderr.write(f"tenantwatch {args.command}: {exc}\n")
+        message = hide_url_secrets(str(exc))  # the last line of defence: no URL in an error shows its password
+        stderr.write(f"tenantwatch {args.command}: {message}\n")
         if getattr(args, "json", False):
-            _json_error(stdout, str(exc), exc.details)
+            details = {k: hide_url_secrets(v) if isinstance(v, str) else v for k, v in exc.details.items()}
+            _json_error(stdout, message, details)
         return EXIT_USAGE
     except KeyboardInterrupt:
         stderr.write("interrupted\n")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenantwatch.cli._common import UsageError
+from tenantwatch.redaction import hide_url_secrets, safe_url
+from tenantwatch.tools._drivers import missing_driver
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -35,16 +37,6 @@ def _sync_url(url: URL) -> URL:
     return url.set(drivername=backend)
 
 
-def safe_url(url: str) -> str:
-    """``url`` with its password hidden, for messages and generated files."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<database URL>"
-
-
 def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--database-url") -> tuple[str, int]:
     """Read tenant tables from the catalog of the database at ``url`` into ``tables``; returns (dialect, count)."""
     try:
@@ -55,7 +47,7 @@ def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--data
     try:
         parsed = _sync_url(make_url(url))
     except Exception as exc:
-        raise UsageError(f"{option}: not a database URL: {exc}") from exc
+        raise UsageError(f"{option}: not a database URL: {hide_password(str(exc), url)}") from exc
     database = parsed.database or ""
     on_disk = database not in ("", ":memory:") and not database.startswith("file:")
     if parsed.get_backend_name() == "sqlite" and on_disk and not Path(database).is_file():
@@ -63,7 +55,7 @@ def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--data
     try:
         engine = create_engine(parsed)
     except Exception as exc:
-        raise UsageError(f"{option}: {exc}") from exc
+        raise UsageError(f"{option}: {_engine_error(exc, url)}") from exc
     try:
         dialect = engine.dialect.name
         if dialect in ("postgresql", "sqlite"):
@@ -77,7 +69,9 @@ def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--data
             metadata.reflect(engine)
             learned = tables.learn_from_metadata(metadata)
     except Exception as exc:
-        raise UsageError(f"{option}: cannot read the catalog of {parsed.render_as_string()}: {exc}") from exc
+        raise UsageError(
+            f"{option}: cannot read the catalog of {safe_url(url)}: {hide_password(str(exc), url)}"
+        ) from exc
     finally:
         engine.dispose()
     return dialect, learned
@@ -98,20 +92,17 @@ def connect_engine(url: str, *, option: str = "DATABASE_URL") -> Any:
     try:
         return create_engine(parsed)
     except Exception as exc:
-        raise UsageError(f"{option}: {hide_password(str(exc), url)}") from exc
+        raise UsageError(f"{option}: {_engine_error(exc, url)}") from exc
+
+
+def _engine_error(exc: Exception, url: str) -> str:
+    """Why no engine: the driver to install (named by its extra), else SQLAlchemy's message without the password."""
+    from sqlalchemy.engine import make_url
+
+    return missing_driver(exc, make_url(url).drivername) or hide_password(str(exc), url)
 
 
 def hide_password(message: str, url: str) -> str:
-    """``message`` with the password of ``url`` (if any) replaced by ``***``."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:
-        return message
-    if password:
-        from urllib.parse import quote
-
-        for form in {str(password), quote(str(password), safe="")}:
-            message = message.replace(form, "***")
-    return message
+    """``message`` with every URL in it masked and the password of ``url`` (user info or ``password=`` query
+    parameter) replaced by ``***`` (:func:`tenantwatch.redaction.hide_url_secrets`)."""
+    return hide_url_secrets(message, url)

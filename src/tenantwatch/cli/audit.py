@@ -83,7 +83,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--fail-on",
         type=str.lower,
         choices=FAIL_ON_CHOICES,
-        default="warn",
+        default=None,  # "warn"; None tells an explicit --fail-on from the default (refused with --compare)
         help="lowest lint level that makes the exit code 1 (default: warn; 'never': always 0)",
     )
     audit.add_argument(
@@ -117,6 +117,22 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     if args.compare:
         if args.database_url:
             raise UsageError("give either DATABASE_URL (lints) or --compare URL_A URL_B (drift), not both")
+        lint_only = [
+            option
+            for option, given in (
+                ("--config", args.config is not None),
+                ("--tenant-column", bool(args.tenant_column)),
+                ("--role", args.role is not None),
+                ("--fail-on", args.fail_on is not None),
+                ("--export", args.export),
+            )
+            if given
+        ]
+        if lint_only:
+            raise UsageError(
+                f"{', '.join(lint_only)} {'goes' if len(lint_only) == 1 else 'go'} with the lints (DATABASE_URL), "
+                "not with --compare: drift compares the two schemas as they are (exit 1 on any drift)"
+            )
         from tenantwatch.cli.audit_compare import run_compare
 
         url_a, url_b = args.compare
@@ -134,7 +150,9 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
             raise UsageError(f"audit reads PostgreSQL catalogs; {source} is {engine.dialect.name}")
         try:
             with engine.connect() as connection:
-                result = run_audit(connection, settings, source=source, role=args.role, fail_on=_level(args.fail_on))
+                result = run_audit(
+                    connection, settings, source=source, role=args.role, fail_on=_level(args.fail_on or "warn")
+                )
         except RoleNotFoundError as exc:
             raise UsageError(f"--role: no role {exc} in {source}") from exc
         except UsageError:
@@ -144,12 +162,26 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
             raise UsageError(f"cannot read the catalog of {source}: {message}") from exc
     finally:
         engine.dispose()
-    if not result.snapshot.tenant_tables:
-        raise UsageError(
-            f"no tenant table in {source}: no table has a tenant column ({', '.join(settings.tenant_columns)}) "
-            "and tenant_tables names none; pass --config or --tenant-column",
-            details={"database": result.snapshot.coverage.database, "url": source},
+    snapshot = result.snapshot
+    hidden = (
+        f"role {snapshot.connected_as} cannot see the columns of {snapshot.hidden_tables} "
+        f"table{'s' if snapshot.hidden_tables != 1 else ''}: grant SELECT or connect as the owner"
+        if snapshot.hidden_tables
+        else ""
+    )
+    if not snapshot.tenant_tables:
+        cause = (
+            hidden
+            if hidden
+            else f"no table has a tenant column ({', '.join(settings.tenant_columns)}) and tenant_tables names "
+            "none; pass --config or --tenant-column"
         )
+        raise UsageError(
+            f"no tenant table in {source}: {cause}",
+            details={"database": snapshot.coverage.database, "url": source, "hidden_tables": snapshot.hidden_tables},
+        )
+    if hidden:
+        stderr.write(f"tenantwatch audit: warning: {hidden} (those tables are not audited)\n")
     code = EXIT_FINDINGS if result.failing else EXIT_OK
     if args.export:
         try:

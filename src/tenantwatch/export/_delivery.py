@@ -26,6 +26,7 @@ from opentelemetry.metrics import Counter, MeterProvider
 
 from tenantwatch import attributes as A
 from tenantwatch.core.guard import guard
+from tenantwatch.redaction import hide_url_secrets, safe_url
 from tenantwatch.version import __version__
 
 __all__ = ["Circuit", "Drops", "Outage", "bounded_call", "quiet_exporter_logs"]
@@ -118,19 +119,32 @@ class Outage:
             first = not self._warned
             self._warned = True
             self._down.setdefault(_host(endpoint), set()).add(signal)
-        if first:
+        shown, reason = safe_url(endpoint), hide_url_secrets(reason)
+        answered = _HTTP_ANSWER.fullmatch(reason)
+        if first and answered:
+            status = int(answered.group(1))
+            logger.warning(
+                "tenantwatch: %s answered %s to the %s export%s; dropping %s while it answers so (counted on %s).",
+                shown,
+                reason,
+                signal,
+                f" (no {signal} pipeline on that path?)" if status == _NOT_FOUND else "",
+                signal,
+                A.METRIC_EXPORT_DROPPED,
+            )
+        elif first:
             logger.warning(
                 "tenantwatch: cannot deliver telemetry to %s (%s export: %s); dropping it while the collector is "
                 "unreachable (counted on %s). No collector? Set each of OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER "
                 "and OTEL_LOGS_EXPORTER to console or none (TENANTWATCH_CONSOLE=1 prints findings on stderr but "
                 "does not stop the OTLP export).",
-                endpoint,
+                shown,
                 signal,
                 reason,
                 A.METRIC_EXPORT_DROPPED,
             )
         else:
-            logger.debug("tenantwatch: %s export to %s failed (%s)", signal, endpoint, reason)
+            logger.debug("tenantwatch: %s export to %s failed (%s)", signal, shown, reason)
 
     def recovered(self, signal: str, endpoint: str) -> None:
         with self._lock:
@@ -140,7 +154,7 @@ class Outage:
             if not signals:
                 self._down.pop(_host(endpoint), None)
         if was_down:
-            logger.info("tenantwatch: %s are delivered to %s again", signal, endpoint)
+            logger.info("tenantwatch: %s are delivered to %s again", signal, safe_url(endpoint))
 
     def is_down(self, endpoint: str) -> bool:
         with self._lock:
@@ -240,6 +254,10 @@ def quiet_exporter_logs() -> Iterator[Callable[[], str | None]]:
     finally:
         local.depth -= 1
 
+
+_HTTP_ANSWER: Final = re.compile(r"HTTP (\d{3})")
+"""A reason that is the collector's answer (it was reached and refused the export), not an unreachable one."""
+_NOT_FOUND: Final = 404
 
 _REASONS: Final = (
     (re.compile(r"connection refused", re.IGNORECASE), "connection refused"),

@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from tenantwatch.export._batch import BoundedLogRecordProcessor, BoundedSpanProcessor
 from tenantwatch.export._delivery import Circuit, Drops, Outage
 from tenantwatch.export._metrics import BoundedMetricExporter
+from tenantwatch.redaction import safe_url
 
 __all__ = [
     "DEFAULT_EXPORT_TIMEOUT_SECONDS",
@@ -127,7 +128,11 @@ def signal_endpoint(endpoint: str | None, protocol: str, signal: str) -> str | N
 
 
 def endpoint_for_humans(endpoint: str | None, protocol: str, signal: str, environ: Mapping[str, str]) -> str:
-    """The URL the OTLP exporter of ``signal`` sends to, for the outage warning."""
+    """The URL the OTLP exporter of ``signal`` sends to, for the outage warning (a password in it as ``***``)."""
+    return safe_url(_endpoint(endpoint, protocol, signal, environ))
+
+
+def _endpoint(endpoint: str | None, protocol: str, signal: str, environ: Mapping[str, str]) -> str:
     if endpoint is not None:
         return endpoint
     specific = (environ.get(_SIGNAL_VARS[signal][2]) or "").strip()

@@ -37,13 +37,23 @@ _HEADER = "baggage"
 _PROPAGATOR = W3CBaggagePropagator()
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
+MISSING_HTTPX_WARNING = (
+    "tenantwatch: outgoing httpx requests are not instrumented: opentelemetry-instrumentation-httpx is not installed "
+    "(pip install 'tenantwatch[httpx]')"
+)
+
 
 def instrument_httpx(client: Any = None, **kwargs: Any) -> None:
     """Instrument every httpx client (or only ``client``) so requests carry trace context and tenant baggage.
 
-    ``kwargs`` go to opentelemetry-instrumentation-httpx (``tracer_provider``, hooks, ...).
+    ``kwargs`` go to opentelemetry-instrumentation-httpx (``tracer_provider``, hooks, ...). Without it (the ``httpx``
+    extra), one warning says what to install and nothing is instrumented.
     """
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    except ImportError:
+        logger.warning(MISSING_HTTPX_WARNING)
+        return
 
     if client is not None:
         HTTPXClientInstrumentor.instrument_client(client, **kwargs)
@@ -53,7 +63,10 @@ def instrument_httpx(client: Any = None, **kwargs: Any) -> None:
 
 def uninstrument_httpx(client: Any = None) -> None:
     """Undo :func:`instrument_httpx` (for ``client``, or globally)."""
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    except ImportError:  # instrument_httpx() instrumented nothing
+        return
 
     if client is not None:
         HTTPXClientInstrumentor.uninstrument_client(client)

@@ -40,6 +40,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from tenantwatch.redaction import safe_url
+from tenantwatch.tools._drivers import missing_driver
 from tenantwatch.tools._schema_catalog import CatalogObject, read_catalog, system_schema
 
 __all__ = [
@@ -275,19 +277,6 @@ class Drift:
         }
 
 
-def safe_url(url: str) -> str:
-    """``url`` as it may be shown: password (and a ``password=`` query parameter) as ``***``."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        if "password" in parsed.query:
-            parsed = parsed.update_query_dict({"password": "***"})
-        return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
-    except Exception:
-        return "<database URL>"
-
-
 def snapshot(url: str, *, schemas: Sequence[str] | None = None) -> Snapshot:
     """Read the schemas named (default: every non-system schema) of the PostgreSQL database at ``url`` (a
     SQLAlchemy URL; async drivers are read through a sync one). Raises :class:`SnapshotError`."""
@@ -311,7 +300,8 @@ def snapshot(url: str, *, schemas: Sequence[str] | None = None) -> Snapshot:
     try:
         engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
     except Exception as exc:
-        raise SnapshotError(_scrub(f"{shown}: {exc}", secrets)) from None
+        hint = missing_driver(exc, make_url(url).drivername)
+        raise SnapshotError(f"{shown}: {hint}" if hint else _scrub(f"{shown}: {exc}", secrets)) from None
     try:
         try:
             connection = engine.connect()

@@ -70,6 +70,12 @@ class CatalogSnapshot:
     """Per table oid: the first column of each valid, non-partial index (lower case)."""
     owned: frozenset[int] = frozenset()
     """Tables whose owner is the role or a role it inherits from (it bypasses RLS unless the table FORCEs it)."""
+    connected_as: str = ""
+    """The role the catalog was read as (``current_user``)."""
+    hidden_tables: int = 0
+    """Tables (ordinary and partitioned, non-system schemas) of whose columns the connecting role sees none: it has
+    no privilege on them and does not own them, so ``information_schema.columns`` hides them and their tenant
+    column cannot be found."""
 
     @property
     def tenant_tables(self) -> tuple[RlsTable, ...]:
@@ -112,6 +118,15 @@ _OWNED = (
 )
 
 
+_HIDDEN = (
+    "SELECT current_user, count(*) FILTER (WHERE NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') "
+    "AND NOT pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')) "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
+)
+
+
 def read_catalog(connection: Any, settings: Settings, *, role: str | None = None) -> CatalogSnapshot:
     """Read the snapshot over a SQLAlchemy ``Connection`` to PostgreSQL (nothing begun on it yet): tenant tables as
     ``settings`` and the catalog name them, the application ``role`` (default: the connecting role). Everything runs
@@ -147,6 +162,7 @@ def read_catalog(connection: Any, settings: Settings, *, role: str | None = None
             for oid, name in connection.execute(text(_INDEXES), {"oids": oids}):
                 leading.setdefault(int(oid), set()).add(str(name).lower())
             owned = {int(row[0]) for row in connection.execute(text(_OWNED), {"oids": oids, "role": app_role.name})}
+        hidden = connection.execute(text(_HIDDEN)).one()
         transaction.rollback()
     return CatalogSnapshot(
         coverage=coverage,
@@ -156,4 +172,6 @@ def read_catalog(connection: Any, settings: Settings, *, role: str | None = None
         columns=columns,
         leading_index_columns={oid: frozenset(found) for oid, found in leading.items()},
         owned=frozenset(owned),
+        connected_as=str(hidden[0]),
+        hidden_tables=int(hidden[1]),
     )

@@ -10,8 +10,10 @@ known: a collector that is down is an error, not a silent success. ``OTEL_SERVIC
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
@@ -23,7 +25,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExporte
 from opentelemetry.sdk.resources import Resource
 
 from tenantwatch.core.rls_metrics import RlsCoverageGauges
+from tenantwatch.export._delivery import quiet_exporter_logs
 from tenantwatch.export._exporters import endpoint_for_humans, export_timeout, otlp_metric_exporter
+from tenantwatch.redaction import hide_url_secrets
 from tenantwatch.sql.rls_coverage import RlsCoverage
 
 __all__ = ["DEFAULT_SERVICE_NAME", "ExportFailedError", "export_coverage"]
@@ -72,12 +76,25 @@ def export_coverage(
     try:
         if exporter is None:
             exporter = otlp_metric_exporter(protocol, None, export_timeout("metrics", environ))
-        result = exporter.export(data)
+        with quiet_exporter_logs() as held_back:  # the exporter's own log line becomes the reason below
+            result = exporter.export(data)
+            reason = held_back()
     except Exception as exc:
-        raise ExportFailedError(f"exporting to {target} failed: {exc}") from exc
+        raise ExportFailedError(f"exporting to {target} failed: {hide_url_secrets(str(exc))}") from exc
     finally:
         if exporter is not None:
             exporter.shutdown()
     if result is not MetricExportResult.SUCCESS:
-        raise ExportFailedError(f"exporting to {target} failed (is the collector running?)")
+        raise ExportFailedError(_failure(target, reason))
     return target
+
+
+def _failure(target: str, reason: str | None) -> str:
+    """Why nothing was delivered, by what happened: the collector answered (and refused), or could not be reached."""
+    answered = re.fullmatch(r"HTTP (\d{3})", reason or "")
+    if answered is None:
+        return f"exporting to {target} failed ({reason + ': ' if reason else ''}is the collector running?)"
+    path = urlsplit(target).path or "/"
+    if answered.group(1) == "404":
+        return f"the collector at {target} answered HTTP 404 for {path} (no metrics pipeline on that path?)"
+    return f"the collector at {target} answered HTTP {answered.group(1)} for {path}: the export was refused"

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from tenantwatch.redaction import safe_url
 from tenantwatch.tools.scan import otlp_json
 from tenantwatch.tools.scan._records import BadRecordError, ReadStats
 from tenantwatch.tools.scan.files import InputError
@@ -68,7 +69,7 @@ class JaegerSource:
 
     @property
     def name(self) -> str:
-        return f"jaeger {self.url.rstrip('/')} service {self.service}"
+        return f"jaeger {safe_url(self.url.rstrip('/'))} service {self.service}"  # shown in outputs: no password
 
     def _query(self, start: float, end: float) -> str:
         query = {
