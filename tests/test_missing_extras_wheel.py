@@ -136,3 +136,7 @@ def test_configure_and_gate_run_without_the_extras(bare_venv: Path, tmp_path: Pa
     assert "ModuleNotFoundError" not in gated.stdout + gated.stderr
     assert "1 passed" in gated.stdout, gated.stdout + gated.stderr
     assert "tenantwatch gate" in gated.stdout
+    assert (
+        "no database instrumentation is active: opentelemetry-instrumentation-sqlalchemy is not installed "
+        "(pip install 'tenantwatch[sqlalchemy]')" in gated.stdout
+    ), gated.stdout

@@ -328,6 +328,10 @@ class Gate:
             self._own = tenantwatch.configure(exporters=False, set_global=False, rules_file=self.rules_file)
         except ConfigError as error:
             raise pytest.UsageError(f"tenantwatch: {error}") from None
+        if "sqlalchemy" not in tenantwatch.instrumented():
+            why = tenantwatch.missing_instrumentation("sqlalchemy")
+            if why is not None:  # configure() warned once, but pytest captures warnings: say it in the summary
+                self.notes.append(f"no database instrumentation is active: {why}")
         self._foreign = False  # the sources heard so far are the gate's own
         self._counter = _DbSpanCounter()
         self._own.tracer_provider.add_span_processor(self._counter)
