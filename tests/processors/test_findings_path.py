@@ -1,0 +1,78 @@
+"""The findings path stays cheap without changing what it exports: the copy of a db span with findings is built
+from the original already fit to leave the process (statement masked, database errors scrubbed, strings capped),
+so nothing passes over the copy's attributes and events a second time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from opentelemetry.trace import Status, StatusCode
+from processor_support import UNFILTERED, build_pipeline, findings_of, rules_of
+
+from tenantwatch import attributes as A
+from tenantwatch.processors import _outgoing
+
+DB_ERROR = (
+    '(psycopg.errors.CheckViolation) new row violates check constraint "positive"\n'
+    "DETAIL:  Failing row contains (7, alice@corp.example).\n"
+    "[SQL: SELECT * FROM objectives WHERE owner = 'alice@corp.example']"
+)
+
+
+@pytest.fixture
+def fits_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Size of every mapping ``_outgoing`` checked string lengths of."""
+    calls: list[int] = []
+    fits = _outgoing._fits
+
+    def counting(attributes: Any, limit: int) -> bool:
+        calls.append(len(attributes))
+        return fits(attributes, limit)
+
+    monkeypatch.setattr(_outgoing, "_fits", counting)
+    return calls
+
+
+def test_a_span_with_findings_is_checked_once_not_again_as_a_copy(fits_calls: list[int]) -> None:
+    pipeline = build_pipeline()
+    span = pipeline.db_span(UNFILTERED)
+    exported = pipeline.only_span()
+    assert rules_of(exported) == ["missing_tenant_filter"]
+    assert fits_calls == [len(span.attributes or {})]  # the original's attributes, once; not the copy nor its events
+
+
+def test_the_copy_of_a_span_with_findings_leaves_masked_scrubbed_and_capped() -> None:
+    pipeline = build_pipeline(max_string_length=1024)
+    statement = "SELECT * FROM objectives WHERE owner = 'alice@corp.example' AND note = '" + "x" * 3000 + "'"
+    span = pipeline.tracer.start_span(
+        "SELECT objectives",
+        attributes={A.DB_SYSTEM: "postgresql", A.DB_STATEMENT: statement, **UNFILTERED.to_attributes()},
+    )
+    span.record_exception(RuntimeError(DB_ERROR))
+    span.set_status(Status(StatusCode.ERROR, DB_ERROR))
+    span.end()
+    exported = pipeline.only_span()
+    assert rules_of(exported) == ["missing_tenant_filter"]
+    assert exported.attributes[A.DB_STATEMENT] == "SELECT * FROM objectives WHERE owner = ? AND note = ?"  # type: ignore[index]
+    text = repr(dict(exported.attributes or {})) + str(exported.status.description)
+    text += repr([dict(event.attributes or {}) for event in exported.events])
+    assert "alice@corp.example" not in text
+    assert exported.status.status_code is StatusCode.ERROR
+    assert [event.name for event in exported.events] == ["exception", A.FINDING_EVENT]
+    assert exported.attributes[A.FINDINGS] == ("missing_tenant_filter",)  # type: ignore[index]
+    assert exported.attributes[A.SEVERITY] == "critical"  # type: ignore[index]
+
+
+def test_a_long_finding_message_is_capped_on_the_event() -> None:
+    pipeline = build_pipeline(max_string_length=1024)
+    table = "t" * 5000
+    facts = replace(
+        UNFILTERED, main_table=table, tables=(table,), tenant_tables=(table,), unfiltered=(f"main:{table}",)
+    )
+    pipeline.db_span(facts)
+    (finding,) = findings_of(pipeline.only_span())
+    for key in (A.MESSAGE, A.FINDING_TABLE):
+        value = str(finding[key])
+        assert len(value) < 1100 and "…[cut " in value, key
