@@ -12,6 +12,8 @@ from opentelemetry.trace import Status, StatusCode
 from processor_support import UNFILTERED, build_pipeline, findings_of, rules_of
 
 from tenantwatch import attributes as A
+from tenantwatch.core import findings as findings_module
+from tenantwatch.core import rule as rule_module
 from tenantwatch.processors import _outgoing
 
 DB_ERROR = (
@@ -76,3 +78,35 @@ def test_a_long_finding_message_is_capped_on_the_event() -> None:
     for key in (A.MESSAGE, A.FINDING_TABLE):
         value = str(finding[key])
         assert len(value) < 1100 and "…[cut " in value, key
+
+
+def test_a_call_site_fingerprint_is_hashed_once_and_each_site_keeps_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[str] = []
+    digest = findings_module._digest
+
+    def counting(parts: tuple[str, ...]) -> str:
+        hashed.append(parts[0])
+        return digest(parts)
+
+    monkeypatch.setattr(findings_module, "_digest", counting)
+    monkeypatch.setattr(rule_module, "_FINGERPRINTS", {})  # what earlier tests remembered does not count here
+    pipeline = build_pipeline()
+    for line in (57, 57, 57, 58):
+        pipeline.db_span(replace(UNFILTERED, statement_fingerprint="0123456789abcdef", code_lineno=line))
+    fingerprints = [finding[A.FINGERPRINT] for span in pipeline.spans() for finding in findings_of(span)]
+    assert hashed.count("missing_tenant_filter") == 2  # one SHA-1 per call site, not per finding
+    expected = [
+        findings_module.finding_fingerprint(
+            "missing_tenant_filter", replace(UNFILTERED, statement_fingerprint="0123456789abcdef", code_lineno=line)
+        )
+        for line in (57, 57, 57, 58)
+    ]
+    assert fingerprints == expected and fingerprints[0] != fingerprints[3]
+
+
+def test_each_settings_object_gives_its_own_severity() -> None:
+    for severity in ("warning", "high", "warning"):
+        pipeline = build_pipeline(rules={"missing_tenant_filter": {"severity": severity}})
+        pipeline.db_span(UNFILTERED)
+        (finding,) = findings_of(pipeline.only_span())
+        assert finding[A.SEVERITY] == severity

@@ -175,15 +175,32 @@ class Rule:
         if fingerprint is None:
             if facts is None:
                 raise ValueError("a finding needs facts or an explicit fingerprint")
-            fingerprint = finding_fingerprint(self.id, facts)
+            fingerprint = _statement_fingerprint(self.id, facts)
         return Finding(
             rule=self.id,
-            severity=settings.severity(self.id),
+            severity=_severities(settings)[self.id],
             message=message,
             fingerprint=fingerprint,
             table=table,
             tenant_key=tenant_key,
         )
+
+
+_FINGERPRINTS: dict[tuple[str, str | None, str | None, int | None, str | None], str] = {}
+_FINGERPRINTS_MAX = 4096
+"""Finding fingerprints by (rule, statement fingerprint, code location): an application has a few hundred call
+sites, and a SHA-1 per finding costs more than the lookup. Cleared when full (bounded memory, no eviction order)."""
+
+
+def _statement_fingerprint(rule_id: str, facts: SpanFacts) -> str:
+    """:func:`finding_fingerprint`, remembered."""
+    key = (rule_id, facts.statement_fingerprint, facts.code_filepath, facts.code_lineno, facts.code_function)
+    found = _FINGERPRINTS.get(key)
+    if found is None:
+        if len(_FINGERPRINTS) >= _FINGERPRINTS_MAX:
+            _FINGERPRINTS.clear()
+        found = _FINGERPRINTS[key] = finding_fingerprint(rule_id, facts)
+    return found
 
 
 _REGISTRY: dict[str, Rule] = {}
@@ -233,6 +250,25 @@ def per_settings(derive: Callable[[Settings], _S]) -> Callable[[Settings], _S]:
 @per_settings
 def _enabled_statement_rules(settings: Settings) -> tuple[Rule, ...]:
     return tuple(rule for rule in rules_for("statement") if settings.enabled(rule.id))
+
+
+class _Severities(dict[str, "Severity"]):
+    """Rule id -> configured severity, filled on first use of each id."""
+
+    __slots__ = ("_settings",)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def __missing__(self, rule_id: str) -> Severity:
+        severity = self[rule_id] = self._settings.severity(rule_id)
+        return severity
+
+
+@per_settings
+def _severities(settings: Settings) -> _Severities:
+    return _Severities(settings)
 
 
 def enabled_rules(settings: Settings) -> tuple[Rule, ...]:
