@@ -8,8 +8,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from opentelemetry.trace import Status, StatusCode
-from processor_support import UNFILTERED, build_pipeline, findings_of, rules_of
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.trace import Link, Status, StatusCode
+from processor_support import UNFILTERED, Pipeline, build_pipeline, findings_of, rules_of
 
 from tenantwatch import attributes as A
 from tenantwatch.core import findings as findings_module
@@ -110,3 +112,22 @@ def test_each_settings_object_gives_its_own_severity() -> None:
         pipeline.db_span(UNFILTERED)
         (finding,) = findings_of(pipeline.only_span())
         assert finding[A.SEVERITY] == severity
+
+
+def test_the_copy_reports_what_the_sdk_dropped_from_the_original(pipeline: Pipeline) -> None:
+    facts = UNFILTERED.to_attributes()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=len(facts) + 1, max_events=1, max_links=1))
+    provider.add_span_processor(pipeline.processor)
+    links = [Link(trace.SpanContext(trace_id=1, span_id=n, is_remote=True)) for n in (1, 2, 3)]
+    span = provider.get_tracer("test").start_span(
+        "SELECT okr", attributes={A.DB_SYSTEM: "postgresql", **facts}, links=links
+    )
+    span.set_attributes({"extra.one": 1, "extra.two": 2})
+    for name in ("first", "second"):
+        span.add_event(name)
+    span.end()
+    (copy,) = pipeline.spans()
+    assert rules_of(copy) == ["missing_tenant_filter"]
+    assert (copy.dropped_attributes, copy.dropped_events, copy.dropped_links) == (2, 1, 2)
+    assert [event.name for event in copy.events] == ["second", A.FINDING_EVENT]
+    assert len(copy.links) == 1

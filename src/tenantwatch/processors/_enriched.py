@@ -16,7 +16,7 @@ from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
 from tenantwatch import attributes as A
-from tenantwatch.core.findings import Finding, highest_severity
+from tenantwatch.core.findings import Finding
 from tenantwatch.redaction import cap
 
 __all__ = ["EnrichedSpan", "enriched_copy", "finding_event"]
@@ -37,33 +37,47 @@ class EnrichedSpan(ReadableSpan):
         events: Sequence[Event],
         status: Status | None = None,
     ) -> None:
-        super().__init__(
-            name=original.name,
-            context=original.context,
-            parent=original.parent,
-            resource=original.resource,
-            attributes=attributes,
-            events=events,
-            links=original.links,
-            kind=original.kind,
-            status=original.status if status is None else status,
-            start_time=original.start_time,
-            end_time=original.end_time,
-            instrumentation_scope=original.instrumentation_scope,
-        )
-        self._original_dropped = (original.dropped_attributes, original.dropped_events, original.dropped_links)
+        try:  # the fields ReadableSpan.__init__ sets, read straight from the original's (no properties, no copies)
+            self._name = original._name
+            self._context = original._context
+            self._kind = original._kind
+            self._instrumentation_info = None
+            self._instrumentation_scope = original._instrumentation_scope
+            self._parent = original._parent
+            self._start_time = original._start_time
+            self._end_time = original._end_time
+            self._links = original._links
+            self._resource = original._resource
+            self._status = original._status if status is None else status
+        except AttributeError:  # another ReadableSpan implementation: its public surface
+            super().__init__(
+                name=original.name,
+                context=original.context,
+                parent=original.parent,
+                resource=original.resource,
+                links=original.links,
+                kind=original.kind,
+                status=original.status if status is None else status,
+                start_time=original.start_time,
+                end_time=original.end_time,
+                instrumentation_scope=original.instrumentation_scope,
+            )
+        self._attributes = attributes
+        self._events = events
+        self._original = original
+        """Its dropped counts are the copy's (read when an exporter asks)."""
 
     @property
     def dropped_attributes(self) -> int:
-        return self._original_dropped[0]
+        return self._original.dropped_attributes
 
     @property
     def dropped_events(self) -> int:
-        return self._original_dropped[1]
+        return self._original.dropped_events
 
     @property
     def dropped_links(self) -> int:
-        return self._original_dropped[2]
+        return self._original.dropped_links
 
 
 def finding_event(finding: Finding, timestamp: int | None, limit: int | None = None) -> Event:
@@ -83,9 +97,22 @@ def finding_event(finding: Finding, timestamp: int | None, limit: int | None = N
         attributes[A.FINDING_TENANT_KEY] = finding.tenant_key
     if limit is not None:
         for key, value in attributes.items():
-            if type(value) is str and len(value) > limit:
-                attributes[key] = cap(value, limit)
+            if len(value) > limit:  # type: ignore[arg-type]  # every value here is a string
+                attributes[key] = cap(value, limit)  # type: ignore[arg-type]
     return Event(A.FINDING_EVENT, attributes=attributes, timestamp=timestamp)
+
+
+_RANK = {severity: rank for rank, severity in enumerate(A.SEVERITIES)}
+
+
+def _highest(findings: Sequence[Finding]) -> str:
+    """The highest severity among ``findings`` (the first finding's when none is a known severity)."""
+    best, best_rank = findings[0].severity, _RANK.get(findings[0].severity, -1)
+    for finding in findings:
+        rank = _RANK.get(finding.severity, -1)
+        if rank > best_rank:
+            best, best_rank = finding.severity, rank
+    return best
 
 
 def enriched_copy(
@@ -106,8 +133,12 @@ def enriched_copy(
     if extra_attributes:
         for key, value in extra_attributes.items():
             merged.setdefault(key, value)
-    merged[A.FINDINGS] = tuple(dict.fromkeys(finding.rule for finding in findings))
-    merged[A.SEVERITY] = highest_severity([finding.severity for finding in findings]) or findings[0].severity
+    rules: list[str] = []
+    for finding in findings:
+        if finding.rule not in rules:
+            rules.append(finding.rule)
+    merged[A.FINDINGS] = tuple(rules)
+    merged[A.SEVERITY] = _highest(findings)
     timestamp = span.end_time
     if limit is not None and extra_attributes:
         limit = None
