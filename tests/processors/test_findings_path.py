@@ -14,9 +14,11 @@ from opentelemetry.trace import Link, Status, StatusCode
 from processor_support import UNFILTERED, Pipeline, build_pipeline, findings_of, rules_of
 
 from tenantwatch import attributes as A
+from tenantwatch.core import buckets as buckets_module
 from tenantwatch.core import findings as findings_module
 from tenantwatch.core import rule as rule_module
 from tenantwatch.processors import _outgoing
+from tenantwatch.rules import cross_tenant as cross_tenant_module
 
 DB_ERROR = (
     '(psycopg.errors.CheckViolation) new row violates check constraint "positive"\n'
@@ -131,3 +133,31 @@ def test_the_copy_reports_what_the_sdk_dropped_from_the_original(pipeline: Pipel
     assert (copy.dropped_attributes, copy.dropped_events, copy.dropped_links) == (2, 1, 2)
     assert [event.name for event in copy.events] == ["second", A.FINDING_EVENT]
     assert len(copy.links) == 1
+
+
+def test_tenant_values_are_made_canonical_once_per_value_not_per_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+
+    def counting(module: Any) -> None:
+        original = module.canonical
+
+        def canonical(value: object) -> str:
+            seen.append(value)
+            return original(value)
+
+        monkeypatch.setattr(module, "canonical", canonical)
+
+    counting(buckets_module)
+    counting(cross_tenant_module)
+    monkeypatch.setattr(cross_tenant_module, "_CANONICAL", {})
+    pipeline = build_pipeline(tenant_label_cap=1, rules={"repeated_violations": {"enabled": False}})
+    other = replace(UNFILTERED, tenant_filter="present", unfiltered=(), tenant_values=("globex",))
+    for tenant in ("acme", "initech") * 5:
+        pipeline.db_span(replace(other, tenant_id=tenant))
+    assert sorted(set(map(str, seen))) == ["acme", "globex", "initech"]
+    assert len(seen) == 2 + 3  # each tenant's bucket once; each value once in cross_tenant (two tenants, globex)
+    assert [rules_of(span) for span in pipeline.spans()] == [["cross_tenant"]] * 10
+    buckets = {labels[A.TENANT_BUCKET] for labels, _ in pipeline.points(A.METRIC_OPERATION_DURATION)}
+    assert buckets == {"acme", A.OTHER_TENANTS}  # the cap still holds: the second tenant stays in __other__
+    counted = {labels[A.TENANT_BUCKET]: point.value for labels, point in pipeline.points(A.METRIC_FINDINGS)}
+    assert counted == {"acme": 5, A.OTHER_TENANTS: 5}

@@ -260,7 +260,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
             elif request_tenant is not None:
                 facts = replace(facts, request_tenant=request_tenant)
         metrics = self._metrics
-        bucket = metrics.tenant_bucket(facts.tenant_id)
+        bucket = metrics.bucket_of(facts.tenant_id)
         if metrics.enabled:
             metrics.record_statement(facts, bucket)
         findings = evaluate(facts, self._settings)
