@@ -51,6 +51,7 @@ class CrossTenant(Rule):
         "rows: `tenantwatch.db.tenant_values` and the written tenant values; with a tenant hierarchy also "
         "`tenantwatch.db.tenant_values.<key>` per finer key, compared with `tenant.<key>.id`; the tenant values of "
         "the ORM instances a statement acts on (`tenantwatch.db.identity.tenant_values`)",
+        needs=("tenant_id",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:
