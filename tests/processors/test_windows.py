@@ -3,7 +3,9 @@ own tests are in tests/rules/)."""
 
 from __future__ import annotations
 
+import random
 import tracemalloc
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -95,6 +97,26 @@ def test_state_expires_idle_keys() -> None:
     assert "a" not in state and "b" in state and len(state) == 2
     state.get("d", 200)
     assert len(state) == 1
+
+
+def test_state_keeps_and_forgets_the_same_keys_as_a_full_scan_would() -> None:
+    """Expiry skips the look at the old end while no key can have expired yet; every access still sees exactly the
+    keys a scan of all keys (idle > ttl: gone; full: least recently used gone) leaves."""
+    rng = random.Random(13)
+    state: KeyedState[int, list[int]] = KeyedState(list, max_keys=8, ttl=10)
+    reference: OrderedDict[int, float] = OrderedDict()
+    now = 0.0
+    for _ in range(5000):
+        now += rng.choice((0.0, 0.1, 0.5, 2.0, 11.0))
+        key = rng.randrange(12)
+        for old in [k for k, used in reference.items() if used < now - 10]:
+            del reference[old]
+        if key not in reference and len(reference) >= 8:
+            reference.popitem(last=False)
+        reference.pop(key, None)
+        reference[key] = now
+        state.get(key, now)
+        assert sorted(k for k in range(12) if k in state) == sorted(reference), now
 
 
 def test_processor_state_bounded_through_the_pipeline(make_pipeline: Callable[..., Pipeline]) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -100,6 +101,9 @@ class RuleMeta:
     """On unless the rules file switches it off (``False``: off unless switched on)."""
     verdict: str | None = None
     """The analysis fact it reads, and which module computes it (the verdict stays in ``sql/``: it is analysis)."""
+    needs: tuple[str, ...] = ()
+    """``SpanFacts`` fields of which at least one must be given (not ``None``, not an empty tuple) for the rule to
+    fire at all: :func:`evaluate` does not call it otherwise. ``()``: always called."""
 
     def options(self) -> tuple[str, ...]:
         """The settings this rule takes besides ``enabled`` and ``severity``."""
@@ -175,15 +179,32 @@ class Rule:
         if fingerprint is None:
             if facts is None:
                 raise ValueError("a finding needs facts or an explicit fingerprint")
-            fingerprint = finding_fingerprint(self.id, facts)
+            fingerprint = _statement_fingerprint(self.id, facts)
         return Finding(
             rule=self.id,
-            severity=settings.severity(self.id),
+            severity=_severities(settings)[self.id],
             message=message,
             fingerprint=fingerprint,
             table=table,
             tenant_key=tenant_key,
         )
+
+
+_FINGERPRINTS: dict[tuple[str, str | None, str | None, int | None, str | None], str] = {}
+_FINGERPRINTS_MAX = 4096
+"""Finding fingerprints by (rule, statement fingerprint, code location): an application has a few hundred call
+sites, and a SHA-1 per finding costs more than the lookup. Cleared when full (bounded memory, no eviction order)."""
+
+
+def _statement_fingerprint(rule_id: str, facts: SpanFacts) -> str:
+    """:func:`finding_fingerprint`, remembered."""
+    key = (rule_id, facts.statement_fingerprint, facts.code_filepath, facts.code_lineno, facts.code_function)
+    found = _FINGERPRINTS.get(key)
+    if found is None:
+        if len(_FINGERPRINTS) >= _FINGERPRINTS_MAX:
+            _FINGERPRINTS.clear()
+        found = _FINGERPRINTS[key] = finding_fingerprint(rule_id, facts)
+    return found
 
 
 _REGISTRY: dict[str, Rule] = {}
@@ -235,6 +256,39 @@ def _enabled_statement_rules(settings: Settings) -> tuple[Rule, ...]:
     return tuple(rule for rule in rules_for("statement") if settings.enabled(rule.id))
 
 
+@per_settings
+def _plan(settings: Settings) -> tuple[tuple[Rule, Callable[[Any], Any] | None, bool], ...]:
+    """Each enabled statement rule with a getter of the facts it needs (``None``: always called) and whether the
+    getter returns several of them."""
+    return tuple(
+        (rule, attrgetter(*rule.meta.needs) if rule.meta.needs else None, len(rule.meta.needs) > 1)
+        for rule in _enabled_statement_rules(settings)
+    )
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != ()
+
+
+class _Severities(dict[str, "Severity"]):
+    """Rule id -> configured severity, filled on first use of each id."""
+
+    __slots__ = ("_settings",)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def __missing__(self, rule_id: str) -> Severity:
+        severity = self[rule_id] = self._settings.severity(rule_id)
+        return severity
+
+
+@per_settings
+def _severities(settings: Settings) -> _Severities:
+    return _Severities(settings)
+
+
 def enabled_rules(settings: Settings) -> tuple[Rule, ...]:
     """The statement rules ``settings`` leaves switched on, in evaluation order."""
     return _enabled_statement_rules(settings)
@@ -251,7 +305,11 @@ def evaluate(facts: SpanFacts, settings: Settings) -> list[Finding]:
     judged = facts
     if allowed:  # unscoped(reason, rules=[...]): those rules are silent, the others judge as if not unscoped
         judged = replace(facts, unscoped_reason=None, unscoped_rules=())
-    for rule in _enabled_statement_rules(settings):
+    for rule, needed, several in _plan(settings):
+        if needed is not None:  # a rule that cannot fire on these facts is not called (see RuleMeta.needs)
+            value = needed(judged)
+            if (not any(map(_given, value))) if several else (value is None or value == ()):
+                continue
         if allowed and rule.id in allowed:
             continue
         try:  # what ``guard`` does, without building one per rule and statement (the hot path)

@@ -36,6 +36,9 @@ from tenantwatch.version import __version__
 
 __all__ = ["DURATION_BUCKETS", "ROWS_BUCKETS", "ProcessorMetrics"]
 
+_REMEMBERED = 4096
+"""Label sets (and tenant buckets) remembered per kind; cleared when full (bounded memory)."""
+
 DURATION_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 """Bucket boundaries (seconds) advised for ``db.client.operation.duration``, as semantic conventions recommend."""
 
@@ -85,9 +88,24 @@ class ProcessorMetrics:
         """``db.collection.name`` label values: the first ``table_label_cap`` tables, then ``__other__``."""
         self._system_bucket = TenantBuckets(SYSTEM_LABEL_CAP)
         self._operation_bucket = TenantBuckets(OPERATION_LABEL_CAP)
+        self._buckets: dict[str | None, str] = {}
+        self._statement_label_sets: dict[tuple[str, str | None, str | None, str | None], dict[str, str]] = {}
+        self._finding_label_sets: dict[tuple[str, str, str | None, str | None, str], dict[str, str]] = {}
 
     def record_statement(self, facts: SpanFacts, bucket: str) -> None:
         """Duration and row count of one db span."""
+        key = (bucket, facts.system, facts.operation, facts.main_table)
+        labels = self._statement_label_sets.get(key)
+        if labels is None:  # label values never change once given (see bucket_of), so each set is built once
+            if len(self._statement_label_sets) >= _REMEMBERED:
+                self._statement_label_sets.clear()
+            labels = self._statement_label_sets[key] = self._statement_labels(facts, bucket)
+        if facts.duration_ms is not None and facts.duration_ms >= 0:
+            self._record_duration(facts.duration_ms / 1000.0, labels)
+        if facts.returned_rows is not None and facts.returned_rows >= 0:
+            self._record_rows(facts.returned_rows, labels)
+
+    def _statement_labels(self, facts: SpanFacts, bucket: str) -> dict[str, str]:
         labels: dict[str, str] = {A.TENANT_BUCKET: bucket}
         if facts.system is not None:
             labels[A.DB_SYSTEM_NAME] = self._system_bucket(facts.system)
@@ -95,13 +113,26 @@ class ProcessorMetrics:
             labels[A.DB_OPERATION_NAME] = self._operation_bucket(facts.operation)
         if facts.main_table is not None:
             labels[A.DB_COLLECTION_NAME] = self.table_bucket(facts.main_table)
-        if facts.duration_ms is not None and facts.duration_ms >= 0:
-            self._record_duration(facts.duration_ms / 1000.0, labels)
-        if facts.returned_rows is not None and facts.returned_rows >= 0:
-            self._record_rows(facts.returned_rows, labels)
+        return labels
+
+    def bucket_of(self, tenant: str | None) -> str:
+        """``tenant_bucket(tenant)``, remembered: a tenant's label value never changes once given (first come, first
+        served for the life of the process), and the canonical form costs two regular expressions."""
+        found = self._buckets.get(tenant)
+        if found is None:
+            if len(self._buckets) >= _REMEMBERED:
+                self._buckets.clear()
+            found = self._buckets[tenant] = self.tenant_bucket(tenant)
+        return found
 
     def record_finding(self, finding: Finding, bucket: str) -> None:
-        self._add_finding(1, self._finding_labels(finding, bucket))
+        key = (finding.rule, finding.severity, finding.tenant_key, finding.table, bucket)
+        labels = self._finding_label_sets.get(key)
+        if labels is None:  # label values never change once given (see bucket_of), so each set is built once
+            if len(self._finding_label_sets) >= _REMEMBERED:
+                self._finding_label_sets.clear()
+            labels = self._finding_label_sets[key] = self._finding_labels(finding, bucket)
+        self._add_finding(1, labels)
 
     def record_suppressed(self, finding: Finding) -> None:
         self._suppressed.add(1, self._finding_labels(finding, None))

@@ -43,7 +43,7 @@ from tenantwatch.core.rule import evaluate
 from tenantwatch.core.suppressions import matching_suppression
 from tenantwatch.core.windows.cooldown import Cooldown
 from tenantwatch.facts import SpanFacts, facts_for_statement
-from tenantwatch.processors._enriched import enriched_copy
+from tenantwatch.processors._enriched import EnrichedSpan, enriched_copy
 from tenantwatch.processors._logs import FindingLogs
 from tenantwatch.processors._outgoing import outgoing
 from tenantwatch.processors._routes import RouteIndex
@@ -201,7 +201,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
         forwarded = span
         try:
             forwarded = self.process(span)
-            if not self._off:
+            if not self._off and not (type(forwarded) is EnrichedSpan and forwarded.fit_to_export):
                 forwarded = outgoing(
                     forwarded,
                     _raw_attributes(forwarded),
@@ -260,7 +260,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
             elif request_tenant is not None:
                 facts = replace(facts, request_tenant=request_tenant)
         metrics = self._metrics
-        bucket = metrics.tenant_bucket(facts.tenant_id)
+        bucket = metrics.bucket_of(facts.tenant_id)
         if metrics.enabled:
             metrics.record_statement(facts, bucket)
         findings = evaluate(facts, self._settings)
@@ -281,8 +281,14 @@ class TenantwatchSpanProcessor(SpanProcessor):
         if not kept:
             return span
         self._publish(span, kept, facts, bucket)
-        extra = facts.to_attributes() if foreign else None  # facts we worked out travel with the copy
-        return enriched_copy(span, kept, attributes=attributes, extra_attributes=extra)
+        if foreign:  # the facts we worked out travel with the copy (on_end makes the copy fit to export)
+            return enriched_copy(span, kept, attributes=attributes, extra_attributes=facts.to_attributes())
+        # clean the original once (usually: the span itself, no copy), then add the findings already capped, so
+        # on_end does not pass over the copy's attributes and events again
+        settings = self._settings
+        clean = outgoing(span, attributes, settings.max_string_length, settings.mask_statements)
+        clean_attributes = attributes if clean is span else _raw_attributes(clean)
+        return enriched_copy(clean, kept, attributes=clean_attributes, limit=settings.max_string_length)
 
     def _publish(self, span: ReadableSpan, kept: list[Finding], facts: SpanFacts, bucket: str) -> None:
         """Count, log (through the cooldown) and hand to the listeners every kept finding."""

@@ -51,6 +51,7 @@ class CrossTenant(Rule):
         "rows: `tenantwatch.db.tenant_values` and the written tenant values; with a tenant hierarchy also "
         "`tenantwatch.db.tenant_values.<key>` per finer key, compared with `tenant.<key>.id`; the tenant values of "
         "the ORM instances a statement acts on (`tenantwatch.db.identity.tenant_values`)",
+        needs=("tenant_id",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:
@@ -103,10 +104,28 @@ def _instances(facts: SpanFacts, foreign: ForeignKeyValues) -> str:
     )
 
 
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_MAX = 4096
+"""Canonical forms of the tenant values seen lately (a process sees a few tenants again and again; two regular
+expressions per value cost more than the lookup). Cleared when full."""
+
+
+def _canonical(value: str) -> str:
+    """:func:`canonical`, remembered for text values (the span attributes the rule reads are text)."""
+    if type(value) is not str:
+        return canonical(value)
+    found = _CANONICAL.get(value)
+    if found is None:
+        if len(_CANONICAL) >= _CANONICAL_MAX:
+            _CANONICAL.clear()
+        found = _CANONICAL[value] = canonical(value)
+    return found
+
+
 def _differences(key: str | None, own: str, values: tuple[str, ...], written_values: tuple[str, ...]) -> list[str]:
     """What differs from the context value ``own`` of tenant key ``key`` (``None``: the one key), in words; every
     value in its canonical form (``uuid.hex`` as bound on SQLite reads dashed, like the context's UUID)."""
-    mine = canonical(own)
+    mine = _canonical(own)
     read = [value for value in _canonical_distinct(values) if value != mine]
     written = [value for value in _canonical_distinct(written_values) if value != mine]
     if not read and not written:
@@ -122,7 +141,7 @@ def _differences(key: str | None, own: str, values: tuple[str, ...], written_val
 
 def _canonical_distinct(values: Iterable[str]) -> list[str]:
     """The canonical forms of ``values``, each once, in first-seen order."""
-    return list(dict.fromkeys(canonical(value) for value in values))
+    return list(dict.fromkeys(_canonical(value) for value in values))
 
 
 RULE = CrossTenant()

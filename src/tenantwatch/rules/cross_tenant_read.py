@@ -58,6 +58,7 @@ class CrossTenantRead(Rule):
         verdict="the tenant values of the rows actually returned, compared by the instrumentation "
         "(`tenantwatch.instrumentation._row_tenants`) for the `missing` and `inherited` tables whose tenant column "
         "is in the result: `tenantwatch.db.tenant_rows.*` counts",
+        needs=("tenant_rows_other",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

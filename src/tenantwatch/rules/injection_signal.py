@@ -54,6 +54,7 @@ class InjectionSignal(Rule):
         settings=InjectionSignalSettings,
         verdict="request values found in the statement text (`tenantwatch.db.request_values_in_sql`) and the "
         "request's attack patterns (`tenantwatch.http.attack_patterns`)",
+        needs=("request_values_in_sql",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

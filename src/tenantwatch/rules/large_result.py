@@ -78,6 +78,7 @@ class LargeResult(Rule):
         settings=LargeResultSettings,
         verdict="the exact row count `db.response.returned_rows` (counted by the instrumentation, see "
         "docs/row-counts.md)",
+        needs=("returned_rows",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

@@ -59,6 +59,7 @@ class MissingTenantFilter(Rule):
         verdict="the `missing` verdicts of the scope walk (`tenantwatch.sql._scope`), one `scope:table` entry each in "
         "`tenantwatch.db.unfiltered` (`SpanFacts.unfiltered`); with `profile: strict` also the `inherited` ones "
         "(`tenantwatch.db.inherited`)",
+        needs=("unfiltered", "inherited"),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

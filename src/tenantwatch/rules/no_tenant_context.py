@@ -35,6 +35,7 @@ class NoTenantContext(Rule):
         stages=("statement",),
         settings=NoTenantContextSettings,
         verdict="the tenant-scoped tables of the statement (`tenantwatch.db.tenant_tables`) and the tenant context",
+        needs=("tenant_tables",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

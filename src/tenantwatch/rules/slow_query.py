@@ -37,6 +37,7 @@ class SlowQuery(Rule):
         stages=("statement",),
         settings=SlowQuerySettings,
         verdict="the db span's duration (start to end)",
+        needs=("duration_ms",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

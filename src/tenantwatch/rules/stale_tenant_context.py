@@ -45,6 +45,7 @@ class StaleTenantContext(Rule):
         settings=StaleTenantContextSettings,
         verdict="the request's tenant (the server span of the same trace) and the connection's RLS setting "
         "(`tenantwatch.db.rls_tenant`), against the statement's tenant",
+        needs=("request_tenant", "rls_tenant"),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

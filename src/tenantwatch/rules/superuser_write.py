@@ -40,6 +40,7 @@ class SuperuserWrite(Rule):
         stages=("statement",),
         settings=SuperuserWriteSettings,
         verdict="the operation of the statement (`db.operation.name`) and the context role (`enduser.role`)",
+        needs=("role",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

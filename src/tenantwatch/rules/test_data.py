@@ -113,6 +113,7 @@ class TestData(Rule):
         settings=TestDataSettings,
         verdict="the masked matches the instrumentation's value scan recorded (`tenantwatch.db.test_data`, see "
         "`tenantwatch.instrumentation._test_data`), read with the patterns defined here",
+        needs=("test_data",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

@@ -36,6 +36,7 @@ class UnscopedWrite(Rule):
         settings=UnscopedWriteSettings,
         verdict="the write targets the scope walk (`tenantwatch.sql._scope`) judged `missing` (UPDATE/DELETE) or "
         "written without the tenant column (INSERT): `tenantwatch.db.unscoped_writes`",
+        needs=("unscoped_writes",),
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:

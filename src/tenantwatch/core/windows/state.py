@@ -21,13 +21,17 @@ V = TypeVar("V")
 class KeyedState(Generic[K, V]):
     """key -> value, at most ``max_keys`` entries, each forgotten ``ttl`` seconds after its last use."""
 
-    __slots__ = ("_entries", "_factory", "_max_keys", "_ttl", "evicted")
+    __slots__ = ("_entries", "_factory", "_max_keys", "_next_expiry", "_ttl", "evicted")
 
     def __init__(self, factory: Callable[[], V], *, max_keys: int, ttl: float) -> None:
         self._factory = factory
         self._max_keys = max_keys
         self._ttl = ttl
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._next_expiry = float("inf")
+        """No key expires before this time: the oldest key's last use + ``ttl`` when last looked, lowered by a use at
+        an earlier time. Touching or dropping the oldest key leaves a newer one oldest (the clock moves forward), so
+        it stays a lower bound, and most accesses skip the look at the old end."""
         self.evicted = 0
         """Keys dropped so far (expired or pushed out by the size bound)."""
 
@@ -39,13 +43,22 @@ class KeyedState(Generic[K, V]):
 
     def get(self, key: K, now: float) -> V:
         """The value of ``key`` (created when missing), marked as used at ``now``."""
-        self._expire(now)
-        entry = self._entries.pop(key, None)
-        value = self._factory() if entry is None else entry[1]
-        if entry is None and len(self._entries) >= self._max_keys:
-            self._entries.popitem(last=False)
-            self.evicted += 1
-        self._entries[key] = (now, value)
+        if now > self._next_expiry:
+            self._expire(now)
+        entries = self._entries
+        entry = entries.get(key)
+        expires = now + self._ttl
+        if entry is None:
+            value = self._factory()
+            if len(entries) >= self._max_keys:
+                entries.popitem(last=False)
+                self.evicted += 1
+        else:
+            value = entry[1]
+            entries.move_to_end(key)
+        entries[key] = (now, value)
+        if expires < self._next_expiry:  # noqa: PLR1730 - hot path: a comparison, not a call to min()
+            self._next_expiry = expires
         return value
 
     def _expire(self, now: float) -> None:
@@ -54,6 +67,8 @@ class KeyedState(Generic[K, V]):
         while entries:
             key, (used, _) = next(iter(entries.items()))
             if used >= horizon:
+                self._next_expiry = used + self._ttl
                 return
             del entries[key]
             self.evicted += 1
+        self._next_expiry = float("inf")
