@@ -20,7 +20,8 @@ bench/bench_queries.py's ``none``, ``otel`` and ``tenantwatch``):
 
 Statements are counted by an engine event (``before_cursor_execute``) in every configuration, and must be the same
 number per loop in all three. Rounds are interleaved (every round runs each configuration once, in a rotated
-order); each subprocess reports its fastest timed batch after a warm-up, and the figure is the median over rounds.
+order); each subprocess reports its fastest timed batch after a warm-up, and the figure is the median over rounds,
+in wall time and in the worker's CPU time (all its threads: less disturbed by other work than wall time, not immune).
 ``--instructions`` counts CPU instructions per statement under valgrind instead ((run with N loops) - (run with
 none)) / statements: on a machine shared with other work it is the figure to trust (it varies by about 1%).
 Printed: per-statement µs (or instructions) of each configuration, OTel's overhead, tenantwatch's own share
@@ -60,7 +61,7 @@ SHARE_TARGET_US = 15.0
 
 class _Counts:
     statements = 0
-    findings = 0
+    findings: dict[str, int] = {}  # rule -> db spans
     verdicts: dict[str, int] = {}  # one worker per process; filled on the export thread
     provider: Any = None
 
@@ -80,7 +81,8 @@ def _instrument(config: str) -> None:
             if config == "tenantwatch":  # on the export thread, off the measured path
                 for span in spans:
                     attributes = span.attributes or {}
-                    _Counts.findings += A.FINDINGS in attributes
+                    for rule in attributes.get(A.FINDINGS, ()):
+                        _Counts.findings[str(rule)] = _Counts.findings.get(str(rule), 0) + 1
                     if A.DB_SYSTEM in attributes or A.DB_SYSTEM_NAME in attributes:
                         verdict = str(attributes.get(A.DB_TENANT_FILTER, "none"))
                         _Counts.verdicts[verdict] = _Counts.verdicts.get(verdict, 0) + 1
@@ -121,7 +123,7 @@ def _worker(config: str, adapter_name: str, loops: int, batches: int, warmup: in
         app = adapter.setup()
         if _Counts.provider is not None:  # count what the loops do, not the (unscoped) set-up
             _Counts.provider.force_flush()
-            _Counts.findings, _Counts.verdicts = 0, {}
+            _Counts.findings, _Counts.verdicts = {}, {}
 
         def count(*_: Any) -> None:
             _Counts.statements += 1
@@ -209,7 +211,7 @@ def _run_worker(config: str, args: argparse.Namespace) -> dict[str, Any]:
     command = _worker_command(args.python, config, args.adapter, args.loops, args.batches, args.warmup)
     done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=args.app, env=_worker_env(args.app))
     result = _result(done, config)
-    result["value"] = result["cpu_us" if args.cpu else "us"]
+    result["value"], result["cpu"] = result["us"], result["cpu_us"]
     return result
 
 
@@ -240,13 +242,16 @@ def _instructions(config: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _measure(args: argparse.Namespace) -> dict[str, float]:
     samples: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    cpu_samples: dict[str, list[float]] = {c: [] for c in CONFIGS}
     statements: dict[str, int] = {}
-    findings, verdicts = 0, {}
+    findings, verdicts = dict[str, int](), dict[str, int]()
     for round_no in range(args.rounds):
         order = CONFIGS[round_no % len(CONFIGS) :] + CONFIGS[: round_no % len(CONFIGS)]
         for config in order:
             result = (_instructions if args.instructions else _run_worker)(config, args)
             samples[config].append(result["value"])
+            if "cpu" in result:
+                cpu_samples[config].append(result["cpu"])
             statements[config] = result["statements_per_loop"]
             if config == "tenantwatch":
                 findings, verdicts = result["findings"], result["verdicts"]
@@ -256,26 +261,28 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
     if len(set(statements.values())) != 1 or not statements["plain"]:
         raise BenchError(f"the configurations ran different numbers of statements per loop: {statements}")
     per_statement = {c: statistics.median(v) for c, v in samples.items()}
-    _report(per_statement, samples, statements["plain"], findings, verdicts, args)
+    print(f"\n{statements['plain']} statements per loop")
+    _report(per_statement, samples, "instructions" if args.instructions else "us wall", args)
+    if not args.instructions:
+        per_statement_cpu = {c: statistics.median(v) for c, v in cpu_samples.items()}
+        _report(per_statement_cpu, cpu_samples, "us CPU", args)
+    seen = ", ".join(f"{verdict}={count}" for verdict, count in sorted(verdicts.items()))
+    print(f"\nin the last tenantwatch worker (warm-up and measured loops): db spans by tenant filter verdict {seen};")
+    rules = ", ".join(f"{rule}={count}" for rule, count in sorted(findings.items())) or "none"
+    print(f"findings on them, by rule: {rules}")
     return per_statement
 
 
 def _report(
-    per_statement: dict[str, float],
-    samples: dict[str, list[float]],
-    statements: int,
-    findings: int,
-    verdicts: dict[str, int],
-    args: argparse.Namespace,
+    per_statement: dict[str, float], samples: dict[str, list[float]], unit: str, args: argparse.Namespace
 ) -> None:
-    unit = "instructions" if args.instructions else "us CPU" if args.cpu else "us"
     digits = 0 if args.instructions else 1
     plain, otel, ours = (per_statement[c] for c in CONFIGS)
 
     def n(value: float, sign: str = "") -> str:
-        return f"{value:{sign},.{digits}f} {unit}"
+        return f"{value:{sign},.{digits}f} {unit.split(maxsplit=1)[0]}"
 
-    print(f"\n{statements} statements per loop; per statement, median of rounds (spread over rounds)")
+    print(f"per statement ({unit}), median of rounds (spread over rounds)")
     for config in CONFIGS:
         spread = f"{min(samples[config]):,.{digits}f}-{max(samples[config]):,.{digits}f}"
         print(f"  {config:<12} {n(per_statement[config]):>22}   ({spread})")
@@ -288,14 +295,25 @@ def _report(
     print(line)
     print(f"  (otel + tenantwatch) / (otel alone) =     {ours / otel:.3f}")
     print(f"  (otel + tenantwatch) / plain =            {ours / plain:.3f}   (otel alone / plain = {otel / plain:.3f})")
-    seen = ", ".join(f"{verdict}={count}" for verdict, count in sorted(verdicts.items()))
-    print(f"  in the last tenantwatch worker (warm-up and measured loops): tenant filter verdicts {seen};")
-    print(f"  db spans with a finding: {findings}")
 
 
 def _git(*command: str, cwd: Path) -> str:
     done = subprocess.run(["git", *command], cwd=cwd, capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _app_version(app: Path) -> str:
+    """The checkout's commit, else the version its pyproject.toml declares (a snapshot without git metadata)."""
+    commit = _git("rev-parse", "--short", "HEAD", cwd=app)
+    if commit:
+        return commit
+    pyproject = app / "pyproject.toml"
+    found = (
+        re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.M)
+        if pyproject.is_file()
+        else None
+    )
+    return f"version {found.group(1)} (no git metadata)" if found else "(no git metadata)"
 
 
 def _check_app(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -323,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", type=Path, help="the application's checkout (e.g. /tmp/realapp/src)")
     parser.add_argument("--venv", type=Path, help="the application's virtualenv (default: APP/.venv)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; 1 with --instructions)")
-    parser.add_argument("--loops", type=int, help="loops per timed batch (default 20; 10 with --instructions)")
-    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--loops", type=int, help="loops per timed batch (default 10, also with --instructions)")
+    parser.add_argument("--batches", type=int, default=3)
     parser.add_argument(
         "--warmup", type=int, help="loops before timing, filling the caches (default 10; 3 with --instructions)"
     )
@@ -333,19 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count instructions per statement under valgrind instead of timing (immune to a noisy machine; slow)",
     )
-    parser.add_argument(
-        "--cpu",
-        action="store_true",
-        help="per-statement CPU time of the worker process (all its threads) instead of wall time: less sensitive "
-        "to other work on the machine than wall time, not immune to it",
-    )
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--adapter", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.instructions else 5
     if args.loops is None:
-        args.loops = 10 if args.instructions else 20
+        args.loops = 10
     if args.warmup is None:
         args.warmup = 3 if args.instructions else 10
     if args.worker:
@@ -355,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds, --loops and --batches must be at least 1, --warmup at least 0")
 
     _check_app(parser, args)
-    app_commit = _git("rev-parse", "--short", "HEAD", cwd=args.app) or "(no git metadata)"
+    app_commit = _app_version(args.app)
     ours = _git("rev-parse", "--short", "HEAD", cwd=ROOT) or "?"
     dirty = " (uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no", cwd=ROOT) else ""
     print(f"python {platform.python_version()} (driver) on {platform.machine()}, {os.cpu_count()} cpus")
@@ -364,8 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.instructions:
         print(f"instructions per statement (valgrind), {args.rounds} rounds x {args.loops} loops")
     else:
-        clock = "CPU time" if args.cpu else "wall time"
-        print(f"{clock}, {args.rounds} rounds x {args.batches} batches x {args.loops} loops per configuration")
+        print(f"{args.rounds} rounds x {args.batches} batches x {args.loops} loops per configuration")
     _measure(args)
     return 0
 
