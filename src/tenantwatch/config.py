@@ -789,14 +789,14 @@ def _position(offset: int, data: bytes) -> tuple[int, int]:
     return line, column
 
 
-def _read_text(file: Path) -> str:
+def _read_text(file: Path, what: str = "rules file", max_bytes: int = MAX_RULES_FILE_BYTES) -> str:
     try:
         with file.open("rb") as handle:
-            raw = handle.read(MAX_RULES_FILE_BYTES + 1)
+            raw = handle.read(max_bytes + 1)
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read rules file: {exc.strerror or exc}", source=str(file)) from exc
-    if len(raw) > MAX_RULES_FILE_BYTES:
-        message = f"larger than {MAX_RULES_FILE_BYTES} bytes: not a rules file"
+        raise ConfigError(f"{file}: cannot read {what}: {exc.strerror or exc}", source=str(file)) from exc
+    if len(raw) > max_bytes:
+        message = f"larger than {max_bytes} bytes: not a {what}"
         raise ConfigError(f"{file}: {message}", source=str(file), issues=[ConfigIssue("", message)])
     try:
         return raw.decode("utf-8-sig")
@@ -809,12 +809,14 @@ def _read_text(file: Path) -> str:
         ) from exc
 
 
-def _read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Marks]:
-    """The rules file as a mapping, and where each value sits in it. Every problem is a :class:`ConfigError` naming
-    the file (and line and column when there is one): unreadable, too large, not UTF-8, bad YAML, too deep, aliases
-    beyond the bounds, not a mapping."""
+def read_yaml_file(
+    path: str | os.PathLike[str], *, what: str = "rules file", max_bytes: int = MAX_RULES_FILE_BYTES
+) -> tuple[Any, Marks]:
+    """A YAML file tenantwatch reads (the rules file, the CI gate's baseline) and where each value sits in it (None
+    for an empty file). Every problem is a :class:`ConfigError` naming the file (and line and column when there is
+    one): unreadable, larger than ``max_bytes``, not UTF-8, bad YAML, too deep, aliases beyond the bounds."""
     file = Path(path)
-    text = _read_text(file)
+    text = _read_text(file, what, max_bytes)
     loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
@@ -830,12 +832,20 @@ def _read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Marks]:
         raise ConfigError(f"{file}: not valid YAML: {message}", source=str(file)) from exc
     finally:
         loader.dispose()
+    return data, _marks(node) if node is not None else {}
+
+
+def _read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Marks]:
+    """The rules file as a mapping, and where each value sits in it (see :func:`read_yaml_file`; also refused: a
+    top level that is not a mapping)."""
+    file = Path(path)
+    data, marks = read_yaml_file(file)
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         message = f"the rules file must be a mapping at the top level, got {type(data).__name__}"
         raise ConfigError(f"{file}: {message}", source=str(file), issues=[ConfigIssue("", message, 1, 1)])
-    return data, _marks(node) if node is not None else {}
+    return data, marks
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:

@@ -33,10 +33,7 @@ from typing import Any, Final
 import yaml
 
 from tenantwatch.attributes import SEVERITIES
-
-# The rules file's bounded YAML reader and its error positions (private to config.py): one way to read a reviewed
-# YAML file and say where it is wrong.
-from tenantwatch.config import ConfigError, ConfigIssue, _BoundedLoader, _marks, _yaml_problem
+from tenantwatch.config import ConfigError, ConfigIssue, read_yaml_file
 from tenantwatch.tools.groups import FindingGroup
 
 __all__ = ["BASELINE_FORMAT", "Baseline", "BaselineEntry", "BaselineError", "relative_path"]
@@ -159,31 +156,9 @@ class Baseline:
         """Read a baseline file; :class:`BaselineError` naming the file, line and field for anything wrong."""
         file = Path(path)
         try:
-            with file.open("rb") as handle:
-                raw = handle.read(MAX_BASELINE_BYTES + 1)
-        except OSError as exc:
-            raise BaselineError(f"{file}: cannot read baseline: {exc.strerror or exc}", source=str(file)) from exc
-        if len(raw) > MAX_BASELINE_BYTES:
-            raise BaselineError(f"{file}: larger than {MAX_BASELINE_BYTES} bytes: not a baseline", source=str(file))
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise BaselineError(f"{file}: not UTF-8 text", source=str(file)) from exc
-        loader = _BoundedLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        except yaml.YAMLError as exc:
-            problem, line, column = _yaml_problem(exc)
-            where = f"{file}:{line}:{column}" if line is not None else str(file)
-            raise BaselineError(
-                f"{where}: not valid YAML: {problem}",
-                source=str(file),
-                issues=[ConfigIssue("", problem, line, column)],
-            ) from exc
-        finally:
-            loader.dispose()
-        marks = _marks(node) if node is not None else {}
+            data, marks = read_yaml_file(file, what="baseline", max_bytes=MAX_BASELINE_BYTES)
+        except ConfigError as exc:
+            raise BaselineError(str(exc), source=str(file), issues=exc.issues) from exc
         return cls.from_data(data, source=str(file), marks=marks)
 
     @classmethod
