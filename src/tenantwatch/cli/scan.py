@@ -41,7 +41,7 @@ _EPILOG: Final = """\
 examples:
   tenantwatch scan traces.json                       a file exporter file (format: json)
   tenantwatch scan traces.pb traces-old.json.gz      protobuf and gzip, several files
-  zstd -dc traces.zst | tenantwatch scan -           stdin
+  gzip -dc traces.json.gz | tenantwatch scan -       stdin
   tenantwatch scan traces.json --since 2026-12-01T00:00:00Z --until 6h    spans that ended in that range
   tenantwatch scan --jaeger http://localhost:16686 --service okr-api --since 24h
   tenantwatch scan --jaeger http://jaeger:16686 --service okr-api --since 2026-12-01T00:00:00Z \\
@@ -355,7 +355,14 @@ def _print(
             + (f"; {stats.outside_window:,} spans left out by --since/--until" if stats.outside_window else "")
             + "\n"
         )
-        if stats.stored_findings and stats.stored_findings != groups.findings:
+        left_out = stats.filtered_spans + stats.outside_window
+        if stats.stored_findings and stats.stored_findings != groups.findings and left_out:
+            stdout.write(
+                f"note: scan counts {groups.findings:,}, the spans read stored {stats.stored_findings:,}: the "
+                f"{left_out:,} spans left out by --attribute/--since/--until are not judged (the stored count is of "
+                "every span read)\n"
+            )
+        elif stats.stored_findings and stats.stored_findings != groups.findings:
             stdout.write(
                 f"note: scan counts {groups.findings:,}, the live run stored {stats.stored_findings:,}: windowed "
                 "rules (repeated_violations, brute_force, query_rate_spike, ...) are judged over the spans read as "

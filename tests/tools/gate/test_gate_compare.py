@@ -75,7 +75,7 @@ def test_an_entry_nothing_matched_is_stale(tmp_path: Path) -> None:
     assert [e.rule for e in result.stale] == ["missing_tenant_filter"] and not result.failed
     text = render(result)
     assert "0 new (0 at warning or above), 0 known, 0 moved, 1 stale (baseline b.yaml)" in text
-    assert "fixed? remove them with `tenantwatch baseline --prune`" in text
+    assert "fixed? remove them with `tenantwatch baseline FINDINGS.json --prune`" in text
     assert "missing_tenant_filter at app/views.py:10 in list_all" in text
 
 

@@ -177,7 +177,8 @@ def render(
             lines.append(f"  {entry.rule} {entry.location} -> line {group.code_lineno}")
     if result.stale:
         lines.append(
-            "stale baseline entries (nothing matched them: fixed? remove them with `tenantwatch baseline --prune`):"
+            "stale baseline entries (nothing matched them: fixed? remove them with "
+            "`tenantwatch baseline FINDINGS.json --prune`):"
         )
         for entry in result.stale:
             lines.append(f"  {entry.rule} at {entry.location} (fingerprint {entry.fingerprint})")

@@ -44,8 +44,9 @@ class ZstdUnavailableError(RuntimeError):
 
     def __init__(self, source: str) -> None:
         super().__init__(
-            f"{source} is zstd-compressed: install tenantwatch[zstd] (the zstandard package), "
-            f"or decompress it first (zstd -d {source})"
+            f"{source} is zstd-compressed: pip install 'tenantwatch[zstd]' (the zstandard package) to read it "
+            "(the collector's file exporter writes one zstd frame per record inside its own framing, which the zstd "
+            "command cannot unpack)"
         )
 
 
