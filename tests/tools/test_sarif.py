@@ -40,3 +40,12 @@ def test_an_unknown_rule_from_a_stored_document_still_gets_a_descriptor() -> Non
     run = sarif_document(groups)["runs"][0]
     assert run["tool"]["driver"]["rules"] == [{"id": "retired_rule", "name": "retired_rule"}]
     assert run["results"][0]["level"] == "note" and "locations" not in run["results"][0]
+
+
+def test_a_location_outside_the_root_is_an_absolute_file_uri(tmp_path: Path) -> None:
+    groups = FindingGroups()
+    elsewhere = tmp_path / "elsewhere" / "models.py"
+    groups.add(Finding(rule="missing_tenant_filter", severity="critical", message="m", fingerprint="f"),
+               SpanFacts(code_filepath=str(elsewhere), code_lineno=3))  # fmt: skip
+    result = sarif_document(groups, root=tmp_path / "project")["runs"][0]["results"][0]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == elsewhere.as_uri()

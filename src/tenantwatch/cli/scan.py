@@ -122,7 +122,8 @@ def add_parser(sub: Any) -> None:
         "--root",
         metavar="DIR",
         default=".",
-        help="with --baseline: the project root the baseline's paths are relative to (default: the current directory)",
+        help="the project root: the baseline's paths (--baseline) and the SARIF locations (--sarif) are relative to it "
+        "(default: the current directory)",
     )
     out.add_argument("--allow-empty", action="store_true", help="a source without spans is not an error")
     out.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
@@ -411,6 +412,7 @@ def emit(
     stdout: IO[str],
     stderr: IO[str],
     gate: GateResult | None = None,
+    sarif_root: Path | None = None,
 ) -> int:
     """Print ``groups`` (table or JSON), write the SARIF file, say what went wrong; returns the exit code. With a
     ``gate`` (``--baseline``), only its new findings at or above its ``fail_on`` make the exit code 1."""
@@ -418,7 +420,7 @@ def emit(
         from tenantwatch.tools.sarif import sarif_document
 
         state = gate.baseline_state() if gate is not None else None
-        root = gate.root if gate is not None and gate.root is not None else Path.cwd()
+        root = gate.root if gate is not None and gate.root is not None else (sarif_root or Path.cwd())
         try:
             Path(sarif).write_text(json.dumps(sarif_document(groups, root=root, baseline_state=state), indent=2) + "\n")
         except OSError as exc:
@@ -487,6 +489,7 @@ def run(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[st
         stdout=stdout,
         stderr=stderr,
         gate=gate,
+        sarif_root=Path(args.root).resolve(),
     )
     if stats.empty_sources:
         for name in stats.empty_sources:

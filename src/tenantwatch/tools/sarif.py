@@ -61,6 +61,8 @@ def _uri(path: str, root: Path | None) -> str:
             relative = path
         if not relative.startswith(".."):
             return Path(relative).as_posix()
+    if Path(path).is_absolute():  # outside the root: an absolute file URI, as SARIF wants for absolute locations
+        return Path(path).as_uri()
     return Path(path).as_posix()
 
 

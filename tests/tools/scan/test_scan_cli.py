@@ -90,6 +90,12 @@ def test_sarif_file_and_fail_on(
     )
     code, _, _ = run_cli(capsys, monkeypatch, *args, "--fail-on", "never")
     assert code == 0
+    # Locations are relative to --root (the repository code scanning maps them to).
+    here = Path(__file__).resolve().parent
+    run_cli(capsys, monkeypatch, *args, "--root", str(here))
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in json.loads(sarif.read_text())["runs"][0]["results"] if r.get("locations")}  # fmt: skip
+    assert "scan_support.py" in uris
 
 
 def test_fail_on_below_the_highest_severity_only(
