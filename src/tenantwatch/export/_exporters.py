@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.environment_variables import OTEL_LOGS_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_TRACES_EXPORTER
 from opentelemetry.sdk._logs import LogRecordProcessor
@@ -154,13 +154,19 @@ def otlp_span_exporter(protocol: str, endpoint: str | None, timeout: float | Non
     return HttpSpanExporter(endpoint=endpoint, timeout=timeout)
 
 
-def otlp_metric_exporter(protocol: str, endpoint: str | None, timeout: float | None = None) -> MetricExporter:
+def otlp_metric_exporter(
+    protocol: str, endpoint: str | None, timeout: float | None = None, *, session: Any = None
+) -> MetricExporter:
+    """The OTLP metric exporter for ``protocol``; ``session`` (a ``requests.Session``, OTLP/HTTP only) lets a caller
+    see the HTTP answers (``audit --export`` checks that a 200 came from an OTLP receiver)."""
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
         return GrpcMetricExporter(endpoint=endpoint, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 
+    if session is not None:
+        return HttpMetricExporter(endpoint=endpoint, timeout=timeout, session=session)
     return HttpMetricExporter(endpoint=endpoint, timeout=timeout)
 
 

@@ -31,18 +31,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def not_found() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server answering 404 to everything (a port that is not an OTLP receiver); yields (base URL, paths)."""
+def _answering(status: int, content_type: str | None, body: bytes) -> Iterator[tuple[str, list[str]]]:
     paths: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             paths.append(self.path)
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
+            self.send_response(status)
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -53,6 +54,30 @@ def not_found() -> Iterator[tuple[str, list[str]]]:
     yield f"127.0.0.1:{server.server_address[1]}", paths
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def not_found() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server answering 404 to everything (a port that is not an OTLP receiver); yields (base URL, paths)."""
+    yield from _answering(404, None, b"")
+
+
+@pytest.fixture
+def web_page() -> Iterator[tuple[str, list[str]]]:
+    """A web UI that answers 200 with an HTML page to any POST (Jaeger's UI port)."""
+    yield from _answering(200, "text/html; charset=utf-8", b"<!doctype html><title>UI</title>")
+
+
+@pytest.mark.postgres
+def test_export_to_a_web_page_answering_200_is_not_a_success(
+    capsys: Any, monkeypatch: Any, good_url: str, web_page: tuple[str, list[str]]
+) -> None:
+    address, paths = web_page
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{address}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    code, _, err = run_cli(capsys, monkeypatch, "audit", good_url, "--export", "--fail-on", "never")
+    assert code == 2 and paths == ["/v1/metrics"]
+    assert "answered HTTP 200 with text/html, not an OTLP response" in err and "Nothing was received" in err
 
 
 @pytest.mark.postgres

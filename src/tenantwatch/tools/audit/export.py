@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.environment_variables import (
@@ -74,8 +74,10 @@ def export_coverage(
     if data is None:  # pragma: no cover - the gauges were just recorded
         raise ExportFailedError("nothing was recorded")
     try:
+        answers: list[str] = []
         if exporter is None:
-            exporter = otlp_metric_exporter(protocol, None, export_timeout("metrics", environ))
+            session = _watching_session(answers) if protocol != "grpc" else None
+            exporter = otlp_metric_exporter(protocol, None, export_timeout("metrics", environ), session=session)
         with quiet_exporter_logs() as held_back:  # the exporter's own log line becomes the reason below
             result = exporter.export(data)
             reason = held_back()
@@ -86,7 +88,30 @@ def export_coverage(
             exporter.shutdown()
     if result is not MetricExportResult.SUCCESS:
         raise ExportFailedError(_failure(target, reason))
+    for content_type in answers:  # a 200 from something that is not an OTLP receiver (a web UI) received nothing
+        if content_type.split(";")[0].strip().lower() in _NOT_OTLP:
+            raise ExportFailedError(
+                f"{target} answered HTTP 200 with {content_type.split(';')[0]}, not an OTLP response: is that the "
+                "collector's OTLP/HTTP port (4318)? Nothing was received"
+            )
     return target
+
+
+_NOT_OTLP: Final = frozenset({"text/html", "text/plain", "text/xml", "application/xhtml+xml"})
+
+
+def _watching_session(answers: list[str]) -> Any:
+    """A ``requests.Session`` that appends the Content-Type of every HTTP answer to ``answers``."""
+    import requests
+
+    session = requests.Session()
+
+    def remember(response: Any, *args: Any, **kwargs: Any) -> Any:
+        answers.append(str(response.headers.get("Content-Type", "")))
+        return response
+
+    session.hooks["response"].append(remember)
+    return session
 
 
 def _failure(target: str, reason: str | None) -> str:
