@@ -16,7 +16,13 @@ aggregation it feeds is one this module knows (an explicit-bucket histogram or a
 attribute), the instrument is enabled and no reader was added or removed since (then the lookup is redone).
 Anything else (another SDK version, a view that drops attributes or changes the aggregation, a no-op provider) goes
 through the public API, call by call, as before. ``tests/processors/test_hot_path.py`` holds that both paths
-export the same data points.
+export the same data points and exemplars.
+
+A caller that keeps its label sets binds each one once (:meth:`DirectRecorder.bind`): a record is then one call,
+with the aggregations, their bucket bounds, the exemplar filter and the way to read the current context resolved
+when the label set was first seen. Exemplar work is skipped when the filter cannot sample: ``always_off``, or the
+trace-based default with no span in the current context (what ``get_current_span`` would turn into
+``INVALID_SPAN``); any other filter is asked on every record, as the SDK asks it.
 """
 
 from __future__ import annotations
@@ -70,6 +76,12 @@ _REMEMBERED = 4096
 
 
 class DirectRecorder:
+    """Records ``value`` with ``labels`` into ``instrument`` (an SDK ``Histogram`` or ``Counter``), directly into
+    its aggregations once the label set has been seen (see the module docstring). Recording never raises.
+
+    :meth:`bind` gives the recorder of one label set (what a caller that keeps its label sets uses: a record is
+    then one call, no label tuple and no lookup); :meth:`record` finds that bound recorder by the labels' items."""
+
     def __init__(self, instrument: Any) -> None:
         self._instrument = instrument
         self._public = instrument.record if hasattr(instrument, "record") else instrument.add
@@ -86,9 +98,13 @@ class DirectRecorder:
 
     @property
     def direct(self) -> bool:
+        """Whether this recorder can record directly at all (an SDK instrument of a known shape)."""
         return self._enabled
 
     def bind(self, labels: Mapping[str, Any]) -> Callable[[float], None]:
+        """The recorder of ``labels`` (which the caller must not change afterwards): its first record goes through
+        the public API, later ones into the aggregations found then; through the public API every time when this
+        instrument or one of its aggregations is not one this module knows."""
         if not self._enabled:
             public = self._public
 
@@ -99,6 +115,7 @@ class DirectRecorder:
         return _Bound(self, labels).record
 
     def record(self, value: float, labels: Mapping[str, Any]) -> None:
+        """``bind(labels)(value)``, with the bound recorder of each label set remembered."""
         key = tuple(labels.items())
         bound = self._bound.get(key)
         if bound is None:
@@ -108,8 +125,11 @@ class DirectRecorder:
         bound(value)
 
     add = record
+    """``Counter.add`` spelling of :meth:`record`."""
 
     def _find(self, labels: Mapping[str, Any], storages: Any) -> tuple[Any, ...]:
+        """The SDK aggregations ``labels`` feeds, each with its bucket bounds (``None`` for a sum); ``_PUBLIC`` when
+        any of them is not one this module updates the way the SDK does."""
         try:
             key = _hash_attributes(dict(labels))
             found: list[tuple[Any, tuple[float, ...] | None]] = []
@@ -128,7 +148,7 @@ class DirectRecorder:
                     else:
                         return _PUBLIC
             return tuple(found) if found else _PUBLIC
-        except Exception:
+        except Exception:  # unknown SDK shape: record through the public API
             logger.debug("tenantwatch: recording %s through the public API", self._instrument.name, exc_info=True)
             return _PUBLIC
 
