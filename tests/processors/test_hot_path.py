@@ -4,6 +4,7 @@ statement once a label set is known), and no copy of a db span's facts to add th
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -96,11 +97,9 @@ def test_direct_and_public_paths_export_the_same_points(temporality: Aggregation
     direct_reader, public_reader = reader(), reader()
     direct = ProcessorMetrics(MeterProvider(metric_readers=[direct_reader]), tenant_label_cap=10)
     public = ProcessorMetrics(MeterProvider(metric_readers=[public_reader]), tenant_label_cap=10)
-    for recorder in (public._record_duration, public._record_rows, public._add_finding):
-        assert recorder.__self__.direct  # type: ignore[attr-defined]
-    public._record_duration = public._duration.record  # type: ignore[method-assign]
-    public._record_rows = public._rows.record  # type: ignore[method-assign]
-    public._add_finding = public._findings.add  # type: ignore[method-assign]
+    for recorder in (public._duration_recorder, public._rows_recorder, public._findings_recorder):
+        assert recorder.direct
+        recorder._enabled = False  # every record of ``public`` through the SDK's Histogram.record / Counter.add
 
     variants = [CLEAN, replace(CLEAN, tenant_id="globex", main_table="plans"), replace(CLEAN, returned_rows=5000)]
     for collection in range(3):
@@ -206,3 +205,79 @@ def test_values_the_sdk_rejects_are_still_rejected() -> None:
         recorder.record(value, {"k": "v"})
     (point,) = _points(reader, "h").values()
     assert _summary(point)[:2] == (2, 3.0)
+
+
+def _exemplars(reader: InMemoryMetricReader) -> list[tuple[Any, ...]]:
+    """Every exemplar of histogram ``h`` and counter ``c``: value, trace and span id, filtered attributes (the
+    timestamp differs between two providers)."""
+    found = []
+    for name, points in sorted(_collect(reader).items()):
+        for labels, point in sorted(points.items()):
+            for e in point.exemplars:
+                found.append((name, labels, e.value, e.trace_id, e.span_id, dict(e.filtered_attributes or {})))
+    return found
+
+
+@pytest.mark.parametrize("exemplar_filter", ["always_on", "always_off", "trace_based"])
+def test_direct_path_offers_the_exemplars_the_public_path_offers(exemplar_filter: str) -> None:
+    """Exemplars (under each filter; sampled, unsampled and no current span) are the same data on both paths."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter, TraceBasedExemplarFilter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    filters = {
+        "always_on": AlwaysOnExemplarFilter,
+        "always_off": AlwaysOffExemplarFilter,
+        "trace_based": TraceBasedExemplarFilter,
+    }
+    readers = []
+    for direct in (True, False):
+        random.seed(13)  # same trace ids, and the same picks of the counter's random reservoir, on both paths
+        reader = InMemoryMetricReader()
+        meter = MeterProvider(metric_readers=[reader], exemplar_filter=filters[exemplar_filter]()).get_meter("t")
+        histogram = DirectRecorder(meter.create_histogram("h", unit="s"))
+        counter = DirectRecorder(meter.create_counter("c"))
+        if not direct:
+            histogram._enabled = counter._enabled = False
+        readers.append(reader)
+        record_h, add_c = histogram.bind({"k": "v"}), counter.bind({"k": "v"})
+        sampled = TracerProvider().get_tracer("t")
+        unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t")
+        for tracer in (None, sampled, unsampled, sampled):
+            for value in (0.002, 0.3, 7.0, 0.3):
+                if tracer is None:
+                    record_h(value)
+                    add_c(1)
+                    continue
+                with tracer.start_as_current_span("request"):
+                    record_h(value)
+                    add_c(1)
+    direct_exemplars, public_exemplars = (_exemplars(reader) for reader in readers)
+    assert direct_exemplars == public_exemplars
+    assert bool(direct_exemplars) is (exemplar_filter != "always_off")
+
+
+@pytest.mark.parametrize("exemplar_filter", ["always_off", "trace_based"])
+def test_no_exemplar_work_when_the_filter_cannot_sample(exemplar_filter: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A db span ends with no current span (the trace-based default then samples nothing) or exemplars are off:
+    the filter is not asked per record, and no exemplar appears."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
+
+    filter_class = AlwaysOffExemplarFilter if exemplar_filter == "always_off" else TraceBasedExemplarFilter
+    asked: list[float] = []
+    should_sample = filter_class.should_sample
+
+    def counting(self: Any, value: float, *args: Any) -> bool:
+        asked.append(value)
+        return should_sample(self, value, *args)
+
+    monkeypatch.setattr(filter_class, "should_sample", counting)
+    reader = InMemoryMetricReader()
+    metrics = ProcessorMetrics(
+        MeterProvider(metric_readers=[reader], exemplar_filter=filter_class()), tenant_label_cap=10
+    )
+    for duration in _DURATIONS_MS:
+        metrics.record_statement(replace(CLEAN, duration_ms=duration), "acme")
+    assert asked == [0.0004, 3]  # the first span's two records (public path); none after
+    (point,) = _points(reader, A.METRIC_OPERATION_DURATION).values()
+    assert point.count == len(_DURATIONS_MS)
+    assert not point.exemplars

@@ -25,6 +25,8 @@ series by the teams of each organization); only the findings counter says which 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter_provider
 
 from tenantwatch import attributes as A
@@ -78,32 +80,42 @@ class ProcessorMetrics:
             unit="{finding}",
             description="Findings a suppression in the rules file kept off spans, logs and tenantwatch.findings.",
         )
-        self._record_duration = DirectRecorder(self._duration).record
-        self._record_rows = DirectRecorder(self._rows).record
-        self._add_finding = DirectRecorder(self._findings).record
+        self._duration_recorder = DirectRecorder(self._duration)
+        self._rows_recorder = DirectRecorder(self._rows)
+        self._findings_recorder = DirectRecorder(self._findings)
         """Per-statement records, straight into the SDK's aggregations once a label set is known
-        (:mod:`tenantwatch.core.direct_metrics`)."""
+        (:mod:`tenantwatch.core.direct_metrics`): each label set below keeps its bound recorders."""
         self.tenant_bucket = TenantBuckets(tenant_label_cap, canonical=True)
         self.table_bucket = TenantBuckets(table_label_cap)
         """``db.collection.name`` label values: the first ``table_label_cap`` tables, then ``__other__``."""
         self._system_bucket = TenantBuckets(SYSTEM_LABEL_CAP)
         self._operation_bucket = TenantBuckets(OPERATION_LABEL_CAP)
         self._buckets: dict[str | None, str] = {}
-        self._statement_label_sets: dict[tuple[str, str | None, str | None, str | None], dict[str, str]] = {}
-        self._finding_label_sets: dict[tuple[str, str, str | None, str | None, str], dict[str, str]] = {}
+        self._statement_label_sets: dict[
+            tuple[str, str | None, str | None, str | None], tuple[Callable[[float], None], Callable[[float], None]]
+        ] = {}
+        """Per statement label set: its duration and row-count recorders (the label dict built once, shared)."""
+        self._finding_label_sets: dict[tuple[str, str, str | None, str | None, str], Callable[[float], None]] = {}
+        """Per finding label set: its ``tenantwatch.findings`` recorder."""
 
     def record_statement(self, facts: SpanFacts, bucket: str) -> None:
         """Duration and row count of one db span."""
         key = (bucket, facts.system, facts.operation, facts.main_table)
-        labels = self._statement_label_sets.get(key)
-        if labels is None:  # label values never change once given (see bucket_of), so each set is built once
+        recorders = self._statement_label_sets.get(key)
+        if recorders is None:  # label values never change once given (see bucket_of), so each set is built once
             if len(self._statement_label_sets) >= _REMEMBERED:
                 self._statement_label_sets.clear()
-            labels = self._statement_label_sets[key] = self._statement_labels(facts, bucket)
-        if facts.duration_ms is not None and facts.duration_ms >= 0:
-            self._record_duration(facts.duration_ms / 1000.0, labels)
-        if facts.returned_rows is not None and facts.returned_rows >= 0:
-            self._record_rows(facts.returned_rows, labels)
+            labels = self._statement_labels(facts, bucket)
+            recorders = self._statement_label_sets[key] = (
+                self._duration_recorder.bind(labels),
+                self._rows_recorder.bind(labels),
+            )
+        duration_ms = facts.duration_ms
+        if duration_ms is not None and duration_ms >= 0:
+            recorders[0](duration_ms / 1000.0)
+        rows = facts.returned_rows
+        if rows is not None and rows >= 0:
+            recorders[1](rows)
 
     def _statement_labels(self, facts: SpanFacts, bucket: str) -> dict[str, str]:
         labels: dict[str, str] = {A.TENANT_BUCKET: bucket}
@@ -127,12 +139,12 @@ class ProcessorMetrics:
 
     def record_finding(self, finding: Finding, bucket: str) -> None:
         key = (finding.rule, finding.severity, finding.tenant_key, finding.table, bucket)
-        labels = self._finding_label_sets.get(key)
-        if labels is None:  # label values never change once given (see bucket_of), so each set is built once
+        add = self._finding_label_sets.get(key)
+        if add is None:  # label values never change once given (see bucket_of), so each set is built once
             if len(self._finding_label_sets) >= _REMEMBERED:
                 self._finding_label_sets.clear()
-            labels = self._finding_label_sets[key] = self._finding_labels(finding, bucket)
-        self._add_finding(1, labels)
+            add = self._finding_label_sets[key] = self._findings_recorder.bind(self._finding_labels(finding, bucket))
+        add(1)
 
     def record_suppressed(self, finding: Finding) -> None:
         self._suppressed.add(1, self._finding_labels(finding, None))
