@@ -43,7 +43,11 @@ def test_always_true(expression: str | None) -> None:
     ("expression", "problem"),
     [
         ("(owner = CURRENT_USER)", "compares neither the tenant column nor the tenant setting"),
-        ("(organization_id = (current_setting('app.other'::text))::integer)", "does not read the tenant setting"),
+        (
+            "(organization_id = (current_setting('app.other'::text))::integer)",
+            "does not read the tenant setting (it reads 'app.other': if that is the application's tenant setting, "
+            "declare it as rls.setting in the rules file, --config)",
+        ),
         ("(organization_id IS NOT NULL)", "does not read the tenant setting"),
         ("(organization_id = app.current_tenant())", "does not read the tenant setting"),
         (f"(owner = {SETTING})", "does not compare the tenant column"),
@@ -75,3 +79,11 @@ def test_an_expression_that_does_not_parse_is_reported_not_raised() -> None:
 def test_an_oversized_expression_is_not_parsed() -> None:
     verdict = judge_expression("(" + " AND ".join(["true"] * 30_000) + ")", COLUMNS, SETTINGS)
     assert verdict.verdict == "unparsable"
+
+
+def test_a_setting_of_another_name_is_named_with_the_fix() -> None:
+    """An app whose policies read ``app.tenant`` (not the configured setting) is told which one it read and where to
+    declare it, instead of being asked to rewrite a working policy."""
+    verdict = judge_expression("(organization_id = (current_setting('app.tenant'::text))::integer)", COLUMNS, SETTINGS)
+    assert verdict.verdict == "unscoped" and verdict.other_settings == ("app.tenant",)
+    assert "it reads 'app.tenant'" in verdict.problem and "rls.setting" in verdict.problem

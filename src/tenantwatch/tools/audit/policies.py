@@ -41,6 +41,9 @@ class PolicyVerdict:
     """Some tenant setting is read (``current_setting('<setting>')``)."""
     error: str | None = None
     """Why the expression could not be parsed (``unparsable``)."""
+    other_settings: tuple[str, ...] = ()
+    """Settings read with ``current_setting`` that are not the tenant setting (a setting of another name, such as
+    ``app.tenant`` when tenantwatch's is ``app.tenant_id``: then the rules file's ``rls.setting`` is likely wrong)."""
 
     @property
     def problem(self) -> str:
@@ -56,6 +59,12 @@ class PolicyVerdict:
         if not self.reads_column:
             return "does not compare the tenant column"
         if not self.reads_setting:
+            if self.other_settings:
+                found = ", ".join(repr(name) for name in self.other_settings)
+                return (
+                    f"does not read the tenant setting (it reads {found}: if that is the application's tenant setting, "
+                    "declare it as rls.setting in the rules file, --config)"
+                )
             return "does not read the tenant setting"
         return "reads the tenant column and setting, but not as a comparison ANDed at its top"
 
@@ -81,7 +90,8 @@ def judge_expression(expression: str | None, columns: frozenset[str], settings: 
         return PolicyVerdict("always_true", reads_column, reads_setting)
     if judge.scoped(node):
         return PolicyVerdict("scoped", True, True)
-    return PolicyVerdict("unscoped", reads_column, reads_setting)
+    others = tuple(sorted({name for n in _walk(node) if (name := judge.setting_name(n)) and name not in settings}))
+    return PolicyVerdict("unscoped", reads_column, reads_setting, other_settings=others)
 
 
 def _walk(node: Any) -> Iterator[Any]:
@@ -129,17 +139,22 @@ class _Judge:
         last = node.fields[-1]
         return isinstance(last, ast.String) and str(last.sval).lower() in self.columns
 
-    def is_setting(self, node: Any) -> bool:
+    def setting_name(self, node: Any) -> str | None:
+        """The (lower-case) setting ``node`` reads, when it is ``current_setting('<literal>', ...)``."""
         from pglast import ast
 
         if not isinstance(node, ast.FuncCall) or not node.funcname or not node.args:
-            return False
+            return None
         name = node.funcname[-1]
         if not isinstance(name, ast.String) or str(name.sval).lower() not in _SETTING_FUNCTIONS:
-            return False
+            return None
         first = _unwrap(node.args[0])
         value = getattr(first, "val", None) if isinstance(first, ast.A_Const) else None
-        return isinstance(value, ast.String) and str(value.sval).lower() in self.settings
+        return str(value.sval).lower() if isinstance(value, ast.String) else None
+
+    def is_setting(self, node: Any) -> bool:
+        name = self.setting_name(node)
+        return name is not None and name in self.settings
 
     def _reads_setting_only(self, node: Any) -> bool:
         """The side opposite the tenant column: reads the setting and no tenant column."""
