@@ -182,39 +182,35 @@ class SpanFacts:
         return cls(**kwargs)
 
     @classmethod
-    def from_parts(  # noqa: PLR0917 - what a hand-over carries (see tenantwatch.core.facts_handover)
+    def from_parts(
         cls,
         attrs: Mapping[str, Any],
         own: Mapping[str, Any],
-        fields: dict[str, Any],
-        fallbacks: tuple[Any, ...],
+        parts: tuple[FactParts, ...],
         prefix: int,
         foreign: int,
+        *,
         duration_ms: float | None = None,
     ) -> SpanFacts:
-        """What :meth:`from_attributes` reads from ``attrs``, assembled from what was known when it was written.
+        """What :meth:`from_attributes` reads from ``attrs``, assembled from parts read before.
 
         ``attrs`` holds ``foreign`` keys set by others first, then the keys of ``own`` (tenantwatch's, set in one
-        go, an existing key replaced in place or left as it was); ``fields`` are what the first ``prefix`` keys of
-        ``own`` give (taken over, not copied) and ``fallbacks`` the semantic-convention stand-ins among them. So only
+        go, an existing key replaced in place or left as it was); the first ``prefix`` keys of ``own`` are those
+        ``parts`` were read from (:func:`read_parts`, cached per statement analysis and per tenant context). So only
         the rest of ``own`` and the foreign keys are read here; the foreign keys last and from ``attrs``, so a key
-        both set keeps the value the span holds, and a stand-in applies only to a fact no key gave, as in
-        :meth:`from_attributes`."""
-        kwargs = fields
+        both set keeps the value the span holds, and a semantic-convention stand-in applies only to a fact no key
+        gave, as in :meth:`from_attributes`."""
+        kwargs: dict[str, Any] = {}
+        for direct, _fallbacks in parts:
+            kwargs.update(direct)
         later = _read_into(islice(own.items(), prefix, None), kwargs) if len(own) > prefix else None
         first = _read_into(islice(attrs.items(), foreign), kwargs) if foreign else None
         kwargs["duration_ms"] = duration_ms
-        if first:
-            for name, convert, value in first:
-                if name not in kwargs:
-                    kwargs[name] = convert(value)
-        for name, convert, value in fallbacks:
-            if name not in kwargs:
-                kwargs[name] = convert(value)
-        if later:
-            for name, convert, value in later:
-                if name not in kwargs:
-                    kwargs[name] = convert(value)
+        for found in (first, *(fallbacks for _direct, fallbacks in parts), later):
+            if found:
+                for name, convert, value in found:
+                    if name not in kwargs:
+                        kwargs[name] = convert(value)
         _root, finer = tenant_hierarchy()
         if finer:
             kwargs["tenant_keys"] = _tenant_keys(attrs)

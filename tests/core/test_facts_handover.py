@@ -135,7 +135,7 @@ def _metadata() -> sa.MetaData:
 
 def test_a_hand_over_is_only_for_the_attribute_store_it_was_made_from() -> None:
     store: dict[str, Any] = {A.DB_TENANT_FILTER: "present", A.TENANT_ID: "1"}
-    handover = (store, dict(store), ({}, (), 0), len(store), tuple(store.values()))
+    handover = facts_handover.Handover(store, dict(store), (), 0, 0, tuple(store.values()))
     facts_handover.hand_over(12345, handover)
 
     replayed = dict(store)  # same span id, same values, another span (tenantwatch scan's replay, another process)
@@ -150,7 +150,7 @@ def test_a_hand_over_is_only_for_the_attribute_store_it_was_made_from() -> None:
 def test_hand_overs_of_spans_no_processor_takes_stay_bounded() -> None:
     store: dict[str, Any] = {A.DB_TENANT_FILTER: "present"}
     for span_id in range(facts_handover.MAX_HANDOVERS * 3):
-        facts_handover.hand_over(span_id + 1, (store, store, ({}, (), 0), 0, (0,)))
+        facts_handover.hand_over(span_id + 1, facts_handover.Handover(store, store, (), 0, 0, (0,)))
     assert facts_handover.pending() <= facts_handover.MAX_HANDOVERS
     for span_id in range(facts_handover.MAX_HANDOVERS * 3):
         facts_handover.take(span_id + 1, store, None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tenantwatch.facts import SpanFacts
+from tenantwatch.facts import FactParts, SpanFacts
 
 __all__ = ["MAX_HANDOVERS", "Handover", "expect", "hand_over", "pending", "take", "verify"]
 
@@ -42,10 +42,26 @@ mismatches: list[tuple[SpanFacts, SpanFacts]] = []
 """(handed over, read from the attributes) of every difference seen while :data:`verify` is on."""
 
 
-Handover = tuple[dict[str, Any], Mapping[str, Any], tuple[dict[str, Any], tuple[Any, ...], int], int, tuple[Any, ...]]
-"""``(store, own, (fields, fallbacks, prefix), foreign, snapshot)``: the span's attribute dict, the attributes
-tenantwatch wrote into it, what :meth:`SpanFacts.from_parts` needs of them, how many keys the store held before the
-write, and the store's values right after it (a plain tuple: built for every statement)."""
+class Handover:
+    """What :meth:`SpanFacts.from_parts` needs for one span, and what says the span has not changed since."""
+
+    __slots__ = ("foreign", "own", "parts", "prefix", "snapshot", "store")
+
+    def __init__(  # noqa: PLR0917 - the fields, in from_parts's order
+        self,
+        store: dict[str, Any],
+        own: Mapping[str, Any],
+        parts: tuple[FactParts, ...],
+        prefix: int,
+        foreign: int,
+        snapshot: tuple[Any, ...],
+    ) -> None:
+        self.store = store
+        self.own = own
+        self.parts = parts
+        self.prefix = prefix
+        self.foreign = foreign
+        self.snapshot = snapshot
 
 
 def expect() -> None:
@@ -75,12 +91,13 @@ def take(span_id: int, store: Mapping[str, Any], duration_ms: float | None) -> S
     """The facts handed over for span ``span_id`` whose ended attributes are ``store``, if still valid; ``None``:
     read them from the attributes."""
     handover = _handed.pop(span_id, None)
-    if handover is None:
+    if handover is None or handover.store is not store or len(store) != len(handover.snapshot):
         return None
-    held, own, (fields, fallbacks, prefix), foreign, snapshot = handover
-    if held is not store or len(store) != len(snapshot) or snapshot != tuple(store.values()):
-        return None  # another span, or changed after tenantwatch's write: what the span holds now is what counts
-    facts = SpanFacts.from_parts(store, own, fields, fallbacks, prefix, foreign, duration_ms)
+    if handover.snapshot != tuple(store.values()):
+        return None  # changed after tenantwatch's write: what the span holds now is what counts
+    facts = SpanFacts.from_parts(
+        store, handover.own, handover.parts, handover.prefix, handover.foreign, duration_ms=duration_ms
+    )
     if verify[0]:
         read = SpanFacts.from_attributes(store, duration_ms=duration_ms)
         if read != facts:

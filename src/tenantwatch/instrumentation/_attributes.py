@@ -19,7 +19,7 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, current_context
-from tenantwatch.core.facts_handover import hand_over, wanted
+from tenantwatch.core.facts_handover import Handover, hand_over, wanted
 from tenantwatch.facts import FactParts, facts_for_statement, read_parts, resolve_keyed
 from tenantwatch.instrumentation._code_location import find_caller
 from tenantwatch.instrumentation._semconv import DbSemconv, db_semconv
@@ -42,10 +42,9 @@ _MAX_CACHED = 4096
 
 _AttributeMap = dict[str, Any]
 
-Recipe = tuple[dict[str, Any], tuple[Any, ...], int]
-"""How the facts of built attributes are read back cheaply (:meth:`SpanFacts.from_parts`): the fields their first
-keys give (the analysis's and the context's read once and cached, this execution's set as they were built), the
-semantic-convention stand-ins among those keys, and how many keys that is."""
+Recipe = tuple[tuple[FactParts, ...], int]
+"""How the facts of built attributes are read back cheaply (:meth:`SpanFacts.from_parts`): the parts read from their
+first keys (the analysis's and the context's, cached) and how many keys those are."""
 
 _OWN_PREFIX = "tenantwatch."
 _REPLACEABLE = frozenset({A.DB_STATEMENT, A.DB_QUERY_TEXT})
@@ -63,9 +62,6 @@ class AttributeBuilder:
         self.semconv = semconv if semconv is not None else db_semconv()
         self._static: dict[int, tuple[StatementAnalysis, _AttributeMap, FactParts]] = {}
         self._context: tuple[TenantContext | None, _AttributeMap, FactParts] = (None, {}, ({}, ()))
-        self._combined: dict[int, tuple[StatementAnalysis, TenantContext, FactParts]] = {}
-        """Per analysis: the fields of its keys and of the last context's together (the copy each statement
-        starts from)."""
         self._lock = threading.Lock()
 
     def build(
@@ -106,24 +102,21 @@ class AttributeBuilder:
             self._context = cached
         if cached[1]:
             attributes.update(cached[1])
-        combined = self._combined.get(id(analysis))
-        if combined is None or combined[0] is not analysis or combined[1] is not context:
-            combined = self._combine(analysis, context, entry[2], cached[2])
-        fields = combined[2][0].copy()
+        recipe = ((entry[2], cached[2]), len(attributes))
         sources = analysis.filter_values
         if sources:
             values = _single_value(sources, parameters) if not executemany else None
             if values is None:
                 values = resolve_values(sources, parameters, executemany=executemany)
             if values:
-                attributes[A.DB_TENANT_VALUES] = fields["tenant_values"] = values
+                attributes[A.DB_TENANT_VALUES] = values
         sources = analysis.written_values
         if sources:
             values = _single_value(sources, parameters) if not executemany else None
             if values is None:
                 values = resolve_values(sources, parameters, executemany=executemany)
             if values:
-                attributes[A.DB_WRITTEN_TENANT_VALUES] = fields["written_tenant_values"] = values
+                attributes[A.DB_WRITTEN_TENANT_VALUES] = values
         if analysis.key_filter_values:  # a tenant hierarchy's finer keys
             for key, found in resolve_keyed(analysis.key_filter_values, parameters, executemany=executemany):
                 attributes[A.db_key_values_attribute(key)] = found
@@ -132,21 +125,10 @@ class AttributeBuilder:
                 attributes[A.db_written_key_values_attribute(key)] = found
         where = find_caller(skip + 1, beyond=beyond)
         if where is not None:
-            attributes[A.CODE_FUNCTION] = fields["code_function"] = where.function
-            attributes[A.CODE_FILEPATH] = fields["code_filepath"] = where.filepath
-            attributes[A.CODE_LINENO] = fields["code_lineno"] = where.lineno
-        return attributes, (fields, combined[2][1], len(attributes))
-
-    def _combine(
-        self, analysis: StatementAnalysis, context: TenantContext, static: FactParts, kept: FactParts
-    ) -> tuple[StatementAnalysis, TenantContext, FactParts]:
-        direct = {**static[0], **kept[0]}
-        combined = (analysis, context, (direct, static[1] + kept[1]))
-        with self._lock:
-            if len(self._combined) >= _MAX_CACHED:
-                self._combined.clear()
-            self._combined[id(analysis)] = combined
-        return combined
+            attributes[A.CODE_FUNCTION] = where.function
+            attributes[A.CODE_FILEPATH] = where.filepath
+            attributes[A.CODE_LINENO] = where.lineno
+        return attributes, recipe
 
     def _remember(self, analysis: StatementAnalysis) -> tuple[StatementAnalysis, _AttributeMap, FactParts]:
         static: _AttributeMap = facts_for_statement(analysis, None, TenantContext()).to_attributes()
@@ -259,10 +241,8 @@ def set_span_attributes(span: Any, attributes: _AttributeMap, recipe: Recipe | N
                             foreign = len(store)
                             store.update(attributes)
                             if recipe is not None and wanted():
-                                hand_over(
-                                    sdk_span._context.span_id,
-                                    (store, own, recipe, foreign, tuple(store.values())),
-                                )
+                                handover = Handover(store, own, recipe[0], recipe[1], foreign, tuple(store.values()))
+                                hand_over(sdk_span._context.span_id, handover)
                             return
     present = getattr(span, "attributes", None)
     if present and isinstance(present, Mapping) and not present.keys().isdisjoint(attributes):
