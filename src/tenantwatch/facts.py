@@ -9,16 +9,15 @@ over stored traces.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, tenant_hierarchy
 from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
 
-__all__ = ["FactParts", "SpanFacts", "facts_for_statement", "read_parts", "resolve_keyed"]
+__all__ = ["SpanFacts", "facts_for_statement", "resolve_keyed"]
 
 _AttrValue = str | bool | int | float | tuple[str, ...] | tuple[int, ...]
 
@@ -169,48 +168,25 @@ class SpanFacts:
         kwargs: dict[str, Any] = {"duration_ms": duration_ms}
         if not attrs:
             return cls(**kwargs)
-        fallbacks = _read_into(attrs.items(), kwargs)
+        fallbacks: list[tuple[str, Callable[[Any], Any], Any]] | None = None
+        readers = _READERS
+        for key, value in attrs.items():
+            reader = readers.get(key)
+            if reader is None or value is None:
+                continue
+            name, convert, fallback = reader
+            if fallback:
+                if fallbacks is None:
+                    fallbacks = []
+                fallbacks.append((name, convert, value))
+            elif convert is _str and type(value) is str:
+                kwargs[name] = value  # the common case, without the call
+            else:
+                kwargs[name] = convert(value)
         if fallbacks is not None:
             for name, convert, value in fallbacks:
                 if name not in kwargs:
                     kwargs[name] = convert(value)
-        _root, finer = tenant_hierarchy()
-        if finer:
-            kwargs["tenant_keys"] = _tenant_keys(attrs)
-            kwargs["key_values"] = _key_values(attrs, A.db_key_values_attribute)
-            kwargs["written_key_values"] = _key_values(attrs, A.db_written_key_values_attribute)
-        return cls(**kwargs)
-
-    @classmethod
-    def from_parts(
-        cls,
-        attrs: Mapping[str, Any],
-        own: Mapping[str, Any],
-        parts: tuple[FactParts, ...],
-        prefix: int,
-        foreign: int,
-        *,
-        duration_ms: float | None = None,
-    ) -> SpanFacts:
-        """What :meth:`from_attributes` reads from ``attrs``, assembled from parts read before.
-
-        ``attrs`` holds ``foreign`` keys set by others first, then the keys of ``own`` (tenantwatch's, set in one
-        go, an existing key replaced in place or left as it was); the first ``prefix`` keys of ``own`` are those
-        ``parts`` were read from (:func:`read_parts`, cached per statement analysis and per tenant context). So only
-        the rest of ``own`` and the foreign keys are read here; the foreign keys last and from ``attrs``, so a key
-        both set keeps the value the span holds, and a semantic-convention stand-in applies only to a fact no key
-        gave, as in :meth:`from_attributes`."""
-        kwargs: dict[str, Any] = {}
-        for direct, _fallbacks in parts:
-            kwargs.update(direct)
-        later = _read_into(islice(own.items(), prefix, None), kwargs) if len(own) > prefix else None
-        first = _read_into(islice(attrs.items(), foreign), kwargs) if foreign else None
-        kwargs["duration_ms"] = duration_ms
-        for found in (first, *(fallbacks for _direct, fallbacks in parts), later):
-            if found:
-                for name, convert, value in found:
-                    if name not in kwargs:
-                        kwargs[name] = convert(value)
         _root, finer = tenant_hierarchy()
         if finer:
             kwargs["tenant_keys"] = _tenant_keys(attrs)
@@ -401,40 +377,6 @@ _READERS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
 }
 """Span attribute -> (SpanFacts field, converter, whether it only stands in for another key of the same field):
 what :meth:`SpanFacts.from_attributes` reads. ``tests/test_facts_readers.py`` holds it complete."""
-
-
-_Fallback = tuple[str, Callable[[Any], Any], Any]
-
-FactParts = tuple[dict[str, Any], tuple[_Fallback, ...]]
-"""Some span attributes read once (:func:`read_parts`): the fields they give, and the semantic-convention stand-ins
-among them (applied only to a field no other key gives)."""
-
-
-def _read_into(items: Iterable[tuple[str, Any]], kwargs: dict[str, Any]) -> list[_Fallback] | None:
-    """Put the fields the ``(key, value)`` pairs give into ``kwargs``; return the stand-ins found (or ``None``)."""
-    fallbacks: list[_Fallback] | None = None
-    readers = _READERS
-    for key, value in items:
-        reader = readers.get(key)
-        if reader is None or value is None:
-            continue
-        name, convert, fallback = reader
-        if fallback:
-            if fallbacks is None:
-                fallbacks = []
-            fallbacks.append((name, convert, value))
-        elif convert is _str and type(value) is str:
-            kwargs[name] = value  # the common case, without the call
-        else:
-            kwargs[name] = convert(value)
-    return fallbacks
-
-
-def read_parts(attrs: Mapping[str, Any]) -> FactParts:
-    """Read ``attrs`` once for :meth:`SpanFacts.from_parts` (tenant hierarchy keys are read from the span there)."""
-    direct: dict[str, Any] = {}
-    fallbacks = _read_into(attrs.items(), direct)
-    return direct, tuple(fallbacks or ())
 
 
 def _tenant_keys(attrs: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -19,13 +19,12 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, current_context
-from tenantwatch.core.facts_handover import Handover, hand_over, wanted
-from tenantwatch.facts import FactParts, facts_for_statement, read_parts, resolve_keyed
+from tenantwatch.facts import facts_for_statement, resolve_keyed
 from tenantwatch.instrumentation._code_location import find_caller
 from tenantwatch.instrumentation._semconv import DbSemconv, db_semconv
 from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
 
-__all__ = ["AttributeBuilder", "Recipe", "set_span_attributes"]
+__all__ = ["AttributeBuilder", "set_span_attributes"]
 
 _CONTEXT_KEYS = (A.TENANT_ID, A.ENDUSER_ID, A.ENDUSER_ROLE, A.UNSCOPED_REASON, A.UNSCOPED_RULES)
 _PER_EXECUTION_KEYS = (
@@ -42,10 +41,6 @@ _MAX_CACHED = 4096
 
 _AttributeMap = dict[str, Any]
 
-Recipe = tuple[tuple[FactParts, ...], int]
-"""How the facts of built attributes are read back cheaply (:meth:`SpanFacts.from_parts`): the parts read from their
-first keys (the analysis's and the context's, cached) and how many keys those are."""
-
 _OWN_PREFIX = "tenantwatch."
 _REPLACEABLE = frozenset({A.DB_STATEMENT, A.DB_QUERY_TEXT})
 """Keys outside ``tenantwatch.*`` that tenantwatch replaces on purpose: the statement text, when it masks test data
@@ -60,8 +55,8 @@ class AttributeBuilder:
 
     def __init__(self, semconv: DbSemconv | None = None) -> None:
         self.semconv = semconv if semconv is not None else db_semconv()
-        self._static: dict[int, tuple[StatementAnalysis, _AttributeMap, FactParts]] = {}
-        self._context: tuple[TenantContext | None, _AttributeMap, FactParts] = (None, {}, ({}, ()))
+        self._static: dict[int, tuple[StatementAnalysis, _AttributeMap]] = {}
+        self._context: tuple[TenantContext | None, _AttributeMap] = (None, {})
         self._lock = threading.Lock()
 
     def build(
@@ -78,18 +73,6 @@ class AttributeBuilder:
         ``skip`` is how many frames above the caller belong to the hook (the code location search starts above);
         ``beyond`` what the hook knows of the frames above it (see :func:`._code_location.find_caller`).
         """
-        return self.build_with_recipe(analysis, parameters, executemany, skip + 1, beyond=beyond)[0]
-
-    def build_with_recipe(
-        self,
-        analysis: StatementAnalysis,
-        parameters: Any,
-        executemany: bool,
-        skip: int = 1,
-        *,
-        beyond: tuple[int, frozenset[int]] | None = None,
-    ) -> tuple[_AttributeMap, Recipe]:
-        """:meth:`build`, and the :data:`Recipe` of the attributes (valid while their first keys stay as built)."""
         entry = self._static.get(id(analysis))
         if entry is None or entry[0] is not analysis:
             entry = self._remember(analysis)
@@ -97,12 +80,10 @@ class AttributeBuilder:
         context = current_context()
         cached = self._context
         if cached[0] is not context:
-            kept = _context_attributes(context)
-            cached = (context, kept, read_parts(kept))
+            cached = (context, _context_attributes(context))
             self._context = cached
         if cached[1]:
             attributes.update(cached[1])
-        recipe = ((entry[2], cached[2]), len(attributes))
         sources = analysis.filter_values
         if sources:
             values = _single_value(sources, parameters) if not executemany else None
@@ -128,9 +109,9 @@ class AttributeBuilder:
             attributes[A.CODE_FUNCTION] = where.function
             attributes[A.CODE_FILEPATH] = where.filepath
             attributes[A.CODE_LINENO] = where.lineno
-        return attributes, recipe
+        return attributes
 
-    def _remember(self, analysis: StatementAnalysis) -> tuple[StatementAnalysis, _AttributeMap, FactParts]:
+    def _remember(self, analysis: StatementAnalysis) -> tuple[StatementAnalysis, _AttributeMap]:
         static: _AttributeMap = facts_for_statement(analysis, None, TenantContext()).to_attributes()
         for key in _PER_EXECUTION_KEYS:
             static.pop(key, None)
@@ -139,7 +120,7 @@ class AttributeBuilder:
         for key, _sources in analysis.key_written_values:
             static.pop(A.db_written_key_values_attribute(key), None)
         self.semconv.rename(static)
-        entry = (analysis, static, read_parts(static))
+        entry = (analysis, static)
         with self._lock:
             if len(self._static) >= _MAX_CACHED:
                 self._static.clear()
@@ -212,7 +193,7 @@ def _sdk_span_type() -> type | None:
 _SDK_SPAN = _sdk_span_type()
 
 
-def set_span_attributes(span: Any, attributes: _AttributeMap, recipe: Recipe | None = None) -> None:
+def set_span_attributes(span: Any, attributes: _AttributeMap) -> None:
     """``span.set_attributes(attributes)``, without the SDK re-validating values that are valid by construction.
 
     Every value tenantwatch builds is a ``str``, ``int``, ``float``, ``bool`` or a tuple of ``str``: exactly what the
@@ -222,9 +203,6 @@ def set_span_attributes(span: Any, attributes: _AttributeMap, recipe: Recipe | N
 
     An attribute another instrumentation already set on the span is never replaced (only ``tenantwatch.*`` keys and
     the statement text masked for test data are).
-
-    ``recipe`` (the :data:`Recipe` of ``attributes``, for tenantwatch's last write before the span ends): the facts
-    are handed over to the processor (:mod:`tenantwatch.core.facts_handover`) when they go straight into the store.
     """
     if type(span) is _SDK_SPAN:
         sdk_span: Any = span  # the SDK's private attribute store, checked by _sdk_span_type() at import
@@ -234,15 +212,10 @@ def set_span_attributes(span: Any, attributes: _AttributeMap, recipe: Recipe | N
                 if sdk_span._end_time is None and not bounded._immutable:
                     with bounded._lock:
                         store = bounded._dict
-                        own = attributes
                         if not store.keys().isdisjoint(attributes):
                             attributes = _not_replacing(store, attributes)
                         if bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen:
-                            foreign = len(store)
                             store.update(attributes)
-                            if recipe is not None and wanted():
-                                handover = Handover(store, own, recipe[0], recipe[1], foreign, tuple(store.values()))
-                                hand_over(sdk_span._context.span_id, handover)
                             return
     present = getattr(span, "attributes", None)
     if present and isinstance(present, Mapping) and not present.keys().isdisjoint(attributes):

@@ -68,7 +68,7 @@ from tenantwatch.core.rls_metrics import RlsCoverageGauges
 from tenantwatch.core.row_tenants import expected_row_tenant
 from tenantwatch.core.tenant_values import canonical
 from tenantwatch.facts import SpanFacts, facts_for_statement
-from tenantwatch.instrumentation._attributes import AttributeBuilder, Recipe, set_span_attributes
+from tenantwatch.instrumentation._attributes import AttributeBuilder, set_span_attributes
 from tenantwatch.instrumentation._code_location import find_caller, set_skip_prefixes
 from tenantwatch.instrumentation._errors import TenantIsolationError
 from tenantwatch.instrumentation._identity import IdentityFact, OrmIdentity
@@ -432,15 +432,12 @@ class Listeners:
             if span is None or not span.is_recording():
                 return
             facts: SpanFacts | None = context.__dict__.pop(_FACTS_ATTR, None)
-            recipe: Recipe | None = None
             if facts is not None:
                 attributes = self.semconv.rename(dict(facts.to_attributes()))
                 operation = facts.operation
             else:
                 analysis = self.analyzer.analyze(statement)
-                attributes, recipe = self.attributes.build_with_recipe(
-                    analysis, parameters, executemany, beyond=self._frames
-                )
+                attributes = self.attributes.build(analysis, parameters, executemany, beyond=self._frames)
                 operation = analysis.operation
                 fact = (
                     self.identity.fact_for(conn, context)
@@ -451,7 +448,6 @@ class Listeners:
                 )
                 if fact is not None:
                     _identity_attributes(attributes, fact, self.settings)
-                    recipe = None  # the verdict keys of the analysis changed: read back from the span
             if self.rls is not None or (self.test_data is not None and operation in WRITES):
                 self._extra_attributes(conn, span, attributes, statement, parameters, executemany)
             # injection_signal: request values inside the SQL text (in enforce mode facts() has already looked)
@@ -476,7 +472,7 @@ class Listeners:
             # result (with the rows affected), the others when the application is done reading. Asking the cursor
             # here (cursor.description) would cost more than the rest of this hook on psycopg.
             tenants = watch.tenants if watch is not None else self._row_tenants(attributes, context, cursor)
-            self._defer_end(span, attributes, context, tenants, recipe)
+            self._defer_end(span, attributes, context, tenants)
         except DeliberateError:
             raise
         except Exception:
@@ -603,12 +599,7 @@ class Listeners:
         return frozenset(found)
 
     def _defer_end(
-        self,
-        span: Span,
-        attributes: dict[str, Any],
-        context: Any,
-        tenants: RowTenants | None = None,
-        recipe: Recipe | None = None,
+        self, span: Span, attributes: dict[str, Any], context: Any, tenants: RowTenants | None = None
     ) -> None:
         """Take the span over from OTel: it ends when the result closes, with the rows the application received."""
         end_ns = time.time_ns()
@@ -628,7 +619,6 @@ class Listeners:
                 open_results = info[OPEN_RESULTS_KEY] = {}
         pending = PendingResult(span, attributes, end_ns, open_results, self._rows_keys)
         pending.tenants = tenants
-        pending.recipe = recipe
         if "statement" not in state:
             # A context of its own for a default or sequence (Connection.scalar(Sequence(...))): SQLAlchemy reads the
             # value straight from the cursor and builds no result.

@@ -40,7 +40,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from tenantwatch import attributes as A
 from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
-from tenantwatch.instrumentation._attributes import Recipe, set_span_attributes
+from tenantwatch.instrumentation._attributes import set_span_attributes
 from tenantwatch.instrumentation._row_tenants import RowTenants
 
 __all__ = [
@@ -66,7 +66,7 @@ OPEN_RESULTS_KEY = "tenantwatch.open_results"
 """Key in the pool connection record's ``info`` dict: results still open on that connection."""
 
 _RowsKeys = tuple[str, ...]
-_Orphan = tuple[Span, dict[str, Any], int | None, int, _RowsKeys, Recipe | None]
+_Orphan = tuple[Span, dict[str, Any], int | None, int, _RowsKeys]
 orphaned: collections.deque[_Orphan] = collections.deque()
 """Spans of results that were garbage-collected while open; ended by :func:`drain_orphans`."""
 
@@ -90,7 +90,6 @@ class PendingResult:
         "end_ns",
         "known",
         "open_results",
-        "recipe",
         "rows",
         "rows_keys",
         "span",
@@ -118,9 +117,6 @@ class PendingResult:
         self.open_results = open_results
         self.tenants: RowTenants | None = None
         """Row tenant inspection (:mod:`._row_tenants`), for reads without a direct tenant filter."""
-        self.recipe: Recipe | None = None
-        """How the processor reads the facts of ``attributes`` back cheaply (``None``: from the span's attributes);
-        only while their first keys are as the attribute builder made them."""
         ref = weakref.ref(self)
         _live[id(self)] = ref
         if open_results is not None:
@@ -142,7 +138,7 @@ class PendingResult:
             self.open_results = None
         if self.tenants is not None:
             self.tenants.record(self.attributes)
-        _end(span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys, self.recipe)
+        _end(span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys)
 
     def fail(self, message: str) -> None:
         """The result failed while fetching: mark the span as an error and end it."""
@@ -162,21 +158,12 @@ class PendingResult:
                 self.open_results.pop(id(self), None)
             if self.tenants is not None:
                 self.tenants.record(self.attributes)
-            orphaned.append(
-                (span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys, self.recipe)
-            )
+            orphaned.append((span, self.attributes, self.rows if self.known else None, self.end_ns, self.rows_keys))
         except Exception:  # nothing may escape a finalizer
             pass
 
 
-def _end(  # noqa: PLR0917 - also the orphans' tuple, unpacked
-    span: Span,
-    attributes: dict[str, Any],
-    rows: int | None,
-    end_ns: int,
-    rows_keys: _RowsKeys,
-    recipe: Recipe | None = None,
-) -> None:
+def _end(span: Span, attributes: dict[str, Any], rows: int | None, end_ns: int, rows_keys: _RowsKeys) -> None:
     # try/except rather than a guard object, which would cost more than the rest of this per-statement function
     # (the same semantics: a DeliberateError passes, any other Exception is logged, rate-limited).
     try:
@@ -184,7 +171,7 @@ def _end(  # noqa: PLR0917 - also the orphans' tuple, unpacked
             for key in rows_keys:
                 attributes[key] = rows
         attributes[A.DB_FETCH_DURATION] = (time.time_ns() - end_ns) / 1e6
-        set_span_attributes(span, attributes, recipe)  # the last write: the facts can be handed over
+        set_span_attributes(span, attributes)
         span.end(end_time=end_ns)
     except DeliberateError:
         raise

@@ -36,7 +36,6 @@ from opentelemetry.trace import SpanKind
 from tenantwatch import attributes as A
 from tenantwatch.config import Settings, load_settings
 from tenantwatch.context import TenantContext, current_context
-from tenantwatch.core.facts_handover import expect, take
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.handover import announce, claim
@@ -144,7 +143,6 @@ class TenantwatchSpanProcessor(SpanProcessor):
         )
         self._installed = False
         """True when :func:`tenantwatch.processors.install` created this processor around a provider's processors."""
-        expect()  # the instrumentation hands the facts it wrote over from now on (core/facts_handover.py)
         announce(self)  # tools that hear every processor of the process (the pytest gate) subscribe now
 
     # --- public surface ---------------------------------------------------------------------------------------
@@ -242,10 +240,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
         duration_ms = (end - start) / 1e6 if start is not None and end is not None else None
         foreign = False
         if A.DB_TENANT_FILTER in attributes:
-            # the facts the instrumentation handed over for this span, if it wrote its attributes last
-            context = span.context
-            handed = take(context.span_id, attributes, duration_ms) if context is not None else None
-            facts = handed if handed is not None else SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
+            facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
         elif A.DB_STATEMENT in attributes or A.DB_QUERY_TEXT in attributes or A.DB_OPERATION_NAME in attributes:
             system = attributes.get(A.DB_SYSTEM_NAME, attributes.get(A.DB_SYSTEM))
             if system is not None and str(system).lower() in NOSQL_SYSTEMS:
