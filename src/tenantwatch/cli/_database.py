@@ -39,23 +39,14 @@ def _sync_url(url: URL) -> URL:
 
 def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--database-url") -> tuple[str, int]:
     """Read tenant tables from the catalog of the database at ``url`` into ``tables``; returns (dialect, count)."""
-    try:
-        from sqlalchemy import MetaData, create_engine
-        from sqlalchemy.engine import make_url
-    except ImportError as exc:  # pragma: no cover - the sqlalchemy extra is not installed
-        raise UsageError(f"{option} needs SQLAlchemy: pip install 'tenantwatch[sqlalchemy]'") from exc
-    try:
-        parsed = _sync_url(make_url(url))
-    except Exception as exc:
-        raise UsageError(f"{option}: not a database URL: {hide_password(str(exc), url)}") from exc
+    parsed = _parsed_url(url, option)
+    from sqlalchemy import MetaData
+
     database = parsed.database or ""
     on_disk = database not in ("", ":memory:") and not database.startswith("file:")
     if parsed.get_backend_name() == "sqlite" and on_disk and not Path(database).is_file():
         raise UsageError(f"{option}: no SQLite database at {database}")
-    try:
-        engine = create_engine(parsed)
-    except Exception as exc:
-        raise UsageError(f"{option}: {_engine_error(exc, url)}") from exc
+    engine = _engine(parsed, url, option)
     try:
         dialect = engine.dialect.name
         if dialect in ("postgresql", "sqlite"):
@@ -80,15 +71,26 @@ def learn_tenant_tables(tables: TenantTables, url: str, *, option: str = "--data
 def connect_engine(url: str, *, option: str = "DATABASE_URL") -> Any:
     """A SQLAlchemy engine for ``url`` (an async driver URL is read through its backend's sync driver); a bad URL or
     a missing driver is a :class:`UsageError` whose message never shows the password."""
+    return _engine(_parsed_url(url, option), url, option)
+
+
+def _parsed_url(url: str, option: str) -> Any:
+    """``url`` parsed, an async driver swapped for its backend's sync one; a :class:`UsageError` (password hidden)
+    when SQLAlchemy is missing or the URL is not one."""
     try:
-        from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
     except ImportError as exc:  # pragma: no cover - the sqlalchemy extra is not installed
         raise UsageError(f"{option} needs SQLAlchemy: pip install 'tenantwatch[sqlalchemy]'") from exc
     try:
-        parsed = _sync_url(make_url(url))
+        return _sync_url(make_url(url))
     except Exception as exc:
         raise UsageError(f"{option}: not a database URL: {hide_password(str(exc), url)}") from exc
+
+
+def _engine(parsed: Any, url: str, option: str) -> Any:
+    """The engine for a parsed URL; a missing driver names its extra."""
+    from sqlalchemy import create_engine
+
     try:
         return create_engine(parsed)
     except Exception as exc:
