@@ -10,14 +10,14 @@ over stored traces.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import TenantContext, tenant_hierarchy
 from tenantwatch.sql.model import StatementAnalysis, ValueSource, resolve_values
 
-__all__ = ["SpanFacts", "facts_for_statement", "resolve_keyed"]
+__all__ = ["SpanFacts", "facts_for_statement", "resolve_keyed", "with_duration"]
 
 _AttrValue = str | bool | int | float | tuple[str, ...] | tuple[int, ...]
 
@@ -269,6 +269,26 @@ class SpanFacts:
             if values:
                 out[A.db_written_key_values_attribute(name)] = values
         return out
+
+
+def _duration_copier() -> Callable[[SpanFacts, float | None], SpanFacts]:
+    """A function that copies facts with another ``duration_ms``, field by field in straight-line code (generated
+    from the dataclass's fields, the way :mod:`dataclasses` writes ``__init__``): ``dataclasses.replace`` costs ten
+    times more, and the span processor copies facts it remembers once per statement."""
+    names = [field.name for field in fields(SpanFacts) if field.name != "duration_ms"]
+    body = "".join(f"    copy.{name} = facts.{name}\n" for name in names)
+    source = (
+        "def with_duration(facts, duration_ms):\n"
+        f"    copy = new(cls)\n{body}    copy.duration_ms = duration_ms\n    return copy\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": SpanFacts}
+    exec(source, namespace)  # generated from the dataclass's own field names, no outside input
+    copier: Callable[[SpanFacts, float | None], SpanFacts] = namespace["with_duration"]
+    return copier
+
+
+with_duration = _duration_copier()
+"""``with_duration(facts, duration_ms)``: ``dataclasses.replace(facts, duration_ms=duration_ms)``, faster."""
 
 
 def facts_for_statement(

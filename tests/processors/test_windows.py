@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
-from processor_support import CLEAN, UNFILTERED, Clock, Pipeline, detectors, rules_of
+from processor_support import CLEAN, UNFILTERED, Clock, Pipeline, detectors, fired, rules_of
 
 from tenantwatch import attributes as A
 from tenantwatch.config import load_settings
@@ -125,3 +125,23 @@ def test_processor_state_bounded_through_the_pipeline(make_pipeline: Callable[..
     for i in range(500):
         pipeline.db_span(replace(WRITE, tenant_id=f"t{i}"))
     assert pipeline.processor.detectors.state_size() <= 4 * 50
+
+
+def test_windows_of_writes_are_not_asked_about_reads() -> None:
+    """bulk_write, rapid_write and off_hours_write find nothing in a read: the detectors skip them for reads (a
+    per-statement saving) and still feed them every write, which fires as before."""
+    clock = Clock()
+    found = detectors(
+        clock, bulk_write={"threshold": 5}, off_hours_write={"enabled": True, "start": "00:00", "end": "23:59"}
+    )
+    write_windows = {type(window).__name__ for window in found._stream if window.writes_only}
+    assert write_windows == {"RowsWritten", "_OffHoursWindow"}
+    assert [window for window in found._stream_reads if window.writes_only] == []
+    read = replace(CLEAN, returned_rows=500)
+    for window in found._stream:  # the claim itself: a writes-only window never fires on a read
+        if window.writes_only:
+            assert list(window.observe(read, clock())) == []
+    assert fired(found.observe(read)) == []
+    assert {"bulk_write", "rapid_write", "off_hours_write"} <= set(
+        fired(found.observe(replace(read, operation="UPDATE")))
+    )

@@ -46,6 +46,8 @@ __all__ = [
     "all_rules",
     "enabled_rules",
     "evaluate",
+    "evaluate_measured",
+    "measured_rule_ids",
     "per_settings",
     "register",
     "rule_by_id",
@@ -104,6 +106,11 @@ class RuleMeta:
     needs: tuple[str, ...] = ()
     """``SpanFacts`` fields of which at least one must be given (not ``None``, not an empty tuple) for the rule to
     fire at all: :func:`evaluate` does not call it otherwise. ``()``: always called."""
+    measured: bool = False
+    """The rule reads a fact its statement's span attributes do not carry: the span's duration (``duration_ms``).
+    ``False`` (every rule but those): its verdict is a function of the span's attributes, the request tenant and the
+    settings alone, which lets the span processor remember a clean verdict for a statement that repeats exactly
+    (:mod:`tenantwatch.processors._memo`); a measured rule judges every statement."""
 
     def options(self) -> tuple[str, ...]:
         """The settings this rule takes besides ``enabled`` and ``severity``."""
@@ -114,6 +121,10 @@ class Window:
     """Bounded state of one windowed rule. Not thread-safe on its own: the caller holds one lock around it."""
 
     __slots__ = ()
+
+    writes_only: ClassVar[bool] = False
+    """``True``: :meth:`observe` finds nothing in a statement that is not a write (``SpanFacts.is_write``), so the
+    detectors do not call it for reads."""
 
     def observe(self, facts: SpanFacts, now: float) -> Sequence[Finding]:
         """Stage ``stream``: one judged db statement at ``now``."""
@@ -260,10 +271,25 @@ def _enabled_statement_rules(settings: Settings) -> tuple[Rule, ...]:
 def _plan(settings: Settings) -> tuple[tuple[Rule, Callable[[Any], Any] | None, bool], ...]:
     """Each enabled statement rule with a getter of the facts it needs (``None``: always called) and whether the
     getter returns several of them."""
+    return _plan_of(_enabled_statement_rules(settings))
+
+
+@per_settings
+def _measured_plan(settings: Settings) -> tuple[tuple[Rule, Callable[[Any], Any] | None, bool], ...]:
+    """:func:`_plan`, of the enabled measured rules only (see :attr:`RuleMeta.measured`)."""
+    return _plan_of(tuple(rule for rule in _enabled_statement_rules(settings) if rule.meta.measured))
+
+
+def _plan_of(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, Callable[[Any], Any] | None, bool], ...]:
     return tuple(
-        (rule, attrgetter(*rule.meta.needs) if rule.meta.needs else None, len(rule.meta.needs) > 1)
-        for rule in _enabled_statement_rules(settings)
+        (rule, attrgetter(*rule.meta.needs) if rule.meta.needs else None, len(rule.meta.needs) > 1) for rule in rules
     )
+
+
+@per_settings
+def measured_rule_ids(settings: Settings) -> frozenset[str]:
+    """Ids of the enabled statement rules that read facts no span attribute carries (:attr:`RuleMeta.measured`)."""
+    return frozenset(rule.id for rule, _needed, _several in _measured_plan(settings))
 
 
 def _given(value: object) -> bool:
@@ -300,12 +326,24 @@ def evaluate(facts: SpanFacts, settings: Settings) -> list[Finding]:
 
     Inside ``unscoped(reason, rules=[...])`` the rules named are skipped and every other rule judges the statement
     as if it were not unscoped (the finding still carries the facts as recorded)."""
+    return _judge(facts, settings, _plan(settings))
+
+
+def evaluate_measured(facts: SpanFacts, settings: Settings) -> list[Finding]:
+    """:func:`evaluate` with only the measured rules (:attr:`RuleMeta.measured`): for a statement whose other rules'
+    verdict is known to be clean."""
+    return _judge(facts, settings, _measured_plan(settings))
+
+
+def _judge(
+    facts: SpanFacts, settings: Settings, plan: tuple[tuple[Rule, Callable[[Any], Any] | None, bool], ...]
+) -> list[Finding]:
     findings: list[Finding] = []
     allowed = facts.unscoped_rules
     judged = facts
     if allowed:  # unscoped(reason, rules=[...]): those rules are silent, the others judge as if not unscoped
         judged = replace(facts, unscoped_reason=None, unscoped_rules=())
-    for rule, needed, several in _plan(settings):
+    for rule, needed, several in plan:
         if needed is not None:  # a rule that cannot fire on these facts is not called (see RuleMeta.needs)
             value = needed(judged)
             if (not any(map(_given, value))) if several else (value is None or value == ()):

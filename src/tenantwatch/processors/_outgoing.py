@@ -27,7 +27,7 @@ from tenantwatch import attributes as A
 from tenantwatch.processors._enriched import EnrichedSpan
 from tenantwatch.redaction import cap, cap_attributes, looks_like_db_error, mask_statement, scrub_db_error
 
-__all__ = ["outgoing"]
+__all__ = ["attributes_fit", "outgoing"]
 
 _EXCEPTION_EVENT = "exception"
 _EXCEPTION_TEXT = ("exception.message", "exception.stacktrace")
@@ -94,14 +94,22 @@ def _has_literal_statement(attributes: Mapping[str, Any]) -> bool:
     return False
 
 
-def outgoing(span: ReadableSpan, attributes: Mapping[str, Any], limit: int, mask: bool = True) -> ReadableSpan:
+def attributes_fit(attributes: Mapping[str, Any], limit: int, mask: bool = True) -> bool:
+    """Whether a span's attributes can leave as they are: no string longer than ``limit``, no db statement with a
+    literal to mask (``mask``)."""
+    mask = mask and (A.DB_SYSTEM_NAME in attributes or A.DB_SYSTEM in attributes)
+    return not (mask and _has_literal_statement(attributes)) and _fits(attributes, limit)
+
+
+def outgoing(
+    span: ReadableSpan, attributes: Mapping[str, Any], limit: int, mask: bool = True, *, fit: bool | None = None
+) -> ReadableSpan:
     """``span`` fit to leave the process (see the module docstring); ``attributes`` are its own; ``mask``: mask the
-    literals of db statements."""
+    literals of db statements; ``fit``: :func:`attributes_fit` of these attributes when the caller knows it."""
     is_db = A.DB_SYSTEM_NAME in attributes or A.DB_SYSTEM in attributes
     mask = mask and is_db
     if (
-        not (mask and _has_literal_statement(attributes))
-        and _fits(attributes, limit)
+        (fit if fit is not None else attributes_fit(attributes, limit, mask))
         and not _has_events(span)
         and not (span.status.description and (is_db or looks_like_db_error(span.status.description)))
         and not (span.status.description and len(span.status.description) > limit)

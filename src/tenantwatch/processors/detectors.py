@@ -37,6 +37,8 @@ class Detectors:
             if settings.enabled(rule.id)
         }
         self._stream = tuple(self._windows[rule.id] for rule in rules_for("stream") if rule.id in self._windows)
+        self._stream_reads = tuple(window for window in self._stream if not window.writes_only)
+        """The stream windows that can fire on a statement that is not a write (``Window.writes_only``)."""
         self._findings = tuple(self._windows[rule.id] for rule in rules_for("findings") if rule.id in self._windows)
         self.active = bool(self._stream)
         """False when no per-statement detector is on: the processor then skips :meth:`observe` entirely."""
@@ -55,10 +57,13 @@ class Detectors:
         outside ``unscoped(reason)``."""
         if not self.active or facts.unscoped_reason is not None or facts.tenant_id is None:
             return []
+        windows = self._stream if facts.is_write else self._stream_reads
+        if not windows:
+            return []
         now = self._clock()
         found: list[Finding] = []
         with self._lock:
-            for window in self._stream:
+            for window in windows:
                 found.extend(window.observe(facts, now))
         return found
 

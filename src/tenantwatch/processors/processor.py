@@ -6,7 +6,8 @@
    only ``db.statement`` / ``db.query.text``, analyzes the statement text itself (a span with ``db.system`` but no
    statement and no operation, such as a ``connect`` span, is not a statement and passes untouched);
 2. records ``db.client.operation.duration`` and ``tenantwatch.db.returned_rows``;
-3. runs the enabled rules, drops the findings a suppression matches (counting them on
+3. runs the enabled rules (for a db span whose attributes repeat those of one judged clean before, only the
+   rules that read its duration: :mod:`._memo`), drops the findings a suppression matches (counting them on
    ``tenantwatch.findings.suppressed``), and for each remaining finding counts ``tenantwatch.findings`` and emits a
    log record;
 4. forwards an enriched copy of the span (finding attributes and events) when there are findings, the span itself
@@ -39,13 +40,14 @@ from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.handover import announce, claim
-from tenantwatch.core.rule import evaluate
+from tenantwatch.core.rule import evaluate, evaluate_measured, measured_rule_ids
 from tenantwatch.core.suppressions import matching_suppression
 from tenantwatch.core.windows.cooldown import Cooldown
-from tenantwatch.facts import SpanFacts, facts_for_statement
+from tenantwatch.facts import SpanFacts, facts_for_statement, with_duration
 from tenantwatch.processors._enriched import EnrichedSpan, enriched_copy
 from tenantwatch.processors._logs import FindingLogs
-from tenantwatch.processors._outgoing import outgoing
+from tenantwatch.processors._memo import VerdictMemo
+from tenantwatch.processors._outgoing import attributes_fit, outgoing
 from tenantwatch.processors._routes import RouteIndex
 from tenantwatch.processors.detectors import Detectors
 from tenantwatch.processors.metrics import ProcessorMetrics
@@ -53,6 +55,9 @@ from tenantwatch.processors.requests import has_request_facts, judge_request, re
 
 if TYPE_CHECKING:
     from tenantwatch.sql.analyzer import Analyzer
+
+_SERVER = SpanKind.SERVER
+"""``SpanKind.SERVER`` (an enum member looked up on its class costs as much as the rest of a cheap check)."""
 
 __all__ = ["NOSQL_SYSTEMS", "TenantwatchSpanProcessor"]
 
@@ -102,6 +107,12 @@ def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     return span.attributes or {}
 
 
+def _only_measured(findings: list[Finding], settings: Settings) -> bool:
+    """Whether every finding comes from a measured rule (the others found nothing: a verdict worth remembering)."""
+    measured = measured_rule_ids(settings)
+    return all(finding.rule in measured for finding in findings)
+
+
 class TenantwatchSpanProcessor(SpanProcessor):
     """Evaluates tenantwatch's rules on db spans and forwards enriched copies to ``delegate``.
 
@@ -132,6 +143,9 @@ class TenantwatchSpanProcessor(SpanProcessor):
         )
         self._logs = FindingLogs(logger_provider, max_length=self._settings.max_string_length)
         self._routes = RouteIndex()
+        self._memo = VerdictMemo()
+        """Facts of clean db spans by their attributes: a span that repeats one exactly is not judged again in full
+        (:mod:`._memo`)."""
         self._off = self._settings.mode == "off"
         self._clock = clock or time.time
         """Wall-clock seconds for the windowed detectors and the log cooldown (injectable for tests)."""
@@ -186,7 +200,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         with _guard("on_start"):
-            if span.kind is SpanKind.SERVER:
+            if span.kind is _SERVER:
                 self._routes.started(span)
                 claim(self)  # an ASGI middleware serving this request listens to this processor's findings
         with _guard("the wrapped span processor's on_start"):
@@ -200,13 +214,14 @@ class TenantwatchSpanProcessor(SpanProcessor):
         # what two ``_guard`` blocks do, without building two guard objects per span (every span passes here)
         forwarded = span
         try:
-            forwarded = self.process(span)
+            forwarded, fit = self._judge(span)
             if not self._off and not (type(forwarded) is EnrichedSpan and forwarded.fit_to_export):
                 forwarded = outgoing(
                     forwarded,
                     _raw_attributes(forwarded),
                     self._settings.max_string_length,
                     self._settings.mask_statements,
+                    fit=fit,
                 )
         except DeliberateError:
             raise
@@ -229,46 +244,66 @@ class TenantwatchSpanProcessor(SpanProcessor):
 
     def process(self, span: ReadableSpan) -> ReadableSpan:
         """Judge one finished span: record metrics, findings and logs; return the span to forward."""
-        if span.kind is SpanKind.SERVER:
+        return self._judge(span)[0]
+
+    def _judge(self, span: ReadableSpan) -> tuple[ReadableSpan, bool | None]:
+        """:meth:`process`, and whether the returned span's attributes are fit to export as they are (``None``:
+        not known)."""
+        if span.kind is _SERVER:
             self._routes.ended(span)
         if self._off:
-            return span
+            return span, None
         attributes = _raw_attributes(span)
         if not attributes:
-            return span
+            return span, None
         start, end = span.start_time, span.end_time
         duration_ms = (end - start) / 1e6 if start is not None and end is not None else None
         foreign = False
-        if A.DB_TENANT_FILTER in attributes:
-            facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
+        fit: bool | None = None
+        settings = self._settings
+        if A.DB_TENANT_FILTER in attributes:  # tenantwatch's own facts: a span that repeats is judged from memory
+            request_tenant = self._routes.tenant_for(span) if attributes.get(A.DB_TENANT_TABLES) else None
+            memo = self._memo
+            key = memo.key(attributes, request_tenant)
+            remembered = memo.get(key)
+            if remembered is not None:
+                facts = with_duration(remembered[0], duration_ms)
+                fit = remembered[1]
+                findings = evaluate_measured(facts, settings)
+            else:
+                facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
+                if request_tenant is not None:
+                    # from_attributes built these facts a moment ago and nothing holds them yet: set the field
+                    # instead of dataclasses.replace (≈8 µs for SpanFacts' 50 fields)
+                    facts.request_tenant = request_tenant
+                findings = evaluate(facts, settings)
+                fit = attributes_fit(attributes, settings.max_string_length, settings.mask_statements)
+                if not findings or _only_measured(findings, settings):
+                    memo.put(key, facts, fit)
         elif A.DB_STATEMENT in attributes or A.DB_QUERY_TEXT in attributes or A.DB_OPERATION_NAME in attributes:
             system = attributes.get(A.DB_SYSTEM_NAME, attributes.get(A.DB_SYSTEM))
             if system is not None and str(system).lower() in NOSQL_SYSTEMS:
-                return span
+                return span, None
             facts, foreign = self._analyze_foreign(attributes, duration_ms)
+            if facts.tenant_tables:
+                request_tenant = self._routes.tenant_for(span)
+                if request_tenant is not None:
+                    facts = replace(facts, request_tenant=request_tenant)
+            findings = evaluate(facts, settings)
         else:
-            if span.kind is SpanKind.SERVER and has_request_facts(attributes):
-                return self._judge_request(span, attributes)
-            return span
+            if span.kind is _SERVER and has_request_facts(attributes):
+                return self._judge_request(span, attributes), None
+            return span, None
 
-        if facts.tenant_tables:
-            request_tenant = self._routes.tenant_for(span)
-            if request_tenant is not None and not foreign:
-                # from_attributes built these facts a moment ago and nothing holds them yet: set the field instead
-                # of dataclasses.replace (≈8 µs for SpanFacts' 50 fields, on every db span of a request)
-                facts.request_tenant = request_tenant
-            elif request_tenant is not None:
-                facts = replace(facts, request_tenant=request_tenant)
         metrics = self._metrics
         bucket = metrics.bucket_of(facts.tenant_id)
         if metrics.enabled:
             metrics.record_statement(facts, bucket)
-        findings = evaluate(facts, self._settings)
         detectors = self._detectors
         if detectors.active:
             findings.extend(detectors.observe(facts))
         if not findings:
-            return span
+            return span, fit
         if facts.route is None:
             route = self._routes.route_for(span, attributes)
             if route is not None:
@@ -279,16 +314,15 @@ class TenantwatchSpanProcessor(SpanProcessor):
             if repeated:
                 kept = kept + self._unsuppressed(repeated, facts)
         if not kept:
-            return span
+            return span, fit
         self._publish(span, kept, facts, bucket)
         if foreign:  # the facts we worked out travel with the copy (on_end makes the copy fit to export)
-            return enriched_copy(span, kept, attributes=attributes, extra_attributes=facts.to_attributes())
+            return enriched_copy(span, kept, attributes=attributes, extra_attributes=facts.to_attributes()), None
         # clean the original once (usually: the span itself, no copy), then add the findings already capped, so
         # on_end does not pass over the copy's attributes and events again
-        settings = self._settings
-        clean = outgoing(span, attributes, settings.max_string_length, settings.mask_statements)
+        clean = outgoing(span, attributes, settings.max_string_length, settings.mask_statements, fit=fit)
         clean_attributes = attributes if clean is span else _raw_attributes(clean)
-        return enriched_copy(clean, kept, attributes=clean_attributes, limit=settings.max_string_length)
+        return enriched_copy(clean, kept, attributes=clean_attributes, limit=settings.max_string_length), None
 
     def _publish(self, span: ReadableSpan, kept: list[Finding], facts: SpanFacts, bucket: str) -> None:
         """Count, log (through the cooldown) and hand to the listeners every kept finding."""

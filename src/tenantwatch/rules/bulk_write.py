@@ -31,6 +31,7 @@ class RowsWritten(Window):
     window of ``bulk_write`` and, on a short window, of ``rapid_write``)."""
 
     __slots__ = ("_rule", "_settings", "_sums", "_threshold", "_window")
+    writes_only = True
 
     def __init__(self, rule: Rule, settings: Settings, state: StateSettings, window: float, threshold: int) -> None:
         self._rule, self._settings = rule, settings

@@ -73,6 +73,7 @@ class _OffHoursWindow(Window):
     """Stateless: the clock alone decides."""
 
     __slots__ = ("_hours", "_rule", "_settings")
+    writes_only = True
 
     def __init__(self, rule: Rule, settings: Settings) -> None:
         own = settings.rules.off_hours_write

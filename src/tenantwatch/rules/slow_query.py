@@ -38,6 +38,7 @@ class SlowQuery(Rule):
         settings=SlowQuerySettings,
         verdict="the db span's duration (start to end)",
         needs=("duration_ms",),
+        measured=True,
     )
 
     def __call__(self, facts: SpanFacts, settings: Settings) -> tuple[Finding, ...]:
