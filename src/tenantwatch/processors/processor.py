@@ -199,16 +199,29 @@ class TenantwatchSpanProcessor(SpanProcessor):
     # --- SpanProcessor ----------------------------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        with _guard("on_start"):
+        # try/except with the guard's semantics, not two guard objects per span (every span passes here)
+        try:
             if span.kind is _SERVER:
                 self._routes.started(span)
                 claim(self)  # an ASGI middleware serving this request listens to this processor's findings
-        with _guard("the wrapped span processor's on_start"):
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("on_start", logger=logger, level=logging.ERROR)
+        try:
             self._delegate.on_start(span, parent_context=parent_context)
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("the wrapped span processor's on_start", logger=logger, level=logging.ERROR)
 
     def _on_ending(self, span: Span) -> None:
-        with _guard("the wrapped span processor's _on_ending"):
+        try:
             self._delegate._on_ending(span)
+        except DeliberateError:
+            raise
+        except Exception:
+            log_internal_error("the wrapped span processor's _on_ending", logger=logger, level=logging.ERROR)
 
     def on_end(self, span: ReadableSpan) -> None:
         # what two ``_guard`` blocks do, without building two guard objects per span (every span passes here)
