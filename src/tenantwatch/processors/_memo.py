@@ -31,7 +31,8 @@ from tenantwatch.facts import SpanFacts
 __all__ = ["DEFAULT_SIZE", "VerdictMemo"]
 
 DEFAULT_SIZE = 2048
-"""Remembered spans per processor (a few KiB each: the key holds references to the span's own values)."""
+"""Remembered spans per processor: about 2 KiB each (the key and facts keep the span's attribute values alive), so at
+most about 4 MiB."""
 
 _VOLATILE_LAST = A.DB_FETCH_DURATION
 """The attribute the instrumentation sets last on every row-returning statement, different each time, read by no
