@@ -70,13 +70,79 @@ def test_a_slow_first_span_is_remembered_for_its_other_rules() -> None:
     assert [rules_of(span) for span in pipeline.spans()] == [["slow_query"], []]
 
 
-def test_a_span_with_a_finding_is_never_remembered(pipeline: Pipeline) -> None:
+def test_a_repeated_span_with_findings_is_judged_from_memory_and_still_counted_each_time(pipeline: Pipeline) -> None:
     for _ in range(3):
         pipeline.db_span(UNFILTERED)
-    memo = _memo(pipeline)
-    assert (memo.hits, len(memo)) == (0, 0)
+    assert _memo(pipeline).hits == 2
     assert [rules_of(span) for span in pipeline.spans()] == [["missing_tenant_filter"]] * 3
-    assert len(pipeline.log_records()) >= 1
+    (point,) = [p for labels, p in pipeline.points(A.METRIC_FINDINGS) if labels[A.RULE] == "missing_tenant_filter"]
+    assert point.value == 3
+    assert len(pipeline.log_records()) == 1  # the cooldown holds the repeats, as without the memo
+
+
+class _Forgetful(VerdictMemo):
+    """A memo that never finds anything: the processor as it was before it remembered."""
+
+    def get(self, key: Any) -> Any:
+        return None
+
+
+def _run(memo: bool, rules: dict[str, Any]) -> Pipeline:
+    pipeline = build_pipeline(rules=rules)
+    if not memo:
+        pipeline.processor._memo = _Forgetful()
+    slow = 450.0
+    for facts, duration in [
+        (CLEAN, 2.0),
+        (CLEAN, 2.0),
+        (CLEAN, slow),
+        (UNFILTERED, 2.0),
+        (UNFILTERED, slow),
+        (UNFILTERED, 2.0),
+        (replace(CLEAN, tenant_values=("globex",)), 2.0),
+        (replace(CLEAN, tenant_values=("globex",)), slow),
+    ]:
+        pipeline.db_span(facts, duration_ms=duration)
+    with pipeline.tracer.start_as_current_span("GET /b", kind=SpanKind.SERVER, attributes={A.TENANT_ID: "globex"}):
+        pipeline.db_span(CLEAN)
+        pipeline.db_span(CLEAN, duration_ms=slow)
+    return pipeline
+
+
+def _exported(pipeline: Pipeline) -> list[Any]:
+    return [
+        (
+            span.name,
+            sorted((span.attributes or {}).items()),
+            [(event.name, sorted((event.attributes or {}).items())) for event in span.events],
+            span.status.status_code,
+        )
+        for span in pipeline.spans()
+    ]
+
+
+def _metric_values(pipeline: Pipeline) -> list[Any]:
+    found = []
+    for name in (A.METRIC_FINDINGS, A.METRIC_RETURNED_ROWS):
+        for labels, point in pipeline.points(name):
+            value = point.value if hasattr(point, "value") else (point.count, point.sum, tuple(point.bucket_counts))
+            found.append((name, sorted(labels.items()), value))
+    durations = sorted((sorted(labels.items()), p.count) for labels, p in pipeline.points(A.METRIC_OPERATION_DURATION))
+    return [*sorted(found, key=repr), durations]
+
+
+def test_what_leaves_the_process_is_the_same_as_without_the_memo() -> None:
+    """Spans, finding events (rule order included), metrics and log records: equal with and without memory."""
+    rules = {"slow_query": {"threshold_ms": 100}}
+    remembered, judged = _run(True, rules), _run(False, rules)
+    assert _memo(remembered).hits >= 4
+    assert _memo(judged).hits == 0
+    assert _exported(remembered) == _exported(judged)
+    assert _metric_values(remembered) == _metric_values(judged)
+    assert [str(r.log_record.body) for r in remembered.log_records()] == [
+        str(r.log_record.body) for r in judged.log_records()
+    ]
+    assert ["missing_tenant_filter", "slow_query"] in [rules_of(span) for span in remembered.spans()]
 
 
 def test_another_request_tenant_is_judged_again(pipeline: Pipeline) -> None:

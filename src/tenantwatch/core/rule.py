@@ -51,6 +51,7 @@ __all__ = [
     "per_settings",
     "register",
     "rule_by_id",
+    "rule_order",
     "rules_for",
 ]
 
@@ -284,6 +285,12 @@ def _plan_of(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, Callable[[Any], Any] 
     return tuple(
         (rule, attrgetter(*rule.meta.needs) if rule.meta.needs else None, len(rule.meta.needs) > 1) for rule in rules
     )
+
+
+@per_settings
+def rule_order(settings: Settings) -> dict[str, int]:
+    """Rule id -> its place among the enabled statement rules (the order :func:`evaluate` reports findings in)."""
+    return {rule.id: index for index, rule in enumerate(_enabled_statement_rules(settings))}
 
 
 @per_settings

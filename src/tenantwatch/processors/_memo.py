@@ -1,16 +1,16 @@
-"""Clean verdicts remembered: a db span that repeats one judged before is not read back and judged again.
+"""Verdicts remembered: a db span that repeats one judged before is not read back and judged again.
 
 A service runs the same few hundred statements over and over, from the same call sites, for the same tenant and user
 within a request, mostly returning the same number of rows: their db spans carry exactly the same attributes. The
 facts read back from a span are a function of its attributes (and of the declared tenant hierarchy), the processor
 adds the request tenant, and every statement rule except the measured ones (:attr:`RuleMeta.measured
 <tenantwatch.core.rule.RuleMeta.measured>`: the duration, which no attribute carries) is a pure function of (facts,
-settings). So for a span whose attributes and request tenant equal those of a span judged before without a finding
-from those rules, the processor takes the remembered facts with this span's duration
-(:func:`~tenantwatch.facts.with_duration`) and runs only the measured rules; whether the attributes are fit to
-export as they are (:func:`~tenantwatch.processors._outgoing.attributes_fit`) is remembered with them. Everything
-else runs as for any span: metrics, windowed detectors, findings, logs, listeners, events and status made fit to
-export.
+settings). So for a span whose attributes and request tenant equal those of a span judged before, the processor
+takes the remembered facts with this span's duration (:func:`~tenantwatch.facts.with_duration`) and the findings
+those rules gave then (:class:`~tenantwatch.core.findings.Finding` is immutable), and runs only the measured rules;
+whether the attributes are fit to export as they are (:func:`~tenantwatch.processors._outgoing.attributes_fit`) is
+remembered with them. Everything else runs as for any span: metrics, windowed detectors, suppressions, finding
+counts, logs (through the cooldown), listeners, the enriched copy, events and status made fit to export.
 
 The key is the span's attribute items in their order (the instrumentation sets them in one order per call site),
 without the fetch duration the instrumentation sets last (it changes every time and is no fact) and with the request
@@ -26,9 +26,13 @@ from typing import Any
 
 from tenantwatch import attributes as A
 from tenantwatch.context import tenant_hierarchy
+from tenantwatch.core.findings import Finding
 from tenantwatch.facts import SpanFacts
 
-__all__ = ["DEFAULT_SIZE", "VerdictMemo"]
+__all__ = ["DEFAULT_SIZE", "Remembered", "VerdictMemo"]
+
+Remembered = tuple[SpanFacts, bool, tuple[Finding, ...]]
+"""The facts of a span, whether its attributes are fit to export, and the findings of its unmeasured rules."""
 
 DEFAULT_SIZE = 2048
 """Remembered spans per processor: about 2 KiB each (the key and facts keep the span's attribute values alive), so at
@@ -40,14 +44,14 @@ rule and not a fact: left out of the key when it is the last item."""
 
 
 class VerdictMemo:
-    """Facts of clean db spans by their attributes and request tenant (see the module docstring). Thread-safe: dict
-    operations only, under the GIL; a lost race costs one more full judgement."""
+    """Facts and unmeasured findings of db spans by their attributes and request tenant (see the module docstring).
+    Thread-safe: dict operations only, under the GIL; a lost race costs one more full judgement."""
 
     __slots__ = ("_entries", "_hierarchy", "hits", "misses", "size")
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self.size = size
-        self._entries: dict[Any, tuple[SpanFacts, bool]] = {}
+        self._entries: dict[Any, Remembered] = {}
         self._hierarchy = tenant_hierarchy()
         self.hits = 0
         """Spans whose remembered facts were used (for benchmarks and tests)."""
@@ -61,9 +65,8 @@ class VerdictMemo:
             items = items[:-1]
         return (request_tenant, items)
 
-    def get(self, key: Any) -> tuple[SpanFacts, bool] | None:
-        """The facts remembered for ``key`` (their ``duration_ms`` is the first span's) and whether the attributes
-        are fit to export, or ``None``."""
+    def get(self, key: Any) -> Remembered | None:
+        """What was remembered for ``key`` (the facts' ``duration_ms`` is the first span's), or ``None``."""
         if tenant_hierarchy() != self._hierarchy:  # set_tenant_hierarchy() changed how facts are read back
             self._forget()
             return None
@@ -77,10 +80,9 @@ class VerdictMemo:
             self.hits += 1
         return found
 
-    def put(self, key: Any, facts: SpanFacts, fit: bool) -> None:
-        """Remember the facts of a span judged in full whose unmeasured rules found nothing, and whether its
-        attributes are fit to export. ``facts`` must not change afterwards (the processor hands them on as they
-        are)."""
+    def put(self, key: Any, facts: SpanFacts, fit: bool, findings: tuple[Finding, ...] = ()) -> None:
+        """Remember a span judged in full: its facts, whether its attributes are fit to export, and the findings of
+        its unmeasured rules. ``facts`` must not change afterwards (the processor hands them on as they are)."""
         if tenant_hierarchy() != self._hierarchy:
             self._forget()
             return
@@ -88,7 +90,7 @@ class VerdictMemo:
         if len(entries) >= self.size:
             entries.clear()
         with contextlib.suppress(TypeError):  # unhashable: get() never finds it either
-            entries[key] = (facts, fit)
+            entries[key] = (facts, fit, findings)
 
     def _forget(self) -> None:
         self._entries.clear()

@@ -6,10 +6,10 @@
    only ``db.statement`` / ``db.query.text``, analyzes the statement text itself (a span with ``db.system`` but no
    statement and no operation, such as a ``connect`` span, is not a statement and passes untouched);
 2. records ``db.client.operation.duration`` and ``tenantwatch.db.returned_rows``;
-3. runs the enabled rules (for a db span whose attributes repeat those of one judged clean before, only the
-   rules that read its duration: :mod:`._memo`), drops the findings a suppression matches (counting them on
-   ``tenantwatch.findings.suppressed``), and for each remaining finding counts ``tenantwatch.findings`` and emits a
-   log record;
+3. runs the enabled rules (for a db span whose attributes repeat those of one judged before, only the rules that
+   read its duration; the others' findings are remembered: :mod:`._memo`), drops the findings a suppression matches
+   (counting them on ``tenantwatch.findings.suppressed``), and for each remaining finding counts
+   ``tenantwatch.findings`` and emits a log record;
 4. forwards an enriched copy of the span (finding attributes and events) when there are findings, the span itself
    otherwise. Spans that are not db spans are forwarded untouched, except that
 5. every forwarded span leaves fit to export (:mod:`._outgoing`): strings capped at ``max_string_length``, literals
@@ -40,7 +40,7 @@ from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.handover import announce, claim
-from tenantwatch.core.rule import evaluate, evaluate_measured, measured_rule_ids
+from tenantwatch.core.rule import evaluate, evaluate_measured, measured_rule_ids, rule_order
 from tenantwatch.core.suppressions import matching_suppression
 from tenantwatch.core.windows.cooldown import Cooldown
 from tenantwatch.facts import SpanFacts, facts_for_statement, with_duration
@@ -107,10 +107,18 @@ def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     return span.attributes or {}
 
 
-def _only_measured(findings: list[Finding], settings: Settings) -> bool:
-    """Whether every finding comes from a measured rule (the others found nothing: a verdict worth remembering)."""
+def _in_rule_order(known: tuple[Finding, ...], measured: list[Finding], settings: Settings) -> list[Finding]:
+    """Remembered and measured findings in the order :func:`evaluate` gives them (rule order)."""
+    if not measured:
+        return list(known)
+    order = rule_order(settings)
+    return sorted((*known, *measured), key=lambda finding: order.get(finding.rule, len(order)))
+
+
+def _unmeasured(findings: list[Finding], settings: Settings) -> tuple[Finding, ...]:
+    """The findings of the rules whose verdict a repeat of the same span would repeat (not measured ones)."""
     measured = measured_rule_ids(settings)
-    return all(finding.rule in measured for finding in findings)
+    return tuple(finding for finding in findings if finding.rule not in measured)
 
 
 class TenantwatchSpanProcessor(SpanProcessor):
@@ -283,6 +291,8 @@ class TenantwatchSpanProcessor(SpanProcessor):
                 facts = with_duration(remembered[0], duration_ms)
                 fit = remembered[1]
                 findings = evaluate_measured(facts, settings)
+                if remembered[2]:
+                    findings = _in_rule_order(remembered[2], findings, settings)
             else:
                 facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
                 if request_tenant is not None:
@@ -291,8 +301,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
                     facts.request_tenant = request_tenant
                 findings = evaluate(facts, settings)
                 fit = attributes_fit(attributes, settings.max_string_length, settings.mask_statements)
-                if not findings or _only_measured(findings, settings):
-                    memo.put(key, facts, fit)
+                memo.put(key, facts, fit, _unmeasured(findings, settings) if findings else ())
         elif A.DB_STATEMENT in attributes or A.DB_QUERY_TEXT in attributes or A.DB_OPERATION_NAME in attributes:
             system = attributes.get(A.DB_SYSTEM_NAME, attributes.get(A.DB_SYSTEM))
             if system is not None and str(system).lower() in NOSQL_SYSTEMS:
