@@ -259,3 +259,34 @@ def test_only_measured_rules_read_the_duration(rule: Any) -> None:
     """The memo's premise: a statement rule that reads ``duration_ms`` says so (``RuleMeta.measured``), so the
     processor runs it on every span, remembered or not."""
     assert _reads_duration(rule) == rule.meta.measured
+
+
+def test_where_nothing_repeats_the_memo_steps_aside_and_tries_again_later() -> None:
+    from tenantwatch.processors import _memo
+
+    memo = VerdictMemo()
+    for index in range(_memo.PROBE):  # every span a new one: no lookup hits
+        key = memo.key({A.DB_TENANT_FILTER: "present", A.CODE_LINENO: index}, None)
+        assert memo.get(key) is None
+        memo.put(key, CLEAN, True)
+    assert memo.pauses == 1
+    assert len(memo) == 0  # forgotten: no memory held while it cannot help
+    attributes = {A.DB_TENANT_FILTER: "present", A.CODE_LINENO: -1}
+    for _ in range(_memo.PAUSE):
+        assert memo.key(attributes, None) is None  # no key built, no lookup, nothing stored
+    key = memo.key(attributes, None)
+    assert key is not None
+    memo.put(key, CLEAN, True)
+    assert memo.get(memo.key(attributes, None)) is not None
+
+
+def test_a_repeating_stream_keeps_the_memo_on() -> None:
+    from tenantwatch.processors import _memo
+
+    memo = VerdictMemo()
+    for index in range(3 * _memo.PROBE):
+        key = memo.key({A.DB_TENANT_FILTER: "present", A.CODE_LINENO: index % 100}, None)
+        if memo.get(key) is None:
+            memo.put(key, CLEAN, True)
+    assert memo.pauses == 0
+    assert memo.hits == 3 * _memo.PROBE - 100

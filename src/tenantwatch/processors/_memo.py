@@ -16,6 +16,11 @@ The key is the span's attribute items in their order (the instrumentation sets t
 without the fetch duration the instrumentation sets last (it changes every time and is no fact) and with the request
 tenant. A span with any other differing value is judged in full; one with an unhashable value is never remembered.
 Bounded: at most ``size`` entries, all forgotten when full (no eviction order to keep on the hot path).
+
+Where nothing repeats (every span another tenant, user or call site), building and storing keys is pure cost (about
+15k instructions per span): after every :data:`PROBE` lookups the memo checks its hit share, and below
+:data:`MIN_HIT_SHARE` it forgets everything and steps aside for the next :data:`PAUSE` spans (no key, no lookup), then
+tries again.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ DEFAULT_SIZE = 2048
 """Remembered spans per processor: about 2 KiB each (the key and facts keep the span's attribute values alive), so at
 most about 4 MiB."""
 
+PROBE = 1024
+"""Lookups between two checks of the memo's usefulness."""
+MIN_HIT_SHARE = 0.125
+"""The share of lookups that must hit for the memo to stay on."""
+PAUSE = 16_384
+"""Spans judged without the memo after a check it failed."""
+
 _VOLATILE_LAST = A.DB_FETCH_DURATION
 """The attribute the instrumentation sets last on every row-returning statement, different each time, read by no
 rule and not a fact: left out of the key when it is the last item."""
@@ -47,7 +59,7 @@ class VerdictMemo:
     """Facts and unmeasured findings of db spans by their attributes and request tenant (see the module docstring).
     Thread-safe: dict operations only, under the GIL; a lost race costs one more full judgement."""
 
-    __slots__ = ("_entries", "_hierarchy", "hits", "misses", "size")
+    __slots__ = ("_entries", "_hierarchy", "_paused", "_probe_hits", "_probed", "hits", "misses", "pauses", "size")
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self.size = size
@@ -57,9 +69,19 @@ class VerdictMemo:
         """Spans whose remembered facts were used (for benchmarks and tests)."""
         self.misses = 0
         """Spans judged in full that could have been remembered (key built, not found)."""
+        self.pauses = 0
+        """Times the memo stepped aside because too few lookups hit."""
+        self._paused = 0
+        """Spans still to judge without the memo."""
+        self._probed = 0
+        self._probe_hits = 0
 
     def key(self, attributes: Mapping[str, Any], request_tenant: str | None) -> Any:
-        """The key of a span: its attribute items, without a trailing fetch duration, and the request tenant."""
+        """The key of a span: its attribute items, without a trailing fetch duration, and the request tenant;
+        ``None`` while the memo steps aside."""
+        if self._paused:
+            self._paused -= 1
+            return None
         items = tuple(attributes.items())
         if items and items[-1][0] == _VOLATILE_LAST:
             items = items[:-1]
@@ -67,6 +89,8 @@ class VerdictMemo:
 
     def get(self, key: Any) -> Remembered | None:
         """What was remembered for ``key`` (the facts' ``duration_ms`` is the first span's), or ``None``."""
+        if key is None:
+            return None
         if tenant_hierarchy() != self._hierarchy:  # set_tenant_hierarchy() changed how facts are read back
             self._forget()
             return None
@@ -78,11 +102,21 @@ class VerdictMemo:
             self.misses += 1
         else:
             self.hits += 1
+            self._probe_hits += 1
+        self._probed += 1
+        if self._probed >= PROBE:
+            if self._probe_hits < MIN_HIT_SHARE * self._probed:
+                self._paused = PAUSE
+                self.pauses += 1
+                self._entries.clear()
+            self._probed = self._probe_hits = 0
         return found
 
     def put(self, key: Any, facts: SpanFacts, fit: bool, findings: tuple[Finding, ...] = ()) -> None:
         """Remember a span judged in full: its facts, whether its attributes are fit to export, and the findings of
         its unmeasured rules. ``facts`` must not change afterwards (the processor hands them on as they are)."""
+        if key is None or self._paused:
+            return
         if tenant_hierarchy() != self._hierarchy:
             self._forget()
             return
