@@ -169,9 +169,25 @@ def _worker(config: str, adapter_name: str, loops: int, batches: int, warmup: in
             "verdicts": _Counts.verdicts,
             "tenantwatch": tenantwatch.__file__,
             "sqlalchemy": sa.__version__,
+            "memo": _memo_counts(_Counts.provider),
         }
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _memo_counts(provider: Any) -> dict[str, int]:
+    """Lookups, hits and pauses of the tenantwatch processor's verdict memo (``{}`` without a tenantwatch
+    processor)."""
+    from tenantwatch.processors import TenantwatchSpanProcessor
+
+    pending = list(getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ()))
+    while pending:
+        processor = pending.pop()
+        if isinstance(processor, TenantwatchSpanProcessor):
+            memo = processor._memo
+            return {"lookups": memo.hits + memo.misses, "hits": memo.hits, "pauses": memo.pauses}
+        pending.extend(getattr(processor, "_span_processors", ()))
+    return {}
 
 
 # --- driver ----------------------------------------------------------------------------------------------------------
@@ -247,6 +263,7 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
     cpu_samples: dict[str, list[float]] = {c: [] for c in CONFIGS}
     statements: dict[str, int] = {}
     findings, verdicts = dict[str, int](), dict[str, int]()
+    memo: dict[str, int] = {}
     for round_no in range(args.rounds):
         order = CONFIGS[round_no % len(CONFIGS) :] + CONFIGS[: round_no % len(CONFIGS)]
         for config in order:
@@ -256,7 +273,7 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
                 cpu_samples[config].append(result["cpu"])
             statements[config] = result["statements_per_loop"]
             if config == "tenantwatch":
-                findings, verdicts = result["findings"], result["verdicts"]
+                findings, verdicts, memo = result["findings"], result["verdicts"], result.get("memo") or {}
                 if not set(verdicts) - {"none", "not_applicable"}:
                     raise BenchError(f"tenantwatch judged no statement against a tenant table (verdicts: {verdicts})")
             print(f"  round {round_no + 1} {config:<12} {result['value']:,.1f}", flush=True)
@@ -272,6 +289,12 @@ def _measure(args: argparse.Namespace) -> dict[str, float]:
     print(f"\nin the last tenantwatch worker (warm-up and measured loops): db spans by tenant filter verdict {seen};")
     rules = ", ".join(f"{rule}={count}" for rule, count in sorted(findings.items())) or "none"
     print(f"findings on them, by rule: {rules}")
+    if memo:
+        share = memo["hits"] / memo["lookups"] if memo["lookups"] else 0.0
+        print(
+            f"verdict memo: {memo['hits']:,} of {memo['lookups']:,} db spans judged from memory ({share:.0%}), "
+            f"{memo['pauses']} pauses"
+        )
     return per_statement
 
 
