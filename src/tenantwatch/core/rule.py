@@ -110,7 +110,7 @@ class RuleMeta:
     measured: bool = False
     """The rule reads a fact its statement's span attributes do not carry: the span's duration (``duration_ms``).
     ``False`` (every rule but those): its verdict is a function of the span's attributes, the request tenant and the
-    settings alone, which lets the span processor remember a clean verdict for a statement that repeats exactly
+    settings alone, which lets the span processor remember its verdict for a statement that repeats exactly
     (:mod:`tenantwatch.processors._memo`); a measured rule judges every statement."""
 
     def options(self) -> tuple[str, ...]:

@@ -152,8 +152,8 @@ class TenantwatchSpanProcessor(SpanProcessor):
         self._logs = FindingLogs(logger_provider, max_length=self._settings.max_string_length)
         self._routes = RouteIndex()
         self._memo = VerdictMemo()
-        """Facts of clean db spans by their attributes: a span that repeats one exactly is not judged again in full
-        (:mod:`._memo`)."""
+        """Facts and unmeasured findings of db spans by their attributes: a span that repeats one exactly is not read
+        back and judged again in full (:mod:`._memo`)."""
         self._off = self._settings.mode == "off"
         self._clock = clock or time.time
         """Wall-clock seconds for the windowed detectors and the log cooldown (injectable for tests)."""
