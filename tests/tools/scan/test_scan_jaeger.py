@@ -128,6 +128,21 @@ def test_a_trace_on_a_window_boundary_counts_once(jaeger: FakeJaeger) -> None:
     assert (spans, missing) == (2, 2)
 
 
+def test_a_long_trace_found_again_in_a_later_window_counts_once(jaeger: FakeJaeger) -> None:
+    """A trace whose spans start in the first and the third window (none in the second, which holds another
+    trace) comes back from both: it is judged once (it used to be judged again, as the second window reset the
+    memory of what was read; seen in the e2e scan of Jaeger when full windows had been halved)."""
+    long = _trace(1, BASE + 1)
+    late = dict(long["scopeSpans"][0]["spans"][0])
+    ns = int((BASE + 25) * 1e9)
+    late.update(spanId=f"{99:016x}", startTimeUnixNano=str(ns), endTimeUnixNano=str(ns + 1000))
+    long["scopeSpans"][0]["spans"].append(late)
+    jaeger.traces = [(BASE + 1, long), (BASE + 15, _trace(2, BASE + 15)), (BASE + 25, long)]
+    spans, missing, _ = _scan(JaegerSource(jaeger.url, "okr", BASE, BASE + 30, window=10))
+    assert (spans, missing) == (3, 3)
+    assert len(jaeger.queries) == 3
+
+
 def test_attribute_filters_are_sent_and_an_empty_answer_is_an_empty_source(jaeger: FakeJaeger) -> None:
     source = JaegerSource(jaeger.url, "okr", BASE, BASE + 60, {"tenantwatch.severity": "critical"}, window=3600)
     spans, _, stats = _scan(source)

@@ -4,7 +4,9 @@ Jaeger's v3 search takes a service, a start-time range (RFC 3339) and span attri
 ``query.num_traces`` whole traces as one OTLP/JSON document (``{"result": {"resourceSpans": [...]}}``); it has no
 offset paging. So the range is walked in windows of ``window`` seconds, oldest first, one request each; a window that
 comes back full (``page_size`` traces: maybe more were left out) is halved and asked again, down to a millisecond. A
-trace found in two neighbouring windows is judged once. Memory holds one page.
+trace found in several windows (a window matches a trace by any of its spans, so a long trace can come back in
+windows that are not neighbours once full windows are halved) is judged once: the ids of the traces read are kept
+until the walk has passed the end of their last span, so memory holds one page and the traces that reach past it.
 
 A window still full at a millisecond is reported as a problem (traces may be missing; raise ``--page-size``), and an
 unreachable Jaeger or an answer that is not a trace document is an :class:`~.files.InputError`.
@@ -155,7 +157,8 @@ class JaegerSource:
     def spans(self, stats: ReadStats) -> Iterator[ReadableSpan]:
         stats.bytes_total = None
         self._check_service()
-        previous: set[int] = set()
+        seen: dict[int, float] = {}
+        """Trace id -> the end (Unix seconds) of its last span, for every trace read that a later window may return."""
         page = 0
         windows = [(self.start, min(self.end, self.start + self.window))]
         cursor = windows[0][1]
@@ -187,13 +190,21 @@ class JaegerSource:
                     "(raise --page-size)",
                 )
             kept = self._matches(spans) if self.attributes else traces
+            for trace_id in [trace_id for trace_id, last in seen.items() if last < start]:
+                del seen[trace_id]  # the walk is past its last span: no later window can return it
+            fresh = traces - seen.keys()
             for span in spans:
-                if span.context is not None and span.context.trace_id not in previous:
+                if span.context is not None and span.context.trace_id in fresh:
                     if span.context.trace_id in kept:
                         yield span
                     else:
                         stats.filtered_spans += 1
-            previous = traces
+            for span in spans:
+                if span.context is not None:
+                    last = (span.end_time or span.start_time or 0) / 1e9
+                    trace_id = span.context.trace_id
+                    if last > seen.get(trace_id, float("-inf")):
+                        seen[trace_id] = last
             if not windows and cursor < self.end:
                 windows.append((cursor, min(self.end, cursor + self.window)))
                 cursor = windows[-1][1]
