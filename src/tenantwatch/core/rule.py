@@ -51,8 +51,8 @@ __all__ = [
     "per_settings",
     "register",
     "rule_by_id",
-    "rule_order",
     "rules_for",
+    "unmeasured",
 ]
 
 logger = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ def _plan_of(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, Callable[[Any], Any] 
 
 
 @per_settings
-def rule_order(settings: Settings) -> dict[str, int]:
+def _rule_order(settings: Settings) -> dict[str, int]:
     """Rule id -> its place among the enabled statement rules (the order :func:`evaluate` reports findings in)."""
     return {rule.id: index for index, rule in enumerate(_enabled_statement_rules(settings))}
 
@@ -336,10 +336,23 @@ def evaluate(facts: SpanFacts, settings: Settings) -> list[Finding]:
     return _judge(facts, settings, _plan(settings))
 
 
-def evaluate_measured(facts: SpanFacts, settings: Settings) -> list[Finding]:
-    """:func:`evaluate` with only the measured rules (:attr:`RuleMeta.measured`): for a statement whose other rules'
-    verdict is known to be clean."""
-    return _judge(facts, settings, _measured_plan(settings))
+def evaluate_measured(facts: SpanFacts, settings: Settings, known: Sequence[Finding] = ()) -> list[Finding]:
+    """:func:`evaluate` for a statement whose unmeasured rules' findings are ``known`` (those rules found them for the
+    same facts before): only the measured rules (:attr:`RuleMeta.measured`) run, and every finding comes back in the
+    order :func:`evaluate` would give it."""
+    measured = _judge(facts, settings, _measured_plan(settings))
+    if not known:
+        return measured
+    if not measured:
+        return list(known)
+    order = _rule_order(settings)
+    return sorted((*known, *measured), key=lambda finding: order.get(finding.rule, len(order)))
+
+
+def unmeasured(findings: Sequence[Finding], settings: Settings) -> tuple[Finding, ...]:
+    """The findings of unmeasured rules: what :func:`evaluate_measured` can be given as ``known`` for the same facts."""
+    measured = measured_rule_ids(settings)
+    return tuple(finding for finding in findings if finding.rule not in measured)
 
 
 def _judge(

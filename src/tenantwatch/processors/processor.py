@@ -40,7 +40,7 @@ from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.handover import announce, claim
-from tenantwatch.core.rule import evaluate, evaluate_measured, measured_rule_ids, rule_order
+from tenantwatch.core.rule import evaluate, evaluate_measured, unmeasured
 from tenantwatch.core.suppressions import matching_suppression
 from tenantwatch.core.windows.cooldown import Cooldown
 from tenantwatch.facts import SpanFacts, facts_for_statement, with_duration
@@ -105,20 +105,6 @@ def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     if isinstance(raw, dict):
         return raw
     return span.attributes or {}
-
-
-def _in_rule_order(known: tuple[Finding, ...], measured: list[Finding], settings: Settings) -> list[Finding]:
-    """Remembered and measured findings in the order :func:`evaluate` gives them (rule order)."""
-    if not measured:
-        return list(known)
-    order = rule_order(settings)
-    return sorted((*known, *measured), key=lambda finding: order.get(finding.rule, len(order)))
-
-
-def _unmeasured(findings: list[Finding], settings: Settings) -> tuple[Finding, ...]:
-    """The findings of the rules whose verdict a repeat of the same span would repeat (not measured ones)."""
-    measured = measured_rule_ids(settings)
-    return tuple(finding for finding in findings if finding.rule not in measured)
 
 
 class TenantwatchSpanProcessor(SpanProcessor):
@@ -290,9 +276,7 @@ class TenantwatchSpanProcessor(SpanProcessor):
             if remembered is not None:
                 facts = with_duration(remembered[0], duration_ms)
                 fit = remembered[1]
-                findings = evaluate_measured(facts, settings)
-                if remembered[2]:
-                    findings = _in_rule_order(remembered[2], findings, settings)
+                findings = evaluate_measured(facts, settings, remembered[2])
             else:
                 facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
                 if request_tenant is not None:
@@ -301,7 +285,8 @@ class TenantwatchSpanProcessor(SpanProcessor):
                     facts.request_tenant = request_tenant
                 findings = evaluate(facts, settings)
                 fit = attributes_fit(attributes, settings.max_string_length, settings.mask_statements)
-                memo.put(key, facts, fit, _unmeasured(findings, settings) if findings else ())
+                if key is not None:
+                    memo.put(key, facts, fit, unmeasured(findings, settings) if findings else ())
         elif A.DB_STATEMENT in attributes or A.DB_QUERY_TEXT in attributes or A.DB_OPERATION_NAME in attributes:
             system = attributes.get(A.DB_SYSTEM_NAME, attributes.get(A.DB_SYSTEM))
             if system is not None and str(system).lower() in NOSQL_SYSTEMS:
