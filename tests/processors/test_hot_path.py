@@ -107,7 +107,7 @@ def test_direct_and_public_paths_export_the_same_points(temporality: Aggregation
             facts = replace(variants[(index + collection) % len(variants)], duration_ms=duration)
             for metrics in (direct, public):
                 bucket = metrics.tenant_bucket(facts.tenant_id)
-                metrics.record_statement(facts, bucket)
+                metrics.record_statement(facts, bucket, facts.duration_ms)
         expected_data, direct_data = _collect(public_reader), _collect(direct_reader)  # one collection each
         for name in (A.METRIC_OPERATION_DURATION, A.METRIC_RETURNED_ROWS):
             expected = {k: _summary(p) for k, p in expected_data[name].items()}
@@ -136,7 +136,7 @@ def test_a_view_that_drops_attributes_keeps_the_public_path(counted_sdk_calls: d
     )
     metrics = ProcessorMetrics(provider, tenant_label_cap=10)
     for duration in _DURATIONS_MS:
-        metrics.record_statement(replace(CLEAN, duration_ms=duration), "acme")
+        metrics.record_statement(CLEAN, "acme", duration)
     points = _points(reader, A.METRIC_OPERATION_DURATION)
     assert list(points) == [()]
     assert next(iter(points.values())).count == len(_DURATIONS_MS)
@@ -276,7 +276,7 @@ def test_no_exemplar_work_when_the_filter_cannot_sample(exemplar_filter: str, mo
         MeterProvider(metric_readers=[reader], exemplar_filter=filter_class()), tenant_label_cap=10
     )
     for duration in _DURATIONS_MS:
-        metrics.record_statement(replace(CLEAN, duration_ms=duration), "acme")
+        metrics.record_statement(CLEAN, "acme", duration)
     assert asked == [0.0004, 3]  # the first span's two records (public path); none after
     (point,) = _points(reader, A.METRIC_OPERATION_DURATION).values()
     assert point.count == len(_DURATIONS_MS)

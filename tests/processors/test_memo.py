@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 from dataclasses import fields, replace
 from typing import Any
 
@@ -14,8 +15,9 @@ from opentelemetry.trace import SpanKind
 from processor_support import CLEAN, UNFILTERED, Pipeline, build_pipeline, findings_of, rules_of
 
 from tenantwatch import attributes as A
+from tenantwatch.config import Settings
 from tenantwatch.context import set_tenant_hierarchy
-from tenantwatch.core.rule import rules_for
+from tenantwatch.core.rule import Rule, measured_quiet_up_to, rules_for
 from tenantwatch.facts import SpanFacts, with_duration
 from tenantwatch.processors._memo import VerdictMemo
 
@@ -68,6 +70,29 @@ def test_a_slow_first_span_is_remembered_for_its_other_rules() -> None:
     pipeline.db_span(CLEAN, duration_ms=2.0)
     assert _memo(pipeline).hits == 1
     assert [rules_of(span) for span in pipeline.spans()] == [["slow_query"], []]
+
+
+def test_a_fast_clean_repeat_is_recorded_with_its_own_duration(pipeline: Pipeline) -> None:
+    """Below every measured rule's threshold a clean repeat is not copied, and the metrics still get its duration."""
+    for duration in (2.0, 3.0, 4.0):
+        pipeline.db_span(CLEAN, duration_ms=duration)
+    assert _memo(pipeline).hits == 2
+    (point,) = [p for _, p in pipeline.points(A.METRIC_OPERATION_DURATION)]
+    assert (point.count, point.sum) == (3, pytest.approx(0.009))
+    assert (point.min, point.max) == (pytest.approx(0.002), pytest.approx(0.004))
+
+
+def test_a_windowed_finding_on_a_fast_repeat_carries_the_spans_own_duration() -> None:
+    """A clean write judged from memory that a window then flags is published with this span's facts."""
+    pipeline = build_pipeline(rules={"rapid_write": {"threshold": 3}})
+    seen: list[tuple[str, float | None]] = []
+    pipeline.processor.add_finding_listener(lambda finding, facts, span: seen.append((finding.rule, facts.duration_ms)))
+    write = replace(CLEAN, operation="INSERT", returned_rows=1, written_tenant_values=("acme",), tenant_values=())
+    for duration in (2.0, 3.0, 4.0, 5.0):
+        pipeline.db_span(write, duration_ms=duration, statement="INSERT INTO objectives (organization_id) VALUES (:t)")
+    assert _memo(pipeline).hits == 3
+    assert [rules_of(span) for span in pipeline.spans()] == [[], [], [], ["rapid_write"]]
+    assert seen == [("rapid_write", pytest.approx(5.0))]
 
 
 def test_a_repeated_span_with_findings_is_judged_from_memory_and_still_counted_each_time(pipeline: Pipeline) -> None:
@@ -259,6 +284,19 @@ def test_only_measured_rules_read_the_duration(rule: Any) -> None:
     """The memo's premise: a statement rule that reads ``duration_ms`` says so (``RuleMeta.measured``), so the
     processor runs it on every span, remembered or not."""
     assert _reads_duration(rule) == rule.meta.measured
+
+
+@pytest.mark.parametrize("rule", (*rules_for("stream"), *rules_for("findings")), ids=lambda rule: rule.id)
+def test_windowed_rules_do_not_read_the_duration(rule: Any) -> None:
+    """The windows see a fast clean repeat's remembered facts, which carry the first span's duration."""
+    assert not _reads_duration(rule)
+
+
+def test_measured_rules_say_how_fast_a_statement_is_quiet() -> None:
+    assert measured_quiet_up_to(Settings()) == 500.0
+    assert measured_quiet_up_to(Settings.model_validate({"rules": {"slow_query": {"threshold_ms": 80}}})) == 80.0
+    assert measured_quiet_up_to(Settings.model_validate({"rules": {"slow_query": {"enabled": False}}})) == math.inf
+    assert Rule().quiet_up_to(Settings()) == -math.inf  # a measured rule that does not say: judged every time
 
 
 def test_where_nothing_repeats_the_memo_steps_aside_and_tries_again_later() -> None:

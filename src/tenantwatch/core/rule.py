@@ -22,6 +22,7 @@ Rules are pure functions of (facts, settings, and for windows their own bounded 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
@@ -47,6 +48,7 @@ __all__ = [
     "enabled_rules",
     "evaluate",
     "evaluate_measured",
+    "measured_quiet_up_to",
     "measured_rule_ids",
     "per_settings",
     "register",
@@ -170,6 +172,13 @@ class Rule:
         """Stages ``stream`` / ``findings``: fresh bounded state for ``settings``."""
         return Window()
 
+    def quiet_up_to(self, settings: Settings) -> float:
+        """A measured rule (:attr:`RuleMeta.measured`): the longest duration in milliseconds at which it finds nothing,
+        whatever the other facts (``-inf``, the default: it may fire at any duration). Lets the span processor skip
+        the measured rules, and the copy of remembered facts they would read, for a repeated statement that ran
+        faster than that (:func:`measured_quiet_up_to`)."""
+        return -math.inf
+
     def __str__(self) -> str:
         return f"{self.id}: {self.summary}"
 
@@ -291,6 +300,13 @@ def _plan_of(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, Callable[[Any], Any] 
 def _rule_order(settings: Settings) -> dict[str, int]:
     """Rule id -> its place among the enabled statement rules (the order :func:`evaluate` reports findings in)."""
     return {rule.id: index for index, rule in enumerate(_enabled_statement_rules(settings))}
+
+
+@per_settings
+def measured_quiet_up_to(settings: Settings) -> float:
+    """The longest duration (ms) at which no enabled measured rule can fire (:meth:`Rule.quiet_up_to`; ``inf`` when
+    none is enabled): a statement whose other rules' verdict is known and that took no longer needs no judging."""
+    return min((rule.quiet_up_to(settings) for rule, _needed, _several in _measured_plan(settings)), default=math.inf)
 
 
 @per_settings

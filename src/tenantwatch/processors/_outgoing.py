@@ -27,7 +27,7 @@ from tenantwatch import attributes as A
 from tenantwatch.processors._enriched import EnrichedSpan
 from tenantwatch.redaction import cap, cap_attributes, looks_like_db_error, mask_statement, scrub_db_error
 
-__all__ = ["attributes_fit", "outgoing"]
+__all__ = ["attributes_fit", "bare", "outgoing"]
 
 _EXCEPTION_EVENT = "exception"
 _EXCEPTION_TEXT = ("exception.message", "exception.stacktrace")
@@ -82,6 +82,11 @@ def _has_events(span: ReadableSpan) -> bool:
         return len(raw) > 0 if raw is not None else bool(span.events)
     except TypeError:
         return bool(span.events)
+
+
+def bare(span: ReadableSpan) -> bool:
+    """Whether the span has neither events nor a status description: then only its attributes can need cleaning."""
+    return not _has_events(span) and not span.status.description
 
 
 def _has_literal_statement(attributes: Mapping[str, Any]) -> bool:

@@ -98,8 +98,8 @@ class ProcessorMetrics:
         self._finding_label_sets: dict[tuple[str, str, str | None, str | None, str], Callable[[float], None]] = {}
         """Per finding label set: its ``tenantwatch.findings`` recorder."""
 
-    def record_statement(self, facts: SpanFacts, bucket: str) -> None:
-        """Duration and row count of one db span."""
+    def record_statement(self, facts: SpanFacts, bucket: str, duration_ms: float | None) -> None:
+        """Duration (the span's, which remembered facts do not carry) and row count of one db span."""
         key = (bucket, facts.system, facts.operation, facts.main_table)
         recorders = self._statement_label_sets.get(key)
         if recorders is None:  # label values never change once given (see bucket_of), so each set is built once
@@ -110,7 +110,6 @@ class ProcessorMetrics:
                 self._duration_recorder.bind(labels),
                 self._rows_recorder.bind(labels),
             )
-        duration_ms = facts.duration_ms
         if duration_ms is not None and duration_ms >= 0:
             recorders[0](duration_ms / 1000.0)
         rows = facts.returned_rows

@@ -40,14 +40,14 @@ from tenantwatch.context import TenantContext, current_context
 from tenantwatch.core.findings import Finding
 from tenantwatch.core.guard import DeliberateError, guard, log_internal_error
 from tenantwatch.core.handover import announce, claim
-from tenantwatch.core.rule import evaluate, evaluate_measured, unmeasured
+from tenantwatch.core.rule import evaluate, evaluate_measured, measured_quiet_up_to, unmeasured
 from tenantwatch.core.suppressions import matching_suppression
 from tenantwatch.core.windows.cooldown import Cooldown
 from tenantwatch.facts import SpanFacts, facts_for_statement, with_duration
 from tenantwatch.processors._enriched import EnrichedSpan, enriched_copy
 from tenantwatch.processors._logs import FindingLogs
 from tenantwatch.processors._memo import VerdictMemo
-from tenantwatch.processors._outgoing import attributes_fit, outgoing
+from tenantwatch.processors._outgoing import attributes_fit, bare, outgoing
 from tenantwatch.processors._routes import RouteIndex
 from tenantwatch.processors.detectors import Detectors
 from tenantwatch.processors.metrics import ProcessorMetrics
@@ -141,6 +141,8 @@ class TenantwatchSpanProcessor(SpanProcessor):
         """Facts and unmeasured findings of db spans by their attributes: a span that repeats one exactly is not read
         back and judged again in full (:mod:`._memo`)."""
         self._off = self._settings.mode == "off"
+        self._quiet_up_to = measured_quiet_up_to(self._settings)
+        """A remembered clean span that took no longer than this (ms) is clean again: no measured rule can fire."""
         self._clock = clock or time.time
         """Wall-clock seconds for the windowed detectors and the log cooldown (injectable for tests)."""
         self._detectors = Detectors(self._settings, self._clock)
@@ -222,7 +224,9 @@ class TenantwatchSpanProcessor(SpanProcessor):
         forwarded = span
         try:
             forwarded, fit = self._judge(span)
-            if not self._off and not (type(forwarded) is EnrichedSpan and forwarded.fit_to_export):
+            if fit is True and forwarded is span and bare(span):
+                pass  # the common case: the span itself, its attributes known to be fit, nothing else to clean
+            elif not self._off and not (type(forwarded) is EnrichedSpan and forwarded.fit_to_export):
                 forwarded = outgoing(
                     forwarded,
                     _raw_attributes(forwarded),
@@ -267,6 +271,9 @@ class TenantwatchSpanProcessor(SpanProcessor):
         duration_ms = (end - start) / 1e6 if start is not None and end is not None else None
         foreign = False
         fit: bool | None = None
+        # stale: facts remembered with the first span's duration; only the windowed detectors, which do not read
+        # it, see them so (the metrics get this span's duration), anything that publishes them gets a copy
+        stale = False
         settings = self._settings
         if A.DB_TENANT_FILTER in attributes:  # tenantwatch's own facts: a span that repeats is judged from memory
             request_tenant = self._routes.tenant_for(span) if attributes.get(A.DB_TENANT_TABLES) else None
@@ -274,9 +281,13 @@ class TenantwatchSpanProcessor(SpanProcessor):
             key = memo.key(attributes, request_tenant)
             remembered = memo.get(key)
             if remembered is not None:
-                facts = with_duration(remembered[0], duration_ms)
-                fit = remembered[1]
-                findings = evaluate_measured(facts, settings, remembered[2])
+                facts, fit, known = remembered
+                if known or duration_ms is None or duration_ms > self._quiet_up_to:
+                    facts = with_duration(facts, duration_ms)
+                    findings = evaluate_measured(facts, settings, known)
+                else:  # clean before and too fast for any measured rule: clean now, no copy needed yet
+                    stale = True
+                    findings = []
             else:
                 facts = SpanFacts.from_attributes(attributes, duration_ms=duration_ms)
                 if request_tenant is not None:
@@ -305,12 +316,14 @@ class TenantwatchSpanProcessor(SpanProcessor):
         metrics = self._metrics
         bucket = metrics.bucket_of(facts.tenant_id)
         if metrics.enabled:
-            metrics.record_statement(facts, bucket)
+            metrics.record_statement(facts, bucket, duration_ms)
         detectors = self._detectors
         if detectors.active:
             findings.extend(detectors.observe(facts))
         if not findings:
             return span, fit
+        if stale:
+            facts = with_duration(facts, duration_ms)
         if facts.route is None:
             route = self._routes.route_for(span, attributes)
             if route is not None:

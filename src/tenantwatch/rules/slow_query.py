@@ -53,5 +53,8 @@ class SlowQuery(Rule):
         message = f"{facts.operation or 'statement'}{target} took {duration:.0f} ms (threshold {threshold:g} ms)"
         return (self.finding(facts, settings, message, table=table),)
 
+    def quiet_up_to(self, settings: Settings) -> float:
+        return settings.rules.slow_query.threshold_ms  # fires only above it
+
 
 RULE = SlowQuery()
