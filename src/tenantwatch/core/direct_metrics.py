@@ -201,7 +201,9 @@ class _Bound:
                 now = time_ns()
                 sample = self._filter.should_sample(value, now, self._labels, context)
         for aggregation, bounds in self._targets:
-            with aggregation._lock:
+            lock = aggregation._lock
+            lock.acquire()  # acquire/try/finally: what ``with`` does, at half its cost (two records per statement)
+            try:
                 if bounds is None:  # a sum
                     current = aggregation._value
                     aggregation._value = value if current is None else current + value
@@ -216,6 +218,8 @@ class _Bound:
                         if value > aggregation._max:  # noqa: PLR1730 - hot path: cheaper than a max() call
                             aggregation._max = value
                     counts[bisect_left(bounds, value)] += 1
+            finally:
+                lock.release()
             if sample:
                 aggregation._reservoir.offer(value, now, self._labels, context)
 

@@ -208,15 +208,23 @@ def set_span_attributes(span: Any, attributes: _AttributeMap) -> None:
         sdk_span: Any = span  # the SDK's private attribute store, checked by _sdk_span_type() at import
         bounded = sdk_span._attributes
         if bounded.max_value_len is None:
-            with sdk_span._lock:
+            # acquire/try/finally: what ``with`` does, at half its cost (every statement)
+            span_lock, store_lock = sdk_span._lock, bounded._lock
+            span_lock.acquire()
+            try:
                 if sdk_span._end_time is None and not bounded._immutable:
-                    with bounded._lock:
+                    store_lock.acquire()
+                    try:
                         store = bounded._dict
                         if not store.keys().isdisjoint(attributes):
                             attributes = _not_replacing(store, attributes)
                         if bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen:
                             store.update(attributes)
                             return
+                    finally:
+                        store_lock.release()
+            finally:
+                span_lock.release()
     present = getattr(span, "attributes", None)
     if present and isinstance(present, Mapping) and not present.keys().isdisjoint(attributes):
         attributes = _not_replacing(present, attributes)

@@ -62,9 +62,13 @@ class Detectors:
             return []
         now = self._clock()
         found: list[Finding] = []
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # acquire/try/finally: what ``with`` does, at half its cost (every judged statement)
+        try:
             for window in windows:
                 found.extend(window.observe(facts, now))
+        finally:
+            lock.release()
         return found
 
     def after(self, kept: Sequence[Finding], facts: SpanFacts) -> list[Finding]:
