@@ -22,10 +22,14 @@ Workloads (a small ORM-sized ``SELECT`` by primary key and tenant filter, one ro
 * ``core``: one connection, ``conn.execute(select(items)...).all()``: the smallest possible statement, the
   harshest ratio.
 
-Rounds are interleaved (every round runs every configuration once, in a rotated order) and each subprocess reports
-its fastest timed batch after a warm-up (interference on a shared machine only ever adds time); the figure per
-configuration is the median over rounds. On a noisy machine, ``--instructions`` counts CPU instructions per query
-under valgrind instead. A count is not exact: one worker process's total moves by 10-40 million instructions
+Timing takes turns: one warmed-up subprocess per configuration, all alive at once, each running one batch of
+``--queries`` queries when its turn comes while the others wait (``--rounds x --batches`` turns, the order rotated
+every turn). A drift in the machine's speed between two configurations measured one after the other (a neighbour on
+a shared VM, frequency scaling) once moved a ratio by 15-60 %; batches a fraction of a second apart see the same
+machine, so the ratio is taken turn by turn (tenantwatch's batch over OTel's of the same turn) and the median of
+those is reported, with its quartiles. On a machine too noisy even for that, ``--instructions`` counts CPU
+instructions per query under valgrind instead (one worker run per configuration and round). A count is not exact:
+one worker process's total moves by 10-40 million instructions
 between runs of the same code, with or without address-space randomization (the source is not found; the export
 thread's timing under valgrind is one candidate), so use ``--queries 2000`` (about ±15k instructions per query:
 ±0.01 on the ORM ratios, ±0.02 on Core) and read a ratio that close to its target as undecided. Instructions weigh
@@ -45,6 +49,7 @@ Targets (issue 13), each printed with met/missed, and again in one summary at th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -126,7 +131,9 @@ def _instrument(config: str) -> Callable[[], Any]:
     return contextlib.nullcontext
 
 
-def _worker(config: str, url: str, workload: str, queries: int, batches: int, warmup: int) -> dict[str, Any]:
+def _worker(
+    config: str, url: str, workload: str, queries: int, batches: int, warmup: int, serve: bool = False
+) -> dict[str, Any]:
     around = _instrument(config)  # before create_engine: OTel patches it
 
     import sqlalchemy as sa
@@ -178,14 +185,25 @@ def _worker(config: str, url: str, workload: str, queries: int, batches: int, wa
             for i in range(queries):
                 with around():
                     run(ids[i % len(ids)])
-        for _ in range(batches):
+
+        def batch() -> float:
             start = time.perf_counter()
             for i in range(queries):
                 with around():
                     got = run(ids[i % len(ids)])
-            per_query_us.append((time.perf_counter() - start) / queries * 1e6)
+            elapsed = (time.perf_counter() - start) / queries * 1e6
             if got != 1:
                 raise SystemExit(f"expected one row, got {got}")
+            return elapsed
+
+        if serve:  # paired timing: one batch per line the driver sends, while the other configurations wait
+            print(json.dumps({"ready": config}), flush=True)
+            for line in sys.stdin:
+                if line.strip() != "batch":
+                    break
+                print(json.dumps({"us": batch()}), flush=True)
+        for _ in range(batches):
+            per_query_us.append(batch())
     if conn is not None:
         conn.close()
     # The least disturbed batch: on a shared machine, interference only ever adds time.
@@ -225,13 +243,66 @@ def _run_worker(config: str, url: str, workload: str, args: argparse.Namespace) 
     return float(json.loads(done.stdout.strip().splitlines()[-1])["us"])
 
 
-def _worker_command(config: str, url: str, workload: str, queries: int, batches: int, warmup: int) -> list[str]:
+def _worker_command(
+    config: str, url: str, workload: str, queries: int, batches: int, warmup: int, serve: bool = False
+) -> list[str]:
     return [
         sys.executable,
         __file__,
         *("--worker", config, "--url", url, "--workload", workload),
         *("--queries", str(queries), "--batches", str(batches), "--warmup", str(warmup)),
+        *(("--serve",) if serve else ()),
     ]
+
+
+def _paired(url: str, workload: str, configs: Sequence[str], args: argparse.Namespace) -> dict[str, list[float]]:
+    """Per-query microseconds of every timed batch of every configuration, the configurations taking turns batch by
+    batch (``rounds x batches`` turns, the order rotated each turn): one warmed-up process per configuration, all
+    alive at once, only one running at a time. Batch ``k`` of every configuration ran within the same fraction of a
+    second, so a drift in the machine's speed (a neighbour, frequency scaling) moves all of them alike and the
+    ratios taken turn by turn cancel it."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    workers: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for config in configs:
+            workers[config] = subprocess.Popen(
+                _worker_command(config, url, workload, args.queries, 0, args.warmup, serve=True),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        for config, worker in workers.items():
+            _reply(worker, config, workload)  # {"ready": ...}: set up and warmed up
+        samples: dict[str, list[float]] = {c: [] for c in configs}
+        for turn in range(args.rounds * args.batches):
+            shift = turn % len(configs)
+            for config in [*configs[shift:], *configs[:shift]]:
+                worker = workers[config]
+                assert worker.stdin is not None
+                worker.stdin.write("batch\n")
+                worker.stdin.flush()
+                samples[config].append(float(_reply(worker, config, workload)["us"]))
+        return samples
+    finally:
+        for worker in workers.values():
+            with contextlib.suppress(OSError, ValueError):
+                assert worker.stdin is not None
+                worker.stdin.close()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def _reply(worker: subprocess.Popen[str], config: str, workload: str) -> dict[str, Any]:
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if not line:
+        raise SystemExit(f"worker {config}/{workload} exited (code {worker.wait()}) before answering")
+    reply: dict[str, Any] = json.loads(line)
+    return reply
 
 
 def _instructions(config: str, url: str, workload: str, args: argparse.Namespace) -> float:
@@ -261,15 +332,26 @@ def _measure(backend: str, url: str, args: argparse.Namespace) -> dict[str, dict
     configs: tuple[str, ...] = tuple(args.configs)
     for workload in args.workloads:
         samples: dict[str, list[float]] = {c: [] for c in configs}
-        for round_no in range(args.rounds):
-            order = configs[round_no % len(configs) :] + configs[: round_no % len(configs)]
-            for config in order:
-                measure = _instructions if args.instructions else _run_worker
-                samples[config].append(measure(config, url, workload, args))
-        results[workload] = {c: statistics.median(v) for c, v in samples.items()}
-        # Instructions -> microseconds: the rate OTel alone runs at here (timed once, outside valgrind).
-        rate = results[workload]["otel"] / _run_worker("otel", url, workload, args) if args.instructions else 1.0
-        _report(backend, workload, results[workload], samples, "instructions" if args.instructions else "us", rate)
+        if args.instructions:
+            for round_no in range(args.rounds):
+                order = configs[round_no % len(configs) :] + configs[: round_no % len(configs)]
+                for config in order:
+                    samples[config].append(_instructions(config, url, workload, args))
+        else:
+            samples = _paired(url, workload, configs, args)
+        results[workload] = per_query = {c: statistics.median(v) for c, v in samples.items()}
+        if args.instructions:
+            # Instructions -> microseconds: the rate OTel alone runs at here (timed once, outside valgrind).
+            rate = per_query["otel"] / _run_worker("otel", url, workload, args)
+            ratio, share = per_query["tenantwatch"] / per_query["otel"], per_query["tenantwatch"] - per_query["otel"]
+        else:  # turn by turn: the two batches of a turn ran next to each other
+            rate = 1.0
+            turns = list(zip(samples["tenantwatch"], samples["otel"], strict=True))
+            ratio = statistics.median(ours / otel for ours, otel in turns)
+            share = statistics.median(ours - otel for ours, otel in turns)
+        _report(
+            backend, workload, per_query, samples, "instructions" if args.instructions else "us", rate, ratio, share
+        )
     return results
 
 
@@ -280,7 +362,11 @@ def _report(
     samples: dict[str, list[float]],
     unit: str,
     per_us: float,
+    ratio: float,
+    share: float,
 ) -> None:
+    """Print one workload's figures and its targets. ``ratio`` and ``share``: (otel + tenantwatch) / (otel alone)
+    and their difference per query (timed: the medians of the turns' own ratios and differences)."""
     otel, ours, listeners = (per_query[c] for c in REQUIRED)
     base = per_query.get("none")
     sentry = per_query.get("sentry")
@@ -289,17 +375,23 @@ def _report(
     def n(value: float, sign: str = "") -> str:
         return f"{value:{sign},.{digits}f} {unit}"
 
-    print(f"\n{backend} / {workload}: per query, median of rounds (spread over rounds)")
+    what = "rounds" if unit == "instructions" else "batches, configurations taking turns"
+    print(f"\n{backend} / {workload}: per query, median of {what} (spread)")
     for config, value in per_query.items():
         spread = f"{min(samples[config]):,.{digits}f}-{max(samples[config]):,.{digits}f}"
         print(f"  {config:<12} {n(value):>22}   ({spread})")
-    ratio = ours / otel
+    if unit != "instructions":
+        turns = [ours / otel for ours, otel in zip(samples["tenantwatch"], samples["otel"], strict=True)]
+        quartiles = statistics.quantiles(turns, n=4) if len(turns) > 1 else [turns[0]] * 3
+        print(
+            f"  (otel + tenantwatch) / (otel alone) per turn: median {ratio:.3f}, quartiles {quartiles[0]:.3f}-"
+            f"{quartiles[2]:.3f}, {len(turns)} turns"
+        )
     target = TARGETS[backend, workload]
     _verdict(
         f"{backend} {workload}: (otel + tenantwatch) / (otel alone) = {ratio:.3f}, target <= {target:.2f}",
         ratio <= target,
     )
-    share = ours - otel
     share_us = share / per_us
     estimated = f" (~{share_us:.1f} us at {per_us:,.0f} instructions/us)" if unit == "instructions" else ""
     _verdict(
@@ -357,10 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.url, args.workload, args.queries, args.batches, args.warmup)))
+        found = _worker(args.worker, args.url, args.workload, args.queries, args.batches, args.warmup, args.serve)
+        print(json.dumps(found))
         return 0
 
     if not (args.sqlite or args.postgres_url or args.start_postgres):
@@ -372,7 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.instructions:
         print(f"instructions per query (valgrind), {args.rounds} rounds x {args.queries} queries")
     else:
-        print(f"{args.rounds} rounds x {args.batches} batches x {args.queries} queries per configuration and workload")
+        print(
+            f"{args.rounds * args.batches} turns of {args.queries} queries per configuration and workload, the"
+            " configurations taking turns batch by batch (one warmed-up process each)"
+        )
     if args.sqlite:
         _measure("sqlite", "sqlite://", args)
     server = None
