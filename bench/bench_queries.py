@@ -27,14 +27,15 @@ Timing takes turns: one warmed-up subprocess per configuration, all alive at onc
 every turn). A drift in the machine's speed between two configurations measured one after the other (a neighbour on
 a shared VM, frequency scaling) once moved a ratio by 15-60 %; batches a fraction of a second apart see the same
 machine, so the ratio is taken turn by turn (tenantwatch's batch over OTel's of the same turn) and the median of
-those is reported, with its quartiles. On a machine too noisy even for that, ``--instructions`` counts CPU
-instructions per query under valgrind instead (one worker run per configuration and round). A count is not exact:
-one worker process's total moves by 10-40 million instructions
-between runs of the same code, with or without address-space randomization (the source is not found; the export
-thread's timing under valgrind is one candidate), so use ``--queries 2000`` (about ±15k instructions per query:
-±0.01 on the ORM ratios, ±0.02 on Core) and read a ratio that close to its target as undecided. Instructions weigh
-work done in Python against the same work done in Python, so their ratios track CPU time; they leave out the time
-spent waiting for PostgreSQL, so the wall-time ratios on PostgreSQL are smaller.
+those is reported, with its quartiles (on the shared 2-core VM of issue 13's fifth round they still spanned
+1.04-1.32 on SQLite ORM: read the quartiles before the median). On a machine too noisy for that, ``--instructions``
+counts CPU instructions per query under valgrind instead (one worker run per configuration and round). A count is
+not exact: one worker process's total moves by 10-40 million instructions between runs of the same code, with or
+without address-space randomization (the source is not found; the export thread's timing under valgrind is one
+candidate), so use ``--queries 2000`` (about ±15k instructions per query: ±0.01 on the ORM ratios, ±0.02 on Core)
+and read a ratio that close to its target as undecided. Instructions weigh work done in Python against the same work
+done in Python, so their ratios track CPU time; they leave out the time spent waiting for PostgreSQL, so the wall-
+time ratios on PostgreSQL are smaller.
 Targets (issue 13), each printed with met/missed, and again in one summary at the end of the run:
 
 * (otel + tenantwatch) / (otel alone) <= 1.05 on PostgreSQL ORM and Core, <= 1.15 on SQLite ORM, <= 1.25 on SQLite
